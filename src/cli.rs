@@ -1,0 +1,223 @@
+//! Command-line definitions (clap derive) and nothing else: parsing turns provider names
+//! into [`ProviderKind`]s here, so no provider name travels further as a string.
+
+use std::time::Duration;
+
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::parse_seconds;
+use crate::providers::{self, ProviderKind};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 password fails policy, 4 configuration,
+5 API credentials rejected, 6 not found, 7 transient (nothing changed, safe to retry),
+8 keyring unusable (nothing sent), 9 new password not confirmed in the keyring (see message).
+
+Passwords are never taken as arguments: they come from standard input or are generated.";
+
+/// Rotate SIP passwords at Telepath, Exotel and Vobiz and keep every new secret in the
+/// OS keyring.
+#[derive(Debug, Parser)]
+#[command(name = "siprot", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rotate one credential's SIP password and store the new one in the keyring
+    #[command(after_help = ROTATE_EXAMPLES)]
+    Rotate(RotateArgs),
+    /// Enable a credential (providers that support it: vobiz)
+    Enable(ToggleArgs),
+    /// Disable a credential without deleting it (providers that support it: vobiz)
+    Disable(ToggleArgs),
+    /// Check a password read from standard input against a provider's policy
+    #[command(after_help = CHECK_EXAMPLES)]
+    CheckPassword(CheckPasswordArgs),
+    /// Print one new password that passes a provider's policy
+    Generate(GenerateArgs),
+    /// Read secrets stored by siprot
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+const ROTATE_EXAMPLES: &str = "\
+Examples:
+  siprot rotate --provider telepath conn_abc123xyz
+  siprot rotate --provider exotel 3f2a9c1e-user-uuid --device dev_01 --json
+  siprot rotate --provider vobiz aabbccdd-1234-5678-90ab-cdef12345678 --description 'Q3 rotation'
+  generate-password | siprot rotate --provider vobiz CRED_ID --password-stdin
+  siprot rotate --provider exotel USER_UUID --device DEV --dry-run";
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  siprot check-password --provider exotel       (type the password; it is not echoed)
+  printf %s \"$candidate\" | siprot check-password --provider vobiz --json
+
+One trailing newline (LF or CRLF) is removed; any other control character fails the policy.";
+
+/// Which provider, parsed from its name.
+#[derive(Debug, Args)]
+pub struct ProviderArg {
+    /// The provider
+    #[arg(long, short = 'p')]
+    pub provider: ProviderKind,
+}
+
+/// How to reach the provider.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Provider API base URL (overrides SIPROT_<PROVIDER>_BASE_URL and the default)
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Seconds allowed for the whole HTTP exchange
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// Seconds allowed to connect (TCP and TLS)
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub provider: ProviderArg,
+    /// The credential: telepath trunk id, exotel user uuid, or vobiz credential id
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The device id (exotel)
+    #[arg(long, value_name = "DEVICE_ID")]
+    pub device: Option<String>,
+    /// Description stored with the credential (vobiz; default "Rotated by siprot on <UTC date>")
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Use the password read from standard input instead of generating one (exotel, vobiz)
+    #[arg(long, conflicts_with = "length")]
+    pub password_stdin: bool,
+    /// Length of the generated password (default: the provider's default, >= 128 bits)
+    #[arg(long, value_name = "N")]
+    pub length: Option<usize>,
+    /// Check configuration and keyring access and print the plan; send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the new password (the only way a password reaches standard output)
+    #[arg(long)]
+    pub show_password: bool,
+    /// Seconds allowed for each keyring call
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub keyring_timeout: Duration,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ToggleArgs {
+    #[command(flatten)]
+    pub provider: ProviderArg,
+    /// The credential id
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The device id (providers that address devices)
+    #[arg(long, value_name = "DEVICE_ID")]
+    pub device: Option<String>,
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckPasswordArgs {
+    /// The policy to check against (default: siprot's generic strong policy)
+    #[arg(long, short = 'p')]
+    pub provider: Option<ProviderKind>,
+    /// Read the password from standard input (the only source; `-` may be given for clarity)
+    #[arg(value_name = "-", value_parser = ["-"], hide_possible_values = true)]
+    pub stdin: Option<String>,
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The policy the password must pass (default: siprot's generic strong policy)
+    #[arg(long, short = 'p')]
+    pub provider: Option<ProviderKind>,
+    /// Length in characters (default: enough for at least 128 bits of entropy)
+    #[arg(long, value_name = "N")]
+    pub length: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print the stored current password and a newline, nothing else
+    Get(SecretGetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretGetArgs {
+    #[command(flatten)]
+    pub provider: ProviderArg,
+    /// The credential id
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The device id (exotel)
+    #[arg(long, value_name = "DEVICE_ID")]
+    pub device: Option<String>,
+    /// Print the `#previous` password instead of the current one
+    #[arg(long, conflicts_with = "pending")]
+    pub previous: bool,
+    /// Print the `#pending` (unconfirmed) password instead of the current one
+    #[arg(long)]
+    pub pending: bool,
+    /// Seconds allowed for each keyring call
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub keyring_timeout: Duration,
+}
+
+impl ValueEnum for ProviderKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        providers::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(self.registration().summary))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn providers_parse_from_their_names_only() {
+        let cli = Cli::try_parse_from(["siprot", "rotate", "--provider", "vobiz", "id1"]).unwrap();
+        let Command::Rotate(args) = cli.command else {
+            panic!("not rotate")
+        };
+        assert_eq!(args.provider.provider.name(), "vobiz");
+        let err =
+            Cli::try_parse_from(["siprot", "rotate", "--provider", "nope", "id1"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn check_password_takes_no_password_argument() {
+        assert!(Cli::try_parse_from(["siprot", "check-password", "-"]).is_ok());
+        assert!(Cli::try_parse_from(["siprot", "check-password", "hunter2"]).is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! One module per subcommand: each wires the core modules together and renders the
+//! result. Nothing here knows how a provider or the keyring works.
+
+pub mod check_password;
+pub mod generate;
+pub mod rotate;
+pub mod secret;
+pub mod toggle;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, NetArgs, SecretCommand};
+use crate::config::ConnectOptions;
+use crate::error::{Error, Result};
+use crate::http::HttpConfig;
+use crate::output;
+
+/// Runs the parsed command line and returns the exit code; errors are printed here, once.
+pub fn run(cli: Cli) -> u8 {
+    let (result, json) = match cli.command {
+        Command::Rotate(args) => {
+            let json = args.json;
+            (rotate::run(args), json)
+        }
+        Command::Enable(args) => {
+            let json = args.json;
+            (toggle::run(args, true), json)
+        }
+        Command::Disable(args) => {
+            let json = args.json;
+            (toggle::run(args, false), json)
+        }
+        Command::CheckPassword(args) => {
+            let json = args.json;
+            (check_password::run(args), json)
+        }
+        Command::Generate(args) => (generate::run(args), false),
+        Command::Secret(SecretCommand::Get(args)) => (secret::get(args), false),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            output::error(&error);
+            if json {
+                // The error line is already on stderr; a failure to print JSON too changes nothing.
+                let _ = output::json(&output::JsonError::new(&error));
+            }
+            error.exit_code()
+        }
+    }
+}
+
+/// Runs async work on a small runtime that exists only for commands that need it, so
+/// that `check-password` and `generate` start no runtime, HTTP client or keyring.
+pub(crate) fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the async runtime", e))?;
+    let result = runtime.block_on(future);
+    // A keyring call that timed out may still sit on a blocking thread: don't wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
+}
+
+impl NetArgs {
+    pub(crate) fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            base_url: self.base_url.clone(),
+            http: HttpConfig {
+                connect_timeout: self.connect_timeout,
+                timeout: self.timeout,
+                ..HttpConfig::default()
+            },
+        }
+    }
+}

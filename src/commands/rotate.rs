@@ -1,0 +1,180 @@
+//! `siprot rotate`: checks the options against the provider, then runs the rotation
+//! protocol and renders its report.
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::cli::RotateArgs;
+use crate::commands::block_on;
+use crate::config;
+use crate::error::{Error, Result, exit};
+use crate::input;
+use crate::output;
+use crate::providers::{CredentialRef, PasswordOrigin};
+use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
+use crate::state::StateDir;
+use crate::store::{Keyring, Slot};
+
+pub fn run(args: RotateArgs) -> Result<u8> {
+    let kind = args.provider.provider;
+    let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
+    if kind.origin() == PasswordOrigin::ServerGenerated {
+        if args.password_stdin {
+            return Err(Error::Usage(format!(
+                "{kind} generates passwords on its server: --password-stdin is not possible"
+            )));
+        }
+        if args.length.is_some() {
+            return Err(Error::Usage(format!(
+                "{kind} generates passwords on its server: --length is not possible"
+            )));
+        }
+    }
+    if args.description.is_some() && !kind.registration().takes_description {
+        return Err(Error::Usage(format!(
+            "{kind} keeps no description: drop --description"
+        )));
+    }
+    let provider = kind.connect(&args.net.connect_options())?;
+    let service = config::keyring_service()?;
+    let state = StateDir::locate()?;
+    let source = if args.password_stdin {
+        let password = input::read_password("New SIP password: ")?;
+        let report = kind.policy().check(&password);
+        if !report.ok {
+            let failed: Vec<_> = report
+                .rules
+                .iter()
+                .filter(|r| !r.ok)
+                .map(|r| r.message.as_str())
+                .collect();
+            return Err(Error::Policy(format!(
+                "the password fails the {kind} policy: {}",
+                failed.join("; ")
+            )));
+        }
+        PasswordSource::Given(password)
+    } else {
+        PasswordSource::Generate {
+            length: args.length,
+        }
+    };
+    let input = RotationInput {
+        source,
+        description: args.description,
+        dry_run: args.dry_run,
+    };
+    let report = block_on(async {
+        let keyring = Keyring::open(&service, args.keyring_timeout)
+            .await
+            .map_err(|e| Error::KeyringUnavailable(e.to_string()))?;
+        rotation::rotate(provider.as_ref(), &credential, &keyring, &state, input).await
+    })?;
+    for warning in &report.warnings {
+        output::warning(warning);
+    }
+    if args.json {
+        output::json(&RotateJson::new(&report, args.show_password))?;
+    } else {
+        print_human(&report, args.show_password)?;
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// The JSON contract of `rotate --json`.
+#[derive(Serialize)]
+struct RotateJson<'a> {
+    provider: &'a str,
+    credential: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a str>,
+    username: Option<&'a str>,
+    rotated_at: Option<&'a str>,
+    keyring_service: &'a str,
+    keyring_entry: &'a str,
+    status: &'a str,
+    request_id: Option<&'a str>,
+    keyring_writes: u32,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    plan: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'a str>,
+}
+
+impl<'a> RotateJson<'a> {
+    fn new(report: &'a RotationReport, show_password: bool) -> Self {
+        Self {
+            provider: report.provider.name(),
+            credential: report.credential.id(),
+            device: report.credential.device(),
+            username: report.username.as_deref(),
+            rotated_at: report.rotated_at.as_deref(),
+            keyring_service: &report.service,
+            keyring_entry: &report.entry,
+            status: report.status.as_str(),
+            request_id: report.request_id.as_deref(),
+            keyring_writes: report.keyring_writes,
+            plan: &report.plan,
+            password: report
+                .password
+                .as_ref()
+                .filter(|_| show_password)
+                .map(|p| p.expose_secret()),
+        }
+    }
+}
+
+fn print_human(report: &RotationReport, show_password: bool) -> Result<()> {
+    let who = format!(
+        "{} credential {}",
+        report.provider,
+        report.credential.display()
+    );
+    if report.status == RotationStatus::DryRun {
+        output::line(&format!(
+            "dry run for {who}: configuration and keyring access OK, nothing was sent"
+        ))?;
+        output::line("would:")?;
+        for (i, step) in report.plan.iter().enumerate() {
+            output::line(&format!("  {}. {step}", i + 1))?;
+        }
+        return Ok(());
+    }
+    let verb = match report.status {
+        RotationStatus::Resumed => "finished the earlier rotation of",
+        _ => "rotated",
+    };
+    let username = report
+        .username
+        .as_deref()
+        .map(|u| format!(" (SIP username {u})"))
+        .unwrap_or_default();
+    output::line(&format!("{verb} {who}{username}"))?;
+    output::line(&format!(
+        "new password stored in keyring service '{}', entry '{}'; the one before is in '{}{}'",
+        report.service,
+        report.entry,
+        report.entry,
+        Slot::Previous.suffix()
+    ))?;
+    if let Some(at) = &report.rotated_at {
+        output::line(&format!("rotated at {at}"))?;
+    }
+    if show_password {
+        if let Some(password) = &report.password {
+            output::line(&format!("password: {}", password.expose_secret()))?;
+        }
+    } else {
+        output::line(&format!(
+            "print it with: siprot secret get --provider {} {}{}",
+            report.provider,
+            report.credential.id(),
+            report
+                .credential
+                .device()
+                .map(|d| format!(" --device {d}"))
+                .unwrap_or_default()
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! `siprot secret get`: print a stored password and a newline, nothing else, for piping
+//! into a carrier's configuration.
+
+use std::io::Write;
+
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use crate::cli::SecretGetArgs;
+use crate::commands::block_on;
+use crate::config;
+use crate::error::{Error, Result, exit};
+use crate::providers::CredentialRef;
+use crate::store::{EntryName, Keyring, Slot};
+
+pub fn get(args: SecretGetArgs) -> Result<u8> {
+    let kind = args.provider.provider;
+    let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
+    let name = EntryName::new(kind.entry_name(&credential)?);
+    let slot = if args.previous {
+        Slot::Previous
+    } else if args.pending {
+        Slot::Pending
+    } else {
+        Slot::Current
+    };
+    let entry = name.slot(slot);
+    let service = config::keyring_service()?;
+    let secret = block_on(async {
+        let keyring = Keyring::open(&service, args.keyring_timeout)
+            .await
+            .map_err(|e| Error::KeyringUnavailable(e.to_string()))?;
+        keyring
+            .get(&entry)
+            .await
+            .map_err(|e| Error::KeyringUnavailable(e.to_string()))
+    })?
+    .ok_or_else(|| Error::NotFound {
+        provider: kind,
+        message: format!("no password stored in keyring service '{service}', entry '{entry}'"),
+    })?;
+    let mut text = Zeroizing::new(String::with_capacity(secret.expose_secret().len() + 1));
+    text.push_str(secret.expose_secret());
+    text.push('\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("cannot write to standard output", e))?;
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,73 @@
+//! `siprot enable` and `siprot disable`: flip a credential's `enabled` flag at providers
+//! that have one.
+
+use serde::Serialize;
+
+use crate::cli::ToggleArgs;
+use crate::commands::block_on;
+use crate::error::{Error, Result, exit};
+use crate::output;
+use crate::providers::CredentialRef;
+use crate::state::{AuditRecord, StateDir};
+
+pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
+    let kind = args.provider.provider;
+    let operation = if enable { "enable" } else { "disable" };
+    if !kind.registration().can_toggle {
+        return Err(Error::Unsupported {
+            provider: kind,
+            operation,
+        });
+    }
+    let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
+    let entry = kind.entry_name(&credential)?;
+    let provider = kind.connect(&args.net.connect_options())?;
+    let state = StateDir::locate()?;
+    let result = block_on(provider.set_enabled(&credential, enable));
+    let audited = state.audit(&AuditRecord {
+        time: jiff::Timestamp::now().to_string(),
+        provider: kind.name(),
+        entry: &entry,
+        action: operation,
+        outcome: if result.is_ok() { "done" } else { "failed" },
+        request_id: result.as_ref().ok().and_then(|t| t.request_id.as_deref()),
+        exit_code: result
+            .as_ref()
+            .map_or_else(Error::exit_code, |_| exit::SUCCESS),
+    });
+    if let Err(e) = audited {
+        output::warning(&format!("audit log not written: {e}"));
+    }
+    let toggled = result?;
+    let status = if toggled.enabled {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    if args.json {
+        output::json(&ToggleJson {
+            provider: kind.name(),
+            credential: credential.id(),
+            username: toggled.username.as_deref(),
+            enabled: toggled.enabled,
+            status,
+            request_id: toggled.request_id.as_deref(),
+        })?;
+    } else {
+        output::line(&format!(
+            "{kind} credential {} is now {status}",
+            credential.display()
+        ))?;
+    }
+    Ok(exit::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct ToggleJson<'a> {
+    provider: &'a str,
+    credential: &'a str,
+    username: Option<&'a str>,
+    enabled: bool,
+    status: &'a str,
+    request_id: Option<&'a str>,
+}

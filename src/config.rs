@@ -1,0 +1,176 @@
+//! Settings from the environment and the checks that make them safe to use.
+//!
+//! Variable names are a contract with operators' scripts (see the README's configuration
+//! table). A missing setting is an error that names the variable; secrets read here go
+//! straight into [`SecretString`].
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::{Host, Url};
+
+use crate::error::{Error, Result};
+use crate::http::{HttpClient, HttpConfig};
+
+/// Names the keyring service; tests set it so they never touch a person's entries.
+pub const KEYRING_SERVICE_VAR: &str = "SIPROT_KEYRING_SERVICE";
+pub const DEFAULT_KEYRING_SERVICE: &str = "siprot";
+
+/// What every provider needs to build its client.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// `--base-url`, which beats the provider's environment variable and default.
+    pub base_url: Option<String>,
+    pub http: HttpConfig,
+}
+
+impl ConnectOptions {
+    /// The provider's base URL: `--base-url`, else `var`, else `default`.
+    pub fn base_url(&self, var: &'static str, default: &str) -> Result<Url> {
+        match &self.base_url {
+            Some(flag) => parse_base_url(flag, "--base-url"),
+            None => match optional(var)? {
+                Some(value) => parse_base_url(&value, var),
+                None => parse_base_url(default, var),
+            },
+        }
+    }
+
+    pub fn client(&self) -> Result<HttpClient> {
+        HttpClient::new(&self.http)
+    }
+}
+
+/// The keyring service name (`SIPROT_KEYRING_SERVICE`, default `siprot`).
+pub fn keyring_service() -> Result<String> {
+    match optional(KEYRING_SERVICE_VAR)? {
+        Some(service) if service.trim().is_empty() => Err(Error::Config(format!(
+            "{KEYRING_SERVICE_VAR} is set but empty"
+        ))),
+        Some(service) => Ok(service),
+        None => Ok(DEFAULT_KEYRING_SERVICE.to_owned()),
+    }
+}
+
+/// A plain setting that must be present and non-empty.
+pub fn required(var: &'static str, hint: &'static str) -> Result<String> {
+    match optional(var)? {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(Error::MissingSetting { var, hint }),
+    }
+}
+
+/// A secret setting (API key or token) that must be present and non-empty.
+pub fn required_secret(var: &'static str, hint: &'static str) -> Result<SecretString> {
+    required(var, hint).map(SecretString::from)
+}
+
+/// A setting that may be absent; present but not UTF-8 is an error naming the variable.
+pub fn optional(var: &'static str) -> Result<Option<String>> {
+    match std::env::var(var) {
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::Config(format!("{var} is not valid UTF-8")))
+        }
+    }
+}
+
+/// Parses a base URL and refuses the unsafe ones: anything but `https://`, except
+/// `http://` to a loopback host; user info (credentials would leak into logs); query or
+/// fragment (they would be dropped or misread when paths are appended).
+pub fn parse_base_url(raw: &str, source: &str) -> Result<Url> {
+    let bad = |why: &str| Error::Config(format!("{source}: {why}"));
+    let url = Url::parse(raw.trim()).map_err(|e| bad(&format!("not a valid URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "must not contain user info; credentials come from the environment",
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(bad(
+                "plain http:// is only allowed to a loopback host; use https://",
+            ));
+        }
+        other => return Err(bad(&format!("unsupported scheme '{other}', use https://"))),
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(bad("must be an absolute URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not contain a query or fragment"));
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Parses a duration given in seconds on the command line (`1.5` allowed).
+pub fn parse_seconds(raw: &str) -> std::result::Result<Duration, String> {
+    let secs: f64 = raw
+        .parse()
+        .map_err(|_| format!("'{raw}' is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        return Err(format!("'{raw}' must be between 0 and 3600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_and_loopback_http_are_accepted() {
+        for ok in [
+            "https://api.telepathvoice.com/v1",
+            "http://127.0.0.1:8787/telepath/v1",
+            "http://127.5.6.7/x",
+            "http://localhost:1/x",
+            "http://[::1]:8787/x",
+        ] {
+            parse_base_url(ok, "test").unwrap();
+        }
+    }
+
+    #[test]
+    fn unsafe_base_urls_are_configuration_errors() {
+        for bad in [
+            "http://api.telepathvoice.com/v1",
+            "http://10.0.0.1/v1",
+            "https://user:pass@api.example.com/v1",
+            "https://user@api.example.com/v1",
+            "ftp://api.example.com/v1",
+            "file:///etc/passwd",
+            "https://api.example.com/v1?x=1",
+            "https://api.example.com/v1#frag",
+            "not a url",
+            "http://localhost.evil.com/x",
+        ] {
+            let err = parse_base_url(bad, "SIPROT_TELEPATH_BASE_URL").unwrap_err();
+            assert_eq!(err.exit_code(), 4, "{bad}");
+            assert!(err.to_string().contains("SIPROT_TELEPATH_BASE_URL"));
+            assert!(!err.to_string().contains("pass@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn seconds_parse_with_bounds() {
+        assert_eq!(parse_seconds("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("nan").is_err());
+        assert!(parse_seconds("abc").is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! The one error type of siprot and its mapping to the documented exit codes.
+//!
+//! Every failure that reaches the top of the program is an [`Error`]; [`Error::exit_code`]
+//! is the only place that decides which exit code a failure gets. Messages are lowercase,
+//! one line, without a trailing period, and never contain a password or an API key: the
+//! variants carry only names, ids, statuses and provider messages.
+
+use std::path::PathBuf;
+
+use crate::providers::ProviderKind;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The documented exit codes (see the README's exit-code table).
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const UNEXPECTED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const POLICY: u8 = 3;
+    pub const CONFIG: u8 = 4;
+    pub const AUTH: u8 = 5;
+    pub const NOT_FOUND: u8 = 6;
+    pub const TRANSIENT: u8 = 7;
+    pub const KEYRING: u8 = 8;
+    pub const UNCONFIRMED: u8 = 9;
+}
+
+/// Everything that can go wrong, grouped by what the operator has to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The command line or an id given on it is unusable.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The provider has no such operation (e.g. enable/disable at Telepath).
+    #[error("{provider} does not support {operation}")]
+    Unsupported {
+        provider: ProviderKind,
+        operation: &'static str,
+    },
+
+    /// A password (from standard input or a --length request) fails the provider's policy.
+    #[error("{0}")]
+    Policy(String),
+
+    /// A required environment variable is not set.
+    #[error("missing configuration: {var} is not set ({hint})")]
+    MissingSetting {
+        var: &'static str,
+        hint: &'static str,
+    },
+
+    /// A setting is present but unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The provider refused our API credentials (401/403).
+    #[error("{provider} rejected the API credentials (HTTP {status}): {message}")]
+    Auth {
+        provider: ProviderKind,
+        status: u16,
+        message: String,
+    },
+
+    /// The provider does not know this credential (404).
+    #[error("{provider}: not found (HTTP 404): {message}")]
+    NotFound {
+        provider: ProviderKind,
+        message: String,
+    },
+
+    /// The provider refused the request itself (4xx other than auth/404/429): nothing changed.
+    #[error("{provider} refused the request (HTTP {status}): {message}")]
+    Rejected {
+        provider: ProviderKind,
+        status: u16,
+        message: String,
+    },
+
+    /// Nothing changed and the same command may simply be run again later.
+    #[error("{0}; nothing was changed, safe to retry")]
+    Transient(String),
+
+    /// The keyring cannot be used; raised before anything was sent to a provider.
+    #[error("keyring unavailable: {0}; nothing was sent to the provider")]
+    KeyringUnavailable(String),
+
+    /// A keyring read or write failed after the start of a rotation (see [`Error::Unconfirmed`]).
+    #[error("keyring error: {0}")]
+    Keyring(String),
+
+    /// The provider may hold a new password that the keyring does not confirm as current.
+    #[error("{message}")]
+    Unconfirmed {
+        message: String,
+        recovery_file: Option<PathBuf>,
+    },
+
+    /// The request may have reached the provider, but no usable answer came back: the
+    /// provider may or may not have changed the password.
+    #[error("{provider}: outcome unknown: {message}")]
+    OutcomeUnknown {
+        provider: ProviderKind,
+        message: String,
+    },
+
+    /// A response from the provider that siprot cannot use.
+    #[error("{provider} sent an unusable response: {message}")]
+    BadResponse {
+        provider: ProviderKind,
+        message: String,
+    },
+
+    /// Local I/O failed (state directory, audit log, standard streams).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A bug or an unforeseen condition.
+    #[error("unexpected error: {0}")]
+    Unexpected(String),
+}
+
+impl Error {
+    /// The exit code for this error: the single place where failures meet exit codes.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Unsupported { .. } => exit::USAGE,
+            Error::Policy(_) => exit::POLICY,
+            Error::MissingSetting { .. } | Error::Config(_) => exit::CONFIG,
+            Error::Auth { .. } => exit::AUTH,
+            Error::NotFound { .. } => exit::NOT_FOUND,
+            Error::Transient(_) => exit::TRANSIENT,
+            Error::KeyringUnavailable(_) => exit::KEYRING,
+            Error::Unconfirmed { .. } | Error::OutcomeUnknown { .. } => exit::UNCONFIRMED,
+            Error::Rejected { .. }
+            | Error::Keyring(_)
+            | Error::BadResponse { .. }
+            | Error::Io { .. }
+            | Error::Unexpected(_) => exit::UNEXPECTED,
+        }
+    }
+
+    /// Wraps an I/O error with what siprot was doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl From<crate::policy::GenerateError> for Error {
+    fn from(error: crate::policy::GenerateError) -> Self {
+        use crate::policy::GenerateError;
+        match error {
+            GenerateError::LengthTooShort { .. } | GenerateError::LengthTooLong { .. } => {
+                Error::Usage(format!("cannot generate a password: {error}"))
+            }
+            other => Error::Unexpected(format!("cannot generate a password: {other}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_its_documented_code() {
+        let cases: Vec<(Error, u8)> = vec![
+            (Error::Usage("x".into()), 2),
+            (
+                Error::Unsupported {
+                    provider: ProviderKind::from_name("telepath").unwrap(),
+                    operation: "enable",
+                },
+                2,
+            ),
+            (Error::Policy("x".into()), 3),
+            (
+                Error::MissingSetting {
+                    var: "TELEPATH_API_KEY",
+                    hint: "h",
+                },
+                4,
+            ),
+            (
+                Error::Auth {
+                    provider: ProviderKind::from_name("vobiz").unwrap(),
+                    status: 401,
+                    message: "m".into(),
+                },
+                5,
+            ),
+            (
+                Error::NotFound {
+                    provider: ProviderKind::from_name("exotel").unwrap(),
+                    message: "m".into(),
+                },
+                6,
+            ),
+            (Error::Transient("x".into()), 7),
+            (Error::KeyringUnavailable("x".into()), 8),
+            (
+                Error::Unconfirmed {
+                    message: "x".into(),
+                    recovery_file: None,
+                },
+                9,
+            ),
+            (Error::Unexpected("x".into()), 1),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_variable_and_stay_on_one_line() {
+        let e = Error::MissingSetting {
+            var: "EXOTEL_API_TOKEN",
+            hint: "the API token from the Exotel dashboard",
+        };
+        let text = e.to_string();
+        assert!(text.contains("EXOTEL_API_TOKEN"));
+        assert!(!text.contains('\n'));
+        assert!(!text.ends_with('.'));
+    }
+}

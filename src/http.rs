@@ -1,0 +1,398 @@
+//! The one HTTP client every provider uses: timeouts, no redirects, a cap on response
+//! size, and a classification of failures by whether the request may have reached the
+//! provider.
+//!
+//! That classification is what makes rotation safe: a request that provably never left
+//! (connection refused, DNS or TLS failure, connect timeout) changed nothing; one that
+//! timed out or lost its connection afterwards may have changed the password.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::providers::ProviderKind;
+
+/// Default cap on a response body: nothing a provider sends us legitimately comes close.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// Timeouts and limits of the client.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Time allowed to establish the connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole exchange, body included.
+    pub timeout: Duration,
+    /// Largest response body read, in bytes.
+    pub max_body: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// A response read in full (within the size cap). The body may hold a password, so it is
+/// wiped when dropped.
+pub struct Response {
+    pub status: StatusCode,
+    pub retry_after: Option<String>,
+    /// The provider's request id header (`x-request-id`), when it sends one.
+    pub request_id: Option<String>,
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+/// Why an exchange failed before a usable response was read.
+#[derive(Debug)]
+pub enum SendError {
+    /// The request provably never reached the provider.
+    NotSent(String),
+    /// The request may have reached the provider; its effect is unknown.
+    Unknown(String),
+}
+
+/// The configured client: no redirects, timeouts, a body size cap.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    config: HttpConfig,
+}
+
+impl HttpClient {
+    pub fn new(config: &HttpConfig) -> Result<Self> {
+        let inner = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .user_agent(concat!("siprot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Error::Unexpected(format!("cannot build the HTTP client: {}", describe(&e)))
+            })?;
+        Ok(Self {
+            inner,
+            config: config.clone(),
+        })
+    }
+
+    pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.inner.request(method, url)
+    }
+
+    /// Sends the request once and reads the whole body, at most `max_body` bytes.
+    pub async fn send(&self, request: RequestBuilder) -> Result<Response, SendError> {
+        let mut response = request.send().await.map_err(classify)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| one_line(v).chars().take(100).collect());
+        let mut body = Zeroizing::new(Vec::new());
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            SendError::Unknown(format!(
+                "HTTP {status} but the body could not be read: {}",
+                describe(&e)
+            ))
+        })? {
+            if body.len() + chunk.len() > self.config.max_body {
+                return Err(SendError::Unknown(format!(
+                    "HTTP {status} with a body larger than {} bytes",
+                    self.config.max_body
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            retry_after,
+            request_id,
+            body,
+        })
+    }
+}
+
+fn classify(error: reqwest::Error) -> SendError {
+    let text = describe(&error);
+    if error.is_builder() || error.is_connect() {
+        SendError::NotSent(format!("could not connect: {text}"))
+    } else if error.is_timeout() {
+        SendError::Unknown(format!("no answer before the timeout: {text}"))
+    } else {
+        SendError::Unknown(text)
+    }
+}
+
+/// One line describing a reqwest error and its causes, without the URL (ids in it are
+/// not secret, but the caller already names what it was doing).
+fn describe(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(err) = source {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = err.source();
+    }
+    let mut line = parts.join(": ");
+    if let Some(url) = error.url() {
+        line = line.replace(url.as_str(), "<url>");
+    }
+    one_line(&line)
+}
+
+/// Appends each segment to `base` as exactly one percent-encoded path segment.
+///
+/// `url`'s segment pusher silently drops `.` and `..`, so they are refused here even
+/// though [`crate::providers::validate_id`] refuses them earlier.
+pub fn endpoint(base: &Url, segments: &[&str]) -> Result<Url> {
+    let mut url = base.clone();
+    {
+        let mut path = url
+            .path_segments_mut()
+            .map_err(|()| Error::Config("base URL cannot take a path".into()))?;
+        path.pop_if_empty();
+        for segment in segments {
+            if segment.is_empty() || *segment == "." || *segment == ".." {
+                return Err(Error::Usage(format!(
+                    "refusing path segment '{segment}' in a provider URL"
+                )));
+            }
+            path.push(segment);
+        }
+    }
+    Ok(url)
+}
+
+/// Turns a provider's message into one short line with every given secret masked.
+pub fn provider_message(raw: &str, secrets: &[&SecretString]) -> String {
+    let mut text = one_line(raw);
+    for secret in secrets {
+        let secret = secret.expose_secret();
+        if !secret.is_empty() {
+            text = text.replace(secret, "<redacted>");
+        }
+    }
+    const MAX: usize = 300;
+    if text.len() > MAX {
+        let cut = (0..=MAX)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
+}
+
+fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_control())
+        .filter(|part| !part.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Maps a non-success status to the error family that tells the operator what to do.
+///
+/// 429 and 503 mean the provider did not act (exit 7); other 5xx may come after the change
+/// was applied, so their outcome is unknown; 3xx is refused (redirects are never followed,
+/// so an API key never reaches a second host).
+pub fn status_error(provider: ProviderKind, response: &Response, message: String) -> Error {
+    let status = response.status.as_u16();
+    match status {
+        300..=399 => Error::Rejected {
+            provider,
+            status,
+            message: "redirect refused; check the base URL".into(),
+        },
+        401 | 403 => Error::Auth {
+            provider,
+            status,
+            message,
+        },
+        404 => Error::NotFound { provider, message },
+        408 | 429 | 503 => {
+            let wait = response
+                .retry_after
+                .as_deref()
+                .map(|v| format!(", retry after {}", one_line(v)))
+                .unwrap_or_default();
+            Error::Transient(format!(
+                "{provider} answered HTTP {status}{wait}: {message}"
+            ))
+        }
+        500..=599 => Error::OutcomeUnknown {
+            provider,
+            message: format!("HTTP {status}: {message}"),
+        },
+        _ => Error::Rejected {
+            provider,
+            status,
+            message,
+        },
+    }
+}
+
+/// Maps a transport failure to an error: never sent is transient, otherwise unknown.
+pub fn send_error(provider: ProviderKind, error: SendError) -> Error {
+    match error {
+        SendError::NotSent(message) => Error::Transient(format!("{provider}: {message}")),
+        SendError::Unknown(message) => Error::OutcomeUnknown { provider, message },
+    }
+}
+
+/// The most useful human message in an error body, whatever the provider's format:
+/// Exotel's `response.error_data.description`/`message`, `error.message` (Telepath),
+/// `message` or `error` (Vobiz). Falls back to the status text. Secrets are masked.
+pub fn error_message(response: &Response, secrets: &[&SecretString]) -> String {
+    const PATHS: &[&[&str]] = &[
+        &["response", "error_data", "description"],
+        &["response", "error_data", "message"],
+        &["error", "message"],
+        &["message"],
+        &["error", "code"],
+        &["error"],
+        &["description"],
+    ];
+    let found = serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|value| {
+            PATHS.iter().find_map(|path| {
+                path.iter()
+                    .try_fold(&value, |v, key| v.get(key))
+                    .and_then(|v| v.as_str())
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::to_owned)
+            })
+        });
+    match found {
+        Some(message) => provider_message(&message, secrets),
+        None => response
+            .status
+            .canonical_reason()
+            .unwrap_or("no message")
+            .to_lowercase(),
+    }
+}
+
+/// Describes why a body did not parse without quoting any of it: serde_json's data
+/// errors can contain values from the body, and a body may hold a password.
+pub fn json_problem(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match error.classify() {
+        serde_json::error::Category::Data if text.starts_with("missing field") => text
+            .split(" at line")
+            .next()
+            .unwrap_or("missing field")
+            .to_owned(),
+        serde_json::error::Category::Data => "a field has an unexpected type".to_owned(),
+        serde_json::error::Category::Eof => "the body ends too early".to_owned(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+            "the body is not valid JSON".to_owned()
+        }
+    }
+}
+
+/// The HTTP methods providers use, re-exported so provider modules need not name reqwest.
+pub use reqwest::Method as HttpMethod;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("https://api.example.com/v1").unwrap()
+    }
+
+    #[test]
+    fn each_id_stays_one_segment() {
+        let url = endpoint(&base(), &["trunks", "a/b", "rotate-password"]).unwrap();
+        assert_eq!(url.path(), "/v1/trunks/a%2Fb/rotate-password");
+        let url = endpoint(&base(), &["x?y#z", "%2F", "ü"]).unwrap();
+        assert_eq!(url.path(), "/v1/x%3Fy%23z/%252F/%C3%BC");
+        assert_eq!(url.query(), None);
+        let url = endpoint(&Url::parse("https://h/v1/").unwrap(), &["a"]).unwrap();
+        assert_eq!(url.path(), "/v1/a");
+    }
+
+    #[test]
+    fn dot_segments_are_refused_not_dropped() {
+        for seg in [".", "..", ""] {
+            assert_eq!(endpoint(&base(), &["a", seg]).unwrap_err().exit_code(), 2);
+        }
+    }
+
+    fn response(status: u16, body: &str) -> Response {
+        Response {
+            status: StatusCode::from_u16(status).unwrap(),
+            retry_after: None,
+            request_id: None,
+            body: Zeroizing::new(body.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn error_messages_come_from_each_providers_format() {
+        let exotel = r#"{"request_id":"r","http_code":404,"response":{"code":404,"status":"failure","error_data":{"code":1002,"description":"device not found","message":"Not Found"}}}"#;
+        assert_eq!(
+            error_message(&response(404, exotel), &[]),
+            "device not found"
+        );
+        let telepath =
+            r#"{"error":{"code":"not_found","message":"Trunk 'x' not found","status":404}}"#;
+        assert_eq!(
+            error_message(&response(404, telepath), &[]),
+            "Trunk 'x' not found"
+        );
+        let vobiz = r#"{"error":"unauthorized","message":"invalid auth id or token"}"#;
+        assert_eq!(
+            error_message(&response(401, vobiz), &[]),
+            "invalid auth id or token"
+        );
+        assert_eq!(error_message(&response(502, "<html>"), &[]), "bad gateway");
+    }
+
+    #[test]
+    fn json_problems_never_quote_the_body() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            a: u32,
+        }
+        for body in [
+            r#"{"a":"s3cr3t-value"}"#,
+            r#"{"b":1}"#,
+            "s3cr3t-value",
+            r#"{"a":"#,
+        ] {
+            let err = serde_json::from_str::<T>(body).unwrap_err();
+            let text = json_problem(&err);
+            assert!(!text.contains("s3cr3t"), "{text}");
+        }
+        let err = serde_json::from_str::<T>(r#"{"b":1}"#).unwrap_err();
+        assert_eq!(json_problem(&err), "missing field `a`");
+    }
+
+    #[test]
+    fn provider_messages_are_one_line_and_masked() {
+        let secret = SecretString::from("Hunter2-secret");
+        let text = provider_message("bad\npassword Hunter2-secret\r\n here", &[&secret]);
+        assert_eq!(text, "bad password <redacted> here");
+        assert!(provider_message(&"x".repeat(1000), &[]).len() < 310);
+    }
+}

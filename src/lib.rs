@@ -1,0 +1,37 @@
+//! siprot rotates SIP passwords at telecom providers and keeps every new secret in the
+//! operating system's keyring, so that a password is never lost, printed by accident or
+//! left in a shell history.
+//!
+//! The map of the crate, from the command line inwards:
+//! - [`cli`]: clap definitions only;
+//! - [`commands`]: one module per subcommand, wiring and output;
+//! - [`rotation`]: the protocol, the only place that orders keyring writes and requests;
+//! - [`providers`]: the [`providers::Provider`] trait and one module per provider;
+//! - [`policy`]: password rules per provider and generation;
+//! - [`store`]: keyring entries (current, `#pending`, `#previous`);
+//! - [`state`]: audit log and recovery files under `$XDG_STATE_HOME/siprot`;
+//! - [`http`]: the one configured HTTP client;
+//! - [`config`]: settings from the environment;
+//! - [`input`]: reading passwords from standard input;
+//! - [`error`]: the error enum and its exit codes;
+//! - [`output`]: human and JSON rendering.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod input;
+pub mod output;
+pub mod policy;
+pub mod providers;
+pub mod rotation;
+pub mod state;
+pub mod store;
+
+pub use error::{Error, Result};
+
+/// Runs siprot with already parsed arguments and returns the process exit code.
+pub fn run(cli: cli::Cli) -> u8 {
+    commands::run(cli)
+}

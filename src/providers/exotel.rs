@@ -1,0 +1,193 @@
+//! Exotel: the client sets the SIP password of a user's device
+//! (`PUT /accounts/{sid}/users/{uuid}/devices/{device}/password`, HTTP Basic auth).
+//! Every answer comes in Exotel's envelope (`request_id`, `http_code`, `response`).
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{
+    CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
+    validate_id,
+};
+use crate::config::{self, ConnectOptions};
+use crate::error::{Error, Result};
+use crate::http::{self, HttpClient, HttpMethod};
+use crate::policy::Policy;
+
+pub const API_KEY_VAR: &str = "EXOTEL_API_KEY";
+pub const API_TOKEN_VAR: &str = "EXOTEL_API_TOKEN";
+pub const ACCOUNT_SID_VAR: &str = "EXOTEL_ACCOUNT_SID";
+pub const REGION_VAR: &str = "EXOTEL_REGION";
+pub const BASE_URL_VAR: &str = "SIPROT_EXOTEL_BASE_URL";
+pub const SINGAPORE_BASE_URL: &str = "https://ccm-api.exotel.com/v2";
+pub const MUMBAI_BASE_URL: &str = "https://ccm-api.in.exotel.com/v2";
+
+pub static REGISTRATION: Registration = Registration {
+    name: "exotel",
+    summary: "client-set passwords; ID is the user uuid, plus --device <DEVICE_ID>",
+    origin: PasswordOrigin::ClientSupplied,
+    policy: &Policy::EXOTEL,
+    needs_device: true,
+    takes_description: false,
+    can_toggle: false,
+    entry_name,
+    connect,
+};
+
+fn account_sid() -> Result<String> {
+    let sid = config::required(ACCOUNT_SID_VAR, "the account sid from the Exotel API settings page")?;
+    validate_id(ACCOUNT_SID_VAR, &sid).map_err(|e| Error::Config(e.to_string()))?;
+    Ok(sid)
+}
+
+fn entry_name(credential: &CredentialRef) -> Result<String> {
+    Ok(format!(
+        "exotel/{}/{}/{}",
+        account_sid()?,
+        credential.id(),
+        credential.require_device()?
+    ))
+}
+
+/// The regional API cluster (`EXOTEL_REGION`, default `singapore`).
+fn region_base_url() -> Result<&'static str> {
+    match config::optional(REGION_VAR)?.map(|r| r.trim().to_ascii_lowercase()) {
+        None => Ok(SINGAPORE_BASE_URL),
+        Some(region) if region.is_empty() || region == "singapore" => Ok(SINGAPORE_BASE_URL),
+        Some(region) if region == "mumbai" => Ok(MUMBAI_BASE_URL),
+        Some(_) => Err(Error::Config(format!(
+            "{REGION_VAR} must be 'singapore' or 'mumbai'"
+        ))),
+    }
+}
+
+fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
+    Ok(Box::new(Exotel {
+        api_key: config::required_secret(API_KEY_VAR, "the API key from the Exotel API settings page")?,
+        api_token: config::required_secret(
+            API_TOKEN_VAR,
+            "the API token from the Exotel API settings page",
+        )?,
+        account_sid: account_sid()?,
+        base: options.base_url(BASE_URL_VAR, region_base_url()?)?,
+        http: options.client()?,
+    }))
+}
+
+struct Exotel {
+    api_key: SecretString,
+    api_token: SecretString,
+    account_sid: String,
+    base: Url,
+    http: HttpClient,
+}
+
+#[derive(Serialize)]
+struct PasswordBody<'a> {
+    password: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    request_id: Option<String>,
+    http_code: Option<u16>,
+    response: Option<EnvelopeResponse>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeResponse {
+    status: Option<String>,
+}
+
+impl Exotel {
+    fn url(&self, credential: &CredentialRef) -> Result<Url> {
+        http::endpoint(
+            &self.base,
+            &[
+                "accounts",
+                &self.account_sid,
+                "users",
+                credential.id(),
+                "devices",
+                credential.require_device()?,
+                "password",
+            ],
+        )
+    }
+}
+
+#[async_trait]
+impl Provider for Exotel {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind(&REGISTRATION)
+    }
+
+    fn describe_rotation(&self, credential: &CredentialRef) -> Result<String> {
+        Ok(format!("PUT {}", self.url(credential)?))
+    }
+
+    async fn rotate(&self, credential: &CredentialRef, request: RotateRequest) -> Result<Rotated> {
+        let RotateRequest::Set { password, .. } = request else {
+            return Err(Error::Unexpected("exotel needs the password to set".into()));
+        };
+        let kind = self.kind();
+        let secrets = [&password, &self.api_key, &self.api_token];
+        let builder = self
+            .http
+            .request(HttpMethod::PUT, self.url(credential)?)
+            .basic_auth(
+                self.api_key.expose_secret(),
+                Some(self.api_token.expose_secret()),
+            )
+            .json(&PasswordBody {
+                password: password.expose_secret(),
+            });
+        let response = self
+            .http
+            .send(builder)
+            .await
+            .map_err(|e| http::send_error(kind, e))?;
+        let envelope = serde_json::from_slice::<Envelope>(&response.body);
+        let request_id = envelope
+            .as_ref()
+            .ok()
+            .and_then(|e| e.request_id.clone())
+            .or_else(|| response.request_id.clone());
+        if !response.status.is_success() {
+            let message = http::error_message(&response, &secrets);
+            return Err(http::status_error(kind, &response, message));
+        }
+        let envelope = envelope.map_err(|e| Error::OutcomeUnknown {
+            provider: kind,
+            message: format!(
+                "HTTP {} with an unreadable envelope ({})",
+                response.status,
+                http::json_problem(&e)
+            ),
+        })?;
+        let succeeded = envelope.http_code.is_none_or(|c| (200..300).contains(&c))
+            && envelope
+                .response
+                .as_ref()
+                .and_then(|r| r.status.as_deref())
+                .is_none_or(|s| s.eq_ignore_ascii_case("success"));
+        if !succeeded {
+            return Err(Error::OutcomeUnknown {
+                provider: kind,
+                message: format!(
+                    "HTTP {} but the envelope reports failure: {}",
+                    response.status,
+                    http::error_message(&response, &secrets)
+                ),
+            });
+        }
+        Ok(Rotated {
+            password: None,
+            username: None,
+            request_id,
+            rotated_at: None,
+        })
+    }
+}

@@ -1,0 +1,305 @@
+//! The providers siprot rotates passwords at, behind one [`Provider`] trait.
+//!
+//! A provider knows its API and nothing else: it turns a [`RotateRequest`] into one HTTP
+//! exchange and reports what came back. It never touches the keyring and never decides the
+//! order of steps; `rotation` does that, reading [`PasswordOrigin`] to pick the protocol.
+//!
+//! Adding a provider means one new module that exports a `REGISTRATION` and one more name
+//! in the [`register_providers!`] line below.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::config::ConnectOptions;
+use crate::error::{Error, Result};
+use crate::policy::Policy;
+
+macro_rules! register_providers {
+    ($($module:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+        /// Every provider siprot knows, in the order `--help` lists them.
+        pub static ALL: &[ProviderKind] = &[$(ProviderKind(&$module::REGISTRATION)),+];
+    };
+}
+
+register_providers!(telepath, exotel, vobiz);
+
+/// Who chooses a rotated password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PasswordOrigin {
+    /// The provider generates it and returns it once (Telepath).
+    ServerGenerated,
+    /// siprot generates (or reads) it and sends it (Exotel, Vobiz).
+    ClientSupplied,
+}
+
+/// The static facts of a provider: what it is called, how it rotates and how its
+/// credentials are named, known without any configuration.
+pub struct Registration {
+    /// Name on the command line, in JSON and in keyring entry names.
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub summary: &'static str,
+    pub origin: PasswordOrigin,
+    pub policy: &'static Policy,
+    /// Whether a credential is addressed by an id plus `--device`.
+    pub needs_device: bool,
+    /// Whether a rotation can carry a `--description`.
+    pub takes_description: bool,
+    /// Whether credentials can be enabled and disabled.
+    pub can_toggle: bool,
+    /// The keyring entry name (the "current" one) of a credential; may read the account
+    /// setting it needs from the environment.
+    pub entry_name: fn(&CredentialRef) -> Result<String>,
+    /// Reads the provider's settings and builds a client for it.
+    pub connect: fn(&ConnectOptions) -> Result<Box<dyn Provider>>,
+}
+
+/// A registered provider: a cheap, copyable handle to its [`Registration`].
+#[derive(Clone, Copy)]
+pub struct ProviderKind(&'static Registration);
+
+impl ProviderKind {
+    /// Finds a provider by its command-line name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        ALL.iter().copied().find(|kind| kind.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    pub fn registration(self) -> &'static Registration {
+        self.0
+    }
+
+    pub fn origin(self) -> PasswordOrigin {
+        self.0.origin
+    }
+
+    pub fn policy(self) -> &'static Policy {
+        self.0.policy
+    }
+
+    pub fn entry_name(self, credential: &CredentialRef) -> Result<String> {
+        (self.0.entry_name)(credential)
+    }
+
+    pub fn connect(self, options: &ConnectOptions) -> Result<Box<dyn Provider>> {
+        (self.0.connect)(options)
+    }
+}
+
+impl PartialEq for ProviderKind {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for ProviderKind {}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Debug for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProviderKind({})", self.name())
+    }
+}
+
+/// The longest id siprot accepts for one path segment or entry-name part, in bytes.
+pub const MAX_ID_LEN: usize = 200;
+
+/// One credential at a provider, as the operator named it: a validated id and, for
+/// providers that need one, a device id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRef {
+    id: String,
+    device: Option<String>,
+}
+
+impl CredentialRef {
+    /// Validates the parts for `kind`: both must be usable as one URL path segment and as
+    /// one unambiguous part of a keyring entry name.
+    pub fn new(kind: ProviderKind, id: &str, device: Option<&str>) -> Result<Self> {
+        validate_id("credential id", id)?;
+        let needs = kind.registration().needs_device;
+        let device = match (needs, device) {
+            (true, Some(device)) => {
+                validate_id("device id", device)?;
+                Some(device.to_owned())
+            }
+            (true, None) => {
+                return Err(Error::Usage(format!("{kind} needs --device <DEVICE_ID>")));
+            }
+            (false, Some(_)) => {
+                return Err(Error::Usage(format!("{kind} does not take --device")));
+            }
+            (false, None) => None,
+        };
+        Ok(Self {
+            id: id.to_owned(),
+            device,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn device(&self) -> Option<&str> {
+        self.device.as_deref()
+    }
+
+    /// The device id; providers that need one only see credentials that have one.
+    pub fn require_device(&self) -> Result<&str> {
+        self.device()
+            .ok_or_else(|| Error::Usage("this provider needs --device <DEVICE_ID>".into()))
+    }
+
+    /// How the operator names it: `id` or `id --device device`.
+    pub fn display(&self) -> String {
+        match &self.device {
+            Some(device) => format!("{} (device {})", self.id, device),
+            None => self.id.clone(),
+        }
+    }
+}
+
+/// Refuses ids that could escape their path segment or make keyring names ambiguous:
+/// empty, `.`/`..`, `/`, `#`, whitespace or control characters, or longer than [`MAX_ID_LEN`].
+/// Everything else (`%`, `?`, unicode, ...) is percent-encoded as one path segment by `http`.
+pub fn validate_id(what: &str, id: &str) -> Result<()> {
+    let problem = if id.is_empty() {
+        Some("is empty".to_owned())
+    } else if id == "." || id == ".." {
+        Some("cannot be '.' or '..'".to_owned())
+    } else if id.len() > MAX_ID_LEN {
+        Some(format!(
+            "is {} bytes long, at most {MAX_ID_LEN} allowed",
+            id.len()
+        ))
+    } else if id.contains('/') {
+        Some("cannot contain '/'".to_owned())
+    } else if id.contains('#') {
+        Some("cannot contain '#' (reserved for keyring entry suffixes)".to_owned())
+    } else if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        Some("cannot contain whitespace or control characters".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::Usage(format!("invalid {what}: {problem}"))),
+        None => Ok(()),
+    }
+}
+
+/// What a rotation asks of the provider.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RotateRequest {
+    /// The provider makes the new password (server-generated providers).
+    Generate,
+    /// Set exactly this password (client-set providers), with an optional description
+    /// for providers that keep one.
+    Set {
+        password: SecretString,
+        description: Option<String>,
+    },
+}
+
+/// What the provider confirmed.
+#[derive(Debug, Default)]
+pub struct Rotated {
+    /// The new password, when the provider returns one (server-generated providers).
+    pub password: Option<SecretString>,
+    pub username: Option<String>,
+    pub request_id: Option<String>,
+    /// When the provider says the change happened (RFC 3339), if it says.
+    pub rotated_at: Option<String>,
+}
+
+/// The result of enabling or disabling a credential.
+#[derive(Debug, Default)]
+pub struct Toggled {
+    pub enabled: bool,
+    pub username: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// One provider's API.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+
+    /// The request a rotation would send, for `--dry-run` (e.g. `PUT https://...`).
+    fn describe_rotation(&self, credential: &CredentialRef) -> Result<String>;
+
+    /// Performs the one HTTP exchange of a rotation.
+    async fn rotate(&self, credential: &CredentialRef, request: RotateRequest) -> Result<Rotated>;
+
+    /// Enables or disables a credential; most providers have no such operation.
+    async fn set_enabled(&self, _credential: &CredentialRef, enabled: bool) -> Result<Toggled> {
+        Err(Error::Unsupported {
+            provider: self.kind(),
+            operation: if enabled { "enable" } else { "disable" },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_unique_and_found() {
+        for kind in ALL {
+            assert_eq!(ProviderKind::from_name(kind.name()), Some(*kind));
+        }
+        let mut names: Vec<_> = ALL.iter().map(|k| k.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(ProviderKind::from_name("nope").is_none());
+    }
+
+    #[test]
+    fn hostile_ids_are_refused_with_usage_errors() {
+        let long = "x".repeat(MAX_ID_LEN + 1);
+        for id in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a#pending",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "\u{7f}",
+            &long,
+        ] {
+            let err = validate_id("credential id", id).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{id:?}");
+        }
+        for id in ["conn_abc123xyz", "a%2Fb", "a?b", "ünïcödé", "...", "a.b"] {
+            validate_id("credential id", id).unwrap();
+        }
+    }
+
+    #[test]
+    fn device_is_required_exactly_where_the_provider_needs_it() {
+        let exotel = ProviderKind::from_name("exotel").unwrap();
+        let telepath = ProviderKind::from_name("telepath").unwrap();
+        assert!(CredentialRef::new(exotel, "u", None).is_err());
+        assert!(CredentialRef::new(exotel, "u", Some("d")).is_ok());
+        assert!(CredentialRef::new(telepath, "t", Some("d")).is_err());
+        assert!(CredentialRef::new(telepath, "t", None).is_ok());
+    }
+}

@@ -1,0 +1,115 @@
+//! Telepath: the server generates the new password, returns it once and kills the old
+//! one at the same moment (`POST /trunks/{id}/rotate-password`, bearer key).
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use super::{CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated};
+use crate::config::{self, ConnectOptions};
+use crate::error::{Error, Result};
+use crate::http::{self, HttpClient, HttpMethod};
+use crate::policy::Policy;
+
+pub const API_KEY_VAR: &str = "TELEPATH_API_KEY";
+pub const BASE_URL_VAR: &str = "SIPROT_TELEPATH_BASE_URL";
+pub const DEFAULT_BASE_URL: &str = "https://api.telepathvoice.com/v1";
+
+pub static REGISTRATION: Registration = Registration {
+    name: "telepath",
+    summary: "server-generated passwords; ID is the trunk id (e.g. conn_abc123xyz)",
+    origin: PasswordOrigin::ServerGenerated,
+    policy: &Policy::TELEPATH,
+    needs_device: false,
+    takes_description: false,
+    can_toggle: false,
+    entry_name,
+    connect,
+};
+
+fn entry_name(credential: &CredentialRef) -> Result<String> {
+    Ok(format!("telepath/{}", credential.id()))
+}
+
+fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
+    Ok(Box::new(Telepath {
+        api_key: config::required_secret(API_KEY_VAR, "the Telepath API key, sk_live_...")?,
+        base: options.base_url(BASE_URL_VAR, DEFAULT_BASE_URL)?,
+        http: options.client()?,
+    }))
+}
+
+struct Telepath {
+    api_key: SecretString,
+    base: Url,
+    http: HttpClient,
+}
+
+#[derive(Deserialize)]
+struct RotateResponse {
+    sip_username: Option<String>,
+    sip_password: SecretString,
+    rotated_at: Option<String>,
+}
+
+impl Telepath {
+    fn url(&self, credential: &CredentialRef) -> Result<Url> {
+        http::endpoint(&self.base, &["trunks", credential.id(), "rotate-password"])
+    }
+}
+
+#[async_trait]
+impl Provider for Telepath {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind(&REGISTRATION)
+    }
+
+    fn describe_rotation(&self, credential: &CredentialRef) -> Result<String> {
+        Ok(format!("POST {}", self.url(credential)?))
+    }
+
+    async fn rotate(&self, credential: &CredentialRef, request: RotateRequest) -> Result<Rotated> {
+        if !matches!(request, RotateRequest::Generate) {
+            return Err(Error::Usage(
+                "telepath generates passwords on its server; a password cannot be supplied".into(),
+            ));
+        }
+        let kind = self.kind();
+        let builder = self
+            .http
+            .request(HttpMethod::POST, self.url(credential)?)
+            .bearer_auth(self.api_key.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json");
+        let response = self
+            .http
+            .send(builder)
+            .await
+            .map_err(|e| http::send_error(kind, e))?;
+        if !response.status.is_success() {
+            let message = http::error_message(&response, &[&self.api_key]);
+            return Err(http::status_error(kind, &response, message));
+        }
+        let parsed: RotateResponse =
+            serde_json::from_slice(&response.body).map_err(|e| Error::OutcomeUnknown {
+                provider: kind,
+                message: format!(
+                    "HTTP {} but the new password could not be read ({})",
+                    response.status,
+                    http::json_problem(&e)
+                ),
+            })?;
+        if parsed.sip_password.expose_secret().is_empty() {
+            return Err(Error::OutcomeUnknown {
+                provider: kind,
+                message: "the response carries an empty sip_password".into(),
+            });
+        }
+        Ok(Rotated {
+            password: Some(parsed.sip_password),
+            username: parsed.sip_username,
+            request_id: response.request_id.clone(),
+            rotated_at: parsed.rotated_at,
+        })
+    }
+}

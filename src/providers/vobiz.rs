@@ -1,0 +1,185 @@
+//! Vobiz: the client sets the password of a SIP credential and can enable or disable it
+//! (`PUT /account/{auth_id}/credentials/{id}`, `X-Auth-ID`/`X-Auth-Token`). The answer is
+//! the credential object without its password: the password siprot sent is the secret.
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{
+    CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
+    Toggled, validate_id,
+};
+use crate::config::{self, ConnectOptions};
+use crate::error::{Error, Result};
+use crate::http::{self, HttpClient, HttpMethod, Response};
+use crate::policy::Policy;
+
+pub const AUTH_ID_VAR: &str = "VOBIZ_AUTH_ID";
+pub const AUTH_TOKEN_VAR: &str = "VOBIZ_AUTH_TOKEN";
+pub const BASE_URL_VAR: &str = "SIPROT_VOBIZ_BASE_URL";
+pub const DEFAULT_BASE_URL: &str = "https://api.vobiz.ai/api/v1";
+
+pub static REGISTRATION: Registration = Registration {
+    name: "vobiz",
+    summary: "client-set passwords, enable/disable; ID is the credential id",
+    origin: PasswordOrigin::ClientSupplied,
+    policy: &Policy::VOBIZ,
+    needs_device: false,
+    takes_description: true,
+    can_toggle: true,
+    entry_name,
+    connect,
+};
+
+fn auth_id() -> Result<String> {
+    let id = config::required(AUTH_ID_VAR, "the Auth ID of the Vobiz account, e.g. MA_XXXXXXXX")?;
+    validate_id(AUTH_ID_VAR, &id).map_err(|e| Error::Config(e.to_string()))?;
+    Ok(id)
+}
+
+fn entry_name(credential: &CredentialRef) -> Result<String> {
+    Ok(format!("vobiz/{}/{}", auth_id()?, credential.id()))
+}
+
+fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
+    Ok(Box::new(Vobiz {
+        auth_id: auth_id()?,
+        auth_token: config::required_secret(AUTH_TOKEN_VAR, "the Auth Token of the Vobiz account")?,
+        base: options.base_url(BASE_URL_VAR, DEFAULT_BASE_URL)?,
+        http: options.client()?,
+    }))
+}
+
+/// The description sent with a rotation when the operator gives none.
+pub fn default_description() -> String {
+    format!(
+        "Rotated by siprot on {}",
+        jiff::Timestamp::now().strftime("%Y-%m-%d")
+    )
+}
+
+struct Vobiz {
+    auth_id: String,
+    auth_token: SecretString,
+    base: Url,
+    http: HttpClient,
+}
+
+#[derive(Serialize, Default)]
+struct UpdateBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Credential {
+    username: Option<String>,
+    enabled: Option<bool>,
+    updated_at: Option<String>,
+}
+
+impl Vobiz {
+    fn url(&self, credential: &CredentialRef) -> Result<Url> {
+        http::endpoint(
+            &self.base,
+            &["account", &self.auth_id, "credentials", credential.id()],
+        )
+    }
+
+    /// Sends one update and returns the credential object of a successful answer.
+    async fn update(
+        &self,
+        credential: &CredentialRef,
+        body: &UpdateBody<'_>,
+        secrets: &[&SecretString],
+    ) -> Result<(Response, Credential)> {
+        let kind = self.kind();
+        let builder = self
+            .http
+            .request(HttpMethod::PUT, self.url(credential)?)
+            .header("X-Auth-ID", &self.auth_id)
+            .header("X-Auth-Token", sensitive(&self.auth_token)?)
+            .json(body);
+        let response = self
+            .http
+            .send(builder)
+            .await
+            .map_err(|e| http::send_error(kind, e))?;
+        if !response.status.is_success() {
+            let message = http::error_message(&response, secrets);
+            return Err(http::status_error(kind, &response, message));
+        }
+        let parsed = serde_json::from_slice(&response.body).map_err(|e| Error::OutcomeUnknown {
+            provider: kind,
+            message: format!(
+                "HTTP {} with an unreadable credential object ({})",
+                response.status,
+                http::json_problem(&e)
+            ),
+        })?;
+        Ok((response, parsed))
+    }
+}
+
+/// A header value marked sensitive, so that it is never printed by the HTTP stack.
+fn sensitive(secret: &SecretString) -> Result<reqwest::header::HeaderValue> {
+    let mut value = reqwest::header::HeaderValue::from_str(secret.expose_secret())
+        .map_err(|_| Error::Config(format!("{AUTH_TOKEN_VAR} contains characters not allowed in an HTTP header")))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[async_trait]
+impl Provider for Vobiz {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind(&REGISTRATION)
+    }
+
+    fn describe_rotation(&self, credential: &CredentialRef) -> Result<String> {
+        Ok(format!("PUT {}", self.url(credential)?))
+    }
+
+    async fn rotate(&self, credential: &CredentialRef, request: RotateRequest) -> Result<Rotated> {
+        let RotateRequest::Set {
+            password,
+            description,
+        } = request
+        else {
+            return Err(Error::Unexpected("vobiz needs the password to set".into()));
+        };
+        let description = description.unwrap_or_else(default_description);
+        let body = UpdateBody {
+            password: Some(password.expose_secret()),
+            description: Some(&description),
+            ..UpdateBody::default()
+        };
+        let (response, parsed) = self
+            .update(credential, &body, &[&password, &self.auth_token])
+            .await?;
+        Ok(Rotated {
+            password: None,
+            username: parsed.username,
+            request_id: response.request_id.clone(),
+            rotated_at: parsed.updated_at,
+        })
+    }
+
+    async fn set_enabled(&self, credential: &CredentialRef, enabled: bool) -> Result<Toggled> {
+        let body = UpdateBody {
+            enabled: Some(enabled),
+            ..UpdateBody::default()
+        };
+        let (response, parsed) = self.update(credential, &body, &[&self.auth_token]).await?;
+        Ok(Toggled {
+            enabled: parsed.enabled.unwrap_or(enabled),
+            username: parsed.username,
+            request_id: response.request_id.clone(),
+        })
+    }
+}

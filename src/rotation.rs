@@ -1,0 +1,401 @@
+//! The rotation protocol: the only place that orders keyring writes and provider calls.
+//!
+//! Client-set providers (Exotel, Vobiz):
+//! 1. reuse a `#pending` password left by an earlier run, or make one and write it to
+//!    `#pending` (keyring write 1); no keyring, no request (exit 8);
+//! 2. send it (the PUT is idempotent, so a rerun resends the same password);
+//! 3. on confirmed success promote: current to `#previous` (write 2, skipped when there is
+//!    no current), the password to current (write 3), delete `#pending` (write 4).
+//!    A request that failed for sure deletes a fresh `#pending`; one whose outcome is
+//!    unknown keeps it and exits 9.
+//!
+//! Server-generated providers (Telepath):
+//! 1. copy current to `#previous` (write 1): the backup the protocol needs anyway, and the
+//!    proof the keyring is writable; with no current yet, write and delete a probe;
+//! 2. send the request once (it is never retried once sent);
+//! 3. store the returned password as current (write 2). If that fails, write it to a
+//!    recovery file (0600) and exit 9.
+//!
+//! Every rotation appends one line to the audit log, whatever its outcome.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result, exit};
+use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind, RotateRequest};
+use crate::state::{AuditRecord, StateDir};
+use crate::store::{EntryName, Keyring, Slot, StoreError};
+
+/// Where a client-set password comes from.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PasswordSource {
+    /// Generate one that passes the provider's policy (default length when `None`).
+    Generate { length: Option<usize> },
+    /// Use this one (already read from standard input).
+    Given(SecretString),
+}
+
+/// What the operator asked for.
+#[derive(Debug)]
+pub struct RotationInput {
+    pub source: PasswordSource,
+    pub description: Option<String>,
+    pub dry_run: bool,
+}
+
+/// How a rotation ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RotationStatus {
+    Rotated,
+    /// A `#pending` password from an earlier run was resent and is now current.
+    Resumed,
+    DryRun,
+}
+
+impl RotationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationStatus::Rotated => "rotated",
+            RotationStatus::Resumed => "resumed",
+            RotationStatus::DryRun => "dry-run",
+        }
+    }
+}
+
+/// What happened, for output and audit.
+#[derive(Debug)]
+pub struct RotationReport {
+    pub provider: ProviderKind,
+    pub credential: CredentialRef,
+    pub service: String,
+    pub entry: String,
+    pub status: RotationStatus,
+    pub username: Option<String>,
+    pub rotated_at: Option<String>,
+    pub request_id: Option<String>,
+    /// The new password (for `--show-password`); `None` on a dry run.
+    pub password: Option<SecretString>,
+    pub keyring_writes: u32,
+    /// On a dry run: the steps that would be taken.
+    pub plan: Vec<String>,
+    /// Things that went wrong without failing the rotation.
+    pub warnings: Vec<String>,
+}
+
+/// Runs one rotation and records it in the audit log.
+pub async fn rotate(
+    provider: &dyn Provider,
+    credential: &CredentialRef,
+    keyring: &Keyring,
+    state: &StateDir,
+    input: RotationInput,
+) -> Result<RotationReport> {
+    let kind = provider.kind();
+    let name = EntryName::new(kind.entry_name(credential)?);
+    let dry_run = input.dry_run;
+    let mut run = Run {
+        provider,
+        credential,
+        keyring,
+        name: &name,
+        report: RotationReport {
+            provider: kind,
+            credential: credential.clone(),
+            service: keyring.service().to_owned(),
+            entry: name.current().to_owned(),
+            status: RotationStatus::Rotated,
+            username: None,
+            rotated_at: None,
+            request_id: None,
+            password: None,
+            keyring_writes: 0,
+            plan: Vec::new(),
+            warnings: Vec::new(),
+        },
+    };
+    let result = match kind.origin() {
+        PasswordOrigin::ServerGenerated => run.server_generated(state, dry_run).await,
+        PasswordOrigin::ClientSupplied => run.client_supplied(input).await,
+    };
+    let mut report = run.report;
+    if result.is_ok() && !dry_run && report.rotated_at.is_none() {
+        report.rotated_at = Some(jiff::Timestamp::now().to_string());
+    }
+    let (outcome, code) = match &result {
+        Ok(()) => (report.status.as_str(), exit::SUCCESS),
+        Err(Error::Unconfirmed { .. }) => ("unconfirmed", exit::UNCONFIRMED),
+        Err(e) => ("failed", e.exit_code()),
+    };
+    if !dry_run {
+        let audited = state.audit(&AuditRecord {
+            time: jiff::Timestamp::now().to_string(),
+            provider: kind.name(),
+            entry: name.current(),
+            action: "rotate",
+            outcome,
+            request_id: report.request_id.as_deref(),
+            exit_code: code,
+        });
+        if let Err(e) = audited {
+            report.warnings.push(format!("audit log not written: {e}"));
+        }
+    }
+    result.map(|()| report)
+}
+
+struct Run<'a> {
+    provider: &'a dyn Provider,
+    credential: &'a CredentialRef,
+    keyring: &'a Keyring,
+    name: &'a EntryName,
+    report: RotationReport,
+}
+
+fn unavailable(error: StoreError) -> Error {
+    Error::KeyringUnavailable(error.to_string())
+}
+
+impl Run<'_> {
+    async fn client_supplied(&mut self, input: RotationInput) -> Result<()> {
+        let kind = self.report.provider;
+        let pending_entry = self.name.slot(Slot::Pending);
+        let staged = self
+            .keyring
+            .get(&pending_entry)
+            .await
+            .map_err(unavailable)?;
+        let resumed = staged.is_some();
+        let password = match (staged, input.source) {
+            (Some(staged), PasswordSource::Given(given))
+                if staged.expose_secret() != given.expose_secret() =>
+            {
+                return Err(Error::Unconfirmed {
+                    message: format!(
+                        "an earlier rotation left an unconfirmed password in keyring entry \
+                         '{pending_entry}'; run the same command without --password-stdin to \
+                         finish it first"
+                    ),
+                    recovery_file: None,
+                });
+            }
+            (Some(staged), _) => staged,
+            (None, PasswordSource::Given(given)) => given,
+            (None, PasswordSource::Generate { length }) => kind.policy().generate(length)?,
+        };
+        if input.dry_run {
+            let current = self
+                .keyring
+                .get(self.name.current())
+                .await
+                .map_err(unavailable)?;
+            self.report.status = RotationStatus::DryRun;
+            self.report.plan = vec![
+                if resumed {
+                    format!("reuse the unconfirmed password in '{pending_entry}'")
+                } else {
+                    format!("generate or take the new password and store it in '{pending_entry}'")
+                },
+                self.provider.describe_rotation(self.credential)?,
+                match current {
+                    Some(_) => format!(
+                        "move the current password to '{}' and store the new one as '{}'",
+                        self.name.slot(Slot::Previous),
+                        self.name.current()
+                    ),
+                    None => format!("store the new password as '{}'", self.name.current()),
+                },
+            ];
+            return Ok(());
+        }
+        if !resumed {
+            self.keyring
+                .set(&pending_entry, &password)
+                .await
+                .map_err(unavailable)?;
+            self.report.keyring_writes += 1;
+        }
+        let request = RotateRequest::Set {
+            password: password.clone(),
+            description: input.description,
+        };
+        let rotated = match self.provider.rotate(self.credential, request).await {
+            Ok(rotated) => rotated,
+            Err(error) if resumed || matches!(error, Error::OutcomeUnknown { .. }) => {
+                return Err(Error::Unconfirmed {
+                    message: format!(
+                        "{error}; the password may be live at {kind} and is kept in keyring \
+                         entry '{pending_entry}': run the same command again to resend it"
+                    ),
+                    recovery_file: None,
+                });
+            }
+            Err(error) => {
+                if let Err(e) = self.keyring.delete(&pending_entry).await {
+                    self.report
+                        .warnings
+                        .push(format!("could not remove '{pending_entry}': {e}"));
+                }
+                return Err(error);
+            }
+        };
+        self.report.username = rotated.username;
+        self.report.request_id = rotated.request_id;
+        self.report.rotated_at = rotated.rotated_at;
+        self.promote(&password, &pending_entry).await?;
+        self.report.status = if resumed {
+            RotationStatus::Resumed
+        } else {
+            RotationStatus::Rotated
+        };
+        self.report.password = Some(password);
+        Ok(())
+    }
+
+    /// Current to `#previous`, pending to current, then drop `#pending`. Until the last
+    /// step the password stays in `#pending`, so a failure here loses nothing.
+    async fn promote(&mut self, password: &SecretString, pending_entry: &str) -> Result<()> {
+        let unconfirmed = |error: StoreError| Error::Unconfirmed {
+            message: format!(
+                "the provider accepted the new password but the keyring failed while promoting \
+                 it ({error}); it is kept in keyring entry '{pending_entry}': run the same \
+                 command again to finish"
+            ),
+            recovery_file: None,
+        };
+        let current = self
+            .keyring
+            .get(self.name.current())
+            .await
+            .map_err(unconfirmed)?;
+        if let Some(current) = current.filter(|c| c.expose_secret() != password.expose_secret()) {
+            self.keyring
+                .set(&self.name.slot(Slot::Previous), &current)
+                .await
+                .map_err(unconfirmed)?;
+            self.report.keyring_writes += 1;
+        }
+        self.keyring
+            .set(self.name.current(), password)
+            .await
+            .map_err(unconfirmed)?;
+        self.report.keyring_writes += 1;
+        match self.keyring.delete(pending_entry).await {
+            Ok(_) => self.report.keyring_writes += 1,
+            Err(e) => self.report.warnings.push(format!(
+                "the new password is stored, but '{pending_entry}' could not be removed: {e}"
+            )),
+        }
+        Ok(())
+    }
+
+    async fn server_generated(&mut self, state: &StateDir, dry_run: bool) -> Result<()> {
+        let kind = self.report.provider;
+        let previous_entry = self.name.slot(Slot::Previous);
+        let current = self
+            .keyring
+            .get(self.name.current())
+            .await
+            .map_err(unavailable)?;
+        if dry_run {
+            self.report.status = RotationStatus::DryRun;
+            self.report.plan = vec![
+                match current {
+                    Some(_) => format!("copy the current password to '{previous_entry}'"),
+                    None => {
+                        "write and delete a probe entry to prove the keyring is writable".into()
+                    }
+                },
+                self.provider.describe_rotation(self.credential)?,
+                format!(
+                    "store the password {kind} returns as '{}'",
+                    self.name.current()
+                ),
+            ];
+            return Ok(());
+        }
+        match &current {
+            Some(current) => {
+                self.keyring
+                    .set(&previous_entry, current)
+                    .await
+                    .map_err(unavailable)?;
+                self.report.keyring_writes += 1;
+            }
+            None => {
+                let probe = self.name.slot(Slot::Probe);
+                let marker = SecretString::from("siprot keyring probe");
+                self.keyring
+                    .set(&probe, &marker)
+                    .await
+                    .map_err(unavailable)?;
+                self.keyring.delete(&probe).await.map_err(unavailable)?;
+                self.report.keyring_writes += 2;
+            }
+        }
+        let rotated = self
+            .provider
+            .rotate(self.credential, RotateRequest::Generate)
+            .await
+            .map_err(|error| match error {
+                Error::OutcomeUnknown { .. } => Error::Unconfirmed {
+                    message: format!(
+                        "{error}; {kind} may have rotated the password without siprot \
+                         receiving it; {} run the same command again to get a new, known password",
+                        if current.is_some() {
+                            format!("the old one is kept in '{previous_entry}';")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    recovery_file: None,
+                },
+                other => other,
+            })?;
+        let password = rotated.password.ok_or_else(|| Error::Unconfirmed {
+            message: format!("{kind} confirmed the rotation but returned no password"),
+            recovery_file: None,
+        })?;
+        self.report.username = rotated.username;
+        self.report.request_id = rotated.request_id;
+        self.report.rotated_at = rotated.rotated_at;
+        if let Err(store_error) = self.keyring.set(self.name.current(), &password).await {
+            return Err(self.save_for_recovery(state, &password, &store_error));
+        }
+        self.report.keyring_writes += 1;
+        self.report.password = Some(password);
+        Ok(())
+    }
+
+    fn save_for_recovery(
+        &self,
+        state: &StateDir,
+        password: &SecretString,
+        store_error: &StoreError,
+    ) -> Error {
+        let kind = self.report.provider;
+        match state.write_recovery(
+            self.keyring.service(),
+            self.name.current(),
+            kind.name(),
+            password,
+        ) {
+            Ok(path) => Error::Unconfirmed {
+                message: format!(
+                    "{kind} rotated the password but the keyring could not store it \
+                     ({store_error}); it was saved to {} (mode 0600): store it, then delete the file",
+                    path.display()
+                ),
+                recovery_file: Some(path),
+            },
+            Err(file_error) => Error::Unconfirmed {
+                message: format!(
+                    "{kind} rotated the password but neither the keyring ({store_error}) nor a \
+                     recovery file ({file_error}) could hold it: run the same command again once \
+                     the keyring works, to get a new password"
+                ),
+                recovery_file: None,
+            },
+        }
+    }
+}

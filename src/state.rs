@@ -1,0 +1,226 @@
+//! siprot's files under `$XDG_STATE_HOME/siprot/`: the append-only audit log and the
+//! recovery files that hold a password when the keyring failed to store it.
+//!
+//! The audit log (`audit.jsonl`) never holds a secret. A recovery file does (mode 0600,
+//! in plain text, because the keyring is what failed); `siprot` says where it is.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// The state directory and the files in it.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Serialize)]
+pub struct AuditRecord<'a> {
+    pub time: String,
+    pub provider: &'a str,
+    pub entry: &'a str,
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub request_id: Option<&'a str>,
+    pub exit_code: u8,
+}
+
+#[derive(Serialize)]
+struct RecoveryContents<'a> {
+    service: &'a str,
+    entry: &'a str,
+    provider: &'a str,
+    created_at: String,
+    password: &'a str,
+}
+
+impl StateDir {
+    /// `$XDG_STATE_HOME/siprot`, else the platform's state or local data directory.
+    pub fn locate() -> Result<Self> {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(dirs::state_dir)
+            .or_else(dirs::data_local_dir)
+            .ok_or_else(|| {
+                Error::Config("no state directory: set XDG_STATE_HOME to an absolute path".into())
+            })?;
+        Ok(Self::at(base.join("siprot")))
+    }
+
+    pub fn at(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn audit_log(&self) -> PathBuf {
+        self.root.join("audit.jsonl")
+    }
+
+    pub fn recovery_dir(&self) -> PathBuf {
+        self.root.join("recovery")
+    }
+
+    /// Appends one record as one line with one write, so concurrent runs never interleave.
+    pub fn audit(&self, record: &AuditRecord<'_>) -> Result<()> {
+        create_private_dir(&self.root)?;
+        let mut line = serde_json::to_vec(record)
+            .map_err(|e| Error::Unexpected(format!("cannot encode the audit record: {e}")))?;
+        line.push(b'\n');
+        let path = self.audit_log();
+        let mut file = private_options()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("cannot open the audit log {}", path.display()), e))?;
+        file.write_all(&line).map_err(|e| {
+            Error::io(
+                format!("cannot append to the audit log {}", path.display()),
+                e,
+            )
+        })
+    }
+
+    /// Writes a password the keyring could not take to a new file only the user can read,
+    /// flushed to disk, and returns its path.
+    pub fn write_recovery(
+        &self,
+        service: &str,
+        entry: &str,
+        provider: &str,
+        password: &SecretString,
+    ) -> Result<PathBuf> {
+        let dir = self.recovery_dir();
+        create_private_dir(&dir)?;
+        let stamp = jiff::Timestamp::now();
+        let file_name = format!(
+            "{}-{}.json",
+            sanitize(entry),
+            stamp.strftime("%Y%m%dT%H%M%S%.fZ")
+        );
+        let path = dir.join(file_name);
+        let contents = Zeroizing::new(
+            serde_json::to_vec_pretty(&RecoveryContents {
+                service,
+                entry,
+                provider,
+                created_at: stamp.to_string(),
+                password: password.expose_secret(),
+            })
+            .map_err(|e| Error::Unexpected(format!("cannot encode the recovery file: {e}")))?,
+        );
+        let mut file = private_options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        file.write_all(&contents)
+            .and_then(|()| file.write_all(b"\n"))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        Ok(path)
+    }
+}
+
+/// A file-name-safe rendering of an entry name (`/` and other specials become `_`).
+fn sanitize(entry: &str) -> String {
+    entry
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect()
+}
+
+fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_lines_append_and_hold_no_secret_fields() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        for outcome in ["rotated", "failed"] {
+            state
+                .audit(&AuditRecord {
+                    time: "2026-01-01T00:00:00Z".into(),
+                    provider: "telepath",
+                    entry: "telepath/conn_1",
+                    action: "rotate",
+                    outcome,
+                    request_id: Some("req-1"),
+                    exit_code: 0,
+                })
+                .unwrap();
+        }
+        let text = fs::read_to_string(state.audit_log()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["outcome"], "failed");
+        assert_eq!(lines[0]["entry"], "telepath/conn_1");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn recovery_files_are_private_and_hold_the_password() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        let pw = SecretString::from("rec0very-Pass");
+        let path = state
+            .write_recovery("siprot", "telepath/conn_1", "telepath", &pw)
+            .unwrap();
+        assert!(path.starts_with(state.recovery_dir()));
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let saved: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(saved["password"], "rec0very-Pass");
+        assert_eq!(saved["entry"], "telepath/conn_1");
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("telepath_conn_1-"), "{name}");
+    }
+}
