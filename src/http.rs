@@ -150,7 +150,9 @@ fn describe(error: &reqwest::Error) -> String {
     }
     let mut line = parts.join(": ");
     if let Some(url) = error.url() {
-        line = line.replace(url.as_str(), "<url>");
+        line = line
+            .replace(&format!(" for url ({url})"), "")
+            .replace(url.as_str(), "<url>");
     }
     one_line(&line)
 }

@@ -1,0 +1,101 @@
+//! Fake Telepath, Exotel and Vobiz APIs on one local port, for trying siprot by hand.
+//!
+//! ```text
+//! cargo run --example fake-providers -- --port 8787
+//! ```
+//!
+//! It seeds one demo credential per provider, prints the environment to point siprot at
+//! it, logs one line per request (never headers or bodies) and serves until Ctrl-C.
+
+mod server;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use server::{FakeConfig, FakeProviders};
+
+const TELEPATH_TRUNK: &str = "conn_abc123xyz";
+const TELEPATH_USER: &str = "agent-prod-01";
+const EXOTEL_USER: &str = "6f1c2d3e-aaaa-bbbb-cccc-0123456789ab";
+const EXOTEL_DEVICE: &str = "dev_01";
+const VOBIZ_CREDENTIAL: &str = "aabbccdd-1234-5678-90ab-cdef12345678";
+const VOBIZ_USER: &str = "acme_sip_user_01";
+
+/// Fake Telepath, Exotel and Vobiz SIP-password APIs on 127.0.0.1, for trying siprot
+/// without touching a real provider.
+#[derive(Parser)]
+#[command(name = "fake-providers")]
+struct Args {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// Artificial delay before each request is handled, in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    latency_ms: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let fake = FakeProviders::new(FakeConfig {
+        latency: Duration::from_millis(args.latency_ms),
+        ..FakeConfig::default()
+    });
+    fake.add_telepath_trunk(TELEPATH_TRUNK, TELEPATH_USER, "Demo-Telepath-Pass-1");
+    fake.add_exotel_device(EXOTEL_USER, EXOTEL_DEVICE, "Demo-Exotel-Pass-1");
+    fake.add_vobiz_credential(VOBIZ_CREDENTIAL, VOBIZ_USER, "Demo-Vobiz-Pass-1");
+    fake.set_log_requests(true);
+
+    let addr = match fake.start(args.port).await {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!(
+                "fake-providers: cannot listen on 127.0.0.1:{}: {e}",
+                args.port
+            );
+            std::process::exit(1);
+        }
+    };
+    let config = fake.config();
+    println!("fake providers listening on http://{addr} (Ctrl-C to stop)");
+    println!();
+    println!("  telepath  {}", FakeProviders::telepath_base(addr));
+    println!("  exotel    {}", FakeProviders::exotel_base(addr));
+    println!("  vobiz     {}", FakeProviders::vobiz_base(addr));
+    println!();
+    println!("# point siprot at it (a keyring service of its own keeps demo secrets apart):");
+    let exports = [
+        ("SIPROT_KEYRING_SERVICE", "siprot-fake-providers".to_owned()),
+        (
+            "SIPROT_TELEPATH_BASE_URL",
+            FakeProviders::telepath_base(addr),
+        ),
+        ("TELEPATH_API_KEY", config.telepath_api_key.clone()),
+        ("SIPROT_EXOTEL_BASE_URL", FakeProviders::exotel_base(addr)),
+        ("EXOTEL_API_KEY", config.exotel_api_key.clone()),
+        ("EXOTEL_API_TOKEN", config.exotel_api_token.clone()),
+        ("EXOTEL_ACCOUNT_SID", config.exotel_account_sid.clone()),
+        ("SIPROT_VOBIZ_BASE_URL", FakeProviders::vobiz_base(addr)),
+        ("VOBIZ_AUTH_ID", config.vobiz_auth_id.clone()),
+        ("VOBIZ_AUTH_TOKEN", config.vobiz_auth_token.clone()),
+    ];
+    for (name, value) in exports {
+        println!("export {name}={value}");
+    }
+    println!();
+    println!("# then, for example:");
+    println!("siprot rotate --provider telepath {TELEPATH_TRUNK}");
+    println!("siprot rotate --provider exotel {EXOTEL_USER} --device {EXOTEL_DEVICE}");
+    println!("siprot rotate --provider vobiz {VOBIZ_CREDENTIAL}");
+    println!("siprot disable --provider vobiz {VOBIZ_CREDENTIAL}");
+    println!();
+
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => eprintln!("fake-providers: stopped"),
+        Err(e) => {
+            eprintln!("fake-providers: cannot wait for Ctrl-C: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what siprot's demo and tests need on Debian/Ubuntu: a D-Bus session bus,
+# gnome-keyring (the Secret Service) and secret-tool; and Rust, if cargo is missing.
+set -euo pipefail
+
+need=()
+command -v dbus-run-session >/dev/null || need+=(dbus)
+command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
+command -v secret-tool >/dev/null || need+=(libsecret-tools)
+command -v pgrep >/dev/null || need+=(procps)
+command -v cc >/dev/null || need+=(build-essential)
+command -v curl >/dev/null || need+=(curl ca-certificates)
+
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "install-deps: installing ${need[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        echo "install-deps: cargo is in ~/.cargo/bin; add it to PATH (source ~/.cargo/env)" >&2
+    else
+        echo "install-deps: installing Rust with rustup" >&2
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+    fi
+fi

@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `siprot` binary against the in-repo fake providers and a
+//! real Secret Service (run them with `scripts/test.sh`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod check_password;
+mod config;
+mod exotel;
+mod generate;
+mod secret;
+mod telepath;
+mod vobiz;

@@ -1,0 +1,321 @@
+//! The end-to-end harness: an in-process fake of the three providers, a unique keyring
+//! service per test in the private gnome-keyring that `scripts/with-keyring.sh` starts,
+//! a private state directory, and `siprot` run as a real process.
+//!
+//! Every run goes through [`TestEnv::run`], which checks that no password or API key the
+//! test used appears on standard output (unless `--show-password` was given), standard
+//! error or in the audit log.
+
+#![allow(dead_code)]
+
+#[path = "../../examples/fake-providers/server.rs"]
+pub mod fake;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use fake::{FakeConfig, FakeProvider, FakeProviders, Fault};
+
+pub const EXOTEL_SID: &str = "exotel_sid_test";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// One test's world: fake providers, a keyring service of its own, a state directory.
+pub struct TestEnv {
+    pub fake: FakeProviders,
+    pub addr: SocketAddr,
+    pub service: String,
+    pub state: tempfile::TempDir,
+    extra_env: Vec<(String, String)>,
+    removed_env: Vec<String>,
+    extra_secrets: Mutex<BTreeSet<String>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// What one run of siprot did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", self.stdout))
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Errors are one line on standard error.
+    #[track_caller]
+    pub fn assert_one_line_error(&self, fragment: &str) -> &Self {
+        let lines: Vec<_> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "stderr should be one line: {:?}",
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with("siprot: error: "),
+            "not an error line: {}",
+            lines[0]
+        );
+        assert!(
+            self.stderr.contains(fragment),
+            "stderr lacks {fragment:?}: {}",
+            self.stderr
+        );
+        self
+    }
+}
+
+impl TestEnv {
+    /// Starts the fake providers on a free loopback port and sets up the environment.
+    pub fn start() -> Self {
+        assert!(
+            std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+            "no D-Bus session: run the tests with scripts/test.sh (a private keyring session)"
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let config = FakeConfig {
+            exotel_account_sid: EXOTEL_SID.to_owned(),
+            ..FakeConfig::default()
+        };
+        let fake = FakeProviders::new(config);
+        let addr = runtime
+            .block_on(fake.start(0))
+            .expect("fake providers start");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let service = format!("siprot-test-{}-{n}", std::process::id());
+        Self {
+            fake,
+            addr,
+            service,
+            state: tempfile::tempdir().expect("tempdir"),
+            extra_env: Vec::new(),
+            removed_env: Vec::new(),
+            extra_secrets: Mutex::new(BTreeSet::new()),
+            _runtime: runtime,
+        }
+    }
+
+    pub fn telepath_base(&self) -> String {
+        format!("http://{}/telepath/v1", self.addr)
+    }
+
+    pub fn exotel_base(&self) -> String {
+        format!("http://{}/exotel/v2", self.addr)
+    }
+
+    pub fn vobiz_base(&self) -> String {
+        format!("http://{}/vobiz/api/v1", self.addr)
+    }
+
+    /// Overrides or adds an environment variable for later runs.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.removed_env.retain(|k| k != key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Removes a variable the harness would otherwise set.
+    pub fn remove_env(&mut self, key: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.removed_env.push(key.to_owned());
+    }
+
+    /// A secret the test itself introduced (e.g. typed on stdin), to be checked for leaks.
+    pub fn remember_secret(&self, secret: &str) {
+        self.extra_secrets.lock().unwrap().insert(secret.to_owned());
+    }
+
+    pub fn state_root(&self) -> PathBuf {
+        self.state.path().join("siprot")
+    }
+
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        match std::fs::read_to_string(self.state_root().join("audit.jsonl")) {
+            Ok(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_siprot"));
+        cmd.env_clear();
+        for key in [
+            "PATH",
+            "DBUS_SESSION_BUS_ADDRESS",
+            "XDG_RUNTIME_DIR",
+            "XDG_DATA_HOME",
+        ] {
+            if let Some(value) = std::env::var_os(key) {
+                cmd.env(key, value);
+            }
+        }
+        let config = self.fake.config();
+        let defaults: Vec<(&str, String)> = vec![
+            ("HOME", self.state.path().display().to_string()),
+            ("XDG_STATE_HOME", self.state.path().display().to_string()),
+            ("SIPROT_KEYRING_SERVICE", self.service.clone()),
+            ("TELEPATH_API_KEY", config.telepath_api_key.clone()),
+            ("EXOTEL_API_KEY", config.exotel_api_key.clone()),
+            ("EXOTEL_API_TOKEN", config.exotel_api_token.clone()),
+            ("EXOTEL_ACCOUNT_SID", config.exotel_account_sid.clone()),
+            ("VOBIZ_AUTH_ID", config.vobiz_auth_id.clone()),
+            ("VOBIZ_AUTH_TOKEN", config.vobiz_auth_token.clone()),
+            ("SIPROT_TELEPATH_BASE_URL", self.telepath_base()),
+            ("SIPROT_EXOTEL_BASE_URL", self.exotel_base()),
+            ("SIPROT_VOBIZ_BASE_URL", self.vobiz_base()),
+            ("RUST_BACKTRACE", "0".to_owned()),
+        ];
+        for (key, value) in defaults {
+            if !self.removed_env.iter().any(|k| k == key) {
+                cmd.env(key, value);
+            }
+        }
+        for (key, value) in &self.extra_env {
+            cmd.env(key, value);
+        }
+        cmd
+    }
+
+    /// Runs siprot with `args` and optional standard input, then checks for leaks.
+    pub fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn siprot");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().expect("stdin");
+            // siprot may exit before reading (e.g. a usage error): that is not a test failure.
+            if let Err(e) = pipe.write_all(input) {
+                assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+            }
+        }
+        let output: Output = child.wait_with_output().expect("wait siprot");
+        let run = Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        let shows = args.contains(&"--show-password")
+            || args.first() == Some(&"secret")
+            || args.first() == Some(&"generate");
+        self.assert_no_leak(&run, shows, args);
+        run
+    }
+
+    /// Every secret this test knows of: the fake's passwords and API keys, and the
+    /// passwords the test typed.
+    pub fn known_secrets(&self) -> Vec<String> {
+        let mut all: BTreeSet<String> = self.fake.secrets_seen().into_iter().collect();
+        all.extend(self.extra_secrets.lock().unwrap().iter().cloned());
+        for (slot, value) in &self.extra_env {
+            if slot.ends_with("_KEY") || slot.ends_with("_TOKEN") {
+                all.insert(value.clone());
+            }
+        }
+        all.into_iter().filter(|s| s.len() >= 6).collect()
+    }
+
+    #[track_caller]
+    fn assert_no_leak(&self, run: &Run, stdout_may_show: bool, args: &[&str]) {
+        if let Err(leak) = self.find_leak(run, stdout_may_show, args) {
+            panic!("{leak}");
+        }
+    }
+
+    /// Looks for any known secret where it must never appear.
+    pub fn find_leak(&self, run: &Run, stdout_may_show: bool, args: &[&str]) -> Result<(), String> {
+        let audit =
+            std::fs::read_to_string(self.state_root().join("audit.jsonl")).unwrap_or_default();
+        for secret in self.known_secrets() {
+            if run.stderr.contains(&secret) {
+                return Err(format!(
+                    "a secret leaked to stderr in {args:?}: {}",
+                    run.stderr
+                ));
+            }
+            if !stdout_may_show && run.stdout.contains(&secret) {
+                return Err(format!(
+                    "a secret leaked to stdout in {args:?}: {}",
+                    run.stdout
+                ));
+            }
+            if audit.contains(&secret) {
+                return Err("a secret leaked to the audit log".into());
+            }
+            if args.iter().any(|arg| arg.contains(&secret)) {
+                return Err(format!("a secret was passed in argv: {args:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// What `secret-tool lookup service <service> username <entry>` prints, if anything.
+    pub fn lookup(&self, entry: &str) -> Option<String> {
+        let output = Command::new("secret-tool")
+            .args(["lookup", "service", &self.service, "username", entry])
+            .stdin(Stdio::null())
+            .output()
+            .expect("secret-tool (package libsecret-tools) must be installed");
+        if !output.status.success() || output.stdout.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8(output.stdout).expect("utf-8 secret");
+        Some(text.strip_suffix('\n').unwrap_or(&text).to_owned())
+    }
+
+    /// Stores a secret as another program would (`secret-tool store`).
+    pub fn store(&self, entry: &str, secret: &str) {
+        use std::io::Write;
+        let mut child = Command::new("secret-tool")
+            .args([
+                "store",
+                "--label",
+                "siprot test",
+                "service",
+                &self.service,
+                "username",
+                entry,
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("secret-tool");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(secret.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "secret-tool store failed");
+        self.remember_secret(secret);
+    }
+}
