@@ -65,7 +65,7 @@ pub enum Error {
     },
 
     /// The provider does not know this credential (404).
-    #[error("{provider}: not found (HTTP 404): {message}")]
+    #[error("{provider}: {message}")]
     NotFound {
         provider: ProviderKind,
         message: String,

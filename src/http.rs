@@ -227,7 +227,10 @@ pub fn status_error(provider: ProviderKind, response: &Response, message: String
             status,
             message,
         },
-        404 => Error::NotFound { provider, message },
+        404 => Error::NotFound {
+            provider,
+            message: format!("not found (HTTP 404): {message}"),
+        },
         408 | 429 | 503 => {
             let wait = response
                 .retry_after

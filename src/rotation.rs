@@ -77,6 +77,8 @@ pub struct RotationReport {
     /// The new password (for `--show-password`); `None` on a dry run.
     pub password: Option<SecretString>,
     pub keyring_writes: u32,
+    /// Whether the password that was current before is now in `#previous`.
+    pub previous_kept: bool,
     /// On a dry run: the steps that would be taken.
     pub plan: Vec<String>,
     /// Things that went wrong without failing the rotation.
@@ -110,6 +112,7 @@ pub async fn rotate(
             request_id: None,
             password: None,
             keyring_writes: 0,
+            previous_kept: false,
             plan: Vec::new(),
             warnings: Vec::new(),
         },
@@ -274,6 +277,7 @@ impl Run<'_> {
                 .await
                 .map_err(unconfirmed)?;
             self.report.keyring_writes += 1;
+            self.report.previous_kept = true;
         }
         self.keyring
             .set(self.name.current(), password)
@@ -321,6 +325,7 @@ impl Run<'_> {
                     .await
                     .map_err(unavailable)?;
                 self.report.keyring_writes += 1;
+                self.report.previous_kept = true;
             }
             None => {
                 let probe = self.name.slot(Slot::Probe);

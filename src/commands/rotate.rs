@@ -150,12 +150,18 @@ fn print_human(report: &RotationReport, show_password: bool) -> Result<()> {
         .map(|u| format!(" (SIP username {u})"))
         .unwrap_or_default();
     output::line(&format!("{verb} {who}{username}"))?;
+    let previous = if report.previous_kept {
+        format!(
+            "; the one before is in '{}{}'",
+            report.entry,
+            Slot::Previous.suffix()
+        )
+    } else {
+        String::new()
+    };
     output::line(&format!(
-        "new password stored in keyring service '{}', entry '{}'; the one before is in '{}{}'",
-        report.service,
-        report.entry,
-        report.entry,
-        Slot::Previous.suffix()
+        "new password stored in keyring service '{}', entry '{}'{previous}",
+        report.service, report.entry
     ))?;
     if let Some(at) = &report.rotated_at {
         output::line(&format!("rotated at {at}"))?;
