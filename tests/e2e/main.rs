@@ -8,6 +8,7 @@ mod check_password;
 mod config;
 mod exotel;
 mod generate;
+mod keyring_faults;
 mod secret;
 mod telepath;
 mod vobiz;

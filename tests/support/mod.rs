@@ -10,6 +10,7 @@
 
 #[path = "../../examples/fake-providers/server.rs"]
 pub mod fake;
+pub mod keyring;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -202,6 +203,12 @@ impl TestEnv {
 
     /// Runs siprot with `args` and optional standard input, then checks for leaks.
     pub fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let child = self.spawn(args, stdin);
+        self.finish(child, args)
+    }
+
+    /// Starts siprot without waiting for it (see [`TestEnv::finish`]).
+    pub fn spawn(&self, args: &[&str], stdin: Option<&[u8]>) -> std::process::Child {
         let mut cmd = self.command();
         cmd.args(args);
         cmd.stdin(if stdin.is_some() {
@@ -219,6 +226,11 @@ impl TestEnv {
                 assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
             }
         }
+        child
+    }
+
+    /// Waits for a spawned siprot and checks its output for leaks.
+    pub fn finish(&self, child: std::process::Child, args: &[&str]) -> Run {
         let output: Output = child.wait_with_output().expect("wait siprot");
         let run = Run {
             code: output.status.code().unwrap_or(-1),
@@ -279,9 +291,24 @@ impl TestEnv {
         Ok(())
     }
 
+    /// `secret-tool` on the same bus as siprot's runs.
+    fn secret_tool(&self) -> Command {
+        let mut cmd = Command::new("secret-tool");
+        if let Some((_, bus)) = self
+            .extra_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "DBUS_SESSION_BUS_ADDRESS")
+        {
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", bus);
+        }
+        cmd
+    }
+
     /// What `secret-tool lookup service <service> username <entry>` prints, if anything.
     pub fn lookup(&self, entry: &str) -> Option<String> {
-        let output = Command::new("secret-tool")
+        let output = self
+            .secret_tool()
             .args(["lookup", "service", &self.service, "username", entry])
             .stdin(Stdio::null())
             .output()
@@ -296,7 +323,8 @@ impl TestEnv {
     /// Stores a secret as another program would (`secret-tool store`).
     pub fn store(&self, entry: &str, secret: &str) {
         use std::io::Write;
-        let mut child = Command::new("secret-tool")
+        let mut child = self
+            .secret_tool()
             .args([
                 "store",
                 "--label",

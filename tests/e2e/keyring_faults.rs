@@ -1,0 +1,151 @@
+//! Faults of the Secret Service itself, each on a private keyring of the test's own.
+
+use std::time::{Duration, Instant};
+
+use crate::support::keyring::PrivateKeyring;
+use crate::support::{FakeProvider, Fault, TestEnv};
+
+const TRUNK: &str = "conn_fault1";
+
+fn wait_for_request(env: &TestEnv) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.fake.requests().is_empty() {
+        assert!(Instant::now() < deadline, "siprot never sent its request");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn keyring_dying_after_the_request_puts_the_password_in_a_recovery_file() {
+    let mut env = TestEnv::start();
+    let mut keyring = PrivateKeyring::start();
+    env.set_env("DBUS_SESSION_BUS_ADDRESS", &keyring.bus_address);
+    env.fake
+        .add_telepath_trunk(TRUNK, "agent-7", "Old-Fault-Pass-1");
+    env.fake.push_fault(
+        FakeProvider::Telepath,
+        Fault::Delay(Duration::from_millis(1500)),
+    );
+    let args = [
+        "rotate",
+        "--provider",
+        "telepath",
+        TRUNK,
+        "--keyring-timeout",
+        "5",
+    ];
+    let child = env.spawn(&args, None);
+    wait_for_request(&env);
+    keyring.kill();
+    let run = env.finish(child, &args);
+    run.assert_code(9).assert_one_line_error("recovery");
+
+    let live = env.fake.telepath_password(TRUNK).unwrap();
+    assert_ne!(live, "Old-Fault-Pass-1", "the provider rotated");
+    let dir = env.state_root().join("recovery");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(
+        run.stderr.contains(&files[0].display().to_string()),
+        "{}",
+        run.stderr
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_eq!(saved["password"], live.as_str());
+    assert_eq!(saved["entry"], "telepath/conn_fault1");
+    assert_eq!(saved["service"], env.service.as_str());
+    assert_eq!(env.audit_lines()[0]["outcome"], "unconfirmed");
+}
+
+#[test]
+fn a_keyring_that_never_answers_is_exit_8_within_the_timeout() {
+    let mut env = TestEnv::start();
+    let keyring = PrivateKeyring::start();
+    env.set_env("DBUS_SESSION_BUS_ADDRESS", &keyring.bus_address);
+    env.fake
+        .add_vobiz_credential("cred-frozen", "u", "Old-Frozen-Pass-1");
+    keyring.freeze();
+    let started = Instant::now();
+    let run = env.run(
+        &[
+            "rotate",
+            "--provider",
+            "vobiz",
+            "cred-frozen",
+            "--keyring-timeout",
+            "1",
+        ],
+        None,
+    );
+    let took = started.elapsed();
+    keyring.thaw();
+    run.assert_code(8).assert_one_line_error("did not answer");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(env.fake.requests().is_empty());
+    assert_eq!(
+        env.fake.vobiz_credential("cred-frozen").unwrap().password,
+        "Old-Frozen-Pass-1"
+    );
+}
+
+#[test]
+fn keyring_dying_mid_rotation_keeps_the_client_set_password_pending() {
+    let mut env = TestEnv::start();
+    let mut keyring = PrivateKeyring::start();
+    env.set_env("DBUS_SESSION_BUS_ADDRESS", &keyring.bus_address);
+    env.fake
+        .add_vobiz_credential("cred-dying", "u", "Old-Dying-Pass-1");
+    env.fake.push_fault(
+        FakeProvider::Vobiz,
+        Fault::Delay(Duration::from_millis(1500)),
+    );
+    let args = [
+        "rotate",
+        "--provider",
+        "vobiz",
+        "cred-dying",
+        "--keyring-timeout",
+        "5",
+    ];
+    let child = env.spawn(&args, None);
+    wait_for_request(&env);
+    keyring.kill();
+    let run = env.finish(child, &args);
+    run.assert_code(9).assert_one_line_error("#pending");
+    assert_ne!(
+        env.fake.vobiz_credential("cred-dying").unwrap().password,
+        "Old-Dying-Pass-1",
+        "the provider took the new password"
+    );
+    let live = env.fake.vobiz_credential("cred-dying").unwrap().password;
+    let entry = format!("vobiz/{}/cred-dying", env.fake.config().vobiz_auth_id);
+
+    // Once the keyring is back, the same command finishes the rotation with the same password.
+    keyring.restart();
+    assert_eq!(
+        env.lookup(&format!("{entry}#pending")).as_deref(),
+        Some(live.as_str())
+    );
+    let rerun = env.run(
+        &["rotate", "--provider", "vobiz", "cred-dying", "--json"],
+        None,
+    );
+    rerun.assert_code(0);
+    assert_eq!(rerun.json()["status"], "resumed");
+    assert_eq!(
+        env.fake.vobiz_credential("cred-dying").unwrap().password,
+        live
+    );
+    assert_eq!(env.lookup(&entry).as_deref(), Some(live.as_str()));
+    assert_eq!(env.lookup(&format!("{entry}#pending")), None);
+}
