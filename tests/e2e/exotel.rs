@@ -187,3 +187,54 @@ fn the_region_picks_the_default_base_url() {
             .starts_with("PUT https://ccm-api.exotel.com/v2/accounts/")
     );
 }
+
+#[test]
+fn a_reset_connection_keeps_pending_for_the_rerun() {
+    let env = env_with_device();
+    env.fake
+        .push_fault(FakeProvider::Exotel, Fault::CommitThenDrop);
+    env.run(&rotate_args(&[]), None)
+        .assert_code(9)
+        .assert_one_line_error("#pending");
+    let live = env.fake.exotel_password(USER, DEVICE).unwrap();
+    assert_eq!(
+        env.lookup(&format!("{}#pending", entry())).as_deref(),
+        Some(live.as_str())
+    );
+    env.run(&rotate_args(&[]), None).assert_code(0);
+    assert_eq!(env.lookup(&entry()).as_deref(), Some(live.as_str()));
+}
+
+#[test]
+fn a_request_the_provider_refuses_removes_the_fresh_pending_entry() {
+    let env = env_with_device();
+    env.fake
+        .push_fault(FakeProvider::Exotel, Fault::Status(400));
+    env.run(&rotate_args(&[]), None)
+        .assert_code(1)
+        .assert_one_line_error("refused the request (HTTP 400)");
+    assert_eq!(env.lookup(&format!("{}#pending", entry())), None);
+    assert_eq!(env.lookup(&entry()), None);
+    assert_eq!(
+        env.fake.exotel_password(USER, DEVICE).as_deref(),
+        Some("Old-Exotel-Pass-1")
+    );
+}
+
+#[test]
+fn a_stdin_password_that_differs_from_a_pending_one_is_refused() {
+    let env = env_with_device();
+    env.store(&format!("{}#pending", entry()), "Staged-Earlier-Pass-1");
+    env.remember_secret("Other-Chosen-Pass-2");
+    env.run(
+        &rotate_args(&["--password-stdin"]),
+        Some(b"Other-Chosen-Pass-2\n"),
+    )
+    .assert_code(9)
+    .assert_one_line_error("without --password-stdin");
+    assert!(env.fake.requests().is_empty());
+    assert_eq!(
+        env.lookup(&format!("{}#pending", entry())).as_deref(),
+        Some("Staged-Earlier-Pass-1")
+    );
+}

@@ -263,3 +263,49 @@ fn telepath_has_no_enable_or_disable() {
     }
     assert!(env.fake.requests().is_empty());
 }
+
+#[test]
+fn a_connection_reset_after_commit_is_exit_9_never_retried() {
+    let env = env_with_trunk();
+    env.store(ENTRY, "Old-Telepath-Pass-1");
+    env.fake
+        .push_fault(FakeProvider::Telepath, Fault::CommitThenDrop);
+    let run = env.run(&["rotate", "--provider", "telepath", TRUNK], None);
+    run.assert_code(9).assert_one_line_error("outcome unknown");
+    assert_eq!(
+        env.fake.requests().len(),
+        1,
+        "a POST that may have landed is never resent"
+    );
+    assert_eq!(env.lookup(ENTRY).as_deref(), Some("Old-Telepath-Pass-1"));
+    assert_eq!(
+        env.lookup(&format!("{ENTRY}#previous")).as_deref(),
+        Some("Old-Telepath-Pass-1")
+    );
+}
+
+#[test]
+fn a_timeout_after_sending_is_exit_9() {
+    let env = env_with_trunk();
+    env.fake.push_fault(
+        FakeProvider::Telepath,
+        Fault::Delay(std::time::Duration::from_secs(3)),
+    );
+    let run = env.run(
+        &["rotate", "--provider", "telepath", TRUNK, "--timeout", "1"],
+        None,
+    );
+    run.assert_code(9).assert_one_line_error("timeout");
+    assert_eq!(env.fake.requests().len(), 1);
+}
+
+#[test]
+fn a_refused_connection_is_exit_7_and_changes_nothing() {
+    let mut env = env_with_trunk();
+    env.store(ENTRY, "Old-Telepath-Pass-1");
+    env.set_env("SIPROT_TELEPATH_BASE_URL", "http://127.0.0.1:9/telepath/v1");
+    env.run(&["rotate", "--provider", "telepath", TRUNK], None)
+        .assert_code(7)
+        .assert_one_line_error("could not connect");
+    assert_eq!(env.lookup(ENTRY).as_deref(), Some("Old-Telepath-Pass-1"));
+}
