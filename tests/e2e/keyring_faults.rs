@@ -7,6 +7,14 @@ use crate::support::{FakeProvider, Fault, TestEnv};
 
 const TRUNK: &str = "conn_fault1";
 
+/// A test environment whose siprot runs (and `lookup`s) use a Secret Service of their own.
+fn env_on_private_keyring() -> (TestEnv, PrivateKeyring) {
+    let mut env = TestEnv::start();
+    let keyring = PrivateKeyring::start();
+    env.set_env("DBUS_SESSION_BUS_ADDRESS", &keyring.bus_address);
+    (env, keyring)
+}
+
 fn wait_for_request(env: &TestEnv) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while env.fake.requests().is_empty() {
@@ -17,9 +25,7 @@ fn wait_for_request(env: &TestEnv) {
 
 #[test]
 fn keyring_dying_after_the_request_puts_the_password_in_a_recovery_file() {
-    let mut env = TestEnv::start();
-    let mut keyring = PrivateKeyring::start();
-    env.set_env("DBUS_SESSION_BUS_ADDRESS", &keyring.bus_address);
+    let (env, mut keyring) = env_on_private_keyring();
     env.fake
         .add_telepath_trunk(TRUNK, "agent-7", "Old-Fault-Pass-1");
     env.fake.push_fault(
@@ -69,9 +75,7 @@ fn keyring_dying_after_the_request_puts_the_password_in_a_recovery_file() {
 
 #[test]
 fn a_keyring_that_never_answers_is_exit_8_within_the_timeout() {
-    let mut env = TestEnv::start();
-    let keyring = PrivateKeyring::start();
-    env.set_env("DBUS_SESSION_BUS_ADDRESS", &keyring.bus_address);
+    let (env, keyring) = env_on_private_keyring();
     env.fake
         .add_vobiz_credential("cred-frozen", "u", "Old-Frozen-Pass-1");
     keyring.freeze();
@@ -100,9 +104,7 @@ fn a_keyring_that_never_answers_is_exit_8_within_the_timeout() {
 
 #[test]
 fn keyring_dying_mid_rotation_keeps_the_client_set_password_pending() {
-    let mut env = TestEnv::start();
-    let mut keyring = PrivateKeyring::start();
-    env.set_env("DBUS_SESSION_BUS_ADDRESS", &keyring.bus_address);
+    let (env, mut keyring) = env_on_private_keyring();
     env.fake
         .add_vobiz_credential("cred-dying", "u", "Old-Dying-Pass-1");
     env.fake.push_fault(
