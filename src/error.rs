@@ -87,10 +87,6 @@ pub enum Error {
     #[error("keyring unavailable: {0}; nothing was sent to the provider")]
     KeyringUnavailable(String),
 
-    /// A keyring read or write failed after the start of a rotation (see [`Error::Unconfirmed`]).
-    #[error("keyring error: {0}")]
-    Keyring(String),
-
     /// The provider may hold a new password that the keyring does not confirm as current.
     #[error("{message}")]
     Unconfirmed {
@@ -139,7 +135,6 @@ impl Error {
             Error::KeyringUnavailable(_) => exit::KEYRING,
             Error::Unconfirmed { .. } | Error::OutcomeUnknown { .. } => exit::UNCONFIRMED,
             Error::Rejected { .. }
-            | Error::Keyring(_)
             | Error::BadResponse { .. }
             | Error::Io { .. }
             | Error::Unexpected(_) => exit::UNEXPECTED,

@@ -175,7 +175,16 @@ impl Provider for Vobiz {
             enabled: Some(enabled),
             ..UpdateBody::default()
         };
-        let (response, parsed) = self.update(credential, &body, &[&self.auth_token]).await?;
+        // An unreadable answer to a toggle says nothing about passwords: not an exit 9.
+        let (response, parsed) = self
+            .update(credential, &body, &[&self.auth_token])
+            .await
+            .map_err(|error| match error {
+                Error::OutcomeUnknown { provider, message } => {
+                    Error::BadResponse { provider, message }
+                }
+                other => other,
+            })?;
         Ok(Toggled {
             enabled: parsed.enabled.unwrap_or(enabled),
             username: parsed.username,

@@ -146,3 +146,15 @@ fn json_errors_are_one_object_on_stdout() {
     assert_eq!(json["status"], "error");
     assert_eq!(json["exit_code"], 6);
 }
+
+#[test]
+fn an_unreadable_answer_to_disable_is_exit_1_not_9() {
+    let env = env_with_credential();
+    env.fake.push_fault(
+        FakeProvider::Vobiz,
+        Fault::CommitThenBody("<html>ok</html>".into()),
+    );
+    env.run(&["disable", "--provider", "vobiz", CRED], None)
+        .assert_code(1)
+        .assert_one_line_error("unusable response");
+}
