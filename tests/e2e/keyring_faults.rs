@@ -23,27 +23,36 @@ fn wait_for_request(env: &TestEnv) {
     }
 }
 
+/// Rotates while the provider holds its answer, and kills the keyring once the request
+/// has arrived: the provider applies the change, the keyring is gone when siprot stores it.
+fn rotate_while_the_keyring_dies(
+    env: &TestEnv,
+    keyring: &mut PrivateKeyring,
+    provider: FakeProvider,
+    name: &str,
+    id: &str,
+) -> crate::support::Run {
+    env.fake
+        .push_fault(provider, Fault::Delay(Duration::from_millis(1500)));
+    let args = ["rotate", "--provider", name, id, "--keyring-timeout", "5"];
+    let child = env.spawn(&args, None);
+    wait_for_request(env);
+    keyring.kill();
+    env.finish(child, &args)
+}
+
 #[test]
 fn keyring_dying_after_the_request_puts_the_password_in_a_recovery_file() {
     let (env, mut keyring) = env_on_private_keyring();
     env.fake
         .add_telepath_trunk(TRUNK, "agent-7", "Old-Fault-Pass-1");
-    env.fake.push_fault(
+    let run = rotate_while_the_keyring_dies(
+        &env,
+        &mut keyring,
         FakeProvider::Telepath,
-        Fault::Delay(Duration::from_millis(1500)),
-    );
-    let args = [
-        "rotate",
-        "--provider",
         "telepath",
         TRUNK,
-        "--keyring-timeout",
-        "5",
-    ];
-    let child = env.spawn(&args, None);
-    wait_for_request(&env);
-    keyring.kill();
-    let run = env.finish(child, &args);
+    );
     run.assert_code(9).assert_one_line_error("recovery");
 
     let live = env.fake.telepath_password(TRUNK).unwrap();
@@ -107,22 +116,13 @@ fn keyring_dying_mid_rotation_keeps_the_client_set_password_pending() {
     let (env, mut keyring) = env_on_private_keyring();
     env.fake
         .add_vobiz_credential("cred-dying", "u", "Old-Dying-Pass-1");
-    env.fake.push_fault(
+    let run = rotate_while_the_keyring_dies(
+        &env,
+        &mut keyring,
         FakeProvider::Vobiz,
-        Fault::Delay(Duration::from_millis(1500)),
-    );
-    let args = [
-        "rotate",
-        "--provider",
         "vobiz",
         "cred-dying",
-        "--keyring-timeout",
-        "5",
-    ];
-    let child = env.spawn(&args, None);
-    wait_for_request(&env);
-    keyring.kill();
-    let run = env.finish(child, &args);
+    );
     run.assert_code(9).assert_one_line_error("#pending");
     assert_ne!(
         env.fake.vobiz_credential("cred-dying").unwrap().password,
