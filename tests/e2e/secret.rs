@@ -19,11 +19,10 @@ fn secret_get_prints_exactly_the_stored_password() {
 
 #[test]
 fn secret_get_reads_what_other_tools_stored_and_the_previous_slot() {
-    let env = TestEnv::start();
+    let mut env = TestEnv::start();
+    env.set_env("VOBIZ_AUTH_ID", "MA_TEST_AUTH");
     env.store("vobiz/MA_TEST_AUTH/cred-9", "Stored-By-Hand-1");
     env.store("vobiz/MA_TEST_AUTH/cred-9#previous", "Stored-By-Hand-0");
-    let mut env = env;
-    env.set_env("VOBIZ_AUTH_ID", "MA_TEST_AUTH");
     let run = env.run(&["secret", "get", "--provider", "vobiz", "cred-9"], None);
     assert_eq!(run.stdout, "Stored-By-Hand-1\n");
     let run = env.run(
@@ -65,25 +64,17 @@ fn the_leak_checker_catches_secrets_where_they_do_not_belong() {
     assert!(env.find_leak(&clean, false, &["rotate"]).is_ok());
     let on_stdout = Run {
         stdout: "password: Typed-Secret-77".into(),
-        ..clean_copy(&clean)
+        ..clean.clone()
     };
     assert!(env.find_leak(&on_stdout, false, &["rotate"]).is_err());
     assert!(env.find_leak(&on_stdout, true, &["rotate"]).is_ok());
     let key_on_stderr = Run {
         stderr: format!("siprot: error: bad key {api_key}"),
-        ..clean_copy(&clean)
+        ..clean.clone()
     };
     assert!(env.find_leak(&key_on_stderr, true, &["rotate"]).is_err());
     assert!(
         env.find_leak(&clean, false, &["x", "Typed-Secret-77"])
             .is_err()
     );
-}
-
-fn clean_copy(run: &crate::support::Run) -> crate::support::Run {
-    crate::support::Run {
-        code: run.code,
-        stdout: run.stdout.clone(),
-        stderr: run.stderr.clone(),
-    }
 }

@@ -38,6 +38,7 @@ pub struct TestEnv {
 }
 
 /// What one run of siprot did.
+#[derive(Clone)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -119,15 +120,15 @@ impl TestEnv {
     }
 
     pub fn telepath_base(&self) -> String {
-        format!("http://{}/telepath/v1", self.addr)
+        FakeProviders::telepath_base(self.addr)
     }
 
     pub fn exotel_base(&self) -> String {
-        format!("http://{}/exotel/v2", self.addr)
+        FakeProviders::exotel_base(self.addr)
     }
 
     pub fn vobiz_base(&self) -> String {
-        format!("http://{}/vobiz/api/v1", self.addr)
+        FakeProviders::vobiz_base(self.addr)
     }
 
     /// Overrides or adds an environment variable for later runs.
