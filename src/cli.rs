@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::parse_seconds;
 use crate::providers::{self, ProviderKind};
+use crate::retry;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 password fails policy, 4 configuration,
@@ -79,6 +80,14 @@ pub struct NetArgs {
     /// Seconds allowed to connect (TCP and TLS)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub connect_timeout: Duration,
+    /// Retries after a transient failure (exotel, vobiz: any; telepath: only when the
+    /// request provably never left)
+    #[arg(long, value_name = "N", default_value_t = retry::DEFAULT_RETRIES,
+          value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub retries: u32,
+    /// Seconds allowed for the provider call, all tries and waits included
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = parse_seconds)]
+    pub deadline: Duration,
 }
 
 #[derive(Debug, Args)]

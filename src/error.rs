@@ -83,6 +83,10 @@ pub enum Error {
     #[error("{0}; nothing was changed, safe to retry")]
     Transient(String),
 
+    /// Another siprot process is working on the same credential: nothing was done.
+    #[error("{0}; nothing was changed, try again when it has finished")]
+    Busy(String),
+
     /// The keyring cannot be used; raised before anything was sent to a provider.
     #[error("keyring unavailable: {0}; nothing was sent to the provider")]
     KeyringUnavailable(String),
@@ -131,7 +135,7 @@ impl Error {
             Error::MissingSetting { .. } | Error::Config(_) => exit::CONFIG,
             Error::Auth { .. } => exit::AUTH,
             Error::NotFound { .. } => exit::NOT_FOUND,
-            Error::Transient(_) => exit::TRANSIENT,
+            Error::Transient(_) | Error::Busy(_) => exit::TRANSIENT,
             Error::KeyringUnavailable(_) => exit::KEYRING,
             Error::Unconfirmed { .. } | Error::OutcomeUnknown { .. } => exit::UNCONFIRMED,
             Error::Rejected { .. }
@@ -201,6 +205,7 @@ mod tests {
                 6,
             ),
             (Error::Transient("x".into()), 7),
+            (Error::Busy("x".into()), 7),
             (Error::KeyringUnavailable("x".into()), 8),
             (
                 Error::Unconfirmed {

@@ -6,7 +6,9 @@
 //! (connection refused, DNS or TLS failure, connect timeout) changed nothing; one that
 //! timed out or lost its connection afterwards may have changed the password.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -15,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::providers::ProviderKind;
+use crate::retry::{self, Resend, RetryConfig};
 
 /// Default cap on a response body: nothing a provider sends us legitimately comes close.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -28,6 +31,8 @@ pub struct HttpConfig {
     pub timeout: Duration,
     /// Largest response body read, in bytes.
     pub max_body: usize,
+    /// How often and how long to retry.
+    pub retry: RetryConfig,
 }
 
 impl Default for HttpConfig {
@@ -36,6 +41,7 @@ impl Default for HttpConfig {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             max_body: DEFAULT_MAX_BODY,
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -48,6 +54,29 @@ pub struct Response {
     /// The provider's request id header (`x-request-id`), when it sends one.
     pub request_id: Option<String>,
     pub body: Zeroizing<Vec<u8>>,
+    /// How many tries this answer took (1 when it came first time).
+    pub tries: u32,
+    /// Why there was no further try, for a failed answer (empty otherwise).
+    pub retry_note: String,
+}
+
+/// Counts the HTTP requests of one provider call, retries included, for `attempts` in
+/// the JSON output and the audit log. A try that could not connect counts too.
+#[derive(Debug, Clone, Default)]
+pub struct Attempts(Arc<AtomicU32>);
+
+impl Attempts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn count(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn record(&self) -> u32 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// Why an exchange failed before a usable response was read.
@@ -87,8 +116,76 @@ impl HttpClient {
         self.inner.request(method, url)
     }
 
+    /// Sends the request, retrying what `resend` allows within the retry budget, and
+    /// returns the first success or the last failure.
+    ///
+    /// A failure that follows a try which may have reached the provider is reported as
+    /// [`SendError::Unknown`], whatever the last answer was: the earlier try may have
+    /// changed the password.
+    pub async fn send(
+        &self,
+        request: RequestBuilder,
+        resend: Resend,
+        attempts: &Attempts,
+    ) -> Result<Response, SendError> {
+        let budget = &self.config.retry;
+        let deadline = Instant::now() + budget.deadline;
+        let mut maybe_landed: Option<String> = None;
+        let mut tries = 0;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let this = request
+                .try_clone()
+                .ok_or_else(|| SendError::NotSent("the request cannot be copied".into()))?
+                .timeout(self.config.timeout.min(remaining));
+            tries += 1;
+            let total = attempts.record();
+            let started = Instant::now();
+            let outcome = self.send_once(this).await;
+            let (retryable, asked_wait, what) = match &outcome {
+                Ok(response) if response.status.is_success() => {
+                    log::debug!(
+                        "try {total}: HTTP {} in {:?}",
+                        response.status,
+                        started.elapsed()
+                    );
+                    break outcome.map(|r| Response { tries, ..r });
+                }
+                Ok(response) => (
+                    resend == Resend::Idempotent
+                        && retry::retryable_status(response.status.as_u16()),
+                    response
+                        .retry_after
+                        .as_deref()
+                        .and_then(|v| retry::parse_retry_after(v, jiff::Timestamp::now())),
+                    format!("HTTP {}", response.status),
+                ),
+                Err(SendError::NotSent(message)) => (true, None, message.clone()),
+                Err(SendError::Unknown(message)) => {
+                    maybe_landed = Some(message.clone());
+                    (resend == Resend::Idempotent, None, message.clone())
+                }
+            };
+            log::debug!("try {total}: {what} after {:?}", started.elapsed());
+            if !retryable || tries > budget.max_retries {
+                break finish(outcome, tries, maybe_landed.as_deref(), None);
+            }
+            let wait = asked_wait.unwrap_or_else(|| budget.backoff(tries));
+            if Instant::now() + wait >= deadline {
+                let why = format!(
+                    "the next try (in {}s) would pass the --deadline of {}s",
+                    wait.as_secs_f64().ceil(),
+                    budget.deadline.as_secs()
+                );
+                break finish(outcome, tries, maybe_landed.as_deref(), Some(&why));
+            }
+            log::debug!("retrying in {wait:?}");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// Sends the request once and reads the whole body, at most `max_body` bytes.
-    pub async fn send(&self, request: RequestBuilder) -> Result<Response, SendError> {
+    async fn send_once(&self, request: RequestBuilder) -> Result<Response, SendError> {
         let mut response = request.send().await.map_err(classify)?;
         let status = response.status();
         let retry_after = response
@@ -121,7 +218,45 @@ impl HttpClient {
             retry_after,
             request_id,
             body,
+            tries: 1,
+            retry_note: String::new(),
         })
+    }
+}
+
+/// The outcome of the last try, told as the whole call's: how many tries it took, and
+/// unknown if an earlier try may have landed.
+fn finish(
+    outcome: Result<Response, SendError>,
+    tries: u32,
+    maybe_landed: Option<&str>,
+    stopped: Option<&str>,
+) -> Result<Response, SendError> {
+    let after = match (tries, stopped) {
+        (1, None) => String::new(),
+        (1, Some(why)) => format!(" (not retried: {why})"),
+        (n, None) => format!(" (after {n} tries)"),
+        (n, Some(why)) => format!(" (after {n} tries; {why})"),
+    };
+    match (outcome, maybe_landed) {
+        (Ok(response), None) => Ok(Response {
+            tries,
+            retry_note: after,
+            ..response
+        }),
+        (Ok(response), Some(landed)) => Err(SendError::Unknown(format!(
+            "an earlier try may have reached the provider ({landed}) and the last answer was HTTP {}{after}",
+            response.status
+        ))),
+        (Err(SendError::NotSent(message)), Some(landed)) => Err(SendError::Unknown(format!(
+            "an earlier try may have reached the provider ({landed}) and the last one failed: {message}{after}"
+        ))),
+        (Err(SendError::NotSent(message)), None) => {
+            Err(SendError::NotSent(format!("{message}{after}")))
+        }
+        (Err(SendError::Unknown(message)), _) => {
+            Err(SendError::Unknown(format!("{message}{after}")))
+        }
     }
 }
 
@@ -238,12 +373,13 @@ pub fn status_error(provider: ProviderKind, response: &Response, message: String
                 .map(|v| format!(", retry after {}", one_line(v)))
                 .unwrap_or_default();
             Error::Transient(format!(
-                "{provider} answered HTTP {status}{wait}: {message}"
+                "{provider} answered HTTP {status}{wait}: {message}{}",
+                response.retry_note
             ))
         }
         500..=599 => Error::OutcomeUnknown {
             provider,
-            message: format!("HTTP {status}: {message}"),
+            message: format!("HTTP {status}: {message}{}", response.retry_note),
         },
         _ => Error::Rejected {
             provider,
@@ -348,6 +484,8 @@ mod tests {
             retry_after: None,
             request_id: None,
             body: Zeroizing::new(body.as_bytes().to_vec()),
+            tries: 1,
+            retry_note: String::new(),
         }
     }
 

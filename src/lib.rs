@@ -10,21 +10,27 @@
 //! - [`policy`]: password rules per provider and generation;
 //! - [`store`]: keyring entries (current, `#pending`, `#previous`);
 //! - [`state`]: audit log and recovery files under `$XDG_STATE_HOME/siprot`;
+//! - [`lock`]: one rotation per credential at a time;
 //! - [`http`]: the one configured HTTP client;
+//! - [`retry`]: retry budget, backoff and `Retry-After`;
 //! - [`config`]: settings from the environment;
 //! - [`input`]: reading passwords from standard input;
 //! - [`error`]: the error enum and its exit codes;
-//! - [`output`]: human and JSON rendering.
+//! - [`output`]: human and JSON rendering;
+//! - [`checkpoint`]: points where tests stop the process (debug builds only).
 
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod input;
+pub mod lock;
 pub mod output;
 pub mod policy;
 pub mod providers;
+pub mod retry;
 pub mod rotation;
 pub mod state;
 pub mod store;

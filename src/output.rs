@@ -39,6 +39,9 @@ pub struct JsonError {
     pub status: &'static str,
     pub exit_code: u8,
     pub error: String,
+    /// HTTP requests sent before the failure, for commands that talk to a provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 impl JsonError {
@@ -47,6 +50,14 @@ impl JsonError {
             status: "error",
             exit_code: error.exit_code(),
             error: error.to_string().replace(['\n', '\r'], " "),
+            attempts: None,
+        }
+    }
+
+    pub fn with_attempts(self, attempts: u32) -> Self {
+        Self {
+            attempts: Some(attempts),
+            ..self
         }
     }
 }

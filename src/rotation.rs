@@ -20,7 +20,10 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::checkpoint;
 use crate::error::{Error, Result, exit};
+use crate::http::Attempts;
+use crate::lock::CredentialLock;
 use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind, RotateRequest};
 use crate::state::{AuditRecord, StateDir};
 use crate::store::{EntryName, Keyring, Slot, StoreError};
@@ -41,6 +44,8 @@ pub struct RotationInput {
     pub source: PasswordSource,
     pub description: Option<String>,
     pub dry_run: bool,
+    /// Counts the requests sent; the caller keeps a clone to read it whatever the outcome.
+    pub attempts: Attempts,
 }
 
 /// How a rotation ended, when it did not fail.
@@ -77,6 +82,8 @@ pub struct RotationReport {
     /// The new password (for `--show-password`); `None` on a dry run.
     pub password: Option<SecretString>,
     pub keyring_writes: u32,
+    /// HTTP requests sent to the provider, retries included.
+    pub attempts: u32,
     /// Whether the password that was current before is now in `#previous`.
     pub previous_kept: bool,
     /// On a dry run: the steps that would be taken.
@@ -96,6 +103,16 @@ pub async fn rotate(
     let kind = provider.kind();
     let name = EntryName::new(kind.entry_name(credential)?);
     let dry_run = input.dry_run;
+    let attempts = input.attempts.clone();
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(CredentialLock::acquire(
+            state,
+            keyring.service(),
+            name.current(),
+        )?)
+    };
     let mut run = Run {
         provider,
         credential,
@@ -112,16 +129,18 @@ pub async fn rotate(
             request_id: None,
             password: None,
             keyring_writes: 0,
+            attempts: 0,
             previous_kept: false,
             plan: Vec::new(),
             warnings: Vec::new(),
         },
     };
     let result = match kind.origin() {
-        PasswordOrigin::ServerGenerated => run.server_generated(state, dry_run).await,
+        PasswordOrigin::ServerGenerated => run.server_generated(state, dry_run, &attempts).await,
         PasswordOrigin::ClientSupplied => run.client_supplied(input).await,
     };
     let mut report = run.report;
+    report.attempts = attempts.count();
     if result.is_ok() && !dry_run && report.rotated_at.is_none() {
         report.rotated_at = Some(jiff::Timestamp::now().to_string());
     }
@@ -138,6 +157,7 @@ pub async fn rotate(
             action: "rotate",
             outcome,
             request_id: report.request_id.as_deref(),
+            attempts: Some(attempts.count()),
             exit_code: code,
         });
         if let Err(e) = audited {
@@ -217,12 +237,17 @@ impl Run<'_> {
                 .await
                 .map_err(unavailable)?;
             self.report.keyring_writes += 1;
+            checkpoint::reached("pending-written");
         }
         let request = RotateRequest::Set {
             password: password.clone(),
             description: input.description,
         };
-        let rotated = match self.provider.rotate(self.credential, request).await {
+        let rotated = match self
+            .provider
+            .rotate(self.credential, request, &input.attempts)
+            .await
+        {
             Ok(rotated) => rotated,
             Err(error) if resumed || matches!(error, Error::OutcomeUnknown { .. }) => {
                 return Err(Error::Unconfirmed {
@@ -242,6 +267,7 @@ impl Run<'_> {
                 return Err(error);
             }
         };
+        checkpoint::reached("response-received");
         self.report.username = rotated.username;
         self.report.request_id = rotated.request_id;
         self.report.rotated_at = rotated.rotated_at;
@@ -278,12 +304,14 @@ impl Run<'_> {
                 .map_err(unconfirmed)?;
             self.report.keyring_writes += 1;
             self.report.previous_kept = true;
+            checkpoint::reached("previous-written");
         }
         self.keyring
             .set(self.name.current(), password)
             .await
             .map_err(unconfirmed)?;
         self.report.keyring_writes += 1;
+        checkpoint::reached("current-written");
         match self.keyring.delete(pending_entry).await {
             Ok(_) => self.report.keyring_writes += 1,
             Err(e) => self.report.warnings.push(format!(
@@ -293,7 +321,12 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn server_generated(&mut self, state: &StateDir, dry_run: bool) -> Result<()> {
+    async fn server_generated(
+        &mut self,
+        state: &StateDir,
+        dry_run: bool,
+        attempts: &Attempts,
+    ) -> Result<()> {
         let kind = self.report.provider;
         let previous_entry = self.name.slot(Slot::Previous);
         let current = self
@@ -338,9 +371,10 @@ impl Run<'_> {
                 self.report.keyring_writes += 2;
             }
         }
+        checkpoint::reached("previous-written");
         let rotated = self
             .provider
-            .rotate(self.credential, RotateRequest::Generate)
+            .rotate(self.credential, RotateRequest::Generate, attempts)
             .await
             .map_err(|error| match error {
                 Error::OutcomeUnknown { .. } => Error::Unconfirmed {
@@ -361,6 +395,7 @@ impl Run<'_> {
             message: format!("{kind} confirmed the rotation but returned no password"),
             recovery_file: None,
         })?;
+        checkpoint::reached("response-received");
         self.report.username = rotated.username;
         self.report.request_id = rotated.request_id;
         self.report.rotated_at = rotated.rotated_at;

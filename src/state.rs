@@ -29,6 +29,9 @@ pub struct AuditRecord<'a> {
     pub action: &'a str,
     pub outcome: &'a str,
     pub request_id: Option<&'a str>,
+    /// HTTP requests sent (retries included); `None` when none could be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     pub exit_code: u8,
 }
 
@@ -158,7 +161,7 @@ fn private_options() -> OpenOptions {
     options
 }
 
-fn create_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -188,6 +191,7 @@ mod tests {
                     action: "rotate",
                     outcome,
                     request_id: Some("req-1"),
+                    attempts: Some(1),
                     exit_code: 0,
                 })
                 .unwrap();

@@ -138,6 +138,20 @@ pub enum Fault {
     Delay(Duration),
     /// Apply the change, then reset the connection (TCP RST) without any response byte.
     CommitThenDrop,
+    /// Apply the change, then wait this long before answering normally (a client with a
+    /// shorter timeout gives up after its request has taken effect).
+    CommitThenDelay(Duration),
+    /// Answer `307 Temporary Redirect` to this URL without applying the change.
+    Redirect(String),
+    /// Apply the change, then answer 200 with a JSON-looking body of this many bytes.
+    CommitThenHugeBody(usize),
+    /// Apply the change, then answer 200 and send the body one byte per interval,
+    /// for up to ten minutes.
+    CommitThenSlowDrip(Duration),
+    /// Apply the change, then answer 200 with these raw bytes (e.g. invalid UTF-8).
+    CommitThenRawBody(Vec<u8>),
+    /// Answer with this status and these raw bytes as the body; nothing is applied.
+    StatusWithRawBody(u16, Vec<u8>),
 }
 
 /// A request as the fake received it, recorded before routing.
@@ -456,6 +470,70 @@ impl FakeProviders {
                 )
                     .into_response()
             }
+            Fault::CommitThenDelay(delay) => {
+                let outcome = work(self);
+                tokio::time::sleep(delay).await;
+                outcome.response
+            }
+            Fault::Redirect(location) => (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+                "",
+            )
+                .into_response(),
+            Fault::CommitThenHugeBody(size) => {
+                let outcome = work(self);
+                if !outcome.committed {
+                    return outcome.response;
+                }
+                let mut body = b"{\"padding\":\"".to_vec();
+                body.resize(size.saturating_sub(2), b'x');
+                body.extend_from_slice(b"\"}");
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response()
+            }
+            Fault::CommitThenSlowDrip(interval) => {
+                let outcome = work(self);
+                if !outcome.committed {
+                    return outcome.response;
+                }
+                let started = tokio::time::Instant::now();
+                let drip = futures_util::stream::unfold((), move |()| async move {
+                    if started.elapsed() > Duration::from_secs(600) {
+                        return None;
+                    }
+                    tokio::time::sleep(interval).await;
+                    Some((Ok::<_, io::Error>(Bytes::from_static(b" ")), ()))
+                });
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    Body::from_stream(drip),
+                )
+                    .into_response()
+            }
+            Fault::CommitThenRawBody(bytes) => {
+                let outcome = work(self);
+                if !outcome.committed {
+                    return outcome.response;
+                }
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    bytes,
+                )
+                    .into_response()
+            }
+            Fault::StatusWithRawBody(status, bytes) => (
+                status_code(status),
+                [(header::CONTENT_TYPE, "application/json")],
+                bytes,
+            )
+                .into_response(),
             Fault::CommitThenDrop => {
                 let outcome = work(self);
                 if !outcome.committed {
@@ -1045,10 +1123,10 @@ fn harvest_secrets(secrets: &mut BTreeSet<String>, headers: &HeaderMap, body: &[
     if let Some(token) = header_str(headers, "x-auth-token") {
         remember(secrets, token);
     }
-    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) {
-        if let Some(Value::String(password)) = fields.get("password") {
-            remember(secrets, password);
-        }
+    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body)
+        && let Some(Value::String(password)) = fields.get("password")
+    {
+        remember(secrets, password);
     }
 }
 

@@ -15,6 +15,7 @@ use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::http::HttpConfig;
 use crate::output;
+use crate::retry::RetryConfig;
 
 /// Runs the parsed command line and returns the exit code; errors are printed here, once.
 pub fn run(cli: Cli) -> u8 {
@@ -40,15 +41,23 @@ pub fn run(cli: Cli) -> u8 {
     };
     match result {
         Ok(code) => code,
-        Err(error) => {
-            output::error(&error);
-            if json {
-                // The error line is already on stderr; a failure to print JSON too changes nothing.
-                let _ = output::json(&output::JsonError::new(&error));
-            }
-            error.exit_code()
-        }
+        Err(error) => fail(&error, json, None),
     }
+}
+
+/// Prints a failure once (one line on stderr, and the JSON error object with `--json`)
+/// and returns its exit code.
+pub(crate) fn fail(error: &Error, json: bool, attempts: Option<u32>) -> u8 {
+    output::error(error);
+    if json {
+        let mut object = output::JsonError::new(error);
+        if let Some(attempts) = attempts {
+            object = object.with_attempts(attempts);
+        }
+        // The error line is already on stderr; a failure to print JSON too changes nothing.
+        let _ = output::json(&object);
+    }
+    error.exit_code()
 }
 
 /// Runs async work on a small runtime that exists only for commands that need it, so
@@ -71,6 +80,11 @@ impl NetArgs {
             http: HttpConfig {
                 connect_timeout: self.connect_timeout,
                 timeout: self.timeout,
+                retry: RetryConfig {
+                    max_retries: self.retries,
+                    deadline: self.deadline,
+                    ..RetryConfig::default()
+                },
                 ..HttpConfig::default()
             },
         }

@@ -5,9 +5,10 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::cli::RotateArgs;
-use crate::commands::block_on;
+use crate::commands::{block_on, fail};
 use crate::config;
 use crate::error::{Error, Result, exit};
+use crate::http::Attempts;
 use crate::input;
 use crate::output;
 use crate::providers::{CredentialRef, PasswordOrigin};
@@ -59,17 +60,23 @@ pub fn run(args: RotateArgs) -> Result<u8> {
             length: args.length,
         }
     };
+    let attempts = Attempts::new();
     let input = RotationInput {
         source,
         description: args.description,
         dry_run: args.dry_run,
+        attempts: attempts.clone(),
     };
-    let report = block_on(async {
+    let result = block_on(async {
         let keyring = Keyring::open(&service, args.keyring_timeout)
             .await
             .map_err(|e| Error::KeyringUnavailable(e.to_string()))?;
         rotation::rotate(provider.as_ref(), &credential, &keyring, &state, input).await
-    })?;
+    });
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => return Ok(fail(&error, args.json, Some(attempts.count()))),
+    };
     for warning in &report.warnings {
         output::warning(warning);
     }
@@ -95,6 +102,7 @@ struct RotateJson<'a> {
     status: &'a str,
     request_id: Option<&'a str>,
     keyring_writes: u32,
+    attempts: u32,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     plan: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,6 +122,7 @@ impl<'a> RotateJson<'a> {
             status: report.status.as_str(),
             request_id: report.request_id.as_deref(),
             keyring_writes: report.keyring_writes,
+            attempts: report.attempts,
             plan: &report.plan,
             password: report
                 .password

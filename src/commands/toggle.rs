@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::cli::ToggleArgs;
 use crate::commands::block_on;
 use crate::error::{Error, Result, exit};
+use crate::http::Attempts;
 use crate::output;
 use crate::providers::CredentialRef;
 use crate::state::{AuditRecord, StateDir};
@@ -23,7 +24,8 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
     let entry = kind.entry_name(&credential)?;
     let provider = kind.connect(&args.net.connect_options())?;
     let state = StateDir::locate()?;
-    let result = block_on(provider.set_enabled(&credential, enable));
+    let attempts = Attempts::new();
+    let result = block_on(provider.set_enabled(&credential, enable, &attempts));
     let audited = state.audit(&AuditRecord {
         time: jiff::Timestamp::now().to_string(),
         provider: kind.name(),
@@ -31,6 +33,7 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
         action: operation,
         outcome: if result.is_ok() { "done" } else { "failed" },
         request_id: result.as_ref().ok().and_then(|t| t.request_id.as_deref()),
+        attempts: Some(attempts.count()),
         exit_code: result
             .as_ref()
             .map_or_else(Error::exit_code, |_| exit::SUCCESS),
@@ -52,6 +55,7 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
             enabled: toggled.enabled,
             status,
             request_id: toggled.request_id.as_deref(),
+            attempts: attempts.count(),
         })?;
     } else {
         output::line(&format!(
@@ -70,4 +74,5 @@ struct ToggleJson<'a> {
     enabled: bool,
     status: &'a str,
     request_id: Option<&'a str>,
+    attempts: u32,
 }

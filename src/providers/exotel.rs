@@ -13,8 +13,9 @@ use super::{
 };
 use crate::config::{self, ConnectOptions};
 use crate::error::{Error, Result};
-use crate::http::{self, HttpClient, HttpMethod};
+use crate::http::{self, Attempts, HttpClient, HttpMethod};
 use crate::policy::Policy;
+use crate::retry::Resend;
 
 pub const API_KEY_VAR: &str = "EXOTEL_API_KEY";
 pub const API_TOKEN_VAR: &str = "EXOTEL_API_TOKEN";
@@ -128,7 +129,12 @@ impl Provider for Exotel {
         Ok(format!("PUT {}", self.url(credential)?))
     }
 
-    async fn rotate(&self, credential: &CredentialRef, request: RotateRequest) -> Result<Rotated> {
+    async fn rotate(
+        &self,
+        credential: &CredentialRef,
+        request: RotateRequest,
+        attempts: &Attempts,
+    ) -> Result<Rotated> {
         let RotateRequest::Set { password, .. } = request else {
             return Err(Error::Unexpected("exotel needs the password to set".into()));
         };
@@ -146,7 +152,8 @@ impl Provider for Exotel {
             });
         let response = self
             .http
-            .send(builder)
+            // The same password set twice is the same state: safe to resend.
+            .send(builder, Resend::Idempotent, attempts)
             .await
             .map_err(|e| http::send_error(kind, e))?;
         let envelope = serde_json::from_slice::<Envelope>(&response.body);

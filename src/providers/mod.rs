@@ -14,6 +14,7 @@ use secrecy::SecretString;
 
 use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
+use crate::http::Attempts;
 use crate::policy::Policy;
 
 macro_rules! register_providers {
@@ -241,11 +242,22 @@ pub trait Provider: Send + Sync {
     /// The request a rotation would send, for `--dry-run` (e.g. `PUT https://...`).
     fn describe_rotation(&self, credential: &CredentialRef) -> Result<String>;
 
-    /// Performs the one HTTP exchange of a rotation.
-    async fn rotate(&self, credential: &CredentialRef, request: RotateRequest) -> Result<Rotated>;
+    /// Performs the HTTP exchange of a rotation, retrying only what the provider's API
+    /// allows; every request sent is counted in `attempts`.
+    async fn rotate(
+        &self,
+        credential: &CredentialRef,
+        request: RotateRequest,
+        attempts: &Attempts,
+    ) -> Result<Rotated>;
 
     /// Enables or disables a credential; most providers have no such operation.
-    async fn set_enabled(&self, _credential: &CredentialRef, enabled: bool) -> Result<Toggled> {
+    async fn set_enabled(
+        &self,
+        _credential: &CredentialRef,
+        enabled: bool,
+        _attempts: &Attempts,
+    ) -> Result<Toggled> {
         Err(Error::Unsupported {
             provider: self.kind(),
             operation: if enabled { "enable" } else { "disable" },

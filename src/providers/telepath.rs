@@ -9,8 +9,9 @@ use url::Url;
 use super::{CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated};
 use crate::config::{self, ConnectOptions};
 use crate::error::{Error, Result};
-use crate::http::{self, HttpClient, HttpMethod};
+use crate::http::{self, Attempts, HttpClient, HttpMethod};
 use crate::policy::Policy;
+use crate::retry::Resend;
 
 pub const API_KEY_VAR: &str = "TELEPATH_API_KEY";
 pub const BASE_URL_VAR: &str = "SIPROT_TELEPATH_BASE_URL";
@@ -69,7 +70,12 @@ impl Provider for Telepath {
         Ok(format!("POST {}", self.url(credential)?))
     }
 
-    async fn rotate(&self, credential: &CredentialRef, request: RotateRequest) -> Result<Rotated> {
+    async fn rotate(
+        &self,
+        credential: &CredentialRef,
+        request: RotateRequest,
+        attempts: &Attempts,
+    ) -> Result<Rotated> {
         if !matches!(request, RotateRequest::Generate) {
             return Err(Error::Usage(
                 "telepath generates passwords on its server; a password cannot be supplied".into(),
@@ -83,7 +89,7 @@ impl Provider for Telepath {
             .header(reqwest::header::ACCEPT, "application/json");
         let response = self
             .http
-            .send(builder)
+            .send(builder, Resend::OnlyIfNotSent, attempts)
             .await
             .map_err(|e| http::send_error(kind, e))?;
         if !response.status.is_success() {

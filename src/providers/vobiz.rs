@@ -13,8 +13,9 @@ use super::{
 };
 use crate::config::{self, ConnectOptions};
 use crate::error::{Error, Result};
-use crate::http::{self, HttpClient, HttpMethod, Response};
+use crate::http::{self, Attempts, HttpClient, HttpMethod, Response};
 use crate::policy::Policy;
+use crate::retry::Resend;
 
 pub const AUTH_ID_VAR: &str = "VOBIZ_AUTH_ID";
 pub const AUTH_TOKEN_VAR: &str = "VOBIZ_AUTH_TOKEN";
@@ -98,6 +99,7 @@ impl Vobiz {
         credential: &CredentialRef,
         body: &UpdateBody<'_>,
         secrets: &[&SecretString],
+        attempts: &Attempts,
     ) -> Result<(Response, Credential)> {
         let kind = self.kind();
         let builder = self
@@ -108,7 +110,8 @@ impl Vobiz {
             .json(body);
         let response = self
             .http
-            .send(builder)
+            // A PUT of the same fields is the same state: safe to resend.
+            .send(builder, Resend::Idempotent, attempts)
             .await
             .map_err(|e| http::send_error(kind, e))?;
         if !response.status.is_success() {
@@ -145,7 +148,12 @@ impl Provider for Vobiz {
         Ok(format!("PUT {}", self.url(credential)?))
     }
 
-    async fn rotate(&self, credential: &CredentialRef, request: RotateRequest) -> Result<Rotated> {
+    async fn rotate(
+        &self,
+        credential: &CredentialRef,
+        request: RotateRequest,
+        attempts: &Attempts,
+    ) -> Result<Rotated> {
         let RotateRequest::Set {
             password,
             description,
@@ -160,7 +168,7 @@ impl Provider for Vobiz {
             ..UpdateBody::default()
         };
         let (response, parsed) = self
-            .update(credential, &body, &[&password, &self.auth_token])
+            .update(credential, &body, &[&password, &self.auth_token], attempts)
             .await?;
         Ok(Rotated {
             password: None,
@@ -170,14 +178,19 @@ impl Provider for Vobiz {
         })
     }
 
-    async fn set_enabled(&self, credential: &CredentialRef, enabled: bool) -> Result<Toggled> {
+    async fn set_enabled(
+        &self,
+        credential: &CredentialRef,
+        enabled: bool,
+        attempts: &Attempts,
+    ) -> Result<Toggled> {
         let body = UpdateBody {
             enabled: Some(enabled),
             ..UpdateBody::default()
         };
         // An unreadable answer to a toggle says nothing about passwords: not an exit 9.
         let (response, parsed) = self
-            .update(credential, &body, &[&self.auth_token])
+            .update(credential, &body, &[&self.auth_token], attempts)
             .await
             .map_err(|error| match error {
                 Error::OutcomeUnknown { provider, message } => {

@@ -111,7 +111,7 @@ fn an_unknown_outcome_keeps_pending_and_a_rerun_resends_the_same_password() {
     env.store(&entry(), "Old-Exotel-Pass-1");
     env.fake
         .push_fault(FakeProvider::Exotel, Fault::CommitThenStatus(500));
-    let first = env.run(&rotate_args(&[]), None);
+    let first = env.run(&rotate_args(&["--retries", "0"]), None);
     first
         .assert_code(9)
         .assert_one_line_error("run the same command again");
@@ -189,11 +189,11 @@ fn the_region_picks_the_default_base_url() {
 }
 
 #[test]
-fn a_reset_connection_keeps_pending_for_the_rerun() {
+fn a_reset_connection_without_retries_keeps_pending_for_the_rerun() {
     let env = env_with_device();
     env.fake
         .push_fault(FakeProvider::Exotel, Fault::CommitThenDrop);
-    env.run(&rotate_args(&[]), None)
+    env.run(&rotate_args(&["--retries", "0"]), None)
         .assert_code(9)
         .assert_one_line_error("#pending");
     let live = env.fake.exotel_password(USER, DEVICE).unwrap();

@@ -120,12 +120,24 @@ fn a_wrong_token_is_exit_5_and_nothing_is_kept() {
 }
 
 #[test]
-fn rate_limiting_is_exit_7_with_nothing_changed() {
+fn rate_limiting_without_retries_is_exit_7_with_nothing_changed() {
     let env = env_with_credential();
     env.fake
         .push_fault(FakeProvider::Vobiz, Fault::RateLimited(None));
-    env.run(&["rotate", "--provider", "vobiz", CRED, "--json"], None)
-        .assert_code(7);
+    let run = env.run(
+        &[
+            "rotate",
+            "--provider",
+            "vobiz",
+            CRED,
+            "--json",
+            "--retries",
+            "0",
+        ],
+        None,
+    );
+    run.assert_code(7);
+    assert_eq!(run.json()["attempts"], 1);
     assert_eq!(env.lookup(&format!("{}#pending", entry(&env))), None);
     assert_eq!(env.lookup(&entry(&env)), None);
     assert_eq!(

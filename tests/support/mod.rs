@@ -11,6 +11,7 @@
 #[path = "../../examples/fake-providers/server.rs"]
 pub mod fake;
 pub mod keyring;
+pub mod targets;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use fake::{FakeConfig, FakeProvider, FakeProviders, Fault};
+pub use targets::Target;
 
 pub const EXOTEL_SID: &str = "exotel_sid_test";
 

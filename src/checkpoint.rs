@@ -1,0 +1,22 @@
+//! Named points of the rotation protocol where the test suite stops the process to
+//! prove that a kill at any step loses nothing.
+//!
+//! In debug builds (what `cargo test` runs), setting `SIPROT_TEST_PAUSE_AT` to a point's
+//! name makes siprot print `siprot: test pause at <point>` on standard error when it gets
+//! there and then sleep until it is killed. Release builds compile [`reached`] to nothing.
+
+/// Marks a point of the protocol; see the module docs.
+#[cfg(debug_assertions)]
+pub fn reached(point: &str) {
+    if std::env::var_os("SIPROT_TEST_PAUSE_AT").is_some_and(|wanted| wanted == point) {
+        eprintln!("siprot: test pause at {point}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+/// Marks a point of the protocol; does nothing in release builds.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn reached(_point: &str) {}

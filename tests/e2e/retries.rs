@@ -1,0 +1,192 @@
+//! Retries: idempotent PUTs (Exotel, Vobiz) are resent after transient failures within
+//! `--retries` and `--deadline`, honouring `Retry-After`; Telepath's POST only when it
+//! provably never left. `attempts` in the JSON output counts the requests.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Fault, Target, TestEnv};
+
+fn seeded(target: Target) -> TestEnv {
+    let env = TestEnv::start();
+    target.seed(&env);
+    env
+}
+
+/// The password field of every request the fake received, in order.
+fn sent_passwords(env: &TestEnv) -> Vec<String> {
+    env.fake
+        .requests()
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            body["password"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn transient_answers_to_a_put_are_retried_with_the_same_password() {
+    for target in Target::CLIENT_SET {
+        let env = seeded(target);
+        env.fake.push_fault(target.provider, Fault::Status(503));
+        env.fake.push_fault(target.provider, Fault::Status(502));
+        env.fake.push_fault(target.provider, Fault::Status(504));
+        let run = target.rotate(&env, &["--json"]);
+        run.assert_code(0);
+        let json = run.json();
+        assert_eq!(json["attempts"], 4, "{}", target.name);
+        assert_eq!(json["status"], "rotated");
+        let sent = sent_passwords(&env);
+        assert_eq!(sent.len(), 4);
+        assert!(sent.iter().all(|p| p == &sent[0]), "one password, resent");
+        target.assert_consistent(&env);
+        assert_eq!(env.audit_lines()[0]["attempts"], 4);
+    }
+}
+
+#[test]
+fn a_connection_reset_after_commit_is_retried_for_a_put() {
+    for target in Target::CLIENT_SET {
+        let env = seeded(target);
+        env.fake.push_fault(target.provider, Fault::CommitThenDrop);
+        let run = target.rotate(&env, &["--json"]);
+        run.assert_code(0);
+        assert_eq!(run.json()["attempts"], 2);
+        let sent = sent_passwords(&env);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0], sent[1]);
+        target.assert_consistent(&env);
+    }
+}
+
+#[test]
+fn retry_after_in_seconds_and_as_an_http_date_is_honoured() {
+    let http_date = || {
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2))
+            .strftime("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string()
+    };
+    for (target, date) in [(Target::EXOTEL, false), (Target::VOBIZ, true)] {
+        let env = seeded(target);
+        let retry_after = if date { http_date() } else { "1".to_owned() };
+        env.fake.push_fault(
+            target.provider,
+            Fault::RateLimited(Some(retry_after.clone())),
+        );
+        let started = Instant::now();
+        let run = target.rotate(&env, &["--json"]);
+        let took = started.elapsed();
+        run.assert_code(0);
+        assert_eq!(run.json()["attempts"], 2);
+        // A lower bound only: siprot waited as asked instead of its own short backoff.
+        assert!(
+            took >= Duration::from_millis(900),
+            "Retry-After {retry_after:?} not honoured: retried after {took:?}"
+        );
+        target.assert_consistent(&env);
+    }
+}
+
+#[test]
+fn exhausted_retries_are_exit_7_and_remove_the_fresh_pending_entry() {
+    for target in Target::CLIENT_SET {
+        let env = seeded(target);
+        for _ in 0..3 {
+            env.fake.push_fault(target.provider, Fault::Status(503));
+        }
+        let run = target.rotate(&env, &["--json", "--retries", "2"]);
+        run.assert_code(7).assert_one_line_error("after 3 tries");
+        let json = run.json();
+        assert_eq!(json["status"], "error");
+        assert_eq!(json["attempts"], 3);
+        assert_eq!(target.live(&env), target.initial, "nothing changed");
+        assert_eq!(env.lookup(&target.slot(&env, "#pending")), None);
+        assert_eq!(
+            env.lookup(&target.entry(&env)).as_deref(),
+            Some(target.initial)
+        );
+    }
+}
+
+#[test]
+fn a_failure_after_a_try_that_may_have_landed_is_exit_9_and_keeps_pending() {
+    for target in Target::CLIENT_SET {
+        let env = seeded(target);
+        env.fake.push_fault(target.provider, Fault::CommitThenDrop);
+        env.fake
+            .push_fault(target.provider, Fault::RateLimited(None));
+        let run = target.rotate(&env, &["--retries", "1"]);
+        run.assert_code(9)
+            .assert_one_line_error("an earlier try may have reached the provider");
+        let live = target.live(&env);
+        assert_ne!(live, target.initial, "the first try committed");
+        assert_eq!(
+            env.lookup(&target.slot(&env, "#pending")).as_deref(),
+            Some(live.as_str()),
+            "the live password must be kept"
+        );
+        target.rotate(&env, &[]).assert_code(0);
+        target.assert_consistent(&env);
+    }
+}
+
+#[test]
+fn a_retry_after_beyond_the_deadline_is_not_waited_for() {
+    let target = Target::VOBIZ;
+    let env = seeded(target);
+    env.fake
+        .push_fault(target.provider, Fault::RateLimited(Some("3600".into())));
+    let run = target.rotate(&env, &["--json", "--deadline", "60"]);
+    run.assert_code(7)
+        .assert_one_line_error("would pass the --deadline of 60s");
+    assert_eq!(run.json()["attempts"], 1);
+    assert_eq!(env.lookup(&target.slot(&env, "#pending")), None);
+}
+
+#[test]
+fn retries_zero_sends_once() {
+    let target = Target::EXOTEL;
+    let env = seeded(target);
+    env.fake.push_fault(target.provider, Fault::Status(503));
+    let run = target.rotate(&env, &["--json", "--retries", "0"]);
+    run.assert_code(7);
+    assert_eq!(run.json()["attempts"], 1);
+    assert_eq!(env.fake.requests().len(), 1);
+}
+
+#[test]
+fn telepath_never_resends_a_post_that_reached_it() {
+    for fault in [
+        Fault::Status(503),
+        Fault::RateLimited(Some("0".into())),
+        Fault::Status(502),
+        Fault::CommitThenDrop,
+    ] {
+        let target = Target::TELEPATH;
+        let env = seeded(target);
+        env.fake.push_fault(target.provider, fault.clone());
+        let run = target.rotate(&env, &["--json"]);
+        assert!(run.code == 7 || run.code == 9, "{fault:?}: {}", run.stderr);
+        assert_eq!(run.json()["attempts"], 1, "{fault:?}");
+        assert_eq!(env.fake.requests().len(), 1, "{fault:?} was resent");
+    }
+}
+
+#[test]
+fn telepath_retries_a_refused_connection_and_changes_nothing() {
+    let target = Target::TELEPATH;
+    let mut env = seeded(target);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let base = format!("http://127.0.0.1:{port}/telepath/v1");
+    env.set_env("SIPROT_TELEPATH_BASE_URL", &base);
+    let run = target.rotate(&env, &["--json", "--retries", "2"]);
+    run.assert_code(7).assert_one_line_error("after 3 tries");
+    assert_eq!(run.json()["attempts"], 3);
+    assert_eq!(
+        env.lookup(&target.entry(&env)).as_deref(),
+        Some(target.initial)
+    );
+    assert_eq!(target.live(&env), target.initial);
+}

@@ -1,0 +1,126 @@
+//! One seeded credential per provider, so that a test can run the same scenario against
+//! all three and read back what the provider and the keyring hold.
+
+use super::{EXOTEL_SID, FakeProvider, Run, TestEnv};
+
+/// A credential at one of the fake providers.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub provider: FakeProvider,
+    pub name: &'static str,
+    pub id: &'static str,
+    pub device: Option<&'static str>,
+    /// The password the fake starts with.
+    pub initial: &'static str,
+}
+
+impl Target {
+    pub const TELEPATH: Target = Target {
+        provider: FakeProvider::Telepath,
+        name: "telepath",
+        id: "conn_target01",
+        device: None,
+        initial: "Initial-Telepath-Pass-1",
+    };
+    pub const EXOTEL: Target = Target {
+        provider: FakeProvider::Exotel,
+        name: "exotel",
+        id: "0a1b2c3d-user-target",
+        device: Some("dev_target"),
+        initial: "Initial-Exotel-Pass-1",
+    };
+    pub const VOBIZ: Target = Target {
+        provider: FakeProvider::Vobiz,
+        name: "vobiz",
+        id: "cred-target-0001",
+        device: None,
+        initial: "Initial-Vobiz-Pass-1",
+    };
+    pub const ALL: [Target; 3] = [Target::TELEPATH, Target::EXOTEL, Target::VOBIZ];
+    /// The providers that take a password siprot chooses (they use `#pending`).
+    pub const CLIENT_SET: [Target; 2] = [Target::EXOTEL, Target::VOBIZ];
+
+    /// Creates the credential at the fake with its initial password, and stores that
+    /// password in the keyring as current, as after an earlier rotation.
+    pub fn seed(&self, env: &TestEnv) {
+        match self.provider {
+            FakeProvider::Telepath => {
+                env.fake
+                    .add_telepath_trunk(self.id, "sipuser01", self.initial)
+            }
+            FakeProvider::Exotel => {
+                env.fake
+                    .add_exotel_device(self.id, self.device.unwrap_or_default(), self.initial)
+            }
+            FakeProvider::Vobiz => {
+                env.fake
+                    .add_vobiz_credential(self.id, "sipuser01", self.initial)
+            }
+        }
+        env.store(&self.entry(env), self.initial);
+    }
+
+    /// The keyring entry of the current password.
+    pub fn entry(&self, env: &TestEnv) -> String {
+        match self.provider {
+            FakeProvider::Telepath => format!("telepath/{}", self.id),
+            FakeProvider::Exotel => format!(
+                "exotel/{EXOTEL_SID}/{}/{}",
+                self.id,
+                self.device.unwrap_or_default()
+            ),
+            FakeProvider::Vobiz => {
+                format!("vobiz/{}/{}", env.fake.config().vobiz_auth_id, self.id)
+            }
+        }
+    }
+
+    pub fn slot(&self, env: &TestEnv, suffix: &str) -> String {
+        format!("{}{suffix}", self.entry(env))
+    }
+
+    /// The password the provider holds now.
+    pub fn live(&self, env: &TestEnv) -> String {
+        match self.provider {
+            FakeProvider::Telepath => env.fake.telepath_password(self.id),
+            FakeProvider::Exotel => env
+                .fake
+                .exotel_password(self.id, self.device.unwrap_or_default()),
+            FakeProvider::Vobiz => env.fake.vobiz_credential(self.id).map(|c| c.password),
+        }
+        .expect("the credential exists at the fake")
+    }
+
+    /// `rotate --provider NAME ID [--device D]` followed by `extra`.
+    pub fn rotate_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["rotate", "--provider", self.name, self.id];
+        if let Some(device) = self.device {
+            args.extend(["--device", device]);
+        }
+        args.extend_from_slice(extra);
+        args
+    }
+
+    pub fn rotate(&self, env: &TestEnv, extra: &[&str]) -> Run {
+        env.run(&self.rotate_args(extra), None)
+    }
+
+    /// Asserts the one property that matters after any fault and any recovery: the
+    /// keyring's current password is the one the provider holds, and nothing is pending.
+    #[track_caller]
+    pub fn assert_consistent(&self, env: &TestEnv) {
+        let live = self.live(env);
+        assert_eq!(
+            env.lookup(&self.entry(env)).as_deref(),
+            Some(live.as_str()),
+            "{}: the keyring's current password is not the provider's",
+            self.name
+        );
+        assert_eq!(
+            env.lookup(&self.slot(env, "#pending")),
+            None,
+            "{}: a pending entry is left",
+            self.name
+        );
+    }
+}
