@@ -9,6 +9,7 @@ mod config;
 mod exotel;
 mod generate;
 mod keyring_faults;
+mod kills;
 mod retries;
 mod secret;
 mod telepath;

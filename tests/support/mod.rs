@@ -87,6 +87,81 @@ impl Run {
     }
 }
 
+/// A siprot process the test will kill; its standard error is read in the background.
+pub struct Paused {
+    child: Option<std::process::Child>,
+    args: Vec<String>,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Paused {
+    fn new(child: &mut std::process::Child, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child: None,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn wait_for(mut self, marker: &str, child: std::process::Child) -> Self {
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(marker);
+                    self.seen.push(line);
+                    if found {
+                        return self;
+                    }
+                }
+                Err(_) => {
+                    if let Some(child) = self.child.as_mut() {
+                        let _ = child.kill();
+                    }
+                    panic!(
+                        "siprot never reached {marker:?}; stderr so far: {:?}",
+                        self.seen
+                    );
+                }
+            }
+        }
+    }
+
+    fn stderr_so_far(&mut self) -> String {
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(std::time::Duration::from_millis(200))
+        {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl TestEnv {
     /// Starts the fake providers on a free loopback port and sets up the environment.
     pub fn start() -> Self {
@@ -292,6 +367,54 @@ impl TestEnv {
             }
         }
         Ok(())
+    }
+
+    /// Starts siprot with the debug-build pause point `point` armed and returns once it
+    /// has stopped there (see `src/checkpoint.rs`).
+    pub fn spawn_paused(&self, args: &[&str], point: &str) -> Paused {
+        let mut cmd = self.command();
+        cmd.env("SIPROT_TEST_PAUSE_AT", point);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn siprot");
+        let paused = Paused::new(&mut child, args);
+        paused.wait_for(&format!("test pause at {point}"), child)
+    }
+
+    /// Starts siprot and returns it running, for a test that decides itself when to kill.
+    pub fn spawn_running(&self, args: &[&str]) -> Paused {
+        let mut cmd = self.command();
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn siprot");
+        let mut paused = Paused::new(&mut child, args);
+        paused.child = Some(child);
+        paused
+    }
+
+    /// Kills a paused or running siprot with SIGKILL and checks what it printed for leaks.
+    pub fn kill(&self, mut paused: Paused) -> Run {
+        let mut child = paused.child.take().expect("a running child");
+        child.kill().expect("SIGKILL siprot");
+        let status = child.wait().expect("wait siprot");
+        let mut stdout = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut stdout);
+        }
+        let stderr = paused.stderr_so_far();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        };
+        let args: Vec<&str> = paused.args.iter().map(String::as_str).collect();
+        self.assert_no_leak(&run, false, &args);
+        run
     }
 
     /// `secret-tool` on the same bus as siprot's runs.
