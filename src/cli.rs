@@ -43,6 +43,40 @@ pub enum Command {
     /// Read secrets stored by siprot
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Finish interrupted rotations: resend #pending passwords, store recovery files
+    #[command(after_help = RECOVER_HELP)]
+    Recover(RecoverArgs),
+}
+
+const RECOVER_HELP: &str = "\
+What it does with what it finds (in the keyring service and $XDG_STATE_HOME/siprot/recovery):
+  <entry>#pending   resend that password (the PUT is idempotent) and make it current
+  recovery file     store its password as the entry's current one, read it back, delete the file
+  <entry>#probe     remove it (a leftover of a keyring check)
+
+A recovery file is only stored when the entry was not rotated since it was written; if it
+was, the file's password is dead and the file is removed. Anything else is a conflict that
+siprot reports and leaves alone.
+
+Exit code: 0 when nothing is left to recover, otherwise the highest code among what is left.
+
+Examples:
+  siprot recover --dry-run
+  siprot recover --json";
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// List what would be done and change nothing (exit 9 if anything is to recover)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds allowed for each keyring call
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub keyring_timeout: Duration,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 const ROTATE_EXAMPLES: &str = "\
@@ -74,6 +108,13 @@ pub struct NetArgs {
     /// Provider API base URL (overrides SIPROT_<PROVIDER>_BASE_URL and the default)
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// Timeouts and retries of provider requests.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
     /// Seconds allowed for the whole HTTP exchange
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
     pub timeout: Duration,

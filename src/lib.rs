@@ -6,6 +6,7 @@
 //! - [`cli`]: clap definitions only;
 //! - [`commands`]: one module per subcommand, wiring and output;
 //! - [`rotation`]: the protocol, the only place that orders keyring writes and requests;
+//! - [`recovery`]: finishing what interrupted rotations left (`#pending`, recovery files);
 //! - [`providers`]: the [`providers::Provider`] trait and one module per provider;
 //! - [`policy`]: password rules per provider and generation;
 //! - [`store`]: keyring entries (current, `#pending`, `#previous`);
@@ -30,6 +31,7 @@ pub mod lock;
 pub mod output;
 pub mod policy;
 pub mod providers;
+pub mod recovery;
 pub mod retry;
 pub mod rotation;
 pub mod state;

@@ -29,7 +29,12 @@ pub fn warning(message: &str) {
 
 /// `siprot: error: ...` on standard error, one line.
 pub fn error(error: &Error) {
-    let text = error.to_string().replace(['\n', '\r'], " ");
+    error_line(&error.to_string());
+}
+
+/// `siprot: error: ...` on standard error for a failure that is not one [`Error`].
+pub fn error_line(message: &str) {
+    let text = message.replace(['\n', '\r'], " ");
     eprintln!("siprot: error: {text}");
 }
 

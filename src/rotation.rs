@@ -36,6 +36,9 @@ pub enum PasswordSource {
     Generate { length: Option<usize> },
     /// Use this one (already read from standard input).
     Given(SecretString),
+    /// Only finish a rotation an earlier run staged in `#pending`; never start a new one
+    /// (`siprot recover`).
+    PendingOnly,
 }
 
 /// What the operator asked for.
@@ -56,6 +59,8 @@ pub enum RotationStatus {
     /// A `#pending` password from an earlier run was resent and is now current.
     Resumed,
     DryRun,
+    /// [`PasswordSource::PendingOnly`] found nothing pending (another run finished it).
+    NothingPending,
 }
 
 impl RotationStatus {
@@ -64,6 +69,7 @@ impl RotationStatus {
             RotationStatus::Rotated => "rotated",
             RotationStatus::Resumed => "resumed",
             RotationStatus::DryRun => "dry-run",
+            RotationStatus::NothingPending => "nothing-pending",
         }
     }
 }
@@ -101,6 +107,13 @@ pub async fn rotate(
     input: RotationInput,
 ) -> Result<RotationReport> {
     let kind = provider.kind();
+    if matches!(input.source, PasswordSource::PendingOnly)
+        && kind.origin() != PasswordOrigin::ClientSupplied
+    {
+        return Err(Error::Usage(format!(
+            "{kind} generates passwords on its server: there is never a pending one to finish"
+        )));
+    }
     let name = EntryName::new(kind.entry_name(credential)?);
     let dry_run = input.dry_run;
     let attempts = input.attempts.clone();
@@ -141,7 +154,11 @@ pub async fn rotate(
     };
     let mut report = run.report;
     report.attempts = attempts.count();
-    if result.is_ok() && !dry_run && report.rotated_at.is_none() {
+    let finished = matches!(
+        report.status,
+        RotationStatus::Rotated | RotationStatus::Resumed
+    );
+    if result.is_ok() && finished && report.rotated_at.is_none() {
         report.rotated_at = Some(jiff::Timestamp::now().to_string());
     }
     let (outcome, code) = match &result {
@@ -149,9 +166,10 @@ pub async fn rotate(
         Err(Error::Unconfirmed { .. }) => ("unconfirmed", exit::UNCONFIRMED),
         Err(e) => ("failed", e.exit_code()),
     };
-    if !dry_run {
+    if !dry_run && report.status != RotationStatus::NothingPending {
         let audited = state.audit(&AuditRecord {
             time: jiff::Timestamp::now().to_string(),
+            service: Some(keyring.service()),
             provider: kind.name(),
             entry: name.current(),
             action: "rotate",
@@ -201,6 +219,10 @@ impl Run<'_> {
                     ),
                     recovery_file: None,
                 });
+            }
+            (None, PasswordSource::PendingOnly) => {
+                self.report.status = RotationStatus::NothingPending;
+                return Ok(());
             }
             (Some(staged), _) => staged,
             (None, PasswordSource::Given(given)) => given,

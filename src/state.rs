@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -24,6 +24,9 @@ pub struct StateDir {
 #[derive(Debug, Serialize)]
 pub struct AuditRecord<'a> {
     pub time: String,
+    /// The keyring service of the entry (for actions that use the keyring).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'a str>,
     pub provider: &'a str,
     pub entry: &'a str,
     pub action: &'a str,
@@ -33,6 +36,26 @@ pub struct AuditRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
     pub exit_code: u8,
+}
+
+/// A recovery file as read back by `siprot recover`.
+#[derive(Debug)]
+pub struct RecoveryFile {
+    pub path: PathBuf,
+    pub service: String,
+    pub entry: String,
+    pub provider: String,
+    pub created_at: jiff::Timestamp,
+    pub password: SecretString,
+}
+
+#[derive(Deserialize)]
+struct StoredRecovery {
+    service: String,
+    entry: String,
+    provider: String,
+    created_at: jiff::Timestamp,
+    password: SecretString,
 }
 
 #[derive(Serialize)]
@@ -95,6 +118,55 @@ impl StateDir {
         })
     }
 
+    /// When the audit log last recorded a successful rotation of `entry` in `service`.
+    pub fn last_rotated(&self, service: &str, entry: &str) -> Option<jiff::Timestamp> {
+        #[derive(Deserialize)]
+        struct Line {
+            time: jiff::Timestamp,
+            service: Option<String>,
+            entry: String,
+            action: String,
+            outcome: String,
+        }
+        let text = fs::read_to_string(self.audit_log()).ok()?;
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Line>(line).ok())
+            .filter(|l| {
+                l.entry == entry
+                    && l.service.as_deref().is_none_or(|s| s == service)
+                    && l.action == "rotate"
+                    && (l.outcome == "rotated" || l.outcome == "resumed")
+            })
+            .map(|l| l.time)
+            .max()
+    }
+
+    /// Every recovery file, oldest first; a file that cannot be read is returned as its
+    /// path and the problem (never quoting its contents).
+    pub fn recovery_files(&self) -> Result<Vec<Result<RecoveryFile, (PathBuf, String)>>> {
+        let dir = self.recovery_dir();
+        let listing = match fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("cannot list {}", dir.display()), e)),
+        };
+        let mut files = Vec::new();
+        for item in listing {
+            let path = item
+                .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?
+                .path();
+            if path.extension().is_none_or(|ext| ext != "json") {
+                continue;
+            }
+            files.push(read_recovery(&path).map_err(|problem| (path, problem)));
+        }
+        files.sort_by_key(|f| match f {
+            Ok(file) => (Some(file.created_at), file.path.clone()),
+            Err((path, _)) => (None, path.clone()),
+        });
+        Ok(files)
+    }
+
     /// Writes a password the keyring could not take to a new file only the user can read,
     /// flushed to disk, and returns its path.
     pub fn write_recovery(
@@ -134,6 +206,24 @@ impl StateDir {
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         Ok(path)
     }
+}
+
+fn read_recovery(path: &Path) -> Result<RecoveryFile, String> {
+    let bytes = Zeroizing::new(fs::read(path).map_err(|e| format!("cannot read it: {e}"))?);
+    let stored: StoredRecovery = serde_json::from_slice(&bytes).map_err(|e| {
+        format!(
+            "not a siprot recovery file ({})",
+            crate::http::json_problem(&e)
+        )
+    })?;
+    Ok(RecoveryFile {
+        path: path.to_owned(),
+        service: stored.service,
+        entry: stored.entry,
+        provider: stored.provider,
+        created_at: stored.created_at,
+        password: stored.password,
+    })
 }
 
 /// A file-name-safe rendering of an entry name (`/` and other specials become `_`).
@@ -186,6 +276,7 @@ mod tests {
             state
                 .audit(&AuditRecord {
                     time: "2026-01-01T00:00:00Z".into(),
+                    service: Some("siprot"),
                     provider: "telepath",
                     entry: "telepath/conn_1",
                     action: "rotate",

@@ -10,6 +10,7 @@
 //! each call runs on tokio's blocking pool under a timeout. Errors carry only the store's
 //! own description, never a secret.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -144,6 +145,14 @@ impl Keyring {
         &self.service
     }
 
+    /// The same store under another service name (the store is already open).
+    pub fn for_service(&self, service: &str) -> Self {
+        Self {
+            service: Arc::from(service),
+            timeout: self.timeout,
+        }
+    }
+
     /// Reads an entry; `None` when there is none.
     pub async fn get(&self, entry: &str) -> Result<Option<SecretString>, StoreError> {
         let entry = entry.to_owned();
@@ -177,6 +186,27 @@ impl Keyring {
                 Err(e) => Err(e),
             },
         )
+        .await
+    }
+
+    /// The names of every entry of this service (found by its `service` attribute).
+    ///
+    /// A name may outlive its secret in some stores (keyring-core's mock keeps deleted
+    /// entries), so a caller reads each entry and treats a miss as "not there".
+    pub async fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.blocking(|service| {
+            let spec = HashMap::from([("service", service)]);
+            let mut names: Vec<String> = Entry::search(&spec)?
+                .iter()
+                .filter_map(Entry::get_specifiers)
+                // Some stores match the service as a substring: keep exact matches only.
+                .filter(|(found, _)| found == service)
+                .map(|(_, name)| name)
+                .collect();
+            names.sort();
+            names.dedup();
+            Ok::<_, keyring_core::Error>(names)
+        })
         .await
     }
 
@@ -230,6 +260,12 @@ mod tests {
             keyring.get("a").await.unwrap().unwrap().expose_secret(),
             "pw-2"
         );
+        let other = Keyring {
+            service: Arc::from("siprot-unit-other"),
+            timeout: DEFAULT_TIMEOUT,
+        };
+        other.set("b", &SecretString::from("pw-3")).await.unwrap();
+        assert_eq!(keyring.list().await.unwrap(), ["a"]);
         assert!(keyring.delete("a").await.unwrap());
         assert!(!keyring.delete("a").await.unwrap());
     }

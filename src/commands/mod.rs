@@ -3,6 +3,7 @@
 
 pub mod check_password;
 pub mod generate;
+pub mod recover;
 pub mod rotate;
 pub mod secret;
 pub mod toggle;
@@ -10,7 +11,7 @@ pub mod toggle;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, NetArgs, SecretCommand};
+use crate::cli::{Cli, Command, HttpArgs, NetArgs, SecretCommand};
 use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::http::HttpConfig;
@@ -38,6 +39,10 @@ pub fn run(cli: Cli) -> u8 {
         }
         Command::Generate(args) => (generate::run(args), false),
         Command::Secret(SecretCommand::Get(args)) => (secret::get(args), false),
+        Command::Recover(args) => {
+            let json = args.json;
+            (recover::run(args), json)
+        }
     };
     match result {
         Ok(code) => code,
@@ -77,16 +82,22 @@ impl NetArgs {
     pub(crate) fn connect_options(&self) -> ConnectOptions {
         ConnectOptions {
             base_url: self.base_url.clone(),
-            http: HttpConfig {
-                connect_timeout: self.connect_timeout,
-                timeout: self.timeout,
-                retry: RetryConfig {
-                    max_retries: self.retries,
-                    deadline: self.deadline,
-                    ..RetryConfig::default()
-                },
-                ..HttpConfig::default()
+            http: self.http.config(),
+        }
+    }
+}
+
+impl HttpArgs {
+    pub(crate) fn config(&self) -> HttpConfig {
+        HttpConfig {
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            retry: RetryConfig {
+                max_retries: self.retries,
+                deadline: self.deadline,
+                ..RetryConfig::default()
             },
+            ..HttpConfig::default()
         }
     }
 }

@@ -28,6 +28,7 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
     let result = block_on(provider.set_enabled(&credential, enable, &attempts));
     let audited = state.audit(&AuditRecord {
         time: jiff::Timestamp::now().to_string(),
+        service: None,
         provider: kind.name(),
         entry: &entry,
         action: operation,

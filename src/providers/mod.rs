@@ -173,6 +173,39 @@ impl CredentialRef {
     }
 }
 
+/// The credential a keyring entry name (of a current password) belongs to, read back
+/// under the present configuration: `Ok(None)` when the name is not a siprot provider's.
+///
+/// Ids never contain `/`, so the last part is the id (or id and device); the name is then
+/// rebuilt from it, so that an entry of another account (say another Exotel account SID
+/// than `EXOTEL_ACCOUNT_SID`) is reported instead of being sent with the wrong keys.
+pub fn credential_of_entry(entry: &str) -> Result<Option<(ProviderKind, CredentialRef)>> {
+    let Some((name, rest)) = entry.split_once('/') else {
+        return Ok(None);
+    };
+    let Some(kind) = ProviderKind::from_name(name) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let credential = match (kind.registration().needs_device, parts.as_slice()) {
+        (true, [.., id, device]) => CredentialRef::new(kind, id, Some(device))?,
+        (false, [.., id]) => CredentialRef::new(kind, id, None)?,
+        _ => {
+            return Err(Error::Usage(format!(
+                "keyring entry '{entry}' does not name a {kind} credential"
+            )));
+        }
+    };
+    let expected = kind.entry_name(&credential)?;
+    if expected != entry {
+        return Err(Error::Config(format!(
+            "keyring entry '{entry}' belongs to another {kind} account than the one configured \
+             (which would use '{expected}')"
+        )));
+    }
+    Ok(Some((kind, credential)))
+}
+
 /// Refuses ids that could escape their path segment or make keyring names ambiguous:
 /// empty, `.`/`..`, `/`, `#`, whitespace or control characters, or longer than [`MAX_ID_LEN`].
 /// Everything else (`%`, `?`, unicode, ...) is percent-encoded as one path segment by `http`.

@@ -80,6 +80,24 @@ fn keyring_dying_after_the_request_puts_the_password_in_a_recovery_file() {
     assert_eq!(saved["entry"], "telepath/conn_fault1");
     assert_eq!(saved["service"], env.service.as_str());
     assert_eq!(env.audit_lines()[0]["outcome"], "unconfirmed");
+
+    // Once the keyring is back, `recover` stores the file's password and removes the file.
+    keyring.restart();
+    let recovered = env.run(&["recover", "--json"], None);
+    recovered.assert_code(0);
+    let json = recovered.json();
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["items"][0]["type"], "recovery_file");
+    assert_eq!(json["items"][0]["outcome"], "stored");
+    assert_eq!(
+        env.lookup("telepath/conn_fault1").as_deref(),
+        Some(live.as_str())
+    );
+    assert!(
+        !files[0].exists(),
+        "the recovery file is removed once stored"
+    );
+    env.run(&["recover"], None).assert_code(0);
 }
 
 #[test]

@@ -1,0 +1,123 @@
+//! `siprot recover`: finishes interrupted rotations and reports each item found.
+
+use serde::Serialize;
+
+use crate::cli::RecoverArgs;
+use crate::commands::block_on;
+use crate::config::{self, ConnectOptions};
+use crate::error::{Error, Result};
+use crate::output;
+use crate::recovery::{self, Item, ItemOutcome};
+use crate::state::StateDir;
+use crate::store::Keyring;
+
+pub fn run(args: RecoverArgs) -> Result<u8> {
+    let service = config::keyring_service()?;
+    let state = StateDir::locate()?;
+    let options = ConnectOptions {
+        base_url: None,
+        http: args.http.config(),
+    };
+    let connect = |kind: crate::providers::ProviderKind| kind.connect(&options);
+    let items = block_on(async {
+        let keyring = Keyring::open(&service, args.keyring_timeout)
+            .await
+            .map_err(|e| Error::KeyringUnavailable(e.to_string()))?;
+        recovery::recover(&keyring, &state, &connect, args.dry_run).await
+    })?;
+    let code = recovery::exit_code(&items);
+    let remaining = items.iter().filter(|i| i.outcome.remains()).count();
+    if remaining > 0 && !args.dry_run {
+        output::error_line(&format!(
+            "{remaining} item(s) could not be recovered (exit {code}): see the report on \
+             standard output"
+        ));
+    }
+    if args.json {
+        output::json(&RecoverJson {
+            status: if remaining == 0 { "ok" } else { "incomplete" },
+            dry_run: args.dry_run,
+            remaining,
+            exit_code: code,
+            items: items.iter().map(ItemJson::new).collect(),
+        })?;
+    } else {
+        print_human(&items, &service, remaining, args.dry_run)?;
+    }
+    Ok(code)
+}
+
+#[derive(Serialize)]
+struct RecoverJson<'a> {
+    status: &'static str,
+    dry_run: bool,
+    remaining: usize,
+    exit_code: u8,
+    items: Vec<ItemJson<'a>>,
+}
+
+/// One item of `recover --json`.
+#[derive(Serialize)]
+struct ItemJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    keyring_service: &'a str,
+    keyring_entry: &'a str,
+    provider: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    outcome: &'static str,
+    message: &'a str,
+    exit_code: u8,
+    attempts: u32,
+}
+
+impl<'a> ItemJson<'a> {
+    fn new(item: &'a Item) -> Self {
+        Self {
+            kind: item.kind.as_str(),
+            keyring_service: &item.service,
+            keyring_entry: &item.entry,
+            provider: item.provider.map(|p| p.name()),
+            file: item.file.as_ref().map(|p| p.display().to_string()),
+            outcome: item.outcome.as_str(),
+            message: &item.message,
+            exit_code: item.exit_code,
+            attempts: item.attempts,
+        }
+    }
+}
+
+fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -> Result<()> {
+    if items.is_empty() {
+        return output::line(&format!(
+            "nothing to recover in keyring service '{service}' or the recovery directory"
+        ));
+    }
+    for item in items {
+        let what = match &item.file {
+            Some(file) => format!("recovery file {}", file.display()),
+            None => format!("'{}{}'", item.entry, suffix(item)),
+        };
+        let mark = match item.outcome {
+            ItemOutcome::Failed | ItemOutcome::Conflict => "NOT RECOVERED",
+            ItemOutcome::WouldRecover => "to recover",
+            _ => "done",
+        };
+        output::line(&format!("{mark}: {what}: {}", item.message))?;
+    }
+    let summary = match (remaining, dry_run) {
+        (0, _) => "everything is recovered".to_owned(),
+        (n, true) => format!("{n} item(s) to recover; run without --dry-run to recover them"),
+        (n, false) => format!("{n} item(s) still need attention (see above)"),
+    };
+    output::line(&summary)
+}
+
+fn suffix(item: &Item) -> &'static str {
+    match item.kind {
+        recovery::ItemKind::Pending => "#pending",
+        recovery::ItemKind::Probe => "#probe",
+        _ => "",
+    }
+}
