@@ -135,10 +135,10 @@ pub async fn recover(
         if let Some(entry) = name.strip_suffix(Slot::Pending.suffix()) {
             let item = finish_pending(keyring, state, entry, connect, &mut clients, dry_run).await;
             items.push(item);
-        } else if let Some(entry) = name.strip_suffix(Slot::Probe.suffix()) {
-            if let Some(item) = remove_probe(keyring, name, entry, dry_run).await {
-                items.push(item);
-            }
+        } else if let Some(entry) = name.strip_suffix(Slot::Probe.suffix())
+            && let Some(item) = remove_probe(keyring, name, entry, dry_run).await
+        {
+            items.push(item);
         }
     }
     items.extend(install_files(keyring, state, dry_run).await?);
