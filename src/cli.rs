@@ -22,6 +22,10 @@ Passwords are never taken as arguments: they come from standard input or are gen
 #[derive(Debug, Parser)]
 #[command(name = "siprot", version, after_help = AFTER_HELP)]
 pub struct Cli {
+    /// Log what siprot does on standard error (-v: its steps; -vv: libraries too;
+    /// RUST_LOG overrides). Secrets are never logged
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }

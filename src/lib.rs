@@ -18,6 +18,7 @@
 //! - [`input`]: reading passwords from standard input;
 //! - [`error`]: the error enum and its exit codes;
 //! - [`output`]: human and JSON rendering;
+//! - [`logging`]: `-v`/`-vv`/`RUST_LOG` diagnostics on standard error;
 //! - [`checkpoint`]: points where tests stop the process (debug builds only).
 
 pub mod checkpoint;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod http;
 pub mod input;
 pub mod lock;
+pub mod logging;
 pub mod output;
 pub mod policy;
 pub mod providers;
@@ -41,5 +43,6 @@ pub use error::{Error, Result};
 
 /// Runs siprot with already parsed arguments and returns the process exit code.
 pub fn run(cli: cli::Cli) -> u8 {
+    logging::init(cli.verbose);
     commands::run(cli)
 }

@@ -148,6 +148,14 @@ pub async fn rotate(
             warnings: Vec::new(),
         },
     };
+    log::debug!(
+        "rotating '{}' at {kind} ({})",
+        name.current(),
+        match kind.origin() {
+            PasswordOrigin::ServerGenerated => "the provider generates the password",
+            PasswordOrigin::ClientSupplied => "siprot sets the password",
+        }
+    );
     let result = match kind.origin() {
         PasswordOrigin::ServerGenerated => run.server_generated(state, dry_run, &attempts).await,
         PasswordOrigin::ClientSupplied => run.client_supplied(input).await,

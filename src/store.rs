@@ -155,6 +155,7 @@ impl Keyring {
 
     /// Reads an entry; `None` when there is none.
     pub async fn get(&self, entry: &str) -> Result<Option<SecretString>, StoreError> {
+        log::debug!("keyring: read '{entry}'");
         let entry = entry.to_owned();
         self.blocking(
             move |service| match Entry::new(service, &entry)?.get_password() {
@@ -168,6 +169,7 @@ impl Keyring {
 
     /// Creates or replaces an entry.
     pub async fn set(&self, entry: &str, secret: &SecretString) -> Result<(), StoreError> {
+        log::debug!("keyring: write '{entry}'");
         let entry = entry.to_owned();
         let secret = secret.clone();
         self.blocking(move |service| {
@@ -178,6 +180,7 @@ impl Keyring {
 
     /// Deletes an entry; `false` when there was none.
     pub async fn delete(&self, entry: &str) -> Result<bool, StoreError> {
+        log::debug!("keyring: delete '{entry}'");
         let entry = entry.to_owned();
         self.blocking(
             move |service| match Entry::new(service, &entry)?.delete_credential() {
@@ -220,12 +223,20 @@ impl Keyring {
         E: std::fmt::Display + Send + 'static,
     {
         let service = self.service.clone();
+        let started = std::time::Instant::now();
         let task = tokio::task::spawn_blocking(move || call(&service).map_err(|e| e.to_string()));
-        match tokio::time::timeout(self.timeout, task).await {
+        let result = match tokio::time::timeout(self.timeout, task).await {
             Err(_) => Err(StoreError::Timeout(self.timeout)),
             Ok(Err(join)) => Err(StoreError::Store(format!("keyring task failed: {join}"))),
             Ok(Ok(result)) => result.map_err(StoreError::Store),
-        }
+        };
+        log::trace!(
+            "keyring call in service '{}' took {:?}{}",
+            self.service,
+            started.elapsed(),
+            if result.is_ok() { "" } else { " and failed" }
+        );
+        result
     }
 }
 

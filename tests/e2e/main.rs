@@ -10,6 +10,7 @@ mod exotel;
 mod generate;
 mod keyring_faults;
 mod kills;
+mod logging;
 mod recover;
 mod retries;
 mod secret;
