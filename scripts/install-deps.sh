@@ -5,6 +5,7 @@ set -euo pipefail
 
 need=()
 command -v dbus-run-session >/dev/null || need+=(dbus)
+command -v dbus-send >/dev/null || need+=(dbus-bin)
 command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v secret-tool >/dev/null || need+=(libsecret-tools)
 command -v pgrep >/dev/null || need+=(procps)

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::keyring::PrivateKeyring;
-use crate::support::{FakeProvider, Fault, TestEnv};
+use crate::support::{FakeProvider, Fault, Target, TestEnv};
 
 const TRUNK: &str = "conn_fault1";
 
@@ -15,16 +15,34 @@ fn env_on_private_keyring() -> (TestEnv, PrivateKeyring) {
     (env, keyring)
 }
 
-fn wait_for_request(env: &TestEnv) {
+fn wait_for_requests(env: &TestEnv, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while env.fake.requests().is_empty() {
+    while env.fake.requests().len() < n {
         assert!(Instant::now() < deadline, "siprot never sent its request");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// Rotates while the provider holds its answer, and kills the keyring once the request
-/// has arrived: the provider applies the change, the keyring is gone when siprot stores it.
+/// Rotates while the provider holds its answer, and does `to_keyring` once the request
+/// has arrived: the provider applies the change, the keyring fails when siprot stores it.
+fn rotate_while_the_keyring_fails(
+    env: &TestEnv,
+    keyring: &mut PrivateKeyring,
+    args: &[&str],
+    provider: FakeProvider,
+    to_keyring: impl FnOnce(&mut PrivateKeyring),
+) -> crate::support::Run {
+    let sent_before = env.fake.requests().len();
+    env.fake
+        .push_fault(provider, Fault::Delay(Duration::from_millis(1500)));
+    let mut args = args.to_vec();
+    args.extend(["--keyring-timeout", "5"]);
+    let child = env.spawn(&args, None);
+    wait_for_requests(env, sent_before + 1);
+    to_keyring(keyring);
+    env.finish(child, &args)
+}
+
 fn rotate_while_the_keyring_dies(
     env: &TestEnv,
     keyring: &mut PrivateKeyring,
@@ -32,13 +50,8 @@ fn rotate_while_the_keyring_dies(
     name: &str,
     id: &str,
 ) -> crate::support::Run {
-    env.fake
-        .push_fault(provider, Fault::Delay(Duration::from_millis(1500)));
-    let args = ["rotate", "--provider", name, id, "--keyring-timeout", "5"];
-    let child = env.spawn(&args, None);
-    wait_for_request(env);
-    keyring.kill();
-    env.finish(child, &args)
+    let args = ["rotate", "--provider", name, id];
+    rotate_while_the_keyring_fails(env, keyring, &args, provider, PrivateKeyring::kill)
 }
 
 #[test]
@@ -168,4 +181,82 @@ fn keyring_dying_mid_rotation_keeps_the_client_set_password_pending() {
     );
     assert_eq!(env.lookup(&entry).as_deref(), Some(live.as_str()));
     assert_eq!(env.lookup(&format!("{entry}#pending")), None);
+}
+
+#[test]
+fn a_locked_collection_is_exit_8_and_nothing_is_sent() {
+    let (env, mut keyring) = env_on_private_keyring();
+    for target in Target::ALL {
+        target.seed(&env);
+    }
+    env.fake
+        .add_vobiz_credential("cred-never-stored", "u", "Fresh-Vobiz-Pass-1");
+    keyring.lock();
+    for target in Target::ALL {
+        target
+            .rotate(&env, &[])
+            .assert_code(8)
+            .assert_one_line_error("keyring unavailable");
+    }
+    // No entry yet: reading finds nothing, but staging the new password is refused.
+    env.run(
+        &["rotate", "--provider", "vobiz", "cred-never-stored"],
+        None,
+    )
+    .assert_code(8)
+    .assert_one_line_error("nothing was sent");
+    assert!(env.fake.requests().is_empty());
+
+    keyring.kill();
+    keyring.restart();
+    for target in Target::ALL {
+        target.rotate(&env, &[]).assert_code(0);
+        target.assert_consistent(&env);
+    }
+}
+
+#[test]
+fn a_collection_locked_mid_rotation_loses_nothing_and_recover_finishes() {
+    let (env, mut keyring) = env_on_private_keyring();
+    for target in Target::ALL {
+        target.seed(&env);
+    }
+    for target in Target::ALL {
+        let run = rotate_while_the_keyring_fails(
+            &env,
+            &mut keyring,
+            &target.rotate_args(&[]),
+            target.provider,
+            |k| k.lock(),
+        );
+        run.assert_code(9);
+        assert_ne!(target.live(&env), target.initial, "{} rotated", target.name);
+        keyring.kill();
+        keyring.restart();
+    }
+    let recovered = env.run(&["recover", "--json"], None);
+    recovered.assert_code(0);
+    let outcomes: Vec<String> = recovered.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {}",
+                i["type"].as_str().unwrap(),
+                i["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "pending finished",
+            "pending finished",
+            "recovery_file stored"
+        ]
+    );
+    for target in Target::ALL {
+        target.assert_consistent(&env);
+    }
 }

@@ -132,6 +132,26 @@ impl PrivateKeyring {
         }
     }
 
+    /// Locks the default collection, as a screen lock or `Lock` call would. With no
+    /// prompter on this bus, every later access to its secrets is refused at once.
+    /// [`PrivateKeyring::kill`] then [`PrivateKeyring::restart`] unlocks it.
+    pub fn lock(&self) {
+        let status = Command::new("dbus-send")
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.secrets",
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.Lock",
+                "array:objpath:/org/freedesktop/secrets/collection/login",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .expect("dbus-send (package dbus)");
+        assert!(status.success(), "locking the collection failed");
+    }
+
     /// Stops the Secret Service without killing it: calls to it hang.
     pub fn freeze(&self) {
         signal("STOP", &self.keyring_pid());
