@@ -350,16 +350,15 @@ fn one_line(text: &str) -> String {
 /// Maps a non-success status to the error family that tells the operator what to do.
 ///
 /// 429 and 503 mean the provider did not act (exit 7); other 5xx may come after the change
-/// was applied, so their outcome is unknown; 3xx is refused (redirects are never followed,
-/// so an API key never reaches a second host).
+/// was applied, so their outcome is unknown; 3xx is a configuration error (redirects are
+/// never followed, so an API key never reaches a second host).
 pub fn status_error(provider: ProviderKind, response: &Response, message: String) -> Error {
     let status = response.status.as_u16();
     match status {
-        300..=399 => Error::Rejected {
-            provider,
-            status,
-            message: "redirect refused; check the base URL".into(),
-        },
+        300..=399 => Error::Config(format!(
+            "{provider} answered HTTP {status}, a redirect, and siprot never follows one \
+             (the API key would go to another address): redirect refused, check the base URL"
+        )),
         401 | 403 => Error::Auth {
             provider,
             status,

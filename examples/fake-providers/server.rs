@@ -141,8 +141,8 @@ pub enum Fault {
     /// Apply the change, then wait this long before answering normally (a client with a
     /// shorter timeout gives up after its request has taken effect).
     CommitThenDelay(Duration),
-    /// Answer `307 Temporary Redirect` to this URL without applying the change.
-    Redirect(String),
+    /// Answer this 3xx status with `Location` set to this URL, without applying the change.
+    Redirect(u16, String),
     /// Apply the change, then answer 200 with a JSON-looking body of this many bytes.
     CommitThenHugeBody(usize),
     /// Apply the change, then answer 200 and send the body one byte per interval,
@@ -475,12 +475,9 @@ impl FakeProviders {
                 tokio::time::sleep(delay).await;
                 outcome.response
             }
-            Fault::Redirect(location) => (
-                StatusCode::TEMPORARY_REDIRECT,
-                [(header::LOCATION, location)],
-                "",
-            )
-                .into_response(),
+            Fault::Redirect(status, location) => {
+                (status_code(status), [(header::LOCATION, location)], "").into_response()
+            }
             Fault::CommitThenHugeBody(size) => {
                 let outcome = work(self);
                 if !outcome.committed {

@@ -71,7 +71,7 @@ fn faults_log_without_leaking() {
         Fault::CommitThenDrop,
         Fault::CommitThenStatus(500),
         Fault::CommitThenRawBody(b"\xff\xfe{\"sip_password\":".to_vec()),
-        Fault::Redirect("http://127.0.0.1:9/elsewhere".into()),
+        Fault::Redirect(307, "http://127.0.0.1:9/elsewhere".into()),
     ];
     for mode in MODES {
         let env = env_in(mode);

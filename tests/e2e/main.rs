@@ -8,6 +8,7 @@ mod check_password;
 mod config;
 mod exotel;
 mod generate;
+mod hostile;
 mod keyring_faults;
 mod kills;
 mod logging;
