@@ -11,9 +11,12 @@ use crate::providers::{self, ProviderKind};
 use crate::retry;
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 password fails policy, 4 configuration,
-5 API credentials rejected, 6 not found, 7 transient (nothing changed, safe to retry),
-8 keyring unusable (nothing sent), 9 new password not confirmed in the keyring (see message).
+Exit codes: 0 ok, 1 unexpected error or request refused (4xx), 2 usage, 3 password fails
+policy, 4 configuration, 5 API credentials rejected, 6 not found, 7 transient or another
+siprot busy with the credential (nothing changed, safe to retry), 8 keyring unusable
+(nothing sent), 9 new password not confirmed in the keyring: run `siprot recover`.
+
+-v logs siprot's steps on standard error, -vv also its libraries'; RUST_LOG overrides.
 
 Passwords are never taken as arguments: they come from standard input or are generated.";
 
