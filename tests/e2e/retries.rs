@@ -245,3 +245,40 @@ fn every_error_status_has_its_exit_code_at_every_provider() {
         }
     }
 }
+
+#[test]
+fn telepath_retries_dns_and_tls_failures_that_never_reached_it() {
+    let target = Target::TELEPATH;
+    let env = seeded(target);
+    // `.invalid` never resolves (RFC 6761).
+    let dns = target.rotate(
+        &env,
+        &[
+            "--json",
+            "--retries",
+            "1",
+            "--connect-timeout",
+            "3",
+            "--base-url",
+            "https://telepath.invalid/v1",
+        ],
+    );
+    dns.assert_code(7)
+        .assert_one_line_error("could not connect");
+    assert_eq!(dns.json()["attempts"], 2);
+    // TLS to the fake's plain-HTTP port: the handshake fails, no request is ever made.
+    let base = format!("https://{}/telepath/v1", env.addr);
+    let tls = target.rotate(&env, &["--json", "--retries", "1", "--base-url", &base]);
+    tls.assert_code(7)
+        .assert_one_line_error("could not connect");
+    assert_eq!(tls.json()["attempts"], 2);
+    assert!(
+        env.fake.requests().is_empty(),
+        "nothing reached the provider"
+    );
+    assert_eq!(target.live(&env), target.initial);
+    assert_eq!(
+        env.lookup(&target.entry(&env)).as_deref(),
+        Some(target.initial)
+    );
+}

@@ -87,6 +87,27 @@ impl Run {
     }
 }
 
+/// Drops log lines from standard error (after the leak check has seen them), so that
+/// tests asserting on error lines hold whatever logging `SIPROT_TEST_LOG` adds.
+fn without_log_lines(run: Run) -> Run {
+    if std::env::var_os("SIPROT_TEST_LOG").is_none() {
+        return run;
+    }
+    let is_log = |line: &str| {
+        ["trace", "debug", "info", "warn"]
+            .iter()
+            .any(|level| line.starts_with(&format!("siprot: {level}: [")))
+            || line.trim().is_empty()
+    };
+    let stderr: String = run
+        .stderr
+        .lines()
+        .filter(|line| !is_log(line))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    Run { stderr, ..run }
+}
+
 /// A siprot process the test will kill; its standard error is read in the background.
 pub struct Paused {
     child: Option<std::process::Child>,
@@ -273,6 +294,11 @@ impl TestEnv {
                 cmd.env(key, value);
             }
         }
+        // `SIPROT_TEST_LOG=trace scripts/test.sh` reruns every test with that much logging;
+        // the leak check then covers all the log output too.
+        if let Some(level) = std::env::var_os("SIPROT_TEST_LOG") {
+            cmd.env("RUST_LOG", level);
+        }
         for (key, value) in &self.extra_env {
             cmd.env(key, value);
         }
@@ -319,7 +345,13 @@ impl TestEnv {
             || args.first() == Some(&"secret")
             || args.first() == Some(&"generate");
         self.assert_no_leak(&run, shows, args);
-        run
+        let own_logging = args.iter().any(|a| a.starts_with("-v"))
+            || self.extra_env.iter().any(|(k, _)| k == "RUST_LOG");
+        if own_logging {
+            run
+        } else {
+            without_log_lines(run)
+        }
     }
 
     /// Every secret this test knows of: the fake's passwords and API keys, and the
