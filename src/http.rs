@@ -140,7 +140,9 @@ impl HttpClient {
                 .timeout(self.config.timeout.min(remaining));
             tries += 1;
             let total = attempts.record();
-            if let Some(built) = this.try_clone().and_then(|b| b.build().ok()) {
+            if log::log_enabled!(log::Level::Debug)
+                && let Some(built) = this.try_clone().and_then(|b| b.build().ok())
+            {
                 log::debug!("try {total}: {} {}", built.method(), built.url());
             }
             let started = Instant::now();
