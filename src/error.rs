@@ -127,6 +127,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// A keyring failure that happened before anything was sent to a provider (exit 8).
+    /// Failures after sending are [`Error::Unconfirmed`] instead, never this.
+    pub fn keyring_unavailable(error: impl std::fmt::Display) -> Self {
+        Error::KeyringUnavailable(error.to_string())
+    }
+
     /// The exit code for this error: the single place where failures meet exit codes.
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -7,7 +7,6 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::state::StateDir;
@@ -16,7 +15,6 @@ use crate::state::StateDir;
 #[derive(Debug)]
 pub struct CredentialLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl CredentialLock {
@@ -59,11 +57,22 @@ impl CredentialLock {
             .and_then(|()| file.rewind())
             .and_then(|()| write!(file, "{}", std::process::id()));
         log::debug!("locked {}", path.display());
-        Ok(Self { _file: file, path })
+        Ok(Self { _file: file })
     }
 
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
+    /// The lock a run that changes something needs; `None` for a dry run, which reads
+    /// only and so never holds up a real run.
+    pub fn unless_dry_run(
+        dry_run: bool,
+        state: &StateDir,
+        service: &str,
+        entry: &str,
+    ) -> Result<Option<Self>> {
+        if dry_run {
+            Ok(None)
+        } else {
+            Self::acquire(state, service, entry).map(Some)
+        }
     }
 }
 

@@ -125,10 +125,7 @@ pub async fn recover(
     connect: &Connect<'_>,
     dry_run: bool,
 ) -> Result<Vec<Item>> {
-    let names = keyring
-        .list()
-        .await
-        .map_err(|e| Error::KeyringUnavailable(e.to_string()))?;
+    let names = keyring.list().await.map_err(Error::keyring_unavailable)?;
     let mut items = Vec::new();
     let mut clients: BTreeMap<&'static str, Result<Box<dyn Provider>>> = BTreeMap::new();
     for name in &names {
@@ -264,7 +261,7 @@ async fn remove_probe(keyring: &Keyring, name: &str, entry: &str, dry_run: bool)
             found.message = format!("removed the leftover keyring probe '{name}'");
             Some(found)
         }
-        Err(e) => Some(failed(found, &Error::KeyringUnavailable(e.to_string()))),
+        Err(e) => Some(failed(found, &Error::keyring_unavailable(e))),
     }
 }
 
@@ -350,16 +347,8 @@ async fn install(
     file: &RecoveryFile,
     dry_run: bool,
 ) -> Result<(ItemOutcome, String)> {
-    let _lock = if dry_run {
-        None
-    } else {
-        Some(CredentialLock::acquire(
-            state,
-            keyring.service(),
-            &file.entry,
-        )?)
-    };
-    let unavailable = |e: crate::store::StoreError| Error::KeyringUnavailable(e.to_string());
+    let _lock = CredentialLock::unless_dry_run(dry_run, state, keyring.service(), &file.entry)?;
+    let unavailable = Error::keyring_unavailable;
     let current = keyring.get(&file.entry).await.map_err(unavailable)?;
     let previous = keyring
         .get(&format!("{}{}", file.entry, Slot::Previous.suffix()))

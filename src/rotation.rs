@@ -117,15 +117,7 @@ pub async fn rotate(
     let name = EntryName::new(kind.entry_name(credential)?);
     let dry_run = input.dry_run;
     let attempts = input.attempts.clone();
-    let _lock = if dry_run {
-        None
-    } else {
-        Some(CredentialLock::acquire(
-            state,
-            keyring.service(),
-            name.current(),
-        )?)
-    };
+    let _lock = CredentialLock::unless_dry_run(dry_run, state, keyring.service(), name.current())?;
     let mut run = Run {
         provider,
         credential,
@@ -202,7 +194,7 @@ struct Run<'a> {
 }
 
 fn unavailable(error: StoreError) -> Error {
-    Error::KeyringUnavailable(error.to_string())
+    Error::keyring_unavailable(error)
 }
 
 impl Run<'_> {

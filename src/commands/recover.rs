@@ -22,7 +22,7 @@ pub fn run(args: RecoverArgs) -> Result<u8> {
     let items = block_on(async {
         let keyring = Keyring::open(&service, args.keyring_timeout)
             .await
-            .map_err(|e| Error::KeyringUnavailable(e.to_string()))?;
+            .map_err(Error::keyring_unavailable)?;
         recovery::recover(&keyring, &state, &connect, args.dry_run).await
     })?;
     let code = recovery::exit_code(&items);

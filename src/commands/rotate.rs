@@ -70,7 +70,7 @@ pub fn run(args: RotateArgs) -> Result<u8> {
     let result = block_on(async {
         let keyring = Keyring::open(&service, args.keyring_timeout)
             .await
-            .map_err(|e| Error::KeyringUnavailable(e.to_string()))?;
+            .map_err(Error::keyring_unavailable)?;
         rotation::rotate(provider.as_ref(), &credential, &keyring, &state, input).await
     });
     let report = match result {

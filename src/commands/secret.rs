@@ -29,11 +29,11 @@ pub fn get(args: SecretGetArgs) -> Result<u8> {
     let secret = block_on(async {
         let keyring = Keyring::open(&service, args.keyring_timeout)
             .await
-            .map_err(|e| Error::KeyringUnavailable(e.to_string()))?;
+            .map_err(Error::keyring_unavailable)?;
         keyring
             .get(&entry)
             .await
-            .map_err(|e| Error::KeyringUnavailable(e.to_string()))
+            .map_err(Error::keyring_unavailable)
     })?
     .ok_or_else(|| Error::NotFound {
         provider: kind,
