@@ -6,7 +6,10 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use std::path::PathBuf;
+
 use crate::config::parse_seconds;
+use crate::inventory;
 use crate::providers::{self, ProviderKind};
 use crate::retry;
 
@@ -53,6 +56,42 @@ pub enum Command {
     /// Finish interrupted rotations: resend #pending passwords, store recovery files
     #[command(after_help = RECOVER_HELP)]
     Recover(RecoverArgs),
+    /// Show each inventory credential's last rotation, age, outcome and what needs doing
+    #[command(after_help = STATUS_HELP)]
+    Status(StatusArgs),
+}
+
+const STATUS_HELP: &str = "\
+For each credential of the inventory: the last successful rotation (from the audit log),
+its age, the outcome of the last attempt, whether it is overdue for its max_age (or for
+--max-age), and whether a #pending entry or a recovery file waits for `siprot recover`.
+Exit code 0 whenever the report could be made; read `overdue` and `needs_recovery` in
+--json to alert on them.
+
+Examples:
+  siprot status
+  siprot status --inventory fleet.toml --json";
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The inventory file
+    #[arg(long, value_name = "PATH", default_value = inventory::DEFAULT_PATH)]
+    pub inventory: PathBuf,
+    /// Only this provider's credentials
+    #[arg(long, short = 'p')]
+    pub provider: Option<ProviderKind>,
+    /// Only credentials with this tag (repeat: all must match)
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Overdue after this age for entries without max_age (30d, 12h, 2w)
+    #[arg(long, value_name = "AGE", value_parser = inventory::parse_age)]
+    pub max_age: Option<jiff::SignedDuration>,
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds allowed for each keyring call
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub keyring_timeout: Duration,
 }
 
 const RECOVER_HELP: &str = "\
@@ -92,7 +131,11 @@ Examples:
   siprot rotate --provider exotel 3f2a9c1e-user-uuid --device dev_01 --json
   siprot rotate --provider vobiz aabbccdd-1234-5678-90ab-cdef12345678 --description 'Q3 rotation'
   generate-password | siprot rotate --provider vobiz CRED_ID --password-stdin
-  siprot rotate --provider exotel USER_UUID --device DEV --dry-run";
+  siprot rotate --provider exotel USER_UUID --device DEV --dry-run
+
+A fleet from an inventory (see the README for the file format):
+  siprot rotate --inventory fleet.toml --if-older-than 30d
+  siprot rotate --inventory --tag prod --provider vobiz --concurrency 16 --json";
 
 const CHECK_EXAMPLES: &str = "\
 Examples:
@@ -140,11 +183,12 @@ pub struct HttpArgs {
 
 #[derive(Debug, Args)]
 pub struct RotateArgs {
-    #[command(flatten)]
-    pub provider: ProviderArg,
+    /// The provider (with --inventory: only that provider's credentials)
+    #[arg(long, short = 'p', required_unless_present = "inventory")]
+    pub provider: Option<ProviderKind>,
     /// The credential: telepath trunk id, exotel user uuid, or vobiz credential id
-    #[arg(value_name = "ID")]
-    pub id: String,
+    #[arg(value_name = "ID", required_unless_present = "inventory")]
+    pub id: Option<String>,
     /// The device id (exotel)
     #[arg(long, value_name = "DEVICE_ID")]
     pub device: Option<String>,
@@ -157,6 +201,26 @@ pub struct RotateArgs {
     /// Length of the generated password (default: the provider's default, >= 128 bits)
     #[arg(long, value_name = "N")]
     pub length: Option<usize>,
+    /// Rotate every credential of an inventory file instead of one (default path: siprot.toml)
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = inventory::DEFAULT_PATH,
+        conflicts_with_all = ["id", "device", "description", "password_stdin", "length",
+                              "show_password", "base_url"]
+    )]
+    pub inventory: Option<PathBuf>,
+    /// With --inventory: only credentials with this tag (repeat: all must match)
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// With --inventory: skip credentials rotated less than AGE ago (30d, 12h, 2w; beats
+    /// each entry's max_age)
+    #[arg(long, value_name = "AGE", value_parser = inventory::parse_age)]
+    pub if_older_than: Option<jiff::SignedDuration>,
+    /// With --inventory: concurrent rotations per provider [default: 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: Option<u16>,
     /// Check configuration and keyring access and print the plan; send nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -266,7 +330,7 @@ mod tests {
         let Command::Rotate(args) = cli.command else {
             panic!("not rotate")
         };
-        assert_eq!(args.provider.provider.name(), "vobiz");
+        assert_eq!(args.provider.map(|p| p.name()), Some("vobiz"));
         let err =
             Cli::try_parse_from(["siprot", "rotate", "--provider", "nope", "id1"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);

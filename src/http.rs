@@ -93,6 +93,31 @@ pub enum SendError {
 pub struct HttpClient {
     inner: reqwest::Client,
     config: HttpConfig,
+    pause: Arc<Pause>,
+}
+
+/// Shared by every request of one client (one provider): when the provider answers 429
+/// or 503, no request to it starts before the wait it asked for (or the backoff) is
+/// over, so that a fleet backs off as a whole instead of one request at a time.
+#[derive(Debug, Default)]
+struct Pause(std::sync::Mutex<Option<Instant>>);
+
+impl Pause {
+    fn until(&self, until: Instant) {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(slot.map_or(until, |current| current.max(until)));
+    }
+
+    fn current(&self) -> Option<Instant> {
+        let slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.filter(|until| *until > Instant::now())
+    }
 }
 
 impl HttpClient {
@@ -109,6 +134,7 @@ impl HttpClient {
         Ok(Self {
             inner,
             config: config.clone(),
+            pause: Arc::default(),
         })
     }
 
@@ -133,6 +159,19 @@ impl HttpClient {
         let mut maybe_landed: Option<String> = None;
         let mut tries = 0;
         loop {
+            if let Some(until) = self.pause.current() {
+                if until >= deadline {
+                    break Err(SendError::NotSent(format!(
+                        "the provider asked to slow down for longer than the --deadline of {}s",
+                        budget.deadline.as_secs()
+                    )));
+                }
+                log::debug!(
+                    "provider asked to slow down: waiting {:?}",
+                    until - Instant::now()
+                );
+                tokio::time::sleep_until(until.into()).await;
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             let this = request
                 .try_clone()
@@ -172,10 +211,13 @@ impl HttpClient {
                 }
             };
             log::debug!("try {total}: {what} after {:?}", started.elapsed());
+            let wait = asked_wait.unwrap_or_else(|| budget.backoff(tries));
+            if matches!(&outcome, Ok(r) if matches!(r.status.as_u16(), 429 | 503)) {
+                self.pause.until(Instant::now() + wait);
+            }
             if !retryable || tries > budget.max_retries {
                 break finish(outcome, tries, maybe_landed.as_deref(), None);
             }
-            let wait = asked_wait.unwrap_or_else(|| budget.backoff(tries));
             if Instant::now() + wait >= deadline {
                 let why = format!(
                     "the next try (in {}s) would pass the --deadline of {}s",

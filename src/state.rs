@@ -4,6 +4,7 @@
 //! The audit log (`audit.jsonl`) never holds a secret. A recovery file does (mode 0600,
 //! in plain text, because the keyring is what failed); `siprot` says where it is.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,22 @@ pub struct AuditRecord<'a> {
     /// HTTP requests sent (retries included); `None` when none could be.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    pub exit_code: u8,
+}
+
+/// One entry's rotations in the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub last_rotated: Option<jiff::Timestamp>,
+    pub last_attempt: Option<Attempt>,
+}
+
+/// One rotation attempt recorded in the audit log.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub time: jiff::Timestamp,
+    /// `rotated`, `resumed`, `failed` or `unconfirmed`.
+    pub outcome: String,
     pub exit_code: u8,
 }
 
@@ -120,6 +137,21 @@ impl StateDir {
 
     /// When the audit log last recorded a successful rotation of `entry` in `service`.
     pub fn last_rotated(&self, service: &str, entry: &str) -> Option<jiff::Timestamp> {
+        self.last_rotations(service).remove(entry)
+    }
+
+    /// The time of the last successful rotation of every entry of `service` in the audit
+    /// log, read in one pass.
+    pub fn last_rotations(&self, service: &str) -> HashMap<String, jiff::Timestamp> {
+        self.histories(service)
+            .into_iter()
+            .filter_map(|(entry, history)| Some((entry, history.last_rotated?)))
+            .collect()
+    }
+
+    /// What the audit log says about each entry of `service`: its last successful
+    /// rotation and its last rotation attempt, whatever the outcome.
+    pub fn histories(&self, service: &str) -> HashMap<String, History> {
         #[derive(Deserialize)]
         struct Line {
             time: jiff::Timestamp,
@@ -127,18 +159,34 @@ impl StateDir {
             entry: String,
             action: String,
             outcome: String,
+            exit_code: u8,
         }
-        let text = fs::read_to_string(self.audit_log()).ok()?;
-        text.lines()
+        let mut histories: HashMap<String, History> = HashMap::new();
+        let Ok(text) = fs::read_to_string(self.audit_log()) else {
+            return histories;
+        };
+        let rotations = text
+            .lines()
             .filter_map(|line| serde_json::from_str::<Line>(line).ok())
-            .filter(|l| {
-                l.entry == entry
-                    && l.service.as_deref().is_none_or(|s| s == service)
-                    && l.action == "rotate"
-                    && (l.outcome == "rotated" || l.outcome == "resumed")
-            })
-            .map(|l| l.time)
-            .max()
+            .filter(|l| l.service.as_deref().is_none_or(|s| s == service) && l.action == "rotate");
+        for line in rotations {
+            let history = histories.entry(line.entry).or_default();
+            if line.outcome == "rotated" || line.outcome == "resumed" {
+                history.last_rotated = history.last_rotated.max(Some(line.time));
+            }
+            if history
+                .last_attempt
+                .as_ref()
+                .is_none_or(|a| a.time <= line.time)
+            {
+                history.last_attempt = Some(Attempt {
+                    time: line.time,
+                    outcome: line.outcome,
+                    exit_code: line.exit_code,
+                });
+            }
+        }
+        histories
     }
 
     /// Every recovery file, oldest first; a file that cannot be read is returned as its

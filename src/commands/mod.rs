@@ -2,10 +2,12 @@
 //! result. Nothing here knows how a provider or the keyring works.
 
 pub mod check_password;
+pub mod fleet;
 pub mod generate;
 pub mod recover;
 pub mod rotate;
 pub mod secret;
+pub mod status;
 pub mod toggle;
 
 use std::future::Future;
@@ -39,6 +41,10 @@ pub fn run(cli: Cli) -> u8 {
         }
         Command::Generate(args) => (generate::run(args), false),
         Command::Secret(SecretCommand::Get(args)) => (secret::get(args), false),
+        Command::Status(args) => {
+            let json = args.json;
+            (status::run(args), json)
+        }
         Command::Recover(args) => {
             let json = args.json;
             (recover::run(args), json)

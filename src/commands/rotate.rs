@@ -1,11 +1,11 @@
 //! `siprot rotate`: checks the options against the provider, then runs the rotation
-//! protocol and renders its report.
+//! protocol and renders its report. With `--inventory` it hands over to [`fleet`].
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::cli::RotateArgs;
-use crate::commands::{block_on, fail};
+use crate::commands::{block_on, fail, fleet};
 use crate::config;
 use crate::error::{Error, Result, exit};
 use crate::http::Attempts;
@@ -17,8 +17,21 @@ use crate::state::StateDir;
 use crate::store::{Keyring, Slot};
 
 pub fn run(args: RotateArgs) -> Result<u8> {
-    let kind = args.provider.provider;
-    let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
+    if let Some(path) = args.inventory.clone() {
+        return fleet::run(args, &path);
+    }
+    if !args.tag.is_empty() || args.if_older_than.is_some() || args.concurrency.is_some() {
+        return Err(Error::Usage(
+            "--tag, --if-older-than and --concurrency select and pace a fleet: they need --inventory"
+                .into(),
+        ));
+    }
+    let (Some(kind), Some(id)) = (args.provider, args.id.as_deref()) else {
+        return Err(Error::Usage(
+            "rotate needs --provider and an ID, or --inventory".into(),
+        ));
+    };
+    let credential = CredentialRef::new(kind, id, args.device.as_deref())?;
     if kind.origin() == PasswordOrigin::ServerGenerated {
         if args.password_stdin {
             return Err(Error::Usage(format!(

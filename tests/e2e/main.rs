@@ -7,6 +7,7 @@ mod support;
 mod check_password;
 mod config;
 mod exotel;
+mod fleet;
 mod generate;
 mod hostile;
 mod keyring_faults;

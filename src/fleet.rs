@@ -1,0 +1,199 @@
+//! Rotating many credentials at once: the same per-credential protocol as one
+//! `rotate`, run concurrently with a bound per provider.
+//!
+//! Each provider gets its own queue and `concurrency` workers that take credentials from
+//! it one at a time, so the number of live futures is bounded by providers × concurrency
+//! whatever the size of the fleet, and one slow or rate-limiting provider never holds up
+//! another (each provider's HTTP client also pauses all its requests when the provider
+//! answers 429 or 503). A credential's failure is recorded and the workers go on: it never
+//! stops or touches another credential.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use crate::error::{Error, exit};
+use crate::http::Attempts;
+use crate::inventory::InventoryEntry;
+use crate::providers::{Provider, ProviderKind};
+use crate::recovery::Connect;
+use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
+use crate::state::StateDir;
+use crate::store::Keyring;
+
+/// Default number of concurrent rotations per provider.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// How to run the fleet.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// Concurrent rotations per provider.
+    pub concurrency: usize,
+    /// Skip credentials rotated more recently than this (beats each entry's `max_age`).
+    pub if_older_than: Option<jiff::SignedDuration>,
+    pub dry_run: bool,
+}
+
+/// What happened to one credential.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Rotated (or resumed, or planned on a dry run).
+    Done(Box<RotationReport>),
+    /// Rotated recently enough: left alone.
+    Skipped {
+        last_rotated: jiff::Timestamp,
+        max_age: jiff::SignedDuration,
+    },
+    /// Failed; `exit_code` says how (9: the password may be live and needs recovery).
+    Failed { message: String, exit_code: u8 },
+}
+
+/// One credential's result.
+#[derive(Debug)]
+pub struct FleetResult<'a> {
+    pub entry: &'a InventoryEntry,
+    /// The keyring entry of its current password, when it could be named.
+    pub keyring_entry: Option<String>,
+    pub attempts: u32,
+    pub outcome: Outcome,
+}
+
+impl FleetResult<'_> {
+    /// 0 for done and skipped, else the failure's exit code.
+    pub fn exit_code(&self) -> u8 {
+        match &self.outcome {
+            Outcome::Failed { exit_code, .. } => *exit_code,
+            _ => exit::SUCCESS,
+        }
+    }
+}
+
+/// Rotates `entries`, calling `report` with each result as soon as it is known.
+pub async fn rotate<'a>(
+    entries: &[&'a InventoryEntry],
+    connect: &Connect<'_>,
+    keyring: &Keyring,
+    state: &StateDir,
+    options: &FleetOptions,
+    report: impl FnMut(FleetResult<'a>),
+) {
+    let report = RefCell::new(report);
+    let last_rotations = state.last_rotations(keyring.service());
+    let mut queues: BTreeMap<&'static str, (ProviderKind, VecDeque<&'a InventoryEntry>)> =
+        BTreeMap::new();
+    for entry in entries {
+        queues
+            .entry(entry.provider.name())
+            .or_insert_with(|| (entry.provider, VecDeque::new()))
+            .1
+            .push_back(entry);
+    }
+    let mut clients: HashMap<&'static str, Box<dyn Provider>> = HashMap::new();
+    for (name, (kind, queue)) in &mut queues {
+        match connect(*kind) {
+            Ok(client) => {
+                clients.insert(name, client);
+            }
+            Err(error) => {
+                for entry in queue.drain(..) {
+                    report.borrow_mut()(failed(entry, None, 0, &error));
+                }
+            }
+        }
+    }
+    let queues: Vec<(&'static str, RefCell<VecDeque<&'a InventoryEntry>>)> = queues
+        .into_iter()
+        .map(|(name, (_, queue))| (name, RefCell::new(queue)))
+        .collect();
+    let mut workers = FuturesUnordered::new();
+    for (name, queue) in &queues {
+        let Some(client) = clients.get(name) else {
+            continue;
+        };
+        let workers_here = options.concurrency.max(1).min(queue.borrow().len());
+        for _ in 0..workers_here {
+            workers.push(async {
+                loop {
+                    let next = queue.borrow_mut().pop_front();
+                    let Some(entry) = next else { break };
+                    let result = rotate_one(
+                        entry,
+                        client.as_ref(),
+                        keyring,
+                        state,
+                        options,
+                        &last_rotations,
+                    )
+                    .await;
+                    report.borrow_mut()(result);
+                }
+            });
+        }
+    }
+    while workers.next().await.is_some() {}
+}
+
+async fn rotate_one<'a>(
+    entry: &'a InventoryEntry,
+    provider: &dyn Provider,
+    keyring: &Keyring,
+    state: &StateDir,
+    options: &FleetOptions,
+    last_rotations: &HashMap<String, jiff::Timestamp>,
+) -> FleetResult<'a> {
+    let keyring_entry = match entry.provider.entry_name(&entry.credential) {
+        Ok(name) => name,
+        Err(error) => return failed(entry, None, 0, &error),
+    };
+    let max_age = options.if_older_than.or(entry.max_age);
+    if let Some(max_age) = max_age
+        && let Some(last) = last_rotations.get(&keyring_entry)
+        && jiff::Timestamp::now().duration_since(*last) < max_age
+    {
+        return FleetResult {
+            entry,
+            keyring_entry: Some(keyring_entry),
+            attempts: 0,
+            outcome: Outcome::Skipped {
+                last_rotated: *last,
+                max_age,
+            },
+        };
+    }
+    let attempts = Attempts::new();
+    let input = RotationInput {
+        source: PasswordSource::Generate { length: None },
+        description: entry.description_now(),
+        dry_run: options.dry_run,
+        attempts: attempts.clone(),
+    };
+    let result = rotation::rotate(provider, &entry.credential, keyring, state, input).await;
+    match result {
+        Ok(report) => FleetResult {
+            entry,
+            keyring_entry: Some(keyring_entry),
+            attempts: attempts.count(),
+            outcome: Outcome::Done(Box::new(report)),
+        },
+        Err(error) => failed(entry, Some(keyring_entry), attempts.count(), &error),
+    }
+}
+
+fn failed<'a>(
+    entry: &'a InventoryEntry,
+    keyring_entry: Option<String>,
+    attempts: u32,
+    error: &Error,
+) -> FleetResult<'a> {
+    FleetResult {
+        entry,
+        keyring_entry,
+        attempts,
+        outcome: Outcome::Failed {
+            message: error.to_string(),
+            exit_code: error.exit_code(),
+        },
+    }
+}

@@ -1,0 +1,372 @@
+//! `siprot rotate --inventory`: a fleet across the three providers, rotated concurrently,
+//! where failures of some credentials never stop or touch the others.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{EXOTEL_SID, FakeProvider, Fault, Run, TestEnv};
+
+/// One credential of a test fleet: (provider, id, device, initial password).
+type Member = (&'static str, String, Option<String>, String);
+
+/// Seeds `per_provider` credentials at each provider and writes an inventory of them.
+fn fleet(env: &TestEnv, per_provider: usize) -> (PathBuf, Vec<Member>) {
+    let mut members = Vec::new();
+    let mut toml = String::from("# test fleet\n");
+    for i in 0..per_provider {
+        let trunk = format!("conn_fleet{i:03}");
+        let pass = format!("Fleet-Telepath-Pass-{i:03}");
+        env.fake.add_telepath_trunk(&trunk, "u", &pass);
+        toml.push_str(&format!(
+            "\n[[credential]]\nprovider = \"telepath\"\nid = \"{trunk}\"\ntags = [\"prod\"]\n"
+        ));
+        members.push(("telepath", trunk, None, pass));
+
+        let user = format!("user-fleet-{i:03}");
+        let pass = format!("Fleet-Exotel-Pass-{i:03}");
+        env.fake.add_exotel_device(&user, "dev", &pass);
+        toml.push_str(&format!(
+            "\n[[credential]]\nprovider = \"exotel\"\nid = \"{user}\"\ndevice = \"dev\"\ntags = [\"prod\", \"eu\"]\n"
+        ));
+        members.push(("exotel", user, Some("dev".to_owned()), pass));
+
+        let cred = format!("cred-fleet-{i:03}");
+        let pass = format!("Fleet-Vobiz-Pass-{i:03}");
+        env.fake.add_vobiz_credential(&cred, "u", &pass);
+        toml.push_str(&format!(
+            "\n[[credential]]\nprovider = \"vobiz\"\nid = \"{cred}\"\ndescription = \"fleet {{date}} {{id}}\"\n"
+        ));
+        members.push(("vobiz", cred, None, pass));
+    }
+    let path = env.state.path().join("fleet.toml");
+    std::fs::write(&path, toml).unwrap();
+    (path, members)
+}
+
+fn live(env: &TestEnv, member: &Member) -> String {
+    let (provider, id, device, _) = member;
+    match *provider {
+        "telepath" => env.fake.telepath_password(id),
+        "exotel" => env.fake.exotel_password(id, device.as_deref().unwrap()),
+        _ => env.fake.vobiz_credential(id).map(|c| c.password),
+    }
+    .unwrap()
+}
+
+fn entry(env: &TestEnv, member: &Member) -> String {
+    let (provider, id, device, _) = member;
+    match *provider {
+        "telepath" => format!("telepath/{id}"),
+        "exotel" => format!("exotel/{EXOTEL_SID}/{id}/{}", device.as_deref().unwrap()),
+        _ => format!("vobiz/{}/{id}", env.fake.config().vobiz_auth_id),
+    }
+}
+
+/// The JSON Lines of a run: the credential objects, then the summary.
+fn lines(run: &Run) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut objects: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    let summary = objects.pop().expect("a summary line");
+    assert_eq!(summary["type"], "summary");
+    assert!(objects.iter().all(|o| o["type"] == "credential"));
+    (objects, summary)
+}
+
+fn rotate_fleet(env: &TestEnv, path: &Path, extra: &[&str]) -> Run {
+    let path = path.display().to_string();
+    let mut args = vec!["rotate", "--inventory", path.as_str()];
+    args.extend_from_slice(extra);
+    env.run(&args, None)
+}
+
+#[test]
+fn a_fleet_rotates_concurrently_and_failures_stay_with_their_credential() {
+    let env = TestEnv::start();
+    let (path, members) = fleet(&env, 4);
+    // One credential the provider does not know: 404 for it alone.
+    let mut toml = std::fs::read_to_string(&path).unwrap();
+    toml.push_str("\n[[credential]]\nprovider = \"vobiz\"\nid = \"cred-unknown\"\n");
+    std::fs::write(&path, toml).unwrap();
+    // One 401 at Exotel (not retried) and a storm of 429s at Vobiz (retried).
+    env.fake
+        .push_fault(FakeProvider::Exotel, Fault::Status(401));
+    for _ in 0..6 {
+        env.fake
+            .push_fault(FakeProvider::Vobiz, Fault::RateLimited(Some("0".into())));
+    }
+    let run = rotate_fleet(
+        &env,
+        &path,
+        &["--json", "--concurrency", "3", "--retries", "10"],
+    );
+    run.assert_code(6);
+    let (objects, summary) = lines(&run);
+    assert_eq!(objects.len(), 13);
+    assert_eq!(summary["total"], 13);
+    assert_eq!(summary["rotated"], 11);
+    assert_eq!(summary["failed"], 2);
+    assert_eq!(summary["needs_recovery"], 0);
+    assert_eq!(summary["exit_code"], 6);
+
+    let unknown = objects
+        .iter()
+        .find(|o| o["credential"] == "cred-unknown")
+        .unwrap();
+    assert_eq!(unknown["exit_code"], 6);
+    let auth: Vec<_> = objects.iter().filter(|o| o["exit_code"] == 5).collect();
+    assert_eq!(auth.len(), 1);
+    assert_eq!(auth[0]["provider"], "exotel");
+
+    let vobiz_attempts: u64 = objects
+        .iter()
+        .filter(|o| o["provider"] == "vobiz" && o["credential"] != "cred-unknown")
+        .map(|o| o["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(vobiz_attempts, 4 + 6, "every 429 was retried");
+
+    for member in &members {
+        let object = objects
+            .iter()
+            .find(|o| o["credential"] == member.1.as_str())
+            .unwrap();
+        let now = live(&env, member);
+        if object["status"] == "rotated" {
+            assert_ne!(now, member.3, "{}", member.1);
+            assert_eq!(env.lookup(&entry(&env, member)), Some(now), "{}", member.1);
+            assert_eq!(
+                env.lookup(&format!("{}#pending", entry(&env, member))),
+                None
+            );
+        } else {
+            assert_eq!(object["exit_code"], 5);
+            assert_eq!(now, member.3, "a failed credential is unchanged");
+            assert_eq!(
+                env.lookup(&format!("{}#pending", entry(&env, member))),
+                None
+            );
+        }
+    }
+    let vobiz = env.fake.vobiz_credential("cred-fleet-000").unwrap();
+    assert!(vobiz.description.unwrap().ends_with(" cred-fleet-000"));
+}
+
+#[test]
+fn recently_rotated_credentials_are_skipped() {
+    let env = TestEnv::start();
+    let (path, members) = fleet(&env, 2);
+    rotate_fleet(&env, &path, &["--json"]).assert_code(0);
+    let sent = env.fake.requests().len();
+    assert_eq!(sent, members.len());
+
+    let run = rotate_fleet(&env, &path, &["--json", "--if-older-than", "1d"]);
+    run.assert_code(0);
+    let (objects, summary) = lines(&run);
+    assert_eq!(summary["skipped"], members.len());
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["status"] == "skipped" && o["last_rotated"].is_string())
+    );
+    assert_eq!(env.fake.requests().len(), sent, "nothing was sent");
+
+    // max_age in the file does the same per entry; the flag is not needed.
+    let toml = std::fs::read_to_string(&path).unwrap().replace(
+        "tags = [\"prod\"]\n",
+        "tags = [\"prod\"]\nmax_age = \"30d\"\n",
+    );
+    std::fs::write(&path, toml).unwrap();
+    let run = rotate_fleet(&env, &path, &["--json"]);
+    let (objects, summary) = lines(&run);
+    assert_eq!(summary["skipped"], 2, "the two telepath entries");
+    assert!(
+        objects
+            .iter()
+            .filter(|o| o["provider"] == "telepath")
+            .all(|o| o["status"] == "skipped")
+    );
+    // And `--if-older-than` shorter than the last rotation's age rotates again.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = rotate_fleet(&env, &path, &["--json", "--if-older-than", "1s"]);
+    let (_, summary) = lines(&run);
+    assert_eq!(summary["rotated"], members.len());
+}
+
+#[test]
+fn provider_and_tag_select_the_credentials() {
+    let env = TestEnv::start();
+    let (path, _) = fleet(&env, 2);
+    let run = rotate_fleet(&env, &path, &["--json", "--tag", "eu"]);
+    let (objects, _) = lines(&run);
+    assert_eq!(objects.len(), 2);
+    assert!(objects.iter().all(|o| o["provider"] == "exotel"));
+    let run = rotate_fleet(
+        &env,
+        &path,
+        &["--json", "--provider", "telepath", "--tag", "prod"],
+    );
+    let (objects, _) = lines(&run);
+    assert_eq!(objects.len(), 2);
+    assert!(objects.iter().all(|o| o["provider"] == "telepath"));
+    let run = rotate_fleet(&env, &path, &["--json", "--tag", "nowhere"]);
+    let (objects, summary) = lines(&run);
+    run.assert_code(0);
+    assert!(objects.is_empty());
+    assert_eq!(summary["total"], 0);
+}
+
+#[test]
+fn a_dry_run_sends_nothing_and_the_human_summary_counts() {
+    let env = TestEnv::start();
+    let (path, members) = fleet(&env, 1);
+    let run = rotate_fleet(&env, &path, &["--dry-run", "--json"]);
+    run.assert_code(0);
+    let (objects, _) = lines(&run);
+    assert!(objects.iter().all(|o| o["status"] == "dry-run"));
+    assert!(env.fake.requests().is_empty());
+
+    env.fake
+        .push_fault(FakeProvider::Telepath, Fault::CommitThenStatus(500));
+    let run = rotate_fleet(&env, &path, &[]);
+    run.assert_code(9)
+        .assert_one_line_error("were not rotated (exit 9)");
+    assert!(
+        run.stdout
+            .contains(&format!("{} credential(s) from", members.len())),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("needs recovery (exit 9)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("siprot recover"), "{}", run.stdout);
+}
+
+#[test]
+fn inventory_mistakes_are_exit_4_with_file_and_line() {
+    let env = TestEnv::start();
+    let path = env.state.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\n\n[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\n",
+    )
+    .unwrap();
+    rotate_fleet(&env, &path, &[])
+        .assert_code(4)
+        .assert_one_line_error("bad.toml:5: duplicate of the entry on line 1");
+    std::fs::write(
+        &path,
+        "[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\nsecret = \"x\"\n",
+    )
+    .unwrap();
+    rotate_fleet(&env, &path, &["--json"])
+        .assert_code(4)
+        .assert_one_line_error("bad.toml:4: unknown field `secret`");
+    let missing = env.state.path().join("missing.toml");
+    rotate_fleet(&env, &missing, &[])
+        .assert_code(4)
+        .assert_one_line_error("cannot read the inventory");
+    assert!(env.fake.requests().is_empty());
+    // One credential or a fleet, not both.
+    env.run(&["rotate", "--inventory", "x.toml", "conn_1"], None)
+        .assert_code(2);
+    env.run(
+        &["rotate", "--tag", "prod", "--provider", "vobiz", "a"],
+        None,
+    )
+    .assert_code(2);
+}
+
+fn status(env: &TestEnv, path: &Path, extra: &[&str]) -> Run {
+    let path = path.display().to_string();
+    let mut args = vec!["status", "--inventory", path.as_str()];
+    args.extend_from_slice(extra);
+    env.run(&args, None)
+}
+
+#[test]
+fn status_shows_age_overdue_pending_and_recovery_files() {
+    let env = TestEnv::start();
+    let (path, members) = fleet(&env, 1);
+    let run = status(&env, &path, &["--json", "--max-age", "30d"]);
+    run.assert_code(0);
+    let json = run.json();
+    assert_eq!(json["total"], 3);
+    assert_eq!(
+        json["overdue"], 3,
+        "never rotated, with a max age, is overdue"
+    );
+    assert_eq!(json["needs_recovery"], 0);
+    assert!(
+        json["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["last_rotated"].is_null())
+    );
+
+    rotate_fleet(&env, &path, &[]).assert_code(0);
+    // Vobiz killed after the provider took a new password: #pending waits.
+    let vobiz = &members[2];
+    let paused = env.spawn_paused(
+        &["rotate", "--provider", "vobiz", &vobiz.1],
+        "response-received",
+    );
+    env.kill(paused);
+    // Telepath: a recovery file waits.
+    let dir = env.state_root().join("recovery");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("t.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "service": env.service, "entry": entry(&env, &members[0]), "provider": "telepath",
+            "created_at": jiff::Timestamp::now().to_string(), "password": "Waiting-Telepath-Pass-1",
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    env.remember_secret("Waiting-Telepath-Pass-1");
+
+    let run = status(&env, &path, &["--json", "--max-age", "30d"]);
+    run.assert_code(0);
+    let json = run.json();
+    assert_eq!(json["overdue"], 0);
+    assert_eq!(json["needs_recovery"], 2);
+    let credentials = json["credentials"].as_array().unwrap();
+    let by = |provider: &str| {
+        credentials
+            .iter()
+            .find(|c| c["provider"] == provider)
+            .unwrap()
+    };
+    assert_eq!(by("telepath")["recovery_file"], true);
+    assert_eq!(by("telepath")["pending"], false);
+    assert_eq!(by("vobiz")["pending"], true);
+    assert_eq!(by("exotel")["pending"], false);
+    assert_eq!(by("exotel")["last_outcome"], "rotated");
+    assert!(by("exotel")["age_seconds"].as_i64().unwrap() < 600);
+    assert_eq!(by("exotel")["keyring_entry"], entry(&env, &members[1]));
+
+    let human = status(&env, &path, &[]);
+    human.assert_code(0);
+    assert!(human.stdout.starts_with("PROVIDER"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("pending: run siprot recover"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stdout
+            .contains("3 credential(s): 0 overdue, 2 need recovery"),
+        "{}",
+        human.stdout
+    );
+    // A keyring-free error: the inventory must exist.
+    status(&env, &env.state.path().join("none.toml"), &[])
+        .assert_code(4)
+        .assert_one_line_error("cannot read the inventory");
+}
