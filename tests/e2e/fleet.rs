@@ -370,3 +370,50 @@ fn status_shows_age_overdue_pending_and_recovery_files() {
         .assert_code(4)
         .assert_one_line_error("cannot read the inventory");
 }
+
+#[test]
+fn a_429_pauses_every_request_to_that_provider() {
+    let env = TestEnv::start();
+    let mut toml = String::new();
+    for i in 0..6 {
+        let id = format!("cred-pause-{i}");
+        env.fake
+            .add_vobiz_credential(&id, "u", &format!("Pause-Vobiz-Pass-{i}"));
+        toml.push_str(&format!(
+            "[[credential]]\nprovider = \"vobiz\"\nid = \"{id}\"\n\n"
+        ));
+    }
+    let path = env.state.path().join("pause.toml");
+    std::fs::write(&path, toml).unwrap();
+    env.fake
+        .push_fault(FakeProvider::Vobiz, Fault::RateLimited(Some("3".into())));
+    let path_arg = path.display().to_string();
+    let args = [
+        "rotate",
+        "--inventory",
+        path_arg.as_str(),
+        "--concurrency",
+        "2",
+        "--json",
+    ];
+    let child = env.spawn(&args, None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.fake.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no request arrived");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Within the 3 s the provider asked for, at most the two requests already in flight
+    // reach it: the other worker waits too instead of rotating the rest.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let during_pause = env.fake.requests().len();
+    let run = env.finish(child, &args);
+    run.assert_code(0);
+    assert!(
+        during_pause <= 2,
+        "{during_pause} requests during the pause"
+    );
+    let (objects, summary) = lines(&run);
+    assert_eq!(summary["rotated"], 6);
+    assert_eq!(objects.len(), 6);
+    assert_eq!(env.fake.requests().len(), 7);
+}
