@@ -33,6 +33,52 @@ struct Args {
     /// Artificial delay before each request is handled, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = 0)]
     latency_ms: u64,
+    /// Also seed N credentials spread over the three providers (for benchmarks)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    fleet: usize,
+    /// Write a siprot inventory of the --fleet credentials to this file
+    #[arg(long, value_name = "PATH", requires = "fleet")]
+    inventory: Option<std::path::PathBuf>,
+    /// Do not log requests
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Seeds `n` credentials, a third at each provider, and returns their inventory.
+fn seed_fleet(fake: &FakeProviders, n: usize) -> String {
+    let mut inventory = String::new();
+    for i in 0..n {
+        let (provider, extra) = match i % 3 {
+            0 => {
+                fake.add_telepath_trunk(
+                    &format!("fleet-{i:05}"),
+                    "fleet",
+                    &format!("Fleet-Pass-{i:05}-Tp"),
+                );
+                ("telepath", String::new())
+            }
+            1 => {
+                fake.add_exotel_device(
+                    &format!("fleet-{i:05}"),
+                    "dev",
+                    &format!("Fleet-Pass-{i:05}-Ex"),
+                );
+                ("exotel", "device = \"dev\"\n".to_owned())
+            }
+            _ => {
+                fake.add_vobiz_credential(
+                    &format!("fleet-{i:05}"),
+                    "fleet",
+                    &format!("Fleet-Pass-{i:05}-Vz"),
+                );
+                ("vobiz", String::new())
+            }
+        };
+        inventory.push_str(&format!(
+            "[[credential]]\nprovider = \"{provider}\"\nid = \"fleet-{i:05}\"\n{extra}\n"
+        ));
+    }
+    inventory
 }
 
 #[tokio::main]
@@ -45,7 +91,14 @@ async fn main() {
     fake.add_telepath_trunk(TELEPATH_TRUNK, TELEPATH_USER, "Demo-Telepath-Pass-1");
     fake.add_exotel_device(EXOTEL_USER, EXOTEL_DEVICE, "Demo-Exotel-Pass-1");
     fake.add_vobiz_credential(VOBIZ_CREDENTIAL, VOBIZ_USER, "Demo-Vobiz-Pass-1");
-    fake.set_log_requests(true);
+    fake.set_log_requests(!args.quiet);
+    let inventory = seed_fleet(&fake, args.fleet);
+    if let Some(path) = &args.inventory {
+        if let Err(e) = std::fs::write(path, inventory) {
+            eprintln!("fake-providers: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
 
     let addr = match fake.start(args.port).await {
         Ok(addr) => addr,

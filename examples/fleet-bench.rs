@@ -1,0 +1,236 @@
+//! Fleet benchmark: rotates N credentials through siprot's fleet code against the fake
+//! providers (a separate process, so its memory is not counted) and prints wall time next
+//! to the two floors it cannot beat.
+//!
+//! ```text
+//! scripts/bench.sh                      # both modes, the figures in the README
+//! fleet-bench --mode network --n 1000 --concurrency 32 --latency-ms 50
+//! fleet-bench --mode keyring --n 200 --concurrency 32 --latency-ms 50   # needs a Secret Service
+//! ```
+//!
+//! - network mode: keyring-core's in-memory mock store, so the network is the floor:
+//!   max over providers of ceil(credentials / concurrency) x latency.
+//! - keyring mode: the real Secret Service (run it inside `scripts/with-keyring.sh`). The
+//!   keyring floor is measured in the same run: as many Secret Service writes as the fleet
+//!   made, back to back in a minimal loop, on the same keyring.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use siprot::config::ConnectOptions;
+use siprot::fleet::{self, FleetOptions, Outcome};
+use siprot::http::HttpConfig;
+use siprot::inventory::Inventory;
+use siprot::providers::ProviderKind;
+use siprot::state::StateDir;
+use siprot::store::{self, Keyring};
+
+#[derive(Parser)]
+#[command(name = "fleet-bench")]
+struct Args {
+    /// `network` (mock keyring) or `keyring` (the real Secret Service)
+    #[arg(long, default_value = "network")]
+    mode: String,
+    /// Credentials in the fleet, spread evenly over the three providers
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// Concurrent rotations per provider
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Latency the fake adds to every request, in milliseconds
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let real_keyring = match args.mode.as_str() {
+        "network" => false,
+        "keyring" => true,
+        other => {
+            eprintln!("fleet-bench: unknown mode {other:?} (network or keyring)");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let inventory_path = dir.path().join("fleet.toml");
+    let (mut fake, exports) = start_fake(&args, &inventory_path);
+    // Still one thread: the environment is set before any runtime or client exists.
+    unsafe {
+        for (name, value) in &exports {
+            std::env::set_var(name, value);
+        }
+        std::env::set_var("XDG_STATE_HOME", dir.path());
+        std::env::set_var(
+            "SIPROT_KEYRING_SERVICE",
+            format!("siprot-bench-{}", std::process::id()),
+        );
+    }
+    if !real_keyring {
+        store::use_mock_store().expect("mock store");
+    }
+    let result = run(&args, &inventory_path);
+    let _ = fake.kill();
+    let _ = fake.wait();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("fleet-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts the fake providers next to this binary and reads the environment it prints.
+fn start_fake(args: &Args, inventory: &std::path::Path) -> (Child, Vec<(String, String)>) {
+    let exe = std::env::current_exe().expect("own path");
+    let fake = exe.with_file_name(format!("fake-providers{}", std::env::consts::EXE_SUFFIX));
+    let mut child = Command::new(&fake)
+        .args(["--port", "0", "--quiet", "--fleet", &args.n.to_string()])
+        .args(["--latency-ms", &args.latency_ms.to_string(), "--inventory"])
+        .arg(inventory)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (cargo build --release --examples)",
+                fake.display()
+            )
+        });
+    let stdout = child.stdout.take().expect("fake stdout");
+    let mut exports = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("fake output");
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            exports.push((name.to_owned(), value.to_owned()));
+            if name == "VOBIZ_AUTH_TOKEN" {
+                break;
+            }
+        }
+    }
+    (child, exports)
+}
+
+fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
+    let inventory = Inventory::load(inventory_path).map_err(|e| e.to_string())?;
+    let entries: Vec<_> = inventory.entries.iter().collect();
+    let state = StateDir::locate().map_err(|e| e.to_string())?;
+    let service = siprot::config::keyring_service().map_err(|e| e.to_string())?;
+    let options = FleetOptions {
+        concurrency: args.concurrency,
+        if_older_than: None,
+        dry_run: false,
+    };
+    let connect_options = ConnectOptions {
+        base_url: None,
+        http: HttpConfig::default(),
+    };
+    let connect = |kind: ProviderKind| kind.connect(&connect_options);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let keyring = runtime
+        .block_on(Keyring::open(&service, store::DEFAULT_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+
+    // Every credential starts with a current password, as in a fleet rotated before:
+    // the steady state, where the protocol makes its usual number of writes.
+    runtime.block_on(async {
+        for entry in &entries {
+            let name = entry
+                .provider
+                .entry_name(&entry.credential)
+                .map_err(|e| e.to_string())?;
+            let seed = secrecy::SecretString::from(format!("Seed-{}", entry.credential.id()));
+            keyring.set(&name, &seed).await.map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    })?;
+
+    let mut per_provider: BTreeMap<&str, usize> = BTreeMap::new();
+    for entry in &entries {
+        *per_provider.entry(entry.provider.name()).or_default() += 1;
+    }
+    let (mut done, mut failed, mut writes, mut requests) = (0usize, 0usize, 0u64, 0u64);
+    let mut first_failure = None;
+    let started = Instant::now();
+    runtime.block_on(fleet::rotate(
+        &entries,
+        &connect,
+        &keyring,
+        &state,
+        &options,
+        |result| {
+            requests += u64::from(result.attempts);
+            match &result.outcome {
+                Outcome::Done(report) => {
+                    done += 1;
+                    writes += u64::from(report.keyring_writes);
+                }
+                Outcome::Failed { message, .. } => {
+                    failed += 1;
+                    first_failure.get_or_insert_with(|| message.clone());
+                }
+                _ => {}
+            }
+        },
+    ));
+    let wall = started.elapsed();
+    if let Some(message) = first_failure {
+        return Err(format!("{failed} rotation(s) failed, the first: {message}"));
+    }
+
+    let latency = Duration::from_millis(args.latency_ms);
+    let network_floor = per_provider
+        .values()
+        .map(|n| latency * n.div_ceil(args.concurrency) as u32)
+        .max()
+        .unwrap_or_default();
+    let keyring_floor = keyring_floor(&service, writes)?;
+    let floor = network_floor.max(keyring_floor);
+    let rss = peak_rss_kib();
+    println!(
+        "| {} | {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.2} | {:.0} | {} |",
+        args.mode,
+        args.n,
+        args.concurrency,
+        wall.as_secs_f64(),
+        network_floor.as_secs_f64(),
+        keyring_floor.as_secs_f64(),
+        writes as f64 / done.max(1) as f64,
+        wall.as_secs_f64() / floor.as_secs_f64().max(f64::EPSILON),
+        requests as f64 / wall.as_secs_f64(),
+        rss.map_or("?".to_owned(), |kib| format!(
+            "{:.1} MiB",
+            kib as f64 / 1024.0
+        )),
+    );
+    Ok(())
+}
+
+/// The same number of Secret Service writes as the fleet made, back to back through
+/// keyring-core on the same store: what the keyring alone costs.
+fn keyring_floor(service: &str, writes: u64) -> Result<Duration, String> {
+    let service = format!("{service}-floor");
+    let started = Instant::now();
+    for i in 0..writes {
+        let entry = keyring_core::Entry::new(&service, &format!("floor/{}", i % 64))
+            .map_err(|e| e.to_string())?;
+        entry
+            .set_password("floor-write-0123456789")
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Peak resident set size of this process (Linux), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

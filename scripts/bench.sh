@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The fleet benchmark (see the README's Performance section): builds release binaries,
+# then rotates fleets against the fake providers with 50 ms of latency per request:
+#   network mode, N = 1000 and 4000, keyring-core's in-memory mock store;
+#   keyring mode, N = 200, a real gnome-keyring in a private session;
+# and times `siprot check-password`, which must start no runtime, client or keyring.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh >&2
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+cargo build --release --locked --bin siprot --example fake-providers --example fleet-bench >&2
+bench=target/release/examples/fleet-bench
+
+echo "| mode | N | concurrency per provider | wall | network floor | keyring floor | keyring writes per rotation | wall / max(floors) | requests/s | peak RSS |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+"$bench" --mode network --n 1000 --concurrency 32 --latency-ms 50
+"$bench" --mode network --n 4000 --concurrency 32 --latency-ms 50
+scripts/with-keyring.sh "$bench" --mode keyring --n 200 --concurrency 32 --latency-ms 50 \
+    2> >(grep -v "fd limit" >&2)
+
+runs=200
+start=$(date +%s%N)
+for _ in $(seq $runs); do
+    printf 'Correct-Horse-9-Battery' | target/release/siprot check-password >/dev/null
+done
+end=$(date +%s%N)
+echo
+echo "siprot check-password: $(( (end - start) / runs / 1000 )) µs per run (mean of $runs, process start included)"
