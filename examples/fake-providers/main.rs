@@ -93,11 +93,11 @@ async fn main() {
     fake.add_vobiz_credential(VOBIZ_CREDENTIAL, VOBIZ_USER, "Demo-Vobiz-Pass-1");
     fake.set_log_requests(!args.quiet);
     let inventory = seed_fleet(&fake, args.fleet);
-    if let Some(path) = &args.inventory {
-        if let Err(e) = std::fs::write(path, inventory) {
-            eprintln!("fake-providers: cannot write {}: {e}", path.display());
-            std::process::exit(1);
-        }
+    if let Some(path) = &args.inventory
+        && let Err(e) = std::fs::write(path, inventory)
+    {
+        eprintln!("fake-providers: cannot write {}: {e}", path.display());
+        std::process::exit(1);
     }
 
     let addr = match fake.start(args.port).await {
