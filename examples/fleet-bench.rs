@@ -102,8 +102,9 @@ fn start_fake(args: &Args, inventory: &std::path::Path) -> (Child, Vec<(String, 
             )
         });
     let stdout = child.stdout.take().expect("fake stdout");
+    let mut lines = BufReader::new(stdout).lines();
     let mut exports = Vec::new();
-    for line in BufReader::new(stdout).lines() {
+    for line in lines.by_ref() {
         let line = line.expect("fake output");
         if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
             exports.push((name.to_owned(), value.to_owned()));
@@ -112,6 +113,8 @@ fn start_fake(args: &Args, inventory: &std::path::Path) -> (Child, Vec<(String, 
             }
         }
     }
+    // Keep reading what the fake prints after the exports, so it never hits a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (child, exports)
 }
 
@@ -120,16 +123,6 @@ fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
     let entries: Vec<_> = inventory.entries.iter().collect();
     let state = StateDir::locate().map_err(|e| e.to_string())?;
     let service = siprot::config::keyring_service().map_err(|e| e.to_string())?;
-    let options = FleetOptions {
-        concurrency: args.concurrency,
-        if_older_than: None,
-        dry_run: false,
-    };
-    let connect_options = ConnectOptions {
-        base_url: None,
-        http: HttpConfig::default(),
-    };
-    let connect = |kind: ProviderKind| kind.connect(&connect_options);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,14 +149,53 @@ fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
     for entry in &entries {
         *per_provider.entry(entry.provider.name()).or_default() += 1;
     }
+    // Run 1 is the fleet's first rotation by siprot on this machine (its lock files are
+    // created); run 2 is every later one, e.g. tomorrow's cron job.
+    for run in ["first", "later"] {
+        let label = format!("{} ({run} run)", args.mode);
+        measure(
+            &label,
+            args,
+            &runtime,
+            &entries,
+            &per_provider,
+            &keyring,
+            &state,
+            &service,
+        )?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    label: &str,
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    entries: &[&siprot::inventory::InventoryEntry],
+    per_provider: &BTreeMap<&str, usize>,
+    keyring: &Keyring,
+    state: &StateDir,
+    service: &str,
+) -> Result<(), String> {
+    let options = FleetOptions {
+        concurrency: args.concurrency,
+        if_older_than: None,
+        dry_run: false,
+    };
+    let connect_options = ConnectOptions {
+        base_url: None,
+        http: HttpConfig::default(),
+    };
+    let connect = |kind: ProviderKind| kind.connect(&connect_options);
     let (mut done, mut failed, mut writes, mut requests) = (0usize, 0usize, 0u64, 0u64);
     let mut first_failure = None;
     let started = Instant::now();
     runtime.block_on(fleet::rotate(
-        &entries,
+        entries,
         &connect,
-        &keyring,
-        &state,
+        keyring,
+        state,
         &options,
         |result| {
             requests += u64::from(result.attempts);
@@ -191,12 +223,12 @@ fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
         .map(|n| latency * n.div_ceil(args.concurrency) as u32)
         .max()
         .unwrap_or_default();
-    let keyring_floor = keyring_floor(&service, writes)?;
+    let keyring_floor = keyring_floor(service, writes)?;
     let floor = network_floor.max(keyring_floor);
     let rss = peak_rss_kib();
     println!(
         "| {} | {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.2} | {:.0} | {} |",
-        args.mode,
+        label,
         args.n,
         args.concurrency,
         wall.as_secs_f64(),

@@ -99,7 +99,8 @@ impl Inventory {
 
     /// Validates inventory text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let at = |offset: usize| line_of(text, offset);
+        let lines = LineIndex::new(text);
+        let at = |offset: usize| lines.line_of(offset);
         let bad = |line: usize, message: String| {
             Error::Config(format!("{}:{line}: {message}", path.display()))
         };
@@ -110,7 +111,7 @@ impl Inventory {
         let mut entries = Vec::with_capacity(raw.credential.len());
         let mut seen: HashMap<(&'static str, String, Option<String>), usize> = HashMap::new();
         for spanned in raw.credential {
-            let line = header_line(text, spanned.span().start);
+            let line = lines.header_line(spanned.span().start);
             let raw = spanned.into_inner();
             let entry = validate(raw, line).map_err(|message| bad(line, message))?;
             let key = (
@@ -231,28 +232,45 @@ pub fn parse_age(text: &str) -> std::result::Result<jiff::SignedDuration, String
         .ok_or_else(|| format!("age {text:?} must be more than 0 and at most 100 years"))
 }
 
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+/// Byte offsets to line numbers, computed once per file (inventories have thousands of
+/// entries, so nothing here may rescan the text per entry).
+struct LineIndex<'a> {
+    text: &'a str,
+    /// Byte offset where each line starts.
+    starts: Vec<usize>,
 }
 
-/// The line of the `[[credential]]` header above a table's first key: the span toml
-/// gives an array-of-tables element starts at its first key.
-fn header_line(text: &str, offset: usize) -> usize {
-    let line = line_of(text, offset);
-    let lines: Vec<&str> = text.lines().collect();
-    (1..=line)
-        .rev()
-        .find(|l| {
-            lines
-                .get(l - 1)
-                .is_some_and(|t| t.trim_start().starts_with("[["))
-        })
-        .unwrap_or(line)
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self { text, starts }
+    }
+
+    /// 1-based line of a byte offset.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|start| *start <= offset).max(1)
+    }
+
+    fn line_text(&self, line: usize) -> &'a str {
+        let start = self.starts[line - 1];
+        let end = self
+            .starts
+            .get(line)
+            .map_or(self.text.len(), |next| next - 1);
+        &self.text[start..end.max(start)]
+    }
+
+    /// The line of the `[[credential]]` header above a table's first key: the span toml
+    /// gives an array-of-tables element starts at its first key.
+    fn header_line(&self, offset: usize) -> usize {
+        let line = self.line_of(offset);
+        (1..=line)
+            .rev()
+            .find(|l| self.line_text(*l).trim_start().starts_with("[["))
+            .unwrap_or(line)
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 
 use crate::error::{Error, Result};
-use crate::state::StateDir;
+use crate::state::{StateDir, open_in_private_dir};
 
 /// Held while a credential is being rotated; released when dropped (or the process dies).
 #[derive(Debug)]
@@ -22,15 +22,16 @@ impl CredentialLock {
     /// [`Error::Busy`] naming the process that holds it.
     pub fn acquire(state: &StateDir, service: &str, entry: &str) -> Result<Self> {
         let dir = state.root().join("locks");
-        crate::state::create_private_dir(&dir)?;
         let path = dir.join(lock_file_name(service, entry));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(format!("cannot open the lock file {}", path.display()), e))?;
+        let mut file = open_in_private_dir(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            &path,
+        )
+        .map_err(|e| Error::io(format!("cannot open the lock file {}", path.display()), e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -52,10 +53,11 @@ impl CredentialLock {
             }
         }
         // Only for the message a second process prints; the lock itself is what counts.
+        // Padded to a fixed width, so that a shorter pid overwrites a longer one without
+        // truncating the file (which costs a journal write).
         let _ = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| write!(file, "{}", std::process::id()));
+            .rewind()
+            .and_then(|()| write!(file, "{:<20}", std::process::id()));
         log::debug!("locked {}", path.display());
         Ok(Self { _file: file })
     }

@@ -117,15 +117,11 @@ impl StateDir {
 
     /// Appends one record as one line with one write, so concurrent runs never interleave.
     pub fn audit(&self, record: &AuditRecord<'_>) -> Result<()> {
-        create_private_dir(&self.root)?;
         let mut line = serde_json::to_vec(record)
             .map_err(|e| Error::Unexpected(format!("cannot encode the audit record: {e}")))?;
         line.push(b'\n');
         let path = self.audit_log();
-        let mut file = private_options()
-            .append(true)
-            .create(true)
-            .open(&path)
+        let mut file = open_in_private_dir(private_options().append(true).create(true), &path)
             .map_err(|e| Error::io(format!("cannot open the audit log {}", path.display()), e))?;
         file.write_all(&line).map_err(|e| {
             Error::io(
@@ -297,6 +293,20 @@ fn private_options() -> OpenOptions {
         options.mode(0o600);
     }
     options
+}
+
+/// Opens `path`, creating its directory (mode 0700) only when it is missing: after the
+/// first run the directory exists, and a fleet opens files here thousands of times.
+pub(crate) fn open_in_private_dir(options: &OpenOptions, path: &Path) -> std::io::Result<fs::File> {
+    match options.open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                create_private_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            options.open(path)
+        }
+        other => other,
+    }
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
