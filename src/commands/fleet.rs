@@ -99,7 +99,7 @@ fn progress_bar(len: usize, json: bool) -> ProgressBar {
     bar
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize)]
 struct Summary {
     total: usize,
     rotated: usize,
@@ -107,6 +107,7 @@ struct Summary {
     failed: usize,
     needs_recovery: usize,
     exit_code: u8,
+    #[serde(skip)]
     elapsed: Duration,
 }
 
@@ -226,28 +227,19 @@ impl<'a> CredentialJson<'a> {
 
 /// The last line of `rotate --inventory --json`.
 #[derive(Serialize)]
-struct SummaryJson {
+struct SummaryJson<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    total: usize,
-    rotated: usize,
-    skipped: usize,
-    failed: usize,
-    needs_recovery: usize,
-    exit_code: u8,
+    #[serde(flatten)]
+    summary: &'a Summary,
     elapsed_ms: u128,
 }
 
-impl SummaryJson {
-    fn new(summary: &Summary) -> Self {
+impl<'a> SummaryJson<'a> {
+    fn new(summary: &'a Summary) -> Self {
         Self {
             kind: "summary",
-            total: summary.total,
-            rotated: summary.rotated,
-            skipped: summary.skipped,
-            failed: summary.failed,
-            needs_recovery: summary.needs_recovery,
-            exit_code: summary.exit_code,
+            summary,
             elapsed_ms: summary.elapsed.as_millis(),
         }
     }
