@@ -348,12 +348,14 @@ async fn install(
     dry_run: bool,
 ) -> Result<(ItemOutcome, String)> {
     let _lock = CredentialLock::unless_dry_run(dry_run, state, keyring.service(), &file.entry)?;
-    let unavailable = Error::keyring_unavailable;
-    let current = keyring.get(&file.entry).await.map_err(unavailable)?;
+    let current = keyring
+        .get(&file.entry)
+        .await
+        .map_err(Error::keyring_unavailable)?;
     let previous = keyring
         .get(&format!("{}{}", file.entry, Slot::Previous.suffix()))
         .await
-        .map_err(unavailable)?;
+        .map_err(Error::keyring_unavailable)?;
     let holds = |slot: &Option<SecretString>, secret: &SecretString| {
         slot.as_ref()
             .is_some_and(|s| s.expose_secret() == secret.expose_secret())
@@ -420,8 +422,11 @@ async fn install(
     keyring
         .set(&file.entry, &file.password)
         .await
-        .map_err(unavailable)?;
-    let read_back = keyring.get(&file.entry).await.map_err(unavailable)?;
+        .map_err(Error::keyring_unavailable)?;
+    let read_back = keyring
+        .get(&file.entry)
+        .await
+        .map_err(Error::keyring_unavailable)?;
     if !holds(&read_back, &file.password) {
         return Err(Error::Unconfirmed {
             message: format!(

@@ -193,10 +193,6 @@ struct Run<'a> {
     report: RotationReport,
 }
 
-fn unavailable(error: StoreError) -> Error {
-    Error::keyring_unavailable(error)
-}
-
 impl Run<'_> {
     async fn client_supplied(&mut self, input: RotationInput) -> Result<()> {
         let kind = self.report.provider;
@@ -205,7 +201,7 @@ impl Run<'_> {
             .keyring
             .get(&pending_entry)
             .await
-            .map_err(unavailable)?;
+            .map_err(Error::keyring_unavailable)?;
         let resumed = staged.is_some();
         let password = match (staged, input.source) {
             (Some(staged), PasswordSource::Given(given))
@@ -233,7 +229,7 @@ impl Run<'_> {
                 .keyring
                 .get(self.name.current())
                 .await
-                .map_err(unavailable)?;
+                .map_err(Error::keyring_unavailable)?;
             self.report.status = RotationStatus::DryRun;
             self.report.plan = vec![
                 if resumed {
@@ -257,7 +253,7 @@ impl Run<'_> {
             self.keyring
                 .set(&pending_entry, &password)
                 .await
-                .map_err(unavailable)?;
+                .map_err(Error::keyring_unavailable)?;
             self.report.keyring_writes += 1;
             checkpoint::reached("pending-written");
         }
@@ -355,7 +351,7 @@ impl Run<'_> {
             .keyring
             .get(self.name.current())
             .await
-            .map_err(unavailable)?;
+            .map_err(Error::keyring_unavailable)?;
         if dry_run {
             self.report.status = RotationStatus::DryRun;
             self.report.plan = vec![
@@ -378,7 +374,7 @@ impl Run<'_> {
                 self.keyring
                     .set(&previous_entry, current)
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(Error::keyring_unavailable)?;
                 self.report.keyring_writes += 1;
                 self.report.previous_kept = true;
             }
@@ -388,8 +384,11 @@ impl Run<'_> {
                 self.keyring
                     .set(&probe, &marker)
                     .await
-                    .map_err(unavailable)?;
-                self.keyring.delete(&probe).await.map_err(unavailable)?;
+                    .map_err(Error::keyring_unavailable)?;
+                self.keyring
+                    .delete(&probe)
+                    .await
+                    .map_err(Error::keyring_unavailable)?;
                 self.report.keyring_writes += 2;
             }
         }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::output;
 use crate::recovery::{self, Item, ItemOutcome};
 use crate::state::StateDir;
-use crate::store::Keyring;
+use crate::store::{Keyring, Slot};
 
 pub fn run(args: RecoverArgs) -> Result<u8> {
     let service = config::keyring_service()?;
@@ -116,8 +116,8 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
 
 fn suffix(item: &Item) -> &'static str {
     match item.kind {
-        recovery::ItemKind::Pending => "#pending",
-        recovery::ItemKind::Probe => "#probe",
+        recovery::ItemKind::Pending => Slot::Pending.suffix(),
+        recovery::ItemKind::Probe => Slot::Probe.suffix(),
         _ => "",
     }
 }

@@ -74,11 +74,16 @@ fn lines(run: &Run) -> (Vec<serde_json::Value>, serde_json::Value) {
     (objects, summary)
 }
 
-fn rotate_fleet(env: &TestEnv, path: &Path, extra: &[&str]) -> Run {
+/// `siprot <command> --inventory <path> <extra>`.
+fn with_inventory(env: &TestEnv, command: &str, path: &Path, extra: &[&str]) -> Run {
     let path = path.display().to_string();
-    let mut args = vec!["rotate", "--inventory", path.as_str()];
+    let mut args = vec![command, "--inventory", path.as_str()];
     args.extend_from_slice(extra);
     env.run(&args, None)
+}
+
+fn rotate_fleet(env: &TestEnv, path: &Path, extra: &[&str]) -> Run {
+    with_inventory(env, "rotate", path, extra)
 }
 
 #[test]
@@ -281,10 +286,7 @@ fn inventory_mistakes_are_exit_4_with_file_and_line() {
 }
 
 fn status(env: &TestEnv, path: &Path, extra: &[&str]) -> Run {
-    let path = path.display().to_string();
-    let mut args = vec!["status", "--inventory", path.as_str()];
-    args.extend_from_slice(extra);
-    env.run(&args, None)
+    with_inventory(env, "status", path, extra)
 }
 
 #[test]
