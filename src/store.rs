@@ -7,12 +7,12 @@
 //! client), on macOS the Keychain, on Windows the Credential Manager.
 //!
 //! Keyring calls block, and a Secret Service that never answers must not hang siprot:
-//! each call runs on tokio's blocking pool under a timeout. Errors carry only the store's
-//! own description, never a secret.
+//! every call runs on one keyring thread, in order, under a timeout (see [`Worker`]).
+//! Errors carry only the store's own description, never a secret.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
 
 use keyring_core::{CredentialStore, Entry};
 use secrecy::{ExposeSecret, SecretString};
@@ -213,7 +213,7 @@ impl Keyring {
         .await
     }
 
-    /// Runs a blocking keyring call on tokio's blocking pool, bounded by the timeout.
+    /// Runs a blocking keyring call on the keyring worker, bounded by the timeout.
     async fn blocking<T, E>(
         &self,
         call: impl FnOnce(&str) -> Result<T, E> + Send + 'static,
@@ -223,13 +223,13 @@ impl Keyring {
         E: std::fmt::Display + Send + 'static,
     {
         let service = self.service.clone();
-        let started = std::time::Instant::now();
-        let task = tokio::task::spawn_blocking(move || call(&service).map_err(|e| e.to_string()));
-        let result = match tokio::time::timeout(self.timeout, task).await {
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
-            Ok(Err(join)) => Err(StoreError::Store(format!("keyring task failed: {join}"))),
-            Ok(Ok(result)) => result.map_err(StoreError::Store),
-        };
+        let started = Instant::now();
+        let result = worker()
+            .call(
+                move || call(&service).map_err(|e| e.to_string()),
+                self.timeout,
+            )
+            .await;
         log::trace!(
             "keyring call in service '{}' took {:?}{}",
             self.service,
@@ -238,6 +238,105 @@ impl Keyring {
         );
         result
     }
+}
+
+/// The one thread that talks to the credential store.
+///
+/// Keyring calls run one at a time, in the order they were made: stores such as
+/// gnome-keyring serialise them anyway (each change rewrites the whole keyring file),
+/// and a queue keeps a fleet's many rotations from piling up blocking threads.
+///
+/// A call's timeout counts only the time the worker spends on one call, not time
+/// queued behind others, so a long but healthy queue does not time out. When the
+/// worker has been stuck on one call for longer than the timeout (a frozen store),
+/// every waiting and new call fails at once instead of each waiting its turn.
+struct Worker {
+    jobs: mpsc::Sender<Job>,
+    /// When the worker started the call it is on; `None` when idle.
+    busy_since: Arc<Mutex<Option<Instant>>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+fn worker() -> &'static Worker {
+    static WORKER: OnceLock<Worker> = OnceLock::new();
+    WORKER.get_or_init(Worker::start)
+}
+
+impl Worker {
+    fn start() -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let busy_since = Arc::new(Mutex::new(None));
+        let busy = busy_since.clone();
+        // Detached: a store that never answers must not keep the process from exiting.
+        let spawned = std::thread::Builder::new()
+            .name("siprot-keyring".into())
+            .spawn(move || {
+                for job in queue {
+                    set_busy(&busy, Some(Instant::now()));
+                    // A panicking store fails that one call (its caller sees the reply
+                    // dropped), not every later one.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    set_busy(&busy, None);
+                }
+            });
+        if let Err(e) = spawned {
+            log::debug!("keyring: could not start the keyring thread: {e}");
+        }
+        Self { jobs, busy_since }
+    }
+
+    /// How long the worker has been on its current call.
+    fn stuck_for(&self) -> Option<Duration> {
+        let busy = self.busy_since.lock().unwrap_or_else(|e| e.into_inner());
+        busy.map(|since| since.elapsed())
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        call: impl FnOnce() -> Result<T, String> + Send + 'static,
+        timeout: Duration,
+    ) -> Result<T, StoreError> {
+        if self.stuck_for().is_some_and(|busy| busy >= timeout) {
+            return Err(StoreError::Timeout(timeout));
+        }
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // A caller that gave up (timed out, or its rotation was dropped) must not
+            // have its write land later behind its back.
+            if !reply.is_closed() {
+                let _ = reply.send(call());
+            }
+        });
+        if self.jobs.send(job).is_err() {
+            return Err(StoreError::Store(
+                "the keyring thread is not running".into(),
+            ));
+        }
+        let check_every = (timeout / 4).max(Duration::from_millis(10));
+        loop {
+            // Wake when the call the worker is on would reach the timeout.
+            let wait = match self.stuck_for() {
+                Some(busy) if busy < timeout => (timeout - busy).min(check_every),
+                _ => check_every,
+            };
+            match tokio::time::timeout(wait, &mut answer).await {
+                Ok(Ok(result)) => return result.map_err(StoreError::Store),
+                Ok(Err(_)) => {
+                    return Err(StoreError::Store("the keyring thread stopped".into()));
+                }
+                Err(_) => {
+                    if self.stuck_for().is_some_and(|busy| busy >= timeout) {
+                        return Err(StoreError::Timeout(timeout));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn set_busy(busy: &Mutex<Option<Instant>>, value: Option<Instant>) {
+    *busy.lock().unwrap_or_else(|e| e.into_inner()) = value;
 }
 
 #[cfg(test)]
@@ -251,6 +350,79 @@ mod tests {
         assert_eq!(name.slot(Slot::Pending), "telepath/conn_1#pending");
         assert_eq!(name.slot(Slot::Previous), "telepath/conn_1#previous");
         assert_eq!(name.slot(Slot::Probe), "telepath/conn_1#probe");
+    }
+
+    #[tokio::test]
+    async fn a_healthy_queue_longer_than_the_timeout_does_not_time_out() {
+        let worker = Worker::start();
+        let timeout = Duration::from_millis(100);
+        let calls = (0..8).map(|i| {
+            worker.call(
+                move || {
+                    std::thread::sleep(Duration::from_millis(40));
+                    Ok(i)
+                },
+                timeout,
+            )
+        });
+        let results = futures_util::future::join_all(calls).await;
+        let values: Vec<i32> = results.into_iter().map(Result::unwrap).collect();
+        assert_eq!(values, (0..8).collect::<Vec<_>>(), "calls run in order");
+    }
+
+    #[tokio::test]
+    async fn a_stuck_store_fails_queued_and_new_calls_and_drops_their_writes() {
+        let worker = Worker::start();
+        let timeout = Duration::from_millis(200);
+        let (release, stuck) = mpsc::channel::<()>();
+        let stuck_call = worker.call(
+            move || {
+                let _ = stuck.recv();
+                Ok(())
+            },
+            timeout,
+        );
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let queued_call = worker.call(
+            move || {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            },
+            timeout,
+        );
+        let (first, queued) = tokio::join!(stuck_call, queued_call);
+        assert!(matches!(first, Err(StoreError::Timeout(_))), "{first:?}");
+        assert!(matches!(queued, Err(StoreError::Timeout(_))), "{queued:?}");
+
+        // Still stuck: a new call fails too.
+        let new_call = worker.call(|| Ok(()), timeout).await;
+        assert!(
+            matches!(new_call, Err(StoreError::Timeout(_))),
+            "{new_call:?}"
+        );
+
+        // Once the store answers, calls work again and the abandoned one never ran.
+        release.send(()).unwrap();
+        while worker.stuck_for().is_some() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(worker.call(|| Ok(7), timeout).await.unwrap(), 7);
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_call_fails_alone() {
+        let worker = Worker::start();
+        let timeout = Duration::from_secs(5);
+        let panicked = worker
+            .call(|| -> Result<(), String> { panic!("store bug") }, timeout)
+            .await;
+        assert!(
+            matches!(panicked, Err(StoreError::Store(_))),
+            "{panicked:?}"
+        );
+        assert_eq!(worker.call(|| Ok(1), timeout).await.unwrap(), 1);
     }
 
     #[tokio::test]
