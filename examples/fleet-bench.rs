@@ -24,7 +24,7 @@ use siprot::config::ConnectOptions;
 use siprot::fleet::{self, FleetOptions, Outcome};
 use siprot::http::HttpConfig;
 use siprot::inventory::Inventory;
-use siprot::providers::ProviderKind;
+use siprot::providers::{PasswordOrigin, ProviderKind};
 use siprot::state::StateDir;
 use siprot::store::{self, Keyring};
 
@@ -43,6 +43,10 @@ struct Args {
     /// Latency the fake adds to every request, in milliseconds
     #[arg(long, default_value_t = 50)]
     latency_ms: u64,
+    /// Later runs after the first, each with its own floor (the keyring floor moves
+    /// with whatever else the machine is doing, so one run is not enough)
+    #[arg(long, default_value_t = 1)]
+    later_runs: usize,
 }
 
 fn main() -> ExitCode {
@@ -151,8 +155,15 @@ fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
     }
     // Run 1 is the fleet's first rotation by siprot on this machine (its lock files are
     // created); run 2 is every later one, e.g. tomorrow's cron job.
-    for run in ["first", "later"] {
-        let label = format!("{} ({run} run)", args.mode);
+    let later = (1..=args.later_runs).map(|i| {
+        if args.later_runs == 1 {
+            "later run".to_owned()
+        } else {
+            format!("later run {i}")
+        }
+    });
+    for run in std::iter::once("first run".to_owned()).chain(later) {
+        let label = format!("{} ({run})", args.mode);
         measure(
             &label,
             args,
@@ -190,6 +201,9 @@ fn measure(
     let connect = |kind: ProviderKind| kind.connect(&connect_options);
     let (mut done, mut failed, mut writes, mut requests) = (0usize, 0usize, 0u64, 0u64);
     let mut first_failure = None;
+    // What the process holds before the fleet starts: the inventory, the keyring (the
+    // mock store keeps every secret in this process) and the runtime.
+    let rss_before = rss_kib();
     let started = Instant::now();
     runtime.block_on(fleet::rotate(
         entries,
@@ -223,11 +237,16 @@ fn measure(
         .map(|n| latency * n.div_ceil(args.concurrency) as u32)
         .max()
         .unwrap_or_default();
-    let keyring_floor = keyring_floor(service, writes)?;
+    let (keyring_floor, floor_writes) = keyring_floor(service, entries)?;
+    if floor_writes != writes {
+        return Err(format!(
+            "the fleet made {writes} keyring writes but the floor loop {floor_writes}"
+        ));
+    }
     let floor = network_floor.max(keyring_floor);
     let rss = peak_rss_kib();
     println!(
-        "| {} | {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.2} | {:.0} | {} |",
+        "| {} | {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.2} | {:.0} | {} | {} |",
         label,
         args.n,
         args.concurrency,
@@ -237,32 +256,74 @@ fn measure(
         writes as f64 / done.max(1) as f64,
         wall.as_secs_f64() / floor.as_secs_f64().max(f64::EPSILON),
         requests as f64 / wall.as_secs_f64(),
-        rss.map_or("?".to_owned(), |kib| format!(
-            "{:.1} MiB",
-            kib as f64 / 1024.0
-        )),
+        mib(rss_before),
+        mib(rss),
     );
     Ok(())
 }
 
-/// The same number of Secret Service writes as the fleet made, back to back through
-/// keyring-core on the same store: what the keyring alone costs.
-fn keyring_floor(service: &str, writes: u64) -> Result<Duration, String> {
-    let service = format!("{service}-floor");
+/// What the keyring alone costs for this fleet: the protocol's writes for every
+/// credential, back to back through keyring-core, on the fleet's own entries (so the
+/// same keyring size and the same kinds of write: a client-set rotation creates
+/// `#pending`, replaces `#previous` and the current entry, and deletes `#pending`; a
+/// Telepath one replaces `#previous` and the current entry). No reads, no network, no
+/// locks, no audit log. The fake checks API tokens, not old passwords, so overwriting
+/// the entries with a placeholder does not disturb the next run.
+fn keyring_floor(
+    service: &str,
+    entries: &[&siprot::inventory::InventoryEntry],
+) -> Result<(Duration, u64), String> {
+    let placeholder = "floor-write-0123456789";
+    let mut writes = 0;
     let started = Instant::now();
-    for i in 0..writes {
-        let entry = keyring_core::Entry::new(&service, &format!("floor/{}", i % 64))
+    for entry in entries {
+        let name = entry
+            .provider
+            .entry_name(&entry.credential)
             .map_err(|e| e.to_string())?;
-        entry
-            .set_password("floor-write-0123456789")
-            .map_err(|e| e.to_string())?;
+        let open = |slot: &str| {
+            keyring_core::Entry::new(service, &format!("{name}{slot}")).map_err(|e| e.to_string())
+        };
+        let client_set = entry.provider.origin() == PasswordOrigin::ClientSupplied;
+        if client_set {
+            open("#pending")?
+                .set_password(placeholder)
+                .map_err(|e| e.to_string())?;
+        }
+        for slot in ["#previous", ""] {
+            open(slot)?
+                .set_password(placeholder)
+                .map_err(|e| e.to_string())?;
+        }
+        writes += 2;
+        if client_set {
+            open("#pending")?
+                .delete_credential()
+                .map_err(|e| e.to_string())?;
+            writes += 2;
+        }
     }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), writes))
 }
 
 /// Peak resident set size of this process (Linux), in KiB.
 fn peak_rss_kib() -> Option<u64> {
+    proc_status_kib("VmHWM:")
+}
+
+/// Resident set size of this process now (Linux), in KiB.
+fn rss_kib() -> Option<u64> {
+    proc_status_kib("VmRSS:")
+}
+
+fn proc_status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("?".to_owned(), |kib| {
+        format!("{:.1} MiB", kib as f64 / 1024.0)
+    })
 }

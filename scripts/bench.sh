@@ -11,11 +11,11 @@ scripts/install-deps.sh >&2
 cargo build --release --locked --bin siprot --example fake-providers --example fleet-bench >&2
 bench=target/release/examples/fleet-bench
 
-echo "| mode | N | concurrency per provider | wall | network floor | keyring floor | keyring writes per rotation | wall / max(floors) | requests/s | peak RSS |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
-"$bench" --mode network --n 1000 --concurrency 32 --latency-ms 50
-"$bench" --mode network --n 4000 --concurrency 32 --latency-ms 50
-scripts/with-keyring.sh "$bench" --mode keyring --n 200 --concurrency 32 --latency-ms 50 \
+echo "| mode | N | concurrency per provider | wall | network floor | keyring floor | keyring writes per rotation | wall / max(floors) | requests/s | RSS before the run | peak RSS |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+"$bench" --mode network --n 1000 --concurrency 32 --latency-ms 50 --later-runs 3
+"$bench" --mode network --n 4000 --concurrency 32 --latency-ms 50 --later-runs 3
+scripts/with-keyring.sh "$bench" --mode keyring --n 200 --concurrency 32 --latency-ms 50 --later-runs 3 \
     2> >(grep -v "fd limit" >&2)
 
 runs=200

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -158,13 +158,23 @@ impl StateDir {
             exit_code: u8,
         }
         let mut histories: HashMap<String, History> = HashMap::new();
-        let Ok(text) = fs::read_to_string(self.audit_log()) else {
+        let Ok(file) = fs::File::open(self.audit_log()) else {
             return histories;
         };
-        let rotations = text
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Line>(line).ok())
-            .filter(|l| l.service.as_deref().is_none_or(|s| s == service) && l.action == "rotate");
+        // Line by line: the log only grows (a daily fleet run adds a line per credential),
+        // so memory stays bounded by the number of entries, not by the log's size.
+        let mut reader = std::io::BufReader::new(file);
+        let mut line = Vec::new();
+        let rotations = std::iter::from_fn(|| {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => None,
+                // A line that is not a record (torn by a crash, edited by hand) is skipped.
+                Ok(_) => Some(serde_json::from_slice::<Line>(&line).ok()),
+            }
+        })
+        .flatten()
+        .filter(|l| l.service.as_deref().is_none_or(|s| s == service) && l.action == "rotate");
         for line in rotations {
             let history = histories.entry(line.entry).or_default();
             if line.outcome == "rotated" || line.outcome == "resumed" {
@@ -353,6 +363,40 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["outcome"], "failed");
         assert_eq!(lines[0]["entry"], "telepath/conn_1");
+    }
+
+    #[test]
+    fn histories_skip_torn_and_foreign_lines_and_keep_reading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        fs::create_dir_all(state.audit_log().parent().unwrap()).unwrap();
+        let record = |time: &str, service: &str, entry: &str, outcome: &str| {
+            format!(
+                r#"{{"time":"{time}","service":"{service}","provider":"vobiz","entry":"{entry}","action":"rotate","outcome":"{outcome}","exit_code":0}}"#
+            )
+        };
+        let mut log = Vec::new();
+        log.extend(record("2026-01-01T00:00:00Z", "siprot", "vobiz/a", "rotated").as_bytes());
+        log.extend(b"\n{\"time\":\"2026-01-0");
+        log.extend(b"\n\xff\xfe not utf-8\n");
+        log.extend(record("2026-01-02T00:00:00Z", "other", "vobiz/a", "rotated").as_bytes());
+        log.push(b'\n');
+        log.extend(record("2026-01-03T00:00:00Z", "siprot", "vobiz/a", "failed").as_bytes());
+        log.push(b'\n');
+        log.extend(record("2026-01-04T00:00:00Z", "siprot", "vobiz/b", "rotated").as_bytes());
+        fs::write(state.audit_log(), log).unwrap();
+
+        let histories = state.histories("siprot");
+        assert_eq!(histories.len(), 2);
+        let a = &histories["vobiz/a"];
+        assert_eq!(
+            a.last_rotated.unwrap().to_string(),
+            "2026-01-01T00:00:00Z",
+            "the other service's rotation does not count"
+        );
+        assert_eq!(a.last_attempt.as_ref().unwrap().outcome, "failed");
+        let b = &histories["vobiz/b"];
+        assert_eq!(b.last_rotated.unwrap().to_string(), "2026-01-04T00:00:00Z");
     }
 
     #[cfg(unix)]
