@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what siprot's demo and tests need on Debian/Ubuntu: a D-Bus session bus,
-# gnome-keyring (the Secret Service) and secret-tool; and Rust, if cargo is missing.
+# gnome-keyring (the Secret Service) and secret-tool, Kamailio (the SIP registrar the
+# `verify` tests run, each on its own loopback port); and Rust, if cargo is missing.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ command -v secret-tool >/dev/null || need+=(libsecret-tools)
 command -v pgrep >/dev/null || need+=(procps)
 command -v cc >/dev/null || need+=(build-essential)
 command -v curl >/dev/null || need+=(curl ca-certificates)
+[ -x /usr/sbin/kamailio ] || command -v kamailio >/dev/null || need+=(kamailio)
 
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""

@@ -12,6 +12,7 @@ use crate::config::parse_seconds;
 use crate::inventory;
 use crate::providers::{self, ProviderKind};
 use crate::retry;
+use crate::sip::Registrar;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 unexpected error or request refused (4xx), 2 usage, 3 password fails
@@ -59,6 +60,64 @@ pub enum Command {
     /// Show each inventory credential's last rotation, age, outcome and what needs doing
     #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
+    /// Prove the stored password works: a SIP REGISTER (binding query) to the registrar
+    #[command(after_help = VERIFY_HELP)]
+    Verify(VerifyArgs),
+}
+
+const VERIFY_HELP: &str = "\
+Sends a REGISTER without a Contact header (a query of the bindings, RFC 3261 10.2.3) and
+answers the registrar's digest challenge (MD5, SHA-256 or SHA-512-256; qop auth) with the
+stored password. No binding is added, refreshed or removed: the phone that uses the
+credential stays registered.
+
+The SIP username is --username, or else the one the provider returned at the last
+rotation by siprot (telepath sip_username, vobiz username; exotel returns none).
+
+Results and exit codes:
+  ok              0   the registrar accepted the password (2xx)
+  rejected        5   a second 401/407, or 403/404
+  unreachable     7   no answer within --timeout, refused, or 408/480/503
+  not-challenged  10  the registrar accepted without asking for a password, or (with
+                      --expect-rejected-previous) it still accepts the previous one
+  failed          1   any other answer
+
+Examples:
+  siprot verify --registrar sip:sip.telepath.example -p telepath conn_abc123xyz
+  siprot verify --registrar 'sip:10.0.0.5:5080;transport=tcp' -p vobiz cred_1 \\
+      --expect-rejected-previous --json";
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The registrar: sip:HOST[:PORT][;transport=udp|tcp] (port 5060 and udp by default)
+    #[arg(long, value_name = "URI")]
+    pub registrar: Registrar,
+    #[command(flatten)]
+    pub provider: ProviderArg,
+    /// The credential id
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The device id (exotel)
+    #[arg(long, value_name = "DEVICE_ID")]
+    pub device: Option<String>,
+    /// The SIP username (default: the one the provider returned at the last rotation)
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// The SIP domain of the From and To URIs (default: the registrar's host)
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Also try the #previous password and succeed only if the registrar rejects it
+    #[arg(long)]
+    pub expect_rejected_previous: bool,
+    /// Seconds allowed for each verification (resolution, retransmissions, challenge)
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// Print the result as one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds allowed for each keyring call
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub keyring_timeout: Duration,
 }
 
 const STATUS_HELP: &str = "\

@@ -24,6 +24,9 @@ pub mod exit {
     pub const TRANSIENT: u8 = 7;
     pub const KEYRING: u8 = 8;
     pub const UNCONFIRMED: u8 = 9;
+    /// `verify`: the registrar never asked for the password, or still accepts the
+    /// previous one; `rotate --verify`: rotated and stored, but not verified.
+    pub const NOT_VERIFIED: u8 = 10;
 }
 
 /// Everything that can go wrong, grouped by what the operator has to do about it.

@@ -9,6 +9,7 @@
 //! - [`fleet`]: many rotations at once, bounded per provider;
 //! - [`inventory`]: the fleet's TOML inventory, validated with line numbers;
 //! - [`recovery`]: finishing what interrupted rotations left (`#pending`, recovery files);
+//! - [`sip`]: proving a password works with a SIP REGISTER to the registrar;
 //! - [`providers`]: the [`providers::Provider`] trait and one module per provider;
 //! - [`policy`]: password rules per provider and generation;
 //! - [`store`]: keyring entries (current, `#pending`, `#previous`);
@@ -40,6 +41,7 @@ pub mod providers;
 pub mod recovery;
 pub mod retry;
 pub mod rotation;
+pub mod sip;
 pub mod state;
 pub mod store;
 

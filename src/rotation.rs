@@ -177,6 +177,7 @@ pub async fn rotate(
             request_id: report.request_id.as_deref(),
             attempts: Some(attempts.count()),
             exit_code: code,
+            username: report.username.as_deref(),
         });
         if let Err(e) = audited {
             report.warnings.push(format!("audit log not written: {e}"));

@@ -37,6 +37,9 @@ pub struct AuditRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
     pub exit_code: u8,
+    /// The SIP username the provider returned (Telepath, Vobiz), for `verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<&'a str>,
 }
 
 /// One entry's rotations in the audit log.
@@ -44,6 +47,8 @@ pub struct AuditRecord<'a> {
 pub struct History {
     pub last_rotated: Option<jiff::Timestamp>,
     pub last_attempt: Option<Attempt>,
+    /// The SIP username the provider returned most recently, if it ever did.
+    pub username: Option<String>,
 }
 
 /// One rotation attempt recorded in the audit log.
@@ -156,6 +161,7 @@ impl StateDir {
             action: String,
             outcome: String,
             exit_code: u8,
+            username: Option<String>,
         }
         let mut histories: HashMap<String, History> = HashMap::new();
         let Ok(file) = fs::File::open(self.audit_log()) else {
@@ -174,9 +180,15 @@ impl StateDir {
             }
         })
         .flatten()
-        .filter(|l| l.service.as_deref().is_none_or(|s| s == service) && l.action == "rotate");
+        .filter(|l| l.service.as_deref().is_none_or(|s| s == service));
         for line in rotations {
             let history = histories.entry(line.entry).or_default();
+            if line.username.is_some() {
+                history.username = line.username;
+            }
+            if line.action != "rotate" {
+                continue;
+            }
             if line.outcome == "rotated" || line.outcome == "resumed" {
                 history.last_rotated = history.last_rotated.max(Some(line.time));
             }
@@ -352,6 +364,7 @@ mod tests {
                     request_id: Some("req-1"),
                     attempts: Some(1),
                     exit_code: 0,
+                    username: None,
                 })
                 .unwrap();
         }
@@ -384,6 +397,9 @@ mod tests {
         log.extend(record("2026-01-03T00:00:00Z", "siprot", "vobiz/a", "failed").as_bytes());
         log.push(b'\n');
         log.extend(record("2026-01-04T00:00:00Z", "siprot", "vobiz/b", "rotated").as_bytes());
+        log.extend(
+            b"\n{\"time\":\"2026-01-05T00:00:00Z\",\"provider\":\"vobiz\",\"entry\":\"vobiz/a\",\"action\":\"disable\",\"outcome\":\"done\",\"exit_code\":0,\"username\":\"sip-a\"}\n",
+        );
         fs::write(state.audit_log(), log).unwrap();
 
         let histories = state.histories("siprot");
@@ -394,7 +410,13 @@ mod tests {
             "2026-01-01T00:00:00Z",
             "the other service's rotation does not count"
         );
-        assert_eq!(a.last_attempt.as_ref().unwrap().outcome, "failed");
+        assert_eq!(
+            a.last_attempt.as_ref().unwrap().outcome,
+            "failed",
+            "a disable is not a rotation attempt"
+        );
+        assert_eq!(a.username.as_deref(), Some("sip-a"));
+        assert_eq!(histories["vobiz/b"].username, None);
         let b = &histories["vobiz/b"];
         assert_eq!(b.last_rotated.unwrap().to_string(), "2026-01-04T00:00:00Z");
     }

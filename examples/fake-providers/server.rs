@@ -207,6 +207,13 @@ struct Store {
     secrets: BTreeSet<String>,
     requests: Vec<RecordedRequest>,
     faults: HashMap<FakeProvider, VecDeque<Fault>>,
+    sip_users: Option<SipUsers>,
+}
+
+/// The SIP user table the fake shares with a registrar ([`FakeProviders::share_sip_users`]).
+struct SipUsers {
+    path: std::path::PathBuf,
+    last_mtime: std::time::SystemTime,
 }
 
 struct Trunk {
@@ -290,6 +297,22 @@ impl FakeProviders {
                 password: password.to_owned(),
             },
         );
+        write_sip_users(&mut store);
+    }
+
+    /// Keeps a Kamailio db_text `subscriber` table at `path` in step with the live
+    /// passwords, as a provider's own registrar would be: every Telepath trunk (by its
+    /// `sip_username`) and every enabled Vobiz credential (by its `username`). Exotel
+    /// returns no SIP username, so its devices are not in it. Written now and after every
+    /// change, each time with a later modification time (db_text rereads a table when
+    /// its mtime, in whole seconds, changes).
+    pub fn share_sip_users(&self, path: &std::path::Path) {
+        let mut store = self.store();
+        store.sip_users = Some(SipUsers {
+            path: path.to_owned(),
+            last_mtime: std::time::UNIX_EPOCH,
+        });
+        write_sip_users(&mut store);
     }
 
     /// The live password of a Telepath trunk.
@@ -334,6 +357,7 @@ impl FakeProviders {
                 updated_at: now,
             },
         );
+        write_sip_users(&mut store);
     }
 
     /// A Vobiz credential as stored, live password included.
@@ -577,6 +601,7 @@ impl FakeProviders {
             rotated_at: format!("{:.0}", jiff::Timestamp::now()),
         };
         remember(&mut store.secrets, &password);
+        write_sip_users(&mut store);
         Outcome::committed(json_response(StatusCode::OK, &body))
     }
 
@@ -707,6 +732,7 @@ impl FakeProviders {
         if let Some(password) = &update.password {
             remember(&mut store.secrets, password);
         }
+        write_sip_users(&mut store);
         Outcome::committed(json_response(StatusCode::OK, &body))
     }
 }
@@ -1200,6 +1226,63 @@ fn vobiz_body(body: &[u8]) -> Result<VobizUpdate, String> {
 
 /// A Telepath-style password: 20 characters of letters, digits and `@!#%^*`, with at
 /// least one of each class.
+/// Rewrites the shared SIP user table, if there is one (see `share_sip_users`).
+fn write_sip_users(store: &mut Store) {
+    let Store {
+        telepath,
+        vobiz,
+        sip_users,
+        ..
+    } = store;
+    let Some(shared) = sip_users.as_mut() else {
+        return;
+    };
+    // db_text escapes ':' (its separator), backslashes and line breaks inside strings.
+    let escape = |value: &str| {
+        value
+            .replace('\\', "\\\\")
+            .replace(':', "\\:")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r")
+    };
+    let mut users: Vec<(&str, &str)> = telepath
+        .values()
+        .map(|t| (t.sip_username.as_str(), t.password.as_str()))
+        .chain(
+            vobiz
+                .values()
+                .filter(|c| c.enabled)
+                .map(|c| (c.username.as_str(), c.password.as_str())),
+        )
+        .collect();
+    users.sort();
+    let mut table = String::from(
+        "id(int,auto) username(string) domain(string,null) password(string) \
+         ha1(string,null) ha1b(string,null)\n",
+    );
+    for (i, (username, password)) in users.iter().enumerate() {
+        table.push_str(&format!(
+            "{}:{}::{}:::\n",
+            i + 1,
+            escape(username),
+            escape(password)
+        ));
+    }
+    let mtime = std::time::SystemTime::now().max(shared.last_mtime + Duration::from_secs(1));
+    shared.last_mtime = mtime;
+    let temporary = shared.path.with_extension("siprot-fake-tmp");
+    let written = std::fs::write(&temporary, table)
+        .and_then(|()| std::fs::File::options().write(true).open(&temporary))
+        .and_then(|file| file.set_modified(mtime))
+        .and_then(|()| std::fs::rename(&temporary, &shared.path));
+    if let Err(e) = written {
+        eprintln!(
+            "fake-providers: cannot write the SIP user table {}: {e}",
+            shared.path.display()
+        );
+    }
+}
+
 fn telepath_password() -> String {
     let all: Vec<u8> = [
         TELEPATH_LOWER,

@@ -9,6 +9,7 @@ pub mod rotate;
 pub mod secret;
 pub mod status;
 pub mod toggle;
+pub mod verify;
 
 use std::future::Future;
 use std::time::Duration;
@@ -48,6 +49,10 @@ pub fn run(cli: Cli) -> u8 {
         Command::Recover(args) => {
             let json = args.json;
             (recover::run(args), json)
+        }
+        Command::Verify(args) => {
+            let json = args.json;
+            (verify::run(args), json)
         }
     };
     match result {

@@ -17,4 +17,5 @@ mod recover;
 mod retries;
 mod secret;
 mod telepath;
+mod verify;
 mod vobiz;

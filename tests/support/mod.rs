@@ -10,6 +10,7 @@
 
 #[path = "../../examples/fake-providers/server.rs"]
 pub mod fake;
+pub mod kamailio;
 pub mod keyring;
 pub mod targets;
 

@@ -1,0 +1,373 @@
+//! Proving a password works: a SIP REGISTER to the registrar, answered with digest
+//! credentials, that authenticates without touching the registration.
+//!
+//! The REGISTER has no `Contact` header, so it only queries the address-of-record's
+//! bindings (RFC 3261 section 10.2.3); it never sends `Contact: *` or `Expires: 0`. The
+//! phone that uses the credential stays registered whatever the outcome.
+//!
+//! SIP crates were considered: `rsip` 0.4 parses one `qop` value only (`qop="auth,auth-int"`
+//! fails), formats the nonce count in decimal, offers SHA-512 where RFC 8760 has
+//! SHA-512/256, computes `-sess` without the session key, and copies the password into
+//! plain strings. The two messages needed here are small, so they are built and parsed
+//! in [`message`], and the hashes come from the RustCrypto `md-5` and `sha2` crates.
+
+pub mod digest;
+pub mod message;
+pub mod registrar;
+pub mod transport;
+
+use std::time::Duration;
+
+use rand::TryRng;
+use rand::rngs::SysRng;
+use secrecy::SecretString;
+use tokio::time::Instant;
+
+pub use registrar::{Registrar, Transport};
+
+use digest::Challenge;
+use message::{Register, Response};
+use transport::{Connection, NoAnswer};
+
+/// What the registrar made of the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A 2xx to the authenticated REGISTER; `bindings` is how many the registrar listed.
+    Accepted { bindings: usize },
+    /// A second 401/407, or a 403 or 404.
+    Rejected,
+    /// A 2xx without ever asking for credentials: the password was not checked.
+    NotChallenged,
+    /// No answer (timeout, refused, unresolvable), or 408/480/503.
+    Unreachable(String),
+    /// Anything else: an unexpected status, a challenge siprot cannot answer.
+    Failed(String),
+}
+
+impl Outcome {
+    /// `ok`, `rejected`, `not-challenged`, `unreachable` or `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Accepted { .. } => "ok",
+            Outcome::Rejected => "rejected",
+            Outcome::NotChallenged => "not-challenged",
+            Outcome::Unreachable(_) => "unreachable",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The result of one verification, with what the registrar said.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub outcome: Outcome,
+    /// The last status received, if any.
+    pub status: Option<u16>,
+    pub reason: Option<String>,
+    /// The digest algorithm of the challenge answered (`MD5`, `SHA-256`, ...).
+    pub algorithm: Option<String>,
+    pub realm: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// Who to authenticate as, where.
+#[derive(Debug, Clone)]
+pub struct Credentials<'a> {
+    pub username: &'a str,
+    /// The host part of the From/To URIs (the SIP domain); the registrar host by default.
+    pub domain: &'a str,
+    pub password: &'a SecretString,
+}
+
+/// Registers `credentials` with `registrar` (a binding query) and reports the outcome,
+/// all within `timeout`.
+pub async fn verify(
+    registrar: &Registrar,
+    credentials: &Credentials<'_>,
+    timeout: Duration,
+) -> Verification {
+    let started = Instant::now();
+    let mut verification = Verification {
+        outcome: Outcome::Failed(String::new()),
+        status: None,
+        reason: None,
+        algorithm: None,
+        realm: None,
+        elapsed: Duration::ZERO,
+    };
+    verification.outcome = match run(registrar, credentials, timeout, &mut verification).await {
+        Ok(outcome) => outcome,
+        Err(NoAnswer::Garbled(problem)) => {
+            Outcome::Failed(format!("the registrar's answer is garbled: {problem}"))
+        }
+        Err(no_answer) => Outcome::Unreachable(format!("{registrar}: {no_answer}")),
+    };
+    verification.elapsed = started.elapsed();
+    verification
+}
+
+async fn run(
+    registrar: &Registrar,
+    credentials: &Credentials<'_>,
+    budget: Duration,
+    verification: &mut Verification,
+) -> Result<Outcome, NoAnswer> {
+    let deadline = Instant::now() + budget;
+    let address = registrar.socket_address();
+    let peer = tokio::time::timeout_at(deadline, tokio::net::lookup_host(&address))
+        .await
+        .map_err(|_| NoAnswer::Timeout(budget))?
+        .map_err(|e| NoAnswer::Network(format!("cannot resolve {address}: {e}")))?
+        .next()
+        .ok_or_else(|| NoAnswer::Network(format!("{address} resolves to no address")))?;
+    let mut connection = Connection::open(registrar.transport(), peer, deadline, budget).await?;
+    let local = connection.local_address();
+    let random = |bytes| random_hex(bytes).map_err(NoAnswer::Network);
+    let call_id = format!("{}@siprot", random(16)?);
+    let from_tag = random(8)?;
+    let request_uri = registrar.request_uri();
+
+    let mut cseq = 1;
+    let mut authorization: Option<(&str, String)> = None;
+    let mut stale_retried = false;
+    loop {
+        let branch = format!("z9hG4bK{}", random(12)?);
+        let request = Register {
+            request_uri: &request_uri,
+            transport: registrar.transport().via_name(),
+            local: &local,
+            username: credentials.username,
+            domain: credentials.domain,
+            call_id: &call_id,
+            from_tag: &from_tag,
+            branch: &branch,
+            cseq,
+            authorization: authorization
+                .as_ref()
+                .map(|(name, value)| (*name, value.as_str())),
+        };
+        log::debug!(
+            "sip: REGISTER {request_uri} over {} as '{}' (CSeq {cseq}, {})",
+            registrar.transport().name(),
+            credentials.username,
+            if authorization.is_some() {
+                "with credentials"
+            } else {
+                "without credentials"
+            }
+        );
+        let response = connection
+            .exchange(&request.to_bytes(), cseq, deadline, budget)
+            .await?;
+        log::debug!("sip: answer {} {}", response.status, response.reason);
+        verification.status = Some(response.status);
+        verification.reason = Some(response.reason.clone());
+        let authenticated = authorization.is_some();
+        match response.status {
+            200..=299 if authenticated => {
+                return Ok(Outcome::Accepted {
+                    bindings: response.contact_count(),
+                });
+            }
+            200..=299 => return Ok(Outcome::NotChallenged),
+            401 | 407 => {
+                let (challenge_header, answer_header) = if response.status == 401 {
+                    ("www-authenticate", "Authorization")
+                } else {
+                    ("proxy-authenticate", "Proxy-Authorization")
+                };
+                let challenge = match strongest_challenge(&response, challenge_header) {
+                    Ok(challenge) => challenge,
+                    Err(problem) => return Ok(Outcome::Failed(problem)),
+                };
+                if authenticated {
+                    // A stale nonce is not a wrong password: answer the fresh one, once.
+                    if !challenge.stale || stale_retried {
+                        return Ok(Outcome::Rejected);
+                    }
+                    stale_retried = true;
+                }
+                verification.algorithm = Some(challenge.algorithm_name());
+                verification.realm = Some(challenge.realm.clone());
+                let cnonce = random(16)?;
+                let value = challenge.answer(
+                    credentials.username,
+                    credentials.password,
+                    "REGISTER",
+                    &request_uri,
+                    &cnonce,
+                );
+                authorization = Some((answer_header, value));
+                cseq += 1;
+            }
+            403 | 404 => return Ok(Outcome::Rejected),
+            408 | 480 | 503 => {
+                return Ok(Outcome::Unreachable(format!(
+                    "{registrar} answered {} {}",
+                    response.status, response.reason
+                )));
+            }
+            status => {
+                return Ok(Outcome::Failed(format!(
+                    "{registrar} answered {status} {}",
+                    response.reason
+                )));
+            }
+        }
+    }
+}
+
+/// The challenge to answer among those offered: the strongest algorithm siprot supports
+/// (RFC 8760 section 2.4: a registrar may offer SHA-256 and MD5 side by side).
+fn strongest_challenge(response: &Response, header: &str) -> Result<Challenge, String> {
+    let mut best: Option<Challenge> = None;
+    let mut problem = None;
+    for value in response.header_values(header) {
+        match Challenge::parse(value) {
+            Ok(challenge) => {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| strength(challenge.algorithm) > strength(b.algorithm))
+                {
+                    best = Some(challenge);
+                }
+            }
+            Err(e) => problem = Some(e),
+        }
+    }
+    best.ok_or_else(|| match problem {
+        Some(e) => format!("cannot answer the registrar's challenge: {e}"),
+        None => format!(
+            "the registrar answered {} {} without a challenge",
+            response.status, response.reason
+        ),
+    })
+}
+
+fn strength(algorithm: digest::Algorithm) -> u8 {
+    match algorithm {
+        digest::Algorithm::Md5 => 0,
+        digest::Algorithm::Sha256 => 1,
+        digest::Algorithm::Sha512_256 => 2,
+    }
+}
+
+/// `bytes` random bytes from the OS, in hex.
+fn random_hex(bytes: usize) -> Result<String, String> {
+    let mut out = String::with_capacity(bytes * 2);
+    for _ in 0..bytes.div_ceil(8) {
+        let value = SysRng
+            .try_next_u64()
+            .map_err(|e| format!("no randomness from the operating system: {e}"))?;
+        out.push_str(&format!("{value:016x}"));
+    }
+    out.truncate(bytes * 2);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A scripted UDP "registrar": answers the n-th request with `script[n]` (a status
+    /// line plus extra headers), echoing its CSeq, and records every request.
+    async fn scripted(script: Vec<&'static str>) -> (Registrar, Arc<Mutex<Vec<String>>>) {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 65536];
+            for answer in script {
+                let (n, from) = socket.recv_from(&mut buffer).await.unwrap();
+                let request = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                let cseq = request
+                    .lines()
+                    .find_map(|l| l.strip_prefix("CSeq: "))
+                    .unwrap()
+                    .to_owned();
+                record.lock().unwrap().push(request);
+                let response = format!("{answer}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n");
+                socket.send_to(response.as_bytes(), from).await.unwrap();
+            }
+        });
+        (format!("sip:127.0.0.1:{port}").parse().unwrap(), seen)
+    }
+
+    async fn run_script(script: Vec<&'static str>) -> (Verification, Vec<String>) {
+        let (registrar, seen) = scripted(script).await;
+        let password = SecretString::from("pw-unit-1");
+        let credentials = Credentials {
+            username: "alice",
+            domain: "example.org",
+            password: &password,
+        };
+        let verification = verify(&registrar, &credentials, Duration::from_secs(5)).await;
+        let requests = seen.lock().unwrap().clone();
+        (verification, requests)
+    }
+
+    const MD5: &str =
+        "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n1\"";
+
+    #[tokio::test]
+    async fn a_proxy_challenge_is_answered_with_proxy_authorization() {
+        let (v, requests) = run_script(vec![
+            "SIP/2.0 407 Proxy Authentication Required\r\nProxy-Authenticate: Digest realm=\"r\", nonce=\"n\", qop=\"auth\"",
+            "SIP/2.0 200 OK\r\nContact: <sip:a@1.2.3.4>",
+        ])
+        .await;
+        assert_eq!(v.outcome, Outcome::Accepted { bindings: 1 });
+        assert!(requests[1].contains("\r\nProxy-Authorization: Digest username=\"alice\""));
+        assert!(requests[1].contains("CSeq: 2 REGISTER"));
+        assert!(!requests.iter().any(|r| r.contains("pw-unit-1")));
+    }
+
+    #[tokio::test]
+    async fn a_stale_nonce_is_retried_once_then_it_is_a_rejection() {
+        let stale = "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n2\", stale=true";
+        let (v, requests) = run_script(vec![MD5, stale, "SIP/2.0 200 OK"]).await;
+        assert_eq!(v.outcome, Outcome::Accepted { bindings: 0 });
+        assert!(requests[2].contains("nonce=\"n2\""));
+        let (v, requests) = run_script(vec![MD5, stale, stale]).await;
+        assert_eq!(v.outcome, Outcome::Rejected);
+        assert_eq!(requests.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_strongest_offered_algorithm_is_used() {
+        let (v, requests) = run_script(vec![
+            "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", algorithm=MD5\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256",
+            "SIP/2.0 200 OK",
+        ])
+        .await;
+        assert_eq!(v.algorithm.as_deref(), Some("SHA-256"));
+        assert!(requests[1].contains("algorithm=SHA-256"));
+    }
+
+    #[tokio::test]
+    async fn other_answers_map_to_their_outcomes() {
+        let (v, _) = run_script(vec!["SIP/2.0 200 OK"]).await;
+        assert_eq!(v.outcome, Outcome::NotChallenged);
+        let (v, _) = run_script(vec![MD5, "SIP/2.0 403 Forbidden"]).await;
+        assert_eq!(v.outcome, Outcome::Rejected);
+        let (v, _) = run_script(vec![MD5, "SIP/2.0 503 Service Unavailable"]).await;
+        assert!(matches!(v.outcome, Outcome::Unreachable(_)), "{v:?}");
+        let (v, _) = run_script(vec!["SIP/2.0 500 Server Internal Error"]).await;
+        assert!(
+            matches!(&v.outcome, Outcome::Failed(p) if p.contains("500")),
+            "{v:?}"
+        );
+        let (v, _) = run_script(vec![
+            "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", algorithm=SHA-1",
+        ])
+        .await;
+        assert!(
+            matches!(&v.outcome, Outcome::Failed(p) if p.contains("SHA-1")),
+            "{v:?}"
+        );
+        assert_eq!(v.status, Some(401));
+    }
+}

@@ -1,0 +1,204 @@
+//! Sending one request and waiting for its final response, over UDP (with RFC 3261
+//! retransmissions) or TCP (framed by Content-Length), all bounded by one deadline.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::Instant;
+
+use super::message::{self, Response};
+use super::registrar::Transport;
+
+/// RFC 3261 timer T1 (first retransmission interval) and T2 (its cap).
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+/// The largest response siprot reads (a REGISTER answer is a few hundred bytes).
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// Why no final response arrived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoAnswer {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Network(String),
+    #[error("{0}")]
+    Garbled(String),
+}
+
+/// A connection to the registrar.
+#[derive(Debug)]
+pub enum Connection {
+    Udp(UdpSocket),
+    Tcp { stream: TcpStream, buffer: Vec<u8> },
+}
+
+impl Connection {
+    pub async fn open(
+        transport: Transport,
+        peer: SocketAddr,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<Self, NoAnswer> {
+        match transport {
+            Transport::Udp => {
+                let local: SocketAddr = if peer.is_ipv4() {
+                    ([0, 0, 0, 0], 0).into()
+                } else {
+                    (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                let socket = UdpSocket::bind(local)
+                    .await
+                    .map_err(|e| NoAnswer::Network(format!("cannot open a UDP socket: {e}")))?;
+                socket
+                    .connect(peer)
+                    .await
+                    .map_err(|e| NoAnswer::Network(format!("cannot reach {peer}: {e}")))?;
+                Ok(Connection::Udp(socket))
+            }
+            Transport::Tcp => {
+                let stream = tokio::time::timeout_at(deadline, TcpStream::connect(peer))
+                    .await
+                    .map_err(|_| NoAnswer::Timeout(budget))?
+                    .map_err(|e| NoAnswer::Network(format!("cannot connect to {peer}: {e}")))?;
+                Ok(Connection::Tcp {
+                    stream,
+                    buffer: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// `host:port` of our end, for the Via header.
+    pub fn local_address(&self) -> String {
+        let local = match self {
+            Connection::Udp(socket) => socket.local_addr(),
+            Connection::Tcp { stream, .. } => stream.local_addr(),
+        };
+        local.map_or_else(|_| "0.0.0.0:0".to_owned(), |a| a.to_string())
+    }
+
+    /// Sends `request` and returns the first final (non-1xx) response with CSeq `cseq`.
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        cseq: u32,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<Response, NoAnswer> {
+        match self {
+            Connection::Udp(socket) => exchange_udp(socket, request, cseq, deadline, budget).await,
+            Connection::Tcp { stream, buffer } => {
+                exchange_tcp(stream, buffer, request, cseq, deadline, budget).await
+            }
+        }
+    }
+}
+
+async fn exchange_udp(
+    socket: &UdpSocket,
+    request: &[u8],
+    cseq: u32,
+    deadline: Instant,
+    budget: Duration,
+) -> Result<Response, NoAnswer> {
+    let mut interval = T1;
+    let mut datagram = vec![0u8; MAX_RESPONSE];
+    loop {
+        socket
+            .send(request)
+            .await
+            .map_err(|e| NoAnswer::Network(format!("cannot send: {e}")))?;
+        let resend_at = (Instant::now() + interval).min(deadline);
+        loop {
+            let received = tokio::time::timeout_at(resend_at, socket.recv(&mut datagram)).await;
+            let n = match received {
+                Err(_) if Instant::now() >= deadline => return Err(NoAnswer::Timeout(budget)),
+                Err(_) => break,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(NoAnswer::Network(
+                        "connection refused (nothing listens on that port)".into(),
+                    ));
+                }
+                Ok(Err(e)) => return Err(NoAnswer::Network(format!("cannot receive: {e}"))),
+                Ok(Ok(n)) => n,
+            };
+            // Anything else on the socket (a stray or garbled datagram, an answer to an
+            // earlier request) is not our answer: keep waiting.
+            match Response::parse(&datagram[..n]) {
+                Ok(response) if is_final_for(&response, cseq) => return Ok(response),
+                Ok(response) => log::debug!("sip: ignored {} {}", response.status, response.reason),
+                Err(e) => log::debug!("sip: ignored a datagram: {e}"),
+            }
+        }
+        interval = (interval * 2).min(T2);
+    }
+}
+
+async fn exchange_tcp(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    request: &[u8],
+    cseq: u32,
+    deadline: Instant,
+    budget: Duration,
+) -> Result<Response, NoAnswer> {
+    tokio::time::timeout_at(deadline, stream.write_all(request))
+        .await
+        .map_err(|_| NoAnswer::Timeout(budget))?
+        .map_err(|e| NoAnswer::Network(format!("cannot send: {e}")))?;
+    loop {
+        let message = tokio::time::timeout_at(deadline, read_message(stream, buffer))
+            .await
+            .map_err(|_| NoAnswer::Timeout(budget))??;
+        let response = Response::parse(&message).map_err(|e| NoAnswer::Garbled(e.to_string()))?;
+        if is_final_for(&response, cseq) {
+            return Ok(response);
+        }
+        log::debug!("sip: ignored {} {}", response.status, response.reason);
+    }
+}
+
+/// Reads one whole message (headers and Content-Length bytes of body) from the stream.
+async fn read_message(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<Vec<u8>, NoAnswer> {
+    loop {
+        // Keep-alive CRLFs between messages (RFC 5626) are not a message.
+        while buffer.starts_with(b"\r\n") {
+            buffer.drain(..2);
+        }
+        if let Some(head_end) = message::find_head_end(buffer) {
+            let body = message::content_length(&buffer[..head_end]).ok_or_else(|| {
+                NoAnswer::Garbled("a response over TCP without Content-Length".into())
+            })?;
+            let total = head_end + 4 + body;
+            if total > MAX_RESPONSE {
+                return Err(NoAnswer::Garbled("the response is too large".into()));
+            }
+            if buffer.len() >= total {
+                return Ok(buffer.drain(..total).collect());
+            }
+        } else if buffer.len() > MAX_RESPONSE {
+            return Err(NoAnswer::Garbled(
+                "the response headers are too large".into(),
+            ));
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| NoAnswer::Network(format!("cannot receive: {e}")))?;
+        if n == 0 {
+            return Err(NoAnswer::Network(
+                "the registrar closed the connection without answering".into(),
+            ));
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn is_final_for(response: &Response, cseq: u32) -> bool {
+    response.status >= 200 && response.cseq() == Some((cseq, "REGISTER"))
+}
