@@ -19,7 +19,10 @@ use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::http::HttpConfig;
 use crate::output;
+use crate::providers::ProviderKind;
 use crate::retry::RetryConfig;
+use crate::store::Keyring;
+use secrecy::SecretString;
 
 /// Runs the parsed command line and returns the exit code; errors are printed here, once.
 pub fn run(cli: Cli) -> u8 {
@@ -87,6 +90,25 @@ pub(crate) fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> 
     // A keyring call that timed out may still sit on a blocking thread: don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     result
+}
+
+/// The secret in keyring entry `entry`; a missing one is [`Error::NotFound`] (exit 6).
+pub(crate) async fn stored_secret(
+    keyring: &Keyring,
+    provider: ProviderKind,
+    entry: &str,
+) -> Result<SecretString> {
+    keyring
+        .get(entry)
+        .await
+        .map_err(Error::keyring_unavailable)?
+        .ok_or_else(|| Error::NotFound {
+            provider,
+            message: format!(
+                "no password stored in keyring service '{}', entry '{entry}'",
+                keyring.service()
+            ),
+        })
 }
 
 impl NetArgs {

@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::cli::SecretGetArgs;
-use crate::commands::block_on;
+use crate::commands::{block_on, stored_secret};
 use crate::config;
 use crate::error::{Error, Result, exit};
 use crate::providers::CredentialRef;
@@ -30,14 +30,7 @@ pub fn get(args: SecretGetArgs) -> Result<u8> {
         let keyring = Keyring::open(&service, args.keyring_timeout)
             .await
             .map_err(Error::keyring_unavailable)?;
-        keyring
-            .get(&entry)
-            .await
-            .map_err(Error::keyring_unavailable)
-    })?
-    .ok_or_else(|| Error::NotFound {
-        provider: kind,
-        message: format!("no password stored in keyring service '{service}', entry '{entry}'"),
+        stored_secret(&keyring, kind, &entry).await
     })?;
     let mut text = Zeroizing::new(String::with_capacity(secret.expose_secret().len() + 1));
     text.push_str(secret.expose_secret());

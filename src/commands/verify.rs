@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::cli::VerifyArgs;
-use crate::commands::block_on;
+use crate::commands::{block_on, stored_secret};
 use crate::config;
 use crate::error::{Error, Result, exit};
 use crate::output;
@@ -35,30 +35,13 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
         .unwrap_or_else(|| args.registrar.host().to_owned());
     validate_sip_token("domain", &domain)?;
 
-    let report = block_on(async {
+    let mut report = block_on(async {
         let keyring = Keyring::open(&service, args.keyring_timeout)
             .await
             .map_err(Error::keyring_unavailable)?;
-        let stored = |slot: Slot| {
-            let keyring = &keyring;
-            let entry = name.slot(slot);
-            async move {
-                keyring
-                    .get(&entry)
-                    .await
-                    .map_err(Error::keyring_unavailable)?
-                    .ok_or_else(|| Error::NotFound {
-                        provider: kind,
-                        message: format!(
-                            "no password stored in keyring service '{}', entry '{entry}'",
-                            keyring.service()
-                        ),
-                    })
-            }
-        };
-        let current = stored(Slot::Current).await?;
+        let current = stored_secret(&keyring, kind, &name.slot(Slot::Current)).await?;
         let previous = if args.expect_rejected_previous {
-            Some(stored(Slot::Previous).await?)
+            Some(stored_secret(&keyring, kind, &name.slot(Slot::Previous)).await?)
         } else {
             None
         };
@@ -88,7 +71,6 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
             exit_code: exit::SUCCESS,
         })
     })?;
-    let mut report = report;
     report.exit_code = report.exit_code();
     if args.json {
         output::json(&report)?;
