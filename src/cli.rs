@@ -87,6 +87,18 @@ Examples:
   siprot verify --registrar 'sip:10.0.0.5:5080;transport=tcp' -p vobiz cred_1 \\
       --expect-rejected-previous --json";
 
+/// Who to register as (verify, rotate --verify).
+#[derive(Debug, Args)]
+pub struct SipUserArgs {
+    /// The SIP username (default: the one the provider returned, now or at the last
+    /// rotation; exotel returns none)
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// The SIP domain of the From and To URIs (default: the registrar's host)
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The registrar: sip:HOST[:PORT][;transport=udp|tcp] (port 5060 and udp by default)
@@ -100,12 +112,8 @@ pub struct VerifyArgs {
     /// The device id (exotel)
     #[arg(long, value_name = "DEVICE_ID")]
     pub device: Option<String>,
-    /// The SIP username (default: the one the provider returned at the last rotation)
-    #[arg(long, value_name = "USER")]
-    pub username: Option<String>,
-    /// The SIP domain of the From and To URIs (default: the registrar's host)
-    #[arg(long, value_name = "DOMAIN")]
-    pub domain: Option<String>,
+    #[command(flatten)]
+    pub sip: SipUserArgs,
     /// Also try the #previous password and succeed only if the registrar rejects it
     #[arg(long)]
     pub expect_rejected_previous: bool,
@@ -191,6 +199,8 @@ Examples:
   siprot rotate --provider vobiz aabbccdd-1234-5678-90ab-cdef12345678 --description 'Q3 rotation'
   generate-password | siprot rotate --provider vobiz CRED_ID --password-stdin
   siprot rotate --provider exotel USER_UUID --device DEV --dry-run
+  siprot rotate --provider vobiz CRED_ID --verify 'sip:sip.example.net;transport=tcp' \\
+      --expect-rejected-previous --rollback-on-verify-failure
 
 A fleet from an inventory (see the README for the file format):
   siprot rotate --inventory fleet.toml --if-older-than 30d
@@ -273,6 +283,23 @@ pub struct RotateArgs {
     /// With --inventory: only credentials with this tag (repeat: all must match)
     #[arg(long, value_name = "TAG")]
     pub tag: Vec<String>,
+    /// After storing the new password, prove it with a SIP REGISTER to this registrar
+    /// (sip:HOST[:PORT][;transport=udp|tcp]); exit 10 when it is not verified
+    #[arg(long, value_name = "URI", conflicts_with = "inventory")]
+    pub verify: Option<Registrar>,
+    #[command(flatten)]
+    pub sip: SipUserArgs,
+    /// With --verify: also try the #previous password and count it a failure if the
+    /// registrar still accepts it
+    #[arg(long)]
+    pub expect_rejected_previous: bool,
+    /// With --verify (exotel, vobiz): when the registrar rejects the new password, set
+    /// the #previous one back at the provider and in the keyring
+    #[arg(long)]
+    pub rollback_on_verify_failure: bool,
+    /// With --verify: seconds allowed for the verification
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub verify_timeout: Duration,
     /// With --inventory: skip credentials rotated less than AGE ago (30d, 12h, 2w; beats
     /// each entry's max_age)
     #[arg(long, value_name = "AGE", value_parser = inventory::parse_age)]

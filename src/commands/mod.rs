@@ -6,6 +6,7 @@ pub mod fleet;
 pub mod generate;
 pub mod recover;
 pub mod rotate;
+pub mod rotate_verify;
 pub mod secret;
 pub mod status;
 pub mod toggle;

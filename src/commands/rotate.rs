@@ -5,6 +5,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::cli::RotateArgs;
+use crate::commands::rotate_verify::{self, Verified, VerifiedJson};
 use crate::commands::{block_on, fail, fleet};
 use crate::config;
 use crate::error::{Error, Result, exit};
@@ -52,6 +53,13 @@ pub fn run(args: RotateArgs) -> Result<u8> {
     let provider = kind.connect(&args.net.connect_options())?;
     let service = config::keyring_service()?;
     let state = StateDir::locate()?;
+    let plan = rotate_verify::Plan::new(
+        &args,
+        kind,
+        &state,
+        &service,
+        &kind.entry_name(&credential)?,
+    )?;
     let source = if args.password_stdin {
         let password = input::read_password("New SIP password: ")?;
         let report = kind.policy().check(&password);
@@ -76,7 +84,7 @@ pub fn run(args: RotateArgs) -> Result<u8> {
     let attempts = Attempts::new();
     let input = RotationInput {
         source,
-        description: args.description,
+        description: args.description.clone(),
         dry_run: args.dry_run,
         attempts: attempts.clone(),
     };
@@ -84,21 +92,50 @@ pub fn run(args: RotateArgs) -> Result<u8> {
         let keyring = Keyring::open(&service, args.keyring_timeout)
             .await
             .map_err(Error::keyring_unavailable)?;
-        rotation::rotate(provider.as_ref(), &credential, &keyring, &state, input).await
+        let mut report =
+            rotation::rotate(provider.as_ref(), &credential, &keyring, &state, input).await?;
+        let verified = match plan {
+            Some(plan) if report.status == RotationStatus::DryRun => {
+                report.plan.push(plan.describe());
+                None
+            }
+            Some(plan) => {
+                let context = rotate_verify::Context {
+                    args: &args,
+                    provider: provider.as_ref(),
+                    credential: &credential,
+                    keyring: &keyring,
+                    state: &state,
+                };
+                Some(rotate_verify::after_rotation(plan, &report, &context).await)
+            }
+            None => None,
+        };
+        Ok((report, verified))
     });
-    let report = match result {
-        Ok(report) => report,
+    let (report, verified) = match result {
+        Ok(done) => done,
         Err(error) => return Ok(fail(&error, args.json, Some(attempts.count()))),
     };
     for warning in &report.warnings {
         output::warning(warning);
     }
+    let code = verified.as_ref().map_or(exit::SUCCESS, Verified::exit_code);
     if args.json {
-        output::json(&RotateJson::new(&report, args.show_password))?;
+        let mut json = RotateJson::new(&report, args.show_password);
+        json.verify = verified.as_ref().map(Verified::json);
+        json.exit_code = code;
+        output::json(&json)?;
     } else {
         print_human(&report, args.show_password)?;
+        for line in verified.iter().flat_map(|v| v.human_lines(&report)) {
+            output::line(&line)?;
+        }
     }
-    Ok(exit::SUCCESS)
+    if let Some(verified) = verified.as_ref().filter(|_| code != exit::SUCCESS) {
+        output::error_line(&verified.summary_error(&report));
+    }
+    Ok(code)
 }
 
 /// The JSON contract of `rotate --json`.
@@ -120,6 +157,10 @@ struct RotateJson<'a> {
     plan: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<&'a str>,
+    /// With `--verify`: `verified`, `verification`, `problem`, `rollback`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    verify: Option<VerifiedJson<'a>>,
+    exit_code: u8,
 }
 
 impl<'a> RotateJson<'a> {
@@ -142,6 +183,8 @@ impl<'a> RotateJson<'a> {
                 .as_ref()
                 .filter(|_| show_password)
                 .map(|p| p.expose_secret()),
+            verify: None,
+            exit_code: exit::SUCCESS,
         }
     }
 }

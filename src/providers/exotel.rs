@@ -33,6 +33,7 @@ pub static REGISTRATION: Registration = Registration {
     needs_device: true,
     takes_description: false,
     can_toggle: false,
+    returns_sip_username: false,
     entry_name,
     connect,
 };

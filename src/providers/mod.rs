@@ -52,6 +52,9 @@ pub struct Registration {
     pub takes_description: bool,
     /// Whether credentials can be enabled and disabled.
     pub can_toggle: bool,
+    /// Whether the provider's answers name the credential's SIP username (which
+    /// `verify` then uses without `--username`).
+    pub returns_sip_username: bool,
     /// The keyring entry name (the "current" one) of a credential; may read the account
     /// setting it needs from the environment.
     pub entry_name: fn(&CredentialRef) -> Result<String>,

@@ -25,6 +25,7 @@ pub static REGISTRATION: Registration = Registration {
     needs_device: false,
     takes_description: false,
     can_toggle: false,
+    returns_sip_username: true,
     entry_name,
     connect,
 };

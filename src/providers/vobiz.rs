@@ -30,6 +30,7 @@ pub static REGISTRATION: Registration = Registration {
     needs_device: false,
     takes_description: true,
     can_toggle: true,
+    returns_sip_username: true,
     entry_name,
     connect,
 };

@@ -373,3 +373,240 @@ fn register_phone(port: u16, user: &str, password: &str) {
     assert_eq!(ok.status, 200, "the phone could not register");
     assert_eq!(ok.contact_count(), 1);
 }
+
+/// A registrar that keeps the seeded password whatever the fake does later: the fake's
+/// table goes to a decoy path after seeding (a provider whose registrar lags or never
+/// learns the new password).
+fn with_stale_registrar(target: Target) -> (TestEnv, Kamailio, tempfile::TempDir) {
+    let (env, kamailio) = with_registrar(Algorithm::Md5);
+    target.seed(&env);
+    let decoy = tempfile::tempdir().unwrap();
+    env.fake.share_sip_users(&decoy.path().join("subscriber"));
+    (env, kamailio, decoy)
+}
+
+#[test]
+fn rotate_verify_succeeds_when_the_registrar_accepts_the_new_password() {
+    for target in [Target::TELEPATH, Target::VOBIZ] {
+        let (env, kamailio) = with_registrar(Algorithm::Md5);
+        target.seed(&env);
+        let registrar = kamailio.registrar("tcp");
+        let run = target.rotate(
+            &env,
+            &[
+                "--verify",
+                &registrar,
+                "--expect-rejected-previous",
+                "--json",
+            ],
+        );
+        run.assert_code(0);
+        let json = run.json();
+        assert_eq!(json["verified"], true, "{json}\n{}", kamailio.log());
+        assert_eq!(json["exit_code"], 0);
+        assert_eq!(json["verification"]["result"], "ok");
+        assert_eq!(json["verification"]["username"], "sipuser01");
+        assert_eq!(json["verification"]["previous"]["result"], "rejected");
+        assert!(json.get("rollback").is_none());
+        target.assert_consistent(&env);
+
+        let human = target.rotate(&env, &["--verify", &registrar]);
+        human.assert_code(0);
+        assert!(
+            human.stdout.contains("ok: sip:127.0.0.1:") && human.stdout.contains("accepted"),
+            "{}",
+            human.stdout
+        );
+        assert!(human.stderr.is_empty(), "{}", human.stderr);
+        target.assert_consistent(&env);
+    }
+}
+
+#[test]
+fn a_new_password_the_registrar_rejects_is_exit_10_and_stays_stored() {
+    for target in [Target::TELEPATH, Target::VOBIZ] {
+        let (env, kamailio, _decoy) = with_stale_registrar(target);
+        let registrar = kamailio.registrar("udp");
+        let run = target.rotate(&env, &["--verify", &registrar, "--json"]);
+        run.assert_code(10);
+        let json = run.json();
+        assert_eq!(json["verified"], false);
+        assert_eq!(json["exit_code"], 10);
+        assert_eq!(json["status"], "rotated");
+        assert_eq!(json["verification"]["result"], "rejected");
+        target.assert_consistent(&env);
+        assert_eq!(
+            env.lookup(&target.slot(&env, "#previous")).as_deref(),
+            Some(target.initial),
+            "the old password is kept in #previous"
+        );
+        run.assert_one_line_error("not verified");
+
+        let human = target.rotate(&env, &["--verify", &registrar]);
+        human.assert_code(10);
+        assert!(
+            human.stdout.contains("rejected: ") && human.stdout.contains("NOT VERIFIED"),
+            "{}",
+            human.stdout
+        );
+        target.assert_consistent(&env);
+    }
+}
+
+#[test]
+fn rollback_sets_the_previous_password_back_when_the_registrar_rejects_the_new_one() {
+    let target = Target::VOBIZ;
+    let (env, kamailio, _decoy) = with_stale_registrar(target);
+    let registrar = kamailio.registrar("udp");
+    let run = target.rotate(
+        &env,
+        &[
+            "--verify",
+            &registrar,
+            "--rollback-on-verify-failure",
+            "--json",
+        ],
+    );
+    run.assert_code(10);
+    let json = run.json();
+    assert_eq!(json["verification"]["result"], "rejected");
+    assert_eq!(json["rollback"]["status"], "rolled-back", "{json}");
+    assert_eq!(json["rollback"]["attempts"], 1);
+    assert_eq!(json["rollback"]["verification"]["result"], "ok");
+
+    assert_eq!(
+        target.live(&env),
+        target.initial,
+        "the provider has the old one again"
+    );
+    target.assert_consistent(&env);
+    let unverified = env
+        .lookup(&target.slot(&env, "#previous"))
+        .expect("#previous");
+    assert_ne!(unverified, target.initial);
+    let credential = env.fake.vobiz_credential(target.id).unwrap();
+    assert!(
+        credential
+            .description
+            .as_deref()
+            .is_some_and(|d| d.starts_with("Rolled back by siprot on ")),
+        "{credential:?}"
+    );
+    let rotations = env
+        .audit_lines()
+        .iter()
+        .filter(|l| l["action"] == "rotate" && l["outcome"] == "rotated")
+        .count();
+    assert_eq!(
+        rotations, 2,
+        "the rotation and the rollback are both audited"
+    );
+
+    // The same in human form, on a fresh world.
+    let (env, kamailio, _decoy) = with_stale_registrar(target);
+    let human = target.rotate(
+        &env,
+        &[
+            "--verify",
+            &kamailio.registrar("udp"),
+            "--rollback-on-verify-failure",
+        ],
+    );
+    human.assert_code(10);
+    assert!(
+        human
+            .stdout
+            .contains("rolled back: vobiz has the previous password again")
+    );
+    assert!(
+        human.stdout.contains("after the rollback, ok: "),
+        "{}",
+        human.stdout
+    );
+    human.assert_one_line_error("rolled back to the previous password");
+    target.assert_consistent(&env);
+}
+
+#[test]
+fn no_rollback_without_a_rejection() {
+    let target = Target::VOBIZ;
+    let env = TestEnv::start();
+    target.seed(&env);
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let registrar = format!("sip:127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let run = target.rotate(
+        &env,
+        &[
+            "--verify",
+            &registrar,
+            "--verify-timeout",
+            "1",
+            "--rollback-on-verify-failure",
+            "--json",
+        ],
+    );
+    run.assert_code(10);
+    let json = run.json();
+    assert_eq!(json["verification"]["result"], "unreachable");
+    assert_eq!(json["rollback"]["status"], "not-rolled-back");
+    assert_ne!(target.live(&env), target.initial, "the new password stays");
+    target.assert_consistent(&env);
+}
+
+#[test]
+fn rotate_verify_options_are_checked_before_anything_is_sent() {
+    let env = TestEnv::start();
+    for target in Target::ALL {
+        target.seed(&env);
+    }
+    let registrar = "sip:127.0.0.1:5999";
+    for (target, extra, fragment) in [
+        (
+            Target::TELEPATH,
+            vec!["--verify", registrar, "--rollback-on-verify-failure"],
+            "--rollback-on-verify-failure is for exotel and vobiz",
+        ),
+        (
+            Target::VOBIZ,
+            vec!["--rollback-on-verify-failure"],
+            "go with --verify",
+        ),
+        (Target::VOBIZ, vec!["--username", "u1"], "go with --verify"),
+        (
+            Target::EXOTEL,
+            vec!["--verify", registrar],
+            "pass --username",
+        ),
+        (
+            Target::VOBIZ,
+            vec!["--verify", registrar, "--username", "a b"],
+            "SIP username",
+        ),
+        (
+            Target::VOBIZ,
+            vec!["--verify", registrar, "--domain", "x;y"],
+            "SIP domain",
+        ),
+    ] {
+        let run = target.rotate(&env, &extra);
+        run.assert_code(2).assert_one_line_error(fragment);
+    }
+    assert!(
+        env.fake.requests().is_empty(),
+        "a refused command reached a provider"
+    );
+    for target in Target::ALL {
+        target.assert_consistent(&env);
+    }
+
+    let run = Target::VOBIZ.rotate(&env, &["--verify", registrar, "--dry-run"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(
+            "verify the new password with a SIP REGISTER to sip:127.0.0.1:5999;transport=udp"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(env.fake.requests().is_empty());
+}

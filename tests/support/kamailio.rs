@@ -59,7 +59,10 @@ impl Kamailio {
                 return false;
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+                // Something listens; make sure it is ours and not another test's Kamailio
+                // that drew the same port (ours would exit on the failed bind).
+                std::thread::sleep(Duration::from_millis(200));
+                return matches!(self.child.try_wait(), Ok(None));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
