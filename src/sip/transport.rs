@@ -202,3 +202,105 @@ async fn read_message(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<Ve
 fn is_final_for(response: &Response, cseq: u32) -> bool {
     response.status >= 200 && response.cseq() == Some((cseq, "REGISTER"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    const FINAL: &[u8] = b"SIP/2.0 200 OK\r\nCSeq: 1 REGISTER\r\nContent-Length: 5\r\n\r\nhello";
+
+    /// A TCP peer that reads the request, then writes `chunks` with a pause between.
+    async fn tcp_peer(chunks: Vec<Vec<u8>>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await.unwrap();
+            for chunk in chunks {
+                stream.write_all(&chunk).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        address
+    }
+
+    async fn exchange_with(peer: SocketAddr, transport: Transport) -> Result<Response, NoAnswer> {
+        let budget = Duration::from_secs(5);
+        let deadline = Instant::now() + budget;
+        let mut connection = Connection::open(transport, peer, deadline, budget).await?;
+        connection
+            .exchange(b"REGISTER sip:x SIP/2.0\r\n\r\n", 1, deadline, budget)
+            .await
+    }
+
+    #[tokio::test]
+    async fn tcp_answers_split_across_reads_after_a_provisional_are_framed() {
+        let mut chunks = vec![
+            b"\r\n".to_vec(),
+            b"SIP/2.0 100 Trying\r\nCSeq: 1 REGISTER\r\nl: 0\r\n\r\n".to_vec(),
+        ];
+        chunks.extend(FINAL.chunks(7).map(<[u8]>::to_vec));
+        let response = exchange_with(tcp_peer(chunks).await, Transport::Tcp)
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+    }
+
+    #[tokio::test]
+    async fn tcp_answers_without_length_too_large_or_missing_fail_cleanly() {
+        let no_length = b"SIP/2.0 200 OK\r\nCSeq: 1 REGISTER\r\n\r\n".to_vec();
+        let error = exchange_with(tcp_peer(vec![no_length]).await, Transport::Tcp)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, NoAnswer::Garbled(ref m) if m.contains("Content-Length")));
+
+        let endless = [
+            b"SIP/2.0 200 OK\r\nX: ".to_vec(),
+            vec![b'a'; MAX_RESPONSE + 10],
+        ]
+        .concat();
+        let error = exchange_with(tcp_peer(vec![endless]).await, Transport::Tcp)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, NoAnswer::Garbled(ref m) if m.contains("too large")));
+
+        let huge_body = b"SIP/2.0 200 OK\r\nCSeq: 1 REGISTER\r\nContent-Length: 999999\r\n\r\n";
+        let error = exchange_with(tcp_peer(vec![huge_body.to_vec()]).await, Transport::Tcp)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, NoAnswer::Garbled(ref m) if m.contains("too large")));
+
+        let error = exchange_with(tcp_peer(vec![]).await, Transport::Tcp)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, NoAnswer::Network(ref m) if m.contains("closed")));
+    }
+
+    #[tokio::test]
+    async fn udp_retransmits_and_ignores_other_answers() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let peer = socket.local_addr().unwrap();
+        let received = tokio::spawn(async move {
+            let mut buffer = [0u8; 4096];
+            // The first request goes unanswered (lost); the retransmission gets junk,
+            // an answer to another CSeq, then the final answer.
+            let (_, from) = socket.recv_from(&mut buffer).await.unwrap();
+            let (_, _) = socket.recv_from(&mut buffer).await.unwrap();
+            for answer in [
+                &b"garbage"[..],
+                b"SIP/2.0 200 OK\r\nCSeq: 7 REGISTER\r\n\r\n",
+                b"SIP/2.0 180 Ringing\r\nCSeq: 1 REGISTER\r\n\r\n",
+                FINAL,
+            ] {
+                socket.send_to(answer, from).await.unwrap();
+            }
+        });
+        let response = exchange_with(peer, Transport::Udp).await.unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.cseq(), Some((1, "REGISTER")));
+        // Without the retransmission the peer would never have answered.
+        received.await.unwrap();
+    }
+}
