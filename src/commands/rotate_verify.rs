@@ -152,7 +152,13 @@ pub(crate) async fn after_rotation(
         };
     };
     let previous_entry = format!("{}{}", report.entry, Slot::Previous.suffix());
-    let previous = match context.keyring.get(&previous_entry).await {
+    let needs_previous = plan.expect_rejected_previous || plan.rollback;
+    let previous = if needs_previous {
+        context.keyring.get(&previous_entry).await
+    } else {
+        Ok(None)
+    };
+    let previous = match previous {
         Ok(previous) => previous,
         Err(error) => {
             return Verified {
