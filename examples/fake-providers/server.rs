@@ -1224,8 +1224,10 @@ fn vobiz_body(body: &[u8]) -> Result<VobizUpdate, String> {
 
 // ---- values -------------------------------------------------------------------------
 
-/// A Telepath-style password: 20 characters of letters, digits and `@!#%^*`, with at
-/// least one of each class.
+/// The first line of a Kamailio db_text `subscriber` table: its columns.
+pub const SUBSCRIBER_TABLE_HEADER: &str = "id(int,auto) username(string) domain(string,null) \
+     password(string) ha1(string,null) ha1b(string,null)\n";
+
 /// Rewrites the shared SIP user table, if there is one (see `share_sip_users`).
 fn write_sip_users(store: &mut Store) {
     let Store {
@@ -1256,10 +1258,7 @@ fn write_sip_users(store: &mut Store) {
         )
         .collect();
     users.sort();
-    let mut table = String::from(
-        "id(int,auto) username(string) domain(string,null) password(string) \
-         ha1(string,null) ha1b(string,null)\n",
-    );
+    let mut table = String::from(SUBSCRIBER_TABLE_HEADER);
     for (i, (username, password)) in users.iter().enumerate() {
         table.push_str(&format!(
             "{}:{}::{}:::\n",
@@ -1283,6 +1282,8 @@ fn write_sip_users(store: &mut Store) {
     }
 }
 
+/// A Telepath-style password: 20 characters of letters, digits and `@!#%^*`, with at
+/// least one of each class.
 fn telepath_password() -> String {
     let all: Vec<u8> = [
         TELEPATH_LOWER,

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::fake::SUBSCRIBER_TABLE_HEADER;
+
 /// A running Kamailio, stopped when dropped.
 pub struct Kamailio {
     child: Child,
@@ -130,12 +132,7 @@ fn write_files(dir: &Path, port: u16, algorithm: Algorithm) {
         "table_name(string) table_version(int)\nsubscriber:7\n",
     )
     .expect("version table");
-    std::fs::write(
-        db.join("subscriber"),
-        "id(int,auto) username(string) domain(string,null) password(string) \
-         ha1(string,null) ha1b(string,null)\n",
-    )
-    .expect("subscriber table");
+    std::fs::write(db.join("subscriber"), SUBSCRIBER_TABLE_HEADER).expect("subscriber table");
     let algorithm = match algorithm {
         Algorithm::Md5 => "MD5",
         Algorithm::Sha256 => "SHA-256",
