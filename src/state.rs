@@ -451,6 +451,62 @@ mod tests {
         assert_eq!(b.last_rotated.unwrap().to_string(), "2026-01-04T00:00:00Z");
     }
 
+    #[test]
+    fn the_last_line_of_an_entry_wins_over_a_later_date() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        fs::create_dir_all(state.root()).unwrap();
+        let record = |time: &str, outcome: &str| {
+            format!(
+                "{{\"time\":\"{time}\",\"service\":\"siprot\",\"provider\":\"telepath\",\"entry\":\"telepath/t\",\"action\":\"rotate\",\"outcome\":\"{outcome}\",\"exit_code\":0}}\n"
+            )
+        };
+        // A future-dated success, then a real one and a rotation cut off after its
+        // in-progress record.
+        let log = [
+            record("2030-01-01T00:00:00Z", "rotated"),
+            record("2026-01-02T00:00:00Z", "rotated"),
+            record("2026-01-03T00:00:00Z", OUTCOME_IN_PROGRESS),
+        ]
+        .concat();
+        fs::write(state.audit_log(), &log).unwrap();
+        let history = &state.histories("siprot")["telepath/t"];
+        assert_eq!(
+            history.last_rotated.unwrap().to_string(),
+            "2026-01-02T00:00:00Z"
+        );
+        assert_eq!(
+            history.last_attempt.as_ref().unwrap().outcome,
+            OUTCOME_IN_PROGRESS
+        );
+        // The final record supersedes the in-progress one, even dated earlier.
+        fs::write(
+            state.audit_log(),
+            log + &record("2026-01-01T00:00:00Z", "rotated"),
+        )
+        .unwrap();
+        let history = &state.histories("siprot")["telepath/t"];
+        assert_eq!(history.last_attempt.as_ref().unwrap().outcome, "rotated");
+    }
+
+    #[test]
+    fn a_record_more_than_five_minutes_ahead_has_no_age() {
+        let now: jiff::Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let at = |secs: i64| now + jiff::SignedDuration::from_secs(secs);
+        assert_eq!(
+            RecordAge::of(at(-90), now),
+            RecordAge::Known(jiff::SignedDuration::from_secs(90))
+        );
+        assert_eq!(
+            RecordAge::of(at(300), now),
+            RecordAge::Known(jiff::SignedDuration::ZERO)
+        );
+        assert_eq!(
+            RecordAge::of(at(301), now),
+            RecordAge::Future(jiff::SignedDuration::from_secs(301))
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn recovery_files_are_private_and_hold_the_password() {
