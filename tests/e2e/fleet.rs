@@ -519,22 +519,31 @@ fn audit_rotated_at(env: &TestEnv, provider: &str, entry: &str, time: jiff::Time
     writeln!(file, "{line}").unwrap();
 }
 
-#[test]
-fn a_last_rotation_dated_in_the_future_is_reported_and_never_skips_a_rotation() {
-    let env = TestEnv::start();
-    let (path, members) = fleet(&env, 1);
+fn days(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_hours(24 * n)
+}
+
+/// A fleet of one credential per provider whose last rotations are dated: Telepath 400
+/// days ahead (a clock that ran ahead, or a forged line), Exotel two minutes ahead
+/// (within the 5-minute tolerance), Vobiz a day ago.
+fn fleet_with_a_future_record(env: &TestEnv) -> (PathBuf, Vec<Member>, jiff::Timestamp) {
+    let (path, members) = fleet(env, 1);
     let now = jiff::Timestamp::now();
-    let days = |n: i64| jiff::SignedDuration::from_hours(24 * n);
-    // Telepath: 400 days ahead (a clock that ran ahead, or a forged line). Exotel: two
-    // minutes ahead, within the 5-minute tolerance. Vobiz: a day ago.
-    audit_rotated_at(&env, "telepath", &entry(&env, &members[0]), now + days(400));
+    audit_rotated_at(env, "telepath", &entry(env, &members[0]), now + days(400));
     audit_rotated_at(
-        &env,
+        env,
         "exotel",
-        &entry(&env, &members[1]),
+        &entry(env, &members[1]),
         now + jiff::SignedDuration::from_mins(2),
     );
-    audit_rotated_at(&env, "vobiz", &entry(&env, &members[2]), now - days(1));
+    audit_rotated_at(env, "vobiz", &entry(env, &members[2]), now - days(1));
+    (path, members, now)
+}
+
+#[test]
+fn status_reports_a_last_rotation_dated_in_the_future_as_clock_skew_and_overdue() {
+    let env = TestEnv::start();
+    let (path, _, _) = fleet_with_a_future_record(&env);
 
     let run = status(&env, &path, &["--json", "--max-age", "30d"]);
     run.assert_code(0);
@@ -569,7 +578,13 @@ fn a_last_rotation_dated_in_the_future_is_reported_and_never_skips_a_rotation() 
         "{}",
         human.stdout
     );
+}
 
+#[test]
+fn a_fleet_rotates_a_credential_whose_last_rotation_is_dated_in_the_future() {
+    let env = TestEnv::start();
+    let (path, members, now) = fleet_with_a_future_record(&env);
+    let skew = days(400).as_secs();
     let run = rotate_fleet(&env, &path, &["--json", "--if-older-than", "30d"]);
     run.assert_code(0);
     let (objects, summary) = lines(&run);
