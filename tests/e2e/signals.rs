@@ -27,7 +27,7 @@ fn wait_for_requests(env: &TestEnv, n: usize) {
 /// The outcomes of the audit records of `target`, in order.
 fn outcomes(env: &TestEnv, target: Target) -> Vec<String> {
     let entry = target.entry(env);
-    env.audit_lines()
+    env.all_audit_lines()
         .iter()
         .filter(|l| l["entry"] == entry.as_str())
         .map(|l| l["outcome"].as_str().unwrap_or_default().to_owned())

@@ -251,7 +251,17 @@ impl TestEnv {
         self.state.path().join("siprot")
     }
 
+    /// The audit log's final records: without the `in-progress` line a rotation writes
+    /// before its request (see [`TestEnv::all_audit_lines`]).
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        self.all_audit_lines()
+            .into_iter()
+            .filter(|l| l["outcome"] != "in-progress")
+            .collect()
+    }
+
+    /// Every line of the audit log, in order.
+    pub fn all_audit_lines(&self) -> Vec<serde_json::Value> {
         match std::fs::read_to_string(self.state_root().join("audit.jsonl")) {
             Ok(text) => text
                 .lines()
