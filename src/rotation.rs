@@ -24,7 +24,7 @@
 //! rotation ends with [`Error::Interrupted`] (or exit 9 for a `#pending` from an earlier
 //! run, which stays for `siprot recover`).
 //!
-//! Every rotation appends one line to the audit log, whatever its outcome.
+//! Every rotation appends one final line to the audit log, whatever its outcome.
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -317,7 +317,12 @@ impl Run<'_> {
                     recovery_file: None,
                 });
             }
-            self.remove_fresh_pending(&pending_entry).await;
+            // As for a request that failed for sure: the fresh `#pending` goes.
+            if let Err(e) = self.keyring.delete(&pending_entry).await {
+                self.report
+                    .warnings
+                    .push(format!("could not remove '{pending_entry}': {e}"));
+            }
             return Err(stopped);
         }
         let request = RotateRequest::Set {
@@ -340,7 +345,11 @@ impl Run<'_> {
                 });
             }
             Err(error) => {
-                self.remove_fresh_pending(&pending_entry).await;
+                if let Err(e) = self.keyring.delete(&pending_entry).await {
+                    self.report
+                        .warnings
+                        .push(format!("could not remove '{pending_entry}': {e}"));
+                }
                 return Err(error);
             }
         };
@@ -356,15 +365,6 @@ impl Run<'_> {
         };
         self.report.password = Some(password);
         Ok(())
-    }
-
-    /// Removes a `#pending` this run wrote, once its request failed for sure or was never sent.
-    async fn remove_fresh_pending(&mut self, pending_entry: &str) {
-        if let Err(e) = self.keyring.delete(pending_entry).await {
-            self.report
-                .warnings
-                .push(format!("could not remove '{pending_entry}': {e}"));
-        }
     }
 
     /// Current to `#previous`, pending to current, then drop `#pending`. Until the last
