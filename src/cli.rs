@@ -18,7 +18,9 @@ const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 unexpected error or request refused (4xx), 2 usage, 3 password fails
 policy, 4 configuration, 5 API credentials rejected, 6 not found, 7 transient or another
 siprot busy with the credential (nothing changed, safe to retry), 8 keyring unusable
-(nothing sent), 9 new password not confirmed in the keyring: run `siprot recover`.
+(nothing sent), 9 new password not confirmed in the keyring: run `siprot recover`,
+130/143/129 rotate stopped by SIGINT/SIGTERM/SIGHUP once the rotation in flight was safe
+(nothing left to recover).
 
 -v logs siprot's steps on standard error, -vv also its libraries'; RUST_LOG overrides.
 
@@ -132,6 +134,9 @@ const STATUS_HELP: &str = "\
 For each credential of the inventory: the last successful rotation (from the audit log),
 its age, the outcome of the last attempt, whether it is overdue for its max_age (or for
 --max-age), and whether a #pending entry or a recovery file waits for `siprot recover`.
+A rotation cut off mid-request (SIGKILL, power loss) shows as \"outcome unknown\" with
+the next step; a last rotation dated more than 5 minutes in the future shows its clock
+skew, has no age and counts as overdue.
 Exit code 0 whenever the report could be made; read `overdue` and `needs_recovery` in
 --json to alert on them.
 

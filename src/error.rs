@@ -27,6 +27,11 @@ pub mod exit {
     /// `verify`: the registrar never asked for the password, or still accepts the
     /// previous one; `rotate --verify`: rotated and stored, but not verified.
     pub const NOT_VERIFIED: u8 = 10;
+    /// Stopped by SIGHUP, SIGINT or SIGTERM (128 + the signal's number) with nothing left
+    /// to recover; see [`crate::interrupt`].
+    pub const SIGHUP: u8 = 129;
+    pub const SIGINT: u8 = 130;
+    pub const SIGTERM: u8 = 143;
 }
 
 /// Everything that can go wrong, grouped by what the operator has to do about it.
@@ -124,6 +129,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// SIGINT, SIGTERM or SIGHUP stopped the command with nothing left to recover (the
+    /// request was not sent, or its rotation finished or failed for sure).
+    #[error("{message}")]
+    Interrupted {
+        signal: crate::interrupt::Signal,
+        message: String,
+    },
+
     /// A bug or an unforeseen condition.
     #[error("unexpected error: {0}")]
     Unexpected(String),
@@ -147,6 +160,7 @@ impl Error {
             Error::Transient(_) | Error::Busy(_) => exit::TRANSIENT,
             Error::KeyringUnavailable(_) => exit::KEYRING,
             Error::Unconfirmed { .. } | Error::OutcomeUnknown { .. } => exit::UNCONFIRMED,
+            Error::Interrupted { signal, .. } => signal.exit_code(),
             Error::Rejected { .. }
             | Error::BadResponse { .. }
             | Error::Io { .. }
@@ -224,6 +238,13 @@ mod tests {
                 9,
             ),
             (Error::Unexpected("x".into()), 1),
+            (
+                Error::Interrupted {
+                    signal: crate::interrupt::Signal::Terminate,
+                    message: "x".into(),
+                },
+                143,
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(error.exit_code(), code, "{error}");

@@ -7,6 +7,14 @@
 //! another (each provider's HTTP client also pauses all its requests when the provider
 //! answers 429 or 503). A credential's failure is recorded and the workers go on: it never
 //! stops or touches another credential.
+//!
+//! After SIGINT, SIGTERM or SIGHUP ([`crate::interrupt`]) no worker starts another
+//! credential: the rotations in flight finish (or stop before their request), and every
+//! credential not started is reported as [`Outcome::NotAttempted`].
+//!
+//! A last rotation dated in the future beyond [`crate::state::FUTURE_TOLERANCE`] (a clock
+//! that ran ahead, or a forged audit line) gives no age to compare with a maximum age:
+//! the credential is rotated as overdue and its result says why ([`ClockSkew`]).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -15,11 +23,12 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::{Error, exit};
 use crate::http::Attempts;
+use crate::interrupt::{self, Signal};
 use crate::inventory::InventoryEntry;
 use crate::providers::{Provider, ProviderKind};
 use crate::recovery::Connect;
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
-use crate::state::StateDir;
+use crate::state::{RecordAge, StateDir};
 use crate::store::Keyring;
 
 /// Default number of concurrent rotations per provider.
@@ -48,6 +57,17 @@ pub enum Outcome {
     },
     /// Failed; `exit_code` says how (9: the password may be live and needs recovery).
     Failed { message: String, exit_code: u8 },
+    /// Not started, or stopped before its request was sent, because of this signal:
+    /// nothing was sent and nothing changed.
+    NotAttempted { signal: Signal },
+}
+
+/// A last rotation dated in the future: why a credential with a maximum age was rotated.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockSkew {
+    pub last_rotated: jiff::Timestamp,
+    /// How far in the future it is dated.
+    pub ahead: jiff::SignedDuration,
 }
 
 /// One credential's result.
@@ -58,13 +78,17 @@ pub struct FleetResult<'a> {
     pub keyring_entry: Option<String>,
     pub attempts: u32,
     pub outcome: Outcome,
+    /// Set when the audit log's last rotation is dated in the future.
+    pub clock_skew: Option<ClockSkew>,
 }
 
 impl FleetResult<'_> {
-    /// 0 for done and skipped, else the failure's exit code.
+    /// 0 for done and skipped, the signal's code when not attempted, else the failure's
+    /// exit code.
     pub fn exit_code(&self) -> u8 {
         match &self.outcome {
             Outcome::Failed { exit_code, .. } => *exit_code,
+            Outcome::NotAttempted { signal } => signal.exit_code(),
             _ => exit::SUCCESS,
         }
     }
@@ -116,6 +140,9 @@ pub async fn rotate<'a>(
         for _ in 0..workers_here {
             workers.push(async {
                 loop {
+                    if interrupt::received().is_some() {
+                        break;
+                    }
                     let next = queue.borrow_mut().pop_front();
                     let Some(entry) = next else { break };
                     let result = rotate_one(
@@ -133,6 +160,19 @@ pub async fn rotate<'a>(
         }
     }
     while workers.next().await.is_some() {}
+    if let Some(signal) = interrupt::received() {
+        for (_, queue) in &queues {
+            for entry in queue.borrow_mut().drain(..) {
+                report.borrow_mut()(FleetResult {
+                    entry,
+                    keyring_entry: entry.provider.entry_name(&entry.credential).ok(),
+                    attempts: 0,
+                    outcome: Outcome::NotAttempted { signal },
+                    clock_skew: None,
+                });
+            }
+        }
+    }
 }
 
 async fn rotate_one<'a>(
@@ -148,19 +188,31 @@ async fn rotate_one<'a>(
         Err(error) => return failed(entry, None, 0, &error),
     };
     let max_age = options.if_older_than.or(entry.max_age);
+    let mut clock_skew = None;
     if let Some(max_age) = max_age
         && let Some(last) = last_rotations.get(&keyring_entry)
-        && jiff::Timestamp::now().duration_since(*last) < max_age
     {
-        return FleetResult {
-            entry,
-            keyring_entry: Some(keyring_entry),
-            attempts: 0,
-            outcome: Outcome::Skipped {
-                last_rotated: *last,
-                max_age,
-            },
-        };
+        match RecordAge::of(*last, jiff::Timestamp::now()) {
+            RecordAge::Known(age) if age < max_age => {
+                return FleetResult {
+                    entry,
+                    keyring_entry: Some(keyring_entry),
+                    attempts: 0,
+                    outcome: Outcome::Skipped {
+                        last_rotated: *last,
+                        max_age,
+                    },
+                    clock_skew: None,
+                };
+            }
+            RecordAge::Known(_) => {}
+            RecordAge::Future(ahead) => {
+                clock_skew = Some(ClockSkew {
+                    last_rotated: *last,
+                    ahead,
+                });
+            }
+        }
     }
     let attempts = Attempts::new();
     let input = RotationInput {
@@ -170,14 +222,17 @@ async fn rotate_one<'a>(
         attempts: attempts.clone(),
     };
     let result = rotation::rotate(provider, &entry.credential, keyring, state, input).await;
-    match result {
-        Ok(report) => FleetResult {
-            entry,
-            keyring_entry: Some(keyring_entry),
-            attempts: attempts.count(),
-            outcome: Outcome::Done(Box::new(report)),
-        },
-        Err(error) => failed(entry, Some(keyring_entry), attempts.count(), &error),
+    let outcome = match result {
+        Ok(report) => Outcome::Done(Box::new(report)),
+        Err(Error::Interrupted { signal, .. }) => Outcome::NotAttempted { signal },
+        Err(error) => failed(entry, None, 0, &error).outcome,
+    };
+    FleetResult {
+        entry,
+        keyring_entry: Some(keyring_entry),
+        attempts: attempts.count(),
+        outcome,
+        clock_skew,
     }
 }
 
@@ -195,5 +250,6 @@ fn failed<'a>(
             message: error.to_string(),
             exit_code: error.exit_code(),
         },
+        clock_skew: None,
     }
 }

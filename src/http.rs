@@ -170,7 +170,25 @@ impl HttpClient {
                     "provider asked to slow down: waiting {:?}",
                     until - Instant::now()
                 );
-                tokio::time::sleep_until(until.into()).await;
+                tokio::select! {
+                    () = tokio::time::sleep_until(until.into()) => {}
+                    () = crate::interrupt::signalled() => {}
+                }
+            }
+            // SIGINT, SIGTERM or SIGHUP (caught by `rotate`): send nothing new.
+            if let Some(signal) = crate::interrupt::received() {
+                break Err(match (tries, maybe_landed) {
+                    (_, Some(landed)) => SendError::Unknown(format!(
+                        "an earlier try may have reached the provider ({landed}) and siprot was \
+                         interrupted by {signal} before the next"
+                    )),
+                    (0, None) => {
+                        SendError::NotSent(format!("not sent: siprot was interrupted by {signal}"))
+                    }
+                    (n, None) => SendError::NotSent(format!(
+                        "not retried after {n} tries: siprot was interrupted by {signal}"
+                    )),
+                });
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             let this = request
@@ -227,7 +245,14 @@ impl HttpClient {
                 break finish(outcome, tries, maybe_landed.as_deref(), Some(&why));
             }
             log::debug!("retrying in {wait:?}");
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = crate::interrupt::signalled() => {}
+            }
+            if let Some(signal) = crate::interrupt::received() {
+                let why = format!("siprot was interrupted by {signal}");
+                break finish(outcome, tries, maybe_landed.as_deref(), Some(&why));
+            }
         }
     }
 

@@ -19,6 +19,7 @@
 //! - [`retry`]: retry budget, backoff and `Retry-After`;
 //! - [`config`]: settings from the environment;
 //! - [`input`]: reading passwords from standard input;
+//! - [`interrupt`]: SIGINT, SIGTERM and SIGHUP during a rotation;
 //! - [`error`]: the error enum and its exit codes;
 //! - [`output`]: human and JSON rendering;
 //! - [`logging`]: `-v`/`-vv`/`RUST_LOG` diagnostics on standard error;
@@ -32,6 +33,7 @@ pub mod error;
 pub mod fleet;
 pub mod http;
 pub mod input;
+pub mod interrupt;
 pub mod inventory;
 pub mod lock;
 pub mod logging;

@@ -16,13 +16,22 @@
 //! 3. store the returned password as current (write 2). If that fails, write it to a
 //!    recovery file (0600) and exit 9.
 //!
-//! Every rotation appends one line to the audit log, whatever its outcome.
+//! Just before the request that may change the password, an `in-progress` record goes to
+//! the audit log, so that a rotation cut off by SIGKILL or a power loss shows as "outcome
+//! unknown" in `siprot status`; the rotation's final record supersedes it. If SIGINT,
+//! SIGTERM or SIGHUP was caught before that point ([`crate::interrupt`]), the request is
+//! not sent: a fresh `#pending` is removed as for a request that failed for sure, and the
+//! rotation ends with [`Error::Interrupted`] (or exit 9 for a `#pending` from an earlier
+//! run, which stays for `siprot recover`).
+//!
+//! Every rotation appends one final line to the audit log, whatever its outcome.
 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::checkpoint;
 use crate::error::{Error, Result, exit};
 use crate::http::Attempts;
+use crate::interrupt;
 use crate::lock::CredentialLock;
 use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind, RotateRequest};
 use crate::state::{AuditRecord, StateDir};
@@ -150,7 +159,7 @@ pub async fn rotate(
     );
     let result = match kind.origin() {
         PasswordOrigin::ServerGenerated => run.server_generated(state, dry_run, &attempts).await,
-        PasswordOrigin::ClientSupplied => run.client_supplied(input).await,
+        PasswordOrigin::ClientSupplied => run.client_supplied(state, input).await,
     };
     let mut report = run.report;
     report.attempts = attempts.count();
@@ -164,6 +173,7 @@ pub async fn rotate(
     let (outcome, code) = match &result {
         Ok(()) => (report.status.as_str(), exit::SUCCESS),
         Err(Error::Unconfirmed { .. }) => ("unconfirmed", exit::UNCONFIRMED),
+        Err(e @ Error::Interrupted { .. }) => (OUTCOME_INTERRUPTED, e.exit_code()),
         Err(e) => ("failed", e.exit_code()),
     };
     if !dry_run && report.status != RotationStatus::NothingPending {
@@ -186,6 +196,9 @@ pub async fn rotate(
     result.map(|()| report)
 }
 
+/// The audit outcome of a rotation stopped by a signal before its request was sent.
+pub const OUTCOME_INTERRUPTED: &str = "interrupted";
+
 struct Run<'a> {
     provider: &'a dyn Provider,
     credential: &'a CredentialRef,
@@ -195,7 +208,42 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn client_supplied(&mut self, input: RotationInput) -> Result<()> {
+    /// Called just before the request that may change the password: stops if a signal
+    /// came ([`Error::Interrupted`], nothing sent), else records the rotation as in
+    /// progress in the audit log (a failure to do so is a warning, as for the final record).
+    fn before_request(&mut self, state: &StateDir) -> Result<()> {
+        if let Some(signal) = interrupt::received() {
+            return Err(Error::Interrupted {
+                signal,
+                message: format!(
+                    "interrupted by {signal} before anything was sent to {} for '{}'; nothing \
+                     was changed",
+                    self.report.provider,
+                    self.name.current()
+                ),
+            });
+        }
+        let recorded = state.audit(&AuditRecord {
+            time: jiff::Timestamp::now().to_string(),
+            service: Some(self.keyring.service()),
+            provider: self.report.provider.name(),
+            entry: self.name.current(),
+            action: "rotate",
+            outcome: crate::state::OUTCOME_IN_PROGRESS,
+            request_id: None,
+            attempts: None,
+            exit_code: exit::UNCONFIRMED,
+            username: None,
+        });
+        if let Err(e) = recorded {
+            self.report
+                .warnings
+                .push(format!("audit log not written before the request: {e}"));
+        }
+        Ok(())
+    }
+
+    async fn client_supplied(&mut self, state: &StateDir, input: RotationInput) -> Result<()> {
         let kind = self.report.provider;
         let pending_entry = self.name.slot(Slot::Pending);
         let staged = self
@@ -257,6 +305,25 @@ impl Run<'_> {
                 .map_err(Error::keyring_unavailable)?;
             self.report.keyring_writes += 1;
             checkpoint::reached("pending-written");
+        }
+        if let Err(stopped) = self.before_request(state) {
+            if resumed {
+                return Err(Error::Unconfirmed {
+                    message: format!(
+                        "{stopped}; the password staged by an earlier run is kept in keyring \
+                         entry '{pending_entry}': run `siprot recover` (or the same command) to \
+                         resend it"
+                    ),
+                    recovery_file: None,
+                });
+            }
+            // As for a request that failed for sure: the fresh `#pending` goes.
+            if let Err(e) = self.keyring.delete(&pending_entry).await {
+                self.report
+                    .warnings
+                    .push(format!("could not remove '{pending_entry}': {e}"));
+            }
+            return Err(stopped);
         }
         let request = RotateRequest::Set {
             password: password.clone(),
@@ -394,6 +461,7 @@ impl Run<'_> {
             }
         }
         checkpoint::reached("previous-written");
+        self.before_request(state)?;
         let rotated = self
             .provider
             .rotate(self.credential, RotateRequest::Generate, attempts)

@@ -42,10 +42,44 @@ pub struct AuditRecord<'a> {
     pub username: Option<&'a str>,
 }
 
+/// The audit outcome written just before a request that may change a password. The
+/// rotation's final record (a later line) supersedes it; left as an entry's last attempt,
+/// it means that rotation was cut off (SIGKILL, power loss) and its outcome is unknown.
+pub const OUTCOME_IN_PROGRESS: &str = "in-progress";
+
+/// How far in the future an audit record may be dated and still count as "now": clocks of
+/// hosts that share a state directory, or one stepped by NTP, differ by a little.
+pub const FUTURE_TOLERANCE: jiff::SignedDuration = jiff::SignedDuration::from_secs(5 * 60);
+
+/// How old a rotation recorded at some time is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordAge {
+    /// Its age; zero for a record dated up to [`FUTURE_TOLERANCE`] ahead.
+    Known(jiff::SignedDuration),
+    /// Dated this far in the future, beyond [`FUTURE_TOLERANCE`]: the clock ran ahead when
+    /// it was written (or the line was forged), so its real age is unknown.
+    Future(jiff::SignedDuration),
+}
+
+impl RecordAge {
+    pub fn of(recorded: jiff::Timestamp, now: jiff::Timestamp) -> Self {
+        let age = now.duration_since(recorded);
+        if -age > FUTURE_TOLERANCE {
+            RecordAge::Future(-age)
+        } else {
+            RecordAge::Known(age.max(jiff::SignedDuration::ZERO))
+        }
+    }
+}
+
 /// One entry's rotations in the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct History {
+    /// The time of the last successful rotation: of the last such line in the log, which
+    /// is append-only and written by one rotation of an entry at a time, so a clock that
+    /// was stepped back or ran ahead cannot hide a later line behind an earlier date.
     pub last_rotated: Option<jiff::Timestamp>,
+    /// The last rotation attempt in the log, whatever its outcome.
     pub last_attempt: Option<Attempt>,
     /// The SIP username the provider returned most recently, if it ever did.
     pub username: Option<String>,
@@ -55,7 +89,8 @@ pub struct History {
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub time: jiff::Timestamp,
-    /// `rotated`, `resumed`, `failed` or `unconfirmed`.
+    /// `rotated`, `resumed`, `failed`, `unconfirmed`, `interrupted` (stopped by a signal
+    /// before its request) or [`OUTCOME_IN_PROGRESS`].
     pub outcome: String,
     pub exit_code: u8,
 }
@@ -151,7 +186,8 @@ impl StateDir {
     }
 
     /// What the audit log says about each entry of `service`: its last successful
-    /// rotation and its last rotation attempt, whatever the outcome.
+    /// rotation and its last rotation attempt, whatever the outcome, each the last such
+    /// line of the log (not the one with the latest date).
     pub fn histories(&self, service: &str) -> HashMap<String, History> {
         #[derive(Deserialize)]
         struct Line {
@@ -190,19 +226,13 @@ impl StateDir {
                 continue;
             }
             if line.outcome == "rotated" || line.outcome == "resumed" {
-                history.last_rotated = history.last_rotated.max(Some(line.time));
+                history.last_rotated = Some(line.time);
             }
-            if history
-                .last_attempt
-                .as_ref()
-                .is_none_or(|a| a.time <= line.time)
-            {
-                history.last_attempt = Some(Attempt {
-                    time: line.time,
-                    outcome: line.outcome,
-                    exit_code: line.exit_code,
-                });
-            }
+            history.last_attempt = Some(Attempt {
+                time: line.time,
+                outcome: line.outcome,
+                exit_code: line.exit_code,
+            });
         }
         histories
     }
@@ -419,6 +449,62 @@ mod tests {
         assert_eq!(histories["vobiz/b"].username, None);
         let b = &histories["vobiz/b"];
         assert_eq!(b.last_rotated.unwrap().to_string(), "2026-01-04T00:00:00Z");
+    }
+
+    #[test]
+    fn the_last_line_of_an_entry_wins_over_a_later_date() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        fs::create_dir_all(state.root()).unwrap();
+        let record = |time: &str, outcome: &str| {
+            format!(
+                "{{\"time\":\"{time}\",\"service\":\"siprot\",\"provider\":\"telepath\",\"entry\":\"telepath/t\",\"action\":\"rotate\",\"outcome\":\"{outcome}\",\"exit_code\":0}}\n"
+            )
+        };
+        // A future-dated success, then a real one and a rotation cut off after its
+        // in-progress record.
+        let log = [
+            record("2030-01-01T00:00:00Z", "rotated"),
+            record("2026-01-02T00:00:00Z", "rotated"),
+            record("2026-01-03T00:00:00Z", OUTCOME_IN_PROGRESS),
+        ]
+        .concat();
+        fs::write(state.audit_log(), &log).unwrap();
+        let history = &state.histories("siprot")["telepath/t"];
+        assert_eq!(
+            history.last_rotated.unwrap().to_string(),
+            "2026-01-02T00:00:00Z"
+        );
+        assert_eq!(
+            history.last_attempt.as_ref().unwrap().outcome,
+            OUTCOME_IN_PROGRESS
+        );
+        // The final record supersedes the in-progress one, even dated earlier.
+        fs::write(
+            state.audit_log(),
+            log + &record("2026-01-01T00:00:00Z", "rotated"),
+        )
+        .unwrap();
+        let history = &state.histories("siprot")["telepath/t"];
+        assert_eq!(history.last_attempt.as_ref().unwrap().outcome, "rotated");
+    }
+
+    #[test]
+    fn a_record_more_than_five_minutes_ahead_has_no_age() {
+        let now: jiff::Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let at = |secs: i64| now + jiff::SignedDuration::from_secs(secs);
+        assert_eq!(
+            RecordAge::of(at(-90), now),
+            RecordAge::Known(jiff::SignedDuration::from_secs(90))
+        );
+        assert_eq!(
+            RecordAge::of(at(300), now),
+            RecordAge::Known(jiff::SignedDuration::ZERO)
+        );
+        assert_eq!(
+            RecordAge::of(at(301), now),
+            RecordAge::Future(jiff::SignedDuration::from_secs(301))
+        );
     }
 
     #[cfg(unix)]

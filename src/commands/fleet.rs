@@ -13,6 +13,7 @@ use crate::commands::block_on;
 use crate::config::{self, ConnectOptions};
 use crate::error::{Error, Result, exit};
 use crate::fleet::{self, FleetOptions, FleetResult, Outcome};
+use crate::interrupt;
 use crate::inventory::Inventory;
 use crate::output;
 use crate::providers::ProviderKind;
@@ -40,7 +41,11 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<u8> {
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut problems: Vec<(usize, String)> = Vec::new();
+    let mut notes: Vec<(usize, String)> = Vec::new();
     let mut output_error: Option<Error> = None;
+    if !args.dry_run {
+        interrupt::catch()?;
+    }
     block_on(async {
         let keyring = Keyring::open(&service, args.keyring_timeout)
             .await
@@ -48,6 +53,22 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<u8> {
         fleet::rotate(&selected, &connect, &keyring, &state, &options, |result| {
             summary.count(&result);
             progress.inc(1);
+            if !args.json
+                && let Some(skew) = &result.clock_skew
+            {
+                notes.push((
+                    result.entry.line,
+                    format!(
+                        "{} {} (line {}): its last rotation is dated {}, {} in the future \
+                         (clock skew): its age is unknown, so it was not skipped",
+                        result.entry.provider,
+                        result.entry.credential.display(),
+                        result.entry.line,
+                        skew.last_rotated,
+                        human_duration(skew.ahead)
+                    ),
+                ));
+            }
             if args.json {
                 if let Err(e) = output::json(&CredentialJson::new(&result)) {
                     output_error.get_or_insert(e);
@@ -76,13 +97,25 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<u8> {
         return Err(error);
     }
     summary.elapsed = started.elapsed();
+    summary.exit_code = interrupt::final_code(summary.exit_code);
     if args.json {
         output::json(&SummaryJson::new(&summary))?;
     } else {
         problems.sort();
-        print_summary(&summary, &problems, path, args.dry_run)?;
+        notes.sort();
+        print_summary(&summary, &problems, &notes, path, args.dry_run)?;
     }
     Ok(summary.exit_code)
+}
+
+/// `400d`, `5h`, `12m`, `40s`: the largest whole unit.
+fn human_duration(duration: jiff::SignedDuration) -> String {
+    match duration.as_secs() {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 fn progress_bar(len: usize, json: bool) -> ProgressBar {
@@ -106,6 +139,8 @@ struct Summary {
     skipped: usize,
     failed: usize,
     needs_recovery: usize,
+    /// Not started (or stopped before the request) because of SIGINT, SIGTERM or SIGHUP.
+    not_attempted: usize,
     exit_code: u8,
     #[serde(skip)]
     elapsed: Duration,
@@ -121,6 +156,11 @@ impl Summary {
                 self.needs_recovery += 1;
             }
             Outcome::Failed { .. } => self.failed += 1,
+            // The exit code is the signal's (or 9), set once the run is over.
+            Outcome::NotAttempted { .. } => {
+                self.not_attempted += 1;
+                return;
+            }
         }
         self.exit_code = self.exit_code.max(result.exit_code());
     }
@@ -129,6 +169,7 @@ impl Summary {
 fn print_summary(
     summary: &Summary,
     problems: &[(usize, String)],
+    notes: &[(usize, String)],
     path: &Path,
     dry_run: bool,
 ) -> Result<()> {
@@ -148,11 +189,21 @@ fn print_summary(
         ("skipped (rotated recently)", summary.skipped),
         ("failed (nothing changed)", summary.failed),
         ("needs recovery (exit 9)", summary.needs_recovery),
+        ("not attempted (interrupted)", summary.not_attempted),
     ] {
         output::line(&format!("  {label:<28} {count:>6}"))?;
     }
     for (_, problem) in problems {
         output::line(&format!("  - {problem}"))?;
+    }
+    for (_, note) in notes {
+        output::line(&format!("  - note: {note}"))?;
+    }
+    if let (Some(signal), n @ 1..) = (interrupt::received(), summary.not_attempted) {
+        output::line(&format!(
+            "interrupted by {signal}: {n} credential(s) not attempted (nothing was sent for \
+             them); run the same command again to rotate them"
+        ))?;
     }
     if summary.needs_recovery > 0 {
         output::line("run `siprot recover` to finish the rotations that need recovery")?;
@@ -160,7 +211,7 @@ fn print_summary(
     if summary.exit_code != exit::SUCCESS {
         output::error_line(&format!(
             "{} of {} credential(s) were not rotated (exit {}): see the summary on standard output",
-            summary.failed + summary.needs_recovery,
+            summary.failed + summary.needs_recovery + summary.not_attempted,
             summary.total,
             summary.exit_code
         ));
@@ -188,6 +239,10 @@ struct CredentialJson<'a> {
     rotated_at: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_rotated: Option<String>,
+    /// Rotated although a maximum age applied: the last rotation is dated this many
+    /// seconds in the future (`last_rotated` gives the date).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clock_skew_seconds: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
 }
@@ -207,8 +262,13 @@ impl<'a> CredentialJson<'a> {
             keyring_writes: None,
             rotated_at: None,
             last_rotated: None,
+            clock_skew_seconds: None,
             error: None,
         };
+        if let Some(skew) = &result.clock_skew {
+            json.last_rotated = Some(skew.last_rotated.to_string());
+            json.clock_skew_seconds = Some(skew.ahead.as_secs());
+        }
         match &result.outcome {
             Outcome::Done(report) => {
                 json.status = report.status.as_str();
@@ -220,6 +280,7 @@ impl<'a> CredentialJson<'a> {
                 json.last_rotated = Some(last_rotated.to_string());
             }
             Outcome::Failed { message, .. } => json.error = Some(message),
+            Outcome::NotAttempted { .. } => json.status = "not-attempted",
         }
         json
     }

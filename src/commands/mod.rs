@@ -59,10 +59,11 @@ pub fn run(cli: Cli) -> u8 {
             (verify::run(args), json)
         }
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(error) => fail(&error, json, None),
-    }
+    };
+    crate::interrupt::final_code(code)
 }
 
 /// Prints a failure once (one line on stderr, and the JSON error object with `--json`)

@@ -11,6 +11,7 @@ use crate::config;
 use crate::error::{Error, Result, exit};
 use crate::http::Attempts;
 use crate::input;
+use crate::interrupt;
 use crate::output;
 use crate::providers::{CredentialRef, PasswordOrigin};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
@@ -81,6 +82,7 @@ pub fn run(args: RotateArgs) -> Result<u8> {
             length: args.length,
         }
     };
+    let verify_asked = plan.is_some();
     let attempts = Attempts::new();
     let input = RotationInput {
         source,
@@ -88,6 +90,9 @@ pub fn run(args: RotateArgs) -> Result<u8> {
         dry_run: args.dry_run,
         attempts: attempts.clone(),
     };
+    if !args.dry_run {
+        interrupt::catch()?;
+    }
     let result = block_on(async {
         let keyring = Keyring::open(&service, args.keyring_timeout)
             .await
@@ -99,6 +104,8 @@ pub fn run(args: RotateArgs) -> Result<u8> {
                 report.plan.push(plan.describe());
                 None
             }
+            // A signal came: the rotation is at its safe point; start nothing new.
+            Some(_) if interrupt::received().is_some() => None,
             Some(plan) => {
                 let context = rotate_verify::Context {
                     args: &args,
@@ -113,18 +120,23 @@ pub fn run(args: RotateArgs) -> Result<u8> {
         };
         Ok((report, verified))
     });
+    let plan_skipped = verify_asked && interrupt::received().is_some();
     let (report, verified) = match result {
         Ok(done) => done,
-        Err(error) => return Ok(fail(&error, args.json, Some(attempts.count()))),
+        Err(error) => {
+            let error = interrupt::wrap(error);
+            return Ok(fail(&error, args.json, Some(attempts.count())));
+        }
     };
     for warning in &report.warnings {
         output::warning(warning);
     }
-    let code = verified.as_ref().map_or(exit::SUCCESS, Verified::exit_code);
+    let code = interrupt::final_code(verified.as_ref().map_or(exit::SUCCESS, Verified::exit_code));
     if args.json {
         let mut json = RotateJson::new(&report, args.show_password);
         json.verify = verified.as_ref().map(Verified::json);
         json.exit_code = code;
+        json.interrupted_by = interrupt::received().map(|s| s.name());
         output::json(&json)?;
     } else {
         print_human(&report, args.show_password)?;
@@ -132,7 +144,18 @@ pub fn run(args: RotateArgs) -> Result<u8> {
             output::line(&line)?;
         }
     }
-    if let Some(verified) = verified.as_ref().filter(|_| code != exit::SUCCESS) {
+    if let Some(signal) = interrupt::received() {
+        output::error_line(&format!(
+            "interrupted by {signal}: the rotation in flight was finished first and the new \
+             password is stored in keyring entry '{}'{}",
+            report.entry,
+            if plan_skipped {
+                "; --verify was not run"
+            } else {
+                ""
+            }
+        ));
+    } else if let Some(verified) = verified.as_ref().filter(|_| code != exit::SUCCESS) {
         output::error_line(&verified.summary_error(&report));
     }
     Ok(code)
@@ -160,6 +183,9 @@ struct RotateJson<'a> {
     /// With `--verify`: `verified`, `verification`, `problem`, `rollback`.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     verify: Option<VerifiedJson<'a>>,
+    /// `SIGINT`, `SIGTERM` or `SIGHUP` when one came during the rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interrupted_by: Option<&'static str>,
     exit_code: u8,
 }
 
@@ -184,6 +210,7 @@ impl<'a> RotateJson<'a> {
                 .filter(|_| show_password)
                 .map(|p| p.expose_secret()),
             verify: None,
+            interrupted_by: None,
             exit_code: exit::SUCCESS,
         }
     }

@@ -11,7 +11,8 @@ use crate::config;
 use crate::error::{Error, Result, exit};
 use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
-use crate::state::{History, StateDir};
+use crate::providers::PasswordOrigin;
+use crate::state::{History, OUTCOME_IN_PROGRESS, RecordAge, StateDir};
 use crate::store::{Keyring, Slot};
 
 pub fn run(args: StatusArgs) -> Result<u8> {
@@ -83,14 +84,23 @@ struct Row {
     device: Option<String>,
     keyring_entry: Option<String>,
     last_rotated: Option<String>,
+    /// `None` when never rotated, or when the last rotation is dated in the future.
     age_seconds: Option<i64>,
+    /// How far in the future the last rotation is dated, beyond the tolerance (a clock
+    /// that ran ahead, or a forged line): its age is unknown and it counts as overdue.
+    clock_skew_seconds: Option<i64>,
     max_age_seconds: Option<i64>,
     overdue: bool,
     last_outcome: Option<String>,
     last_exit_code: Option<u8>,
+    /// The last attempt is an `in-progress` record with no final one after it: that
+    /// rotation was cut off (SIGKILL, power loss) and may have changed the password.
+    outcome_unknown: bool,
     /// `None` when the keyring could not be listed.
     pending: Option<bool>,
     recovery_file: bool,
+    /// The command that settles what needs attention, if anything does.
+    next_step: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -114,12 +124,15 @@ impl Row {
             keyring_entry: None,
             last_rotated: None,
             age_seconds: None,
+            clock_skew_seconds: None,
             max_age_seconds: max_age.map(|a| a.as_secs()),
             overdue: false,
             last_outcome: None,
             last_exit_code: None,
+            outcome_unknown: false,
             pending: None,
             recovery_file: false,
+            next_step: None,
             error: None,
         };
         let name = match entry.provider.entry_name(&entry.credential) {
@@ -130,48 +143,84 @@ impl Row {
             }
         };
         let history = histories.get(&name).cloned().unwrap_or_default();
-        let age = history.last_rotated.map(|at| now.duration_since(at));
+        let age = history.last_rotated.map(|at| RecordAge::of(at, now));
         row.last_rotated = history.last_rotated.map(|t| t.to_string());
-        row.age_seconds = age.map(|a| a.as_secs());
+        match age {
+            Some(RecordAge::Known(age)) => row.age_seconds = Some(age.as_secs()),
+            Some(RecordAge::Future(ahead)) => row.clock_skew_seconds = Some(ahead.as_secs()),
+            None => {}
+        }
+        // Never rotated, or an age that is unknown because of a skewed clock: overdue.
         row.overdue = match (max_age, age) {
-            (Some(max), Some(age)) => age >= max,
-            (Some(_), None) => true,
+            (Some(max), Some(RecordAge::Known(age))) => age >= max,
+            (Some(_), _) => true,
             (None, _) => false,
         };
+        row.pending = names.map(|n| n.contains(&format!("{name}{}", Slot::Pending.suffix())));
+        row.recovery_file = recovery_files.contains(&(service.to_owned(), name.clone()));
         if let Some(attempt) = history.last_attempt {
+            // A client-set rotation keeps its password in `#pending` until it is settled:
+            // with no `#pending` left, the cut-off rotation changed nothing or finished.
+            row.outcome_unknown = attempt.outcome == OUTCOME_IN_PROGRESS
+                && (entry.provider.origin() == PasswordOrigin::ServerGenerated
+                    || row.pending != Some(false));
             row.last_outcome = Some(attempt.outcome);
             row.last_exit_code = Some(attempt.exit_code);
         }
-        row.pending = names.map(|n| n.contains(&format!("{name}{}", Slot::Pending.suffix())));
-        row.recovery_file = recovery_files.contains(&(service.to_owned(), name.clone()));
+        row.next_step = if row.pending == Some(true) || row.recovery_file {
+            Some("siprot recover".to_owned())
+        } else if row.outcome_unknown {
+            Some(match entry.provider.origin() {
+                PasswordOrigin::ServerGenerated => format!(
+                    "siprot rotate --provider {} {}",
+                    entry.provider,
+                    entry.credential.id()
+                ),
+                PasswordOrigin::ClientSupplied => "siprot recover".to_owned(),
+            })
+        } else {
+            None
+        };
         row.keyring_entry = Some(name);
         row
     }
 
     fn needs_recovery(&self) -> bool {
-        self.pending == Some(true) || self.recovery_file
+        self.pending == Some(true) || self.recovery_file || self.outcome_unknown
     }
 
     fn state(&self) -> String {
         if let Some(error) = &self.error {
             return format!("error: {error}");
         }
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        if self.outcome_unknown {
+            notes.push(format!(
+                "outcome unknown: the last rotation was cut off (or is still running): run {}",
+                self.next_step.as_deref().unwrap_or("siprot recover")
+            ));
+        }
         if self.pending == Some(true) {
-            notes.push("pending: run siprot recover");
+            notes.push("pending: run siprot recover".into());
         }
         if self.recovery_file {
-            notes.push("recovery file: run siprot recover");
+            notes.push("recovery file: run siprot recover".into());
+        }
+        if let Some(ahead) = self.clock_skew_seconds {
+            notes.push(format!(
+                "last rotation dated {} in the future (clock skew): age unknown",
+                human_age(ahead)
+            ));
         }
         if self.overdue {
-            notes.push("overdue");
+            notes.push("overdue".into());
         }
         if self
             .last_outcome
             .as_deref()
             .is_some_and(|o| o == "failed" || o == "unconfirmed")
         {
-            notes.push("last attempt failed");
+            notes.push("last attempt failed".into());
         }
         if notes.is_empty() {
             "ok".to_owned()

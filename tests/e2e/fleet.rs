@@ -419,3 +419,207 @@ fn a_429_pauses_every_request_to_that_provider() {
     assert_eq!(objects.len(), 6);
     assert_eq!(env.fake.requests().len(), 7);
 }
+
+#[test]
+fn a_fleet_signalled_mid_run_starts_no_new_credential_and_reports_the_rest_as_not_attempted() {
+    for (json, signal, code) in [(true, "TERM", 143), (false, "INT", 130)] {
+        let env = TestEnv::start();
+        let (path, members) = fleet(&env, 2);
+        // One worker per provider; each provider's first request commits and answers late.
+        for provider in [
+            FakeProvider::Telepath,
+            FakeProvider::Exotel,
+            FakeProvider::Vobiz,
+        ] {
+            env.fake.push_fault(
+                provider,
+                Fault::CommitThenDelay(std::time::Duration::from_secs(2)),
+            );
+        }
+        let path_arg = path.display().to_string();
+        let mut args = vec!["rotate", "--inventory", &path_arg, "--concurrency", "1"];
+        if json {
+            args.push("--json");
+        }
+        let running = env.spawn_running(&args);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while env.fake.requests().len() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fleet never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        env.send_signal(&running, signal);
+        let run = env.wait_exit(running);
+        run.assert_code(code);
+        assert_eq!(
+            env.fake.requests().len(),
+            3,
+            "no credential was started after the signal"
+        );
+        // The three in flight finished; the other three were left alone.
+        let changed = members
+            .iter()
+            .filter(|m| live(&env, m) != m.3)
+            .inspect(|m| {
+                assert_eq!(
+                    env.lookup(&entry(&env, m)).as_deref(),
+                    Some(live(&env, m).as_str()),
+                    "{m:?}"
+                );
+            })
+            .count();
+        assert_eq!(changed, 3);
+        if json {
+            let (objects, summary) = lines(&run);
+            assert_eq!(objects.len(), 6);
+            let not_attempted: Vec<_> = objects
+                .iter()
+                .filter(|o| o["status"] == "not-attempted")
+                .collect();
+            assert_eq!(not_attempted.len(), 3, "{}", run.stdout);
+            assert!(not_attempted.iter().all(|o| o["exit_code"] == code));
+            assert_eq!(summary["rotated"], 3);
+            assert_eq!(summary["not_attempted"], 3);
+            assert_eq!(summary["exit_code"], code);
+        } else {
+            assert!(
+                run.stdout
+                    .lines()
+                    .any(|l| l.contains("not attempted (interrupted)") && l.ends_with(" 3")),
+                "{}",
+                run.stdout
+            );
+            assert!(
+                run.stdout.contains(&format!(
+                    "interrupted by SIG{signal}: 3 credential(s) not attempted"
+                )),
+                "{}",
+                run.stdout
+            );
+        }
+    }
+}
+
+/// Appends a hand-written "rotated" audit record for `entry`, dated `time`.
+fn audit_rotated_at(env: &TestEnv, provider: &str, entry: &str, time: jiff::Timestamp) {
+    use std::io::Write;
+    let root = env.state_root();
+    std::fs::create_dir_all(&root).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("audit.jsonl"))
+        .unwrap();
+    let line = serde_json::json!({
+        "time": time.to_string(), "service": env.service, "provider": provider, "entry": entry,
+        "action": "rotate", "outcome": "rotated", "request_id": null, "attempts": 1, "exit_code": 0,
+    });
+    writeln!(file, "{line}").unwrap();
+}
+
+fn days(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_hours(24 * n)
+}
+
+/// A fleet of one credential per provider whose last rotations are dated: Telepath 400
+/// days ahead (a clock that ran ahead, or a forged line), Exotel two minutes ahead
+/// (within the 5-minute tolerance), Vobiz a day ago.
+fn fleet_with_a_future_record(env: &TestEnv) -> (PathBuf, Vec<Member>, jiff::Timestamp) {
+    let (path, members) = fleet(env, 1);
+    let now = jiff::Timestamp::now();
+    audit_rotated_at(env, "telepath", &entry(env, &members[0]), now + days(400));
+    audit_rotated_at(
+        env,
+        "exotel",
+        &entry(env, &members[1]),
+        now + jiff::SignedDuration::from_mins(2),
+    );
+    audit_rotated_at(env, "vobiz", &entry(env, &members[2]), now - days(1));
+    (path, members, now)
+}
+
+#[test]
+fn status_reports_a_last_rotation_dated_in_the_future_as_clock_skew_and_overdue() {
+    let env = TestEnv::start();
+    let (path, _, _) = fleet_with_a_future_record(&env);
+
+    let run = status(&env, &path, &["--json", "--max-age", "30d"]);
+    run.assert_code(0);
+    let json = run.json();
+    let credentials = json["credentials"].as_array().unwrap();
+    let by = |provider: &str| {
+        credentials
+            .iter()
+            .find(|c| c["provider"] == provider)
+            .unwrap()
+            .clone()
+    };
+    let telepath = by("telepath");
+    let skew = telepath["clock_skew_seconds"].as_i64().unwrap();
+    assert!(
+        (days(400).as_secs() - 60..=days(400).as_secs()).contains(&skew),
+        "{skew}"
+    );
+    assert_eq!(telepath["age_seconds"], serde_json::Value::Null);
+    assert_eq!(telepath["overdue"], true, "an unknown age is overdue");
+    let exotel = by("exotel");
+    assert_eq!(exotel["clock_skew_seconds"], serde_json::Value::Null);
+    assert_eq!(exotel["age_seconds"], 0);
+    assert_eq!(exotel["overdue"], false);
+    assert_eq!(by("vobiz")["overdue"], false);
+    assert_eq!(json["overdue"], 1);
+    let human = status(&env, &path, &["--max-age", "30d"]);
+    assert!(
+        human
+            .stdout
+            .contains("last rotation dated 399d in the future (clock skew): age unknown, overdue"),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
+fn a_fleet_rotates_a_credential_whose_last_rotation_is_dated_in_the_future() {
+    let env = TestEnv::start();
+    let (path, members, now) = fleet_with_a_future_record(&env);
+    let skew = days(400).as_secs();
+    let run = rotate_fleet(&env, &path, &["--json", "--if-older-than", "30d"]);
+    run.assert_code(0);
+    let (objects, summary) = lines(&run);
+    let telepath = objects
+        .iter()
+        .find(|o| o["provider"] == "telepath")
+        .unwrap();
+    assert_eq!(telepath["status"], "rotated", "{}", run.stdout);
+    assert!(telepath["clock_skew_seconds"].as_i64().unwrap() >= skew - 60);
+    assert_eq!(
+        telepath["last_rotated"],
+        (now + days(400)).to_string(),
+        "it says which record was in the future"
+    );
+    assert_eq!(summary["rotated"], 1);
+    assert_eq!(summary["skipped"], 2);
+    assert_eq!(
+        env.lookup(&entry(&env, &members[0])).as_deref(),
+        Some(live(&env, &members[0]).as_str())
+    );
+
+    // The new record supersedes the future one: the next run skips it, and says so
+    // in the human summary only when it rotates for that reason.
+    let run = rotate_fleet(&env, &path, &["--if-older-than", "30d"]);
+    run.assert_code(0);
+    assert!(!run.stdout.contains("in the future"), "{}", run.stdout);
+    assert_eq!(env.fake.requests().len(), 1);
+    audit_rotated_at(&env, "vobiz", &entry(&env, &members[2]), now + days(3));
+    let run = rotate_fleet(&env, &path, &["--if-older-than", "30d"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .contains("(clock skew): its age is unknown, so it was not skipped"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.fake.requests().len(), 2);
+}

@@ -16,6 +16,7 @@ mod logging;
 mod recover;
 mod retries;
 mod secret;
+mod signals;
 mod telepath;
 mod verify;
 mod vobiz;

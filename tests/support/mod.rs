@@ -251,7 +251,17 @@ impl TestEnv {
         self.state.path().join("siprot")
     }
 
+    /// The audit log's final records: without the `in-progress` line a rotation writes
+    /// before its request (see [`TestEnv::all_audit_lines`]).
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        self.all_audit_lines()
+            .into_iter()
+            .filter(|l| l["outcome"] != "in-progress")
+            .collect()
+    }
+
+    /// Every line of the audit log, in order.
+    pub fn all_audit_lines(&self) -> Vec<serde_json::Value> {
         match std::fs::read_to_string(self.state_root().join("audit.jsonl")) {
             Ok(text) => text
                 .lines()
@@ -448,6 +458,49 @@ impl TestEnv {
         let args: Vec<&str> = paused.args.iter().map(String::as_str).collect();
         self.assert_no_leak(&run, false, &args);
         run
+    }
+
+    /// Sends `signal` (a `kill -s` name such as `INT`, `TERM`, `HUP`) to a running siprot.
+    pub fn send_signal(&self, paused: &Paused, signal: &str) {
+        let pid = paused.child.as_ref().expect("a running child").id();
+        let status = Command::new("kill")
+            .args(["-s", signal, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -s {signal} {pid} failed");
+    }
+
+    /// Waits (at most 60 s) for a running siprot to exit by itself, then checks what it
+    /// printed for leaks.
+    pub fn wait_exit(&self, mut paused: Paused) -> Run {
+        let mut child = paused.child.take().expect("a running child");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait siprot") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("siprot did not exit; stderr: {}", paused.stderr_so_far());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut stdout);
+        }
+        while let Ok(line) = paused.lines.recv_timeout(std::time::Duration::from_secs(5)) {
+            paused.seen.push(line);
+        }
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: paused.seen.join("\n"),
+        };
+        let args: Vec<&str> = paused.args.iter().map(String::as_str).collect();
+        self.assert_no_leak(&run, false, &args);
+        without_log_lines(run)
     }
 
     /// `secret-tool` on the same bus as siprot's runs.

@@ -1,0 +1,227 @@
+//! SIGINT, SIGTERM and SIGHUP while siprot changes passwords.
+//!
+//! A signal that killed siprot while a Telepath POST was in flight would lose the password
+//! the provider has just made (it kills the old one at once), so `rotate` catches these
+//! three signals ([`catch`]) instead of dying. The first one is recorded: the rotation in
+//! flight is carried to a safe point (its answer stored, or kept in `#pending` or a
+//! recovery file, or its request known not to have been sent) within its own `--timeout`
+//! and `--deadline`; a rotation that has not sent its request yet does not send it
+//! ([`received`] is checked just before the request and before every retry); a fleet
+//! starts no new credential. siprot then exits with the signal's conventional code
+//! ([`final_code`]: 130 SIGINT, 143 SIGTERM, 129 SIGHUP), or 9 when something is left to
+//! recover. A second signal is reported and changes nothing: the step in flight still
+//! finishes within its bound (SIGKILL stops at once; `siprot status` then says "outcome
+//! unknown" with the next step).
+//!
+//! The signals are watched by a thread of their own, so the flag is set at once even
+//! while the command's own thread is busy or blocked.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::error::{Error, Result};
+
+/// A signal siprot catches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Signal {
+    Hangup,
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    /// `SIGHUP`, `SIGINT` or `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hangup => "SIGHUP",
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The conventional exit code of a process ended by this signal (128 + its number).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Hangup => crate::error::exit::SIGHUP,
+            Signal::Interrupt => crate::error::exit::SIGINT,
+            Signal::Terminate => crate::error::exit::SIGTERM,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            Signal::Hangup => 1,
+            Signal::Interrupt => 2,
+            Signal::Terminate => 3,
+        }
+    }
+
+    fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            1 => Some(Signal::Hangup),
+            2 => Some(Signal::Interrupt),
+            3 => Some(Signal::Terminate),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The first signal received (0: none yet).
+static FIRST: AtomicU8 = AtomicU8::new(0);
+
+/// Wakes the tasks waiting in [`signalled`].
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// The first of SIGINT, SIGTERM and SIGHUP received since [`catch`], if any.
+pub fn received() -> Option<Signal> {
+    Signal::from_u8(FIRST.load(Ordering::SeqCst))
+}
+
+/// Returns once a signal has been received (at once if one already was): for waits that
+/// a signal should cut short, such as the pause before a retry.
+pub async fn signalled() {
+    let notified = WAKE.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if received().is_some() {
+        return;
+    }
+    notified.await;
+}
+
+/// The exit code of a command that ended with `code`: unchanged when no signal came, or
+/// when it is 9 (something is left to recover, which matters more); otherwise the
+/// signal's conventional code.
+pub fn final_code(code: u8) -> u8 {
+    match received() {
+        Some(signal) if code != crate::error::exit::UNCONFIRMED => signal.exit_code(),
+        _ => code,
+    }
+}
+
+/// A failure as the command reports it once a signal came: it keeps exit 9 (the password
+/// may be live and something is left to recover), otherwise it becomes
+/// [`Error::Interrupted`] with the signal's exit code, its message kept.
+pub fn wrap(error: Error) -> Error {
+    match received() {
+        Some(signal)
+            if error.exit_code() != crate::error::exit::UNCONFIRMED
+                && !matches!(error, Error::Interrupted { .. }) =>
+        {
+            Error::Interrupted {
+                signal,
+                message: format!("{error} (interrupted by {signal})"),
+            }
+        }
+        _ => error,
+    }
+}
+
+/// Starts catching SIGINT, SIGTERM and SIGHUP for the rest of the process (once; later
+/// calls do nothing). Returns when the handlers are in place.
+pub fn catch() -> Result<()> {
+    static CAUGHT: OnceLock<Result<(), String>> = OnceLock::new();
+    CAUGHT
+        .get_or_init(install)
+        .clone()
+        .map_err(|e| Error::Unexpected(format!("cannot catch signals: {e}")))
+}
+
+#[cfg(unix)]
+fn install() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let (ready, installed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("siprot-signals".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let streams = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                );
+                let (mut int, mut term, mut hup) = match streams {
+                    (Ok(int), Ok(term), Ok(hup)) => (int, term, hup),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                        let _ = ready.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                loop {
+                    let signal = tokio::select! {
+                        Some(()) = int.recv() => Signal::Interrupt,
+                        Some(()) = term.recv() => Signal::Terminate,
+                        Some(()) = hup.recv() => Signal::Hangup,
+                        else => break,
+                    };
+                    note(signal);
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        return Err(e.to_string());
+    }
+    installed
+        .recv()
+        .unwrap_or_else(|_| Err("the signal thread ended".into()))
+}
+
+#[cfg(not(unix))]
+fn install() -> Result<(), String> {
+    Ok(())
+}
+
+/// Records a signal and says on standard error what siprot does about it.
+fn note(signal: Signal) {
+    let first = FIRST
+        .compare_exchange(0, signal.to_u8(), Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok();
+    WAKE.notify_waiters();
+    if first {
+        crate::output::warning(&format!(
+            "{signal} received: finishing the step in flight (within its --timeout and \
+             --deadline) so that no password is lost, starting nothing new, then exiting"
+        ));
+    } else {
+        crate::output::warning(&format!(
+            "{signal} received again: still finishing the step in flight within its bound \
+             (SIGKILL would stop at once, leaving an outcome that `siprot status` reports as unknown)"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_have_their_conventional_exit_codes() {
+        assert_eq!(Signal::Interrupt.exit_code(), 130);
+        assert_eq!(Signal::Terminate.exit_code(), 143);
+        assert_eq!(Signal::Hangup.exit_code(), 129);
+        for signal in [Signal::Interrupt, Signal::Terminate, Signal::Hangup] {
+            assert_eq!(Signal::from_u8(signal.to_u8()), Some(signal));
+        }
+        assert_eq!(received(), None);
+        assert_eq!(final_code(7), 7, "no signal: the command's own code");
+    }
+}
