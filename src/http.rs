@@ -2,6 +2,10 @@
 //! size, and a classification of failures by whether the request may have reached the
 //! provider.
 //!
+//! Proxies are siprot's own decision ([`crate::proxy`]): reqwest's reading of the proxy
+//! variables is off, a plain `http://` request never goes through a proxy, and `-v` names
+//! the proxy an `https://` request goes through.
+//!
 //! That classification is what makes rotation safe: a request that provably never left
 //! (connection refused, DNS or TLS failure, connect timeout) changed nothing; one that
 //! timed out or lost its connection afterwards may have changed the password.
@@ -17,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::providers::ProviderKind;
+use crate::proxy::{HttpsProxy, IGNORED_PROXY_VARS};
 use crate::retry::{self, Resend, RetryConfig};
 
 /// Default cap on a response body: nothing a provider sends us legitimately comes close.
@@ -94,6 +99,8 @@ pub struct HttpClient {
     inner: reqwest::Client,
     config: HttpConfig,
     pause: Arc<Pause>,
+    /// The proxy `https://` requests may go through (see [`crate::proxy`]).
+    proxy: Option<Arc<HttpsProxy>>,
 }
 
 /// Shared by every request of one client (one provider): when the provider answers 429
@@ -121,20 +128,39 @@ impl Pause {
 }
 
 impl HttpClient {
+    /// The client, with the proxy the environment sets for `https://` requests (an
+    /// unusable proxy variable is a configuration error naming it).
     pub fn new(config: &HttpConfig) -> Result<Self> {
-        let inner = reqwest::Client::builder()
+        Self::with_proxy(config, HttpsProxy::from_env()?)
+    }
+
+    /// The client with `proxy` for `https://` requests; reqwest's own proxy settings
+    /// (environment, system) are never used.
+    fn with_proxy(config: &HttpConfig, proxy: Option<HttpsProxy>) -> Result<Self> {
+        let proxy = proxy.map(Arc::new);
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
-            .user_agent(concat!("siprot/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::Unexpected(format!("cannot build the HTTP client: {}", describe(&e)))
-            })?;
+            .user_agent(concat!("siprot/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = &proxy {
+            log::debug!("{}", proxy.describe());
+            builder = builder.proxy(proxy.to_reqwest());
+        }
+        for var in IGNORED_PROXY_VARS {
+            if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+                log::debug!("{var} is ignored: plain http:// requests never use a proxy");
+            }
+        }
+        let inner = builder.build().map_err(|e| {
+            Error::Unexpected(format!("cannot build the HTTP client: {}", describe(&e)))
+        })?;
         Ok(Self {
             inner,
             config: config.clone(),
             pause: Arc::default(),
+            proxy,
         })
     }
 
@@ -158,6 +184,13 @@ impl HttpClient {
         let deadline = Instant::now() + budget.deadline;
         let mut maybe_landed: Option<String> = None;
         let mut tries = 0;
+        // The proxy this request goes through, if any: named in the log and in errors.
+        let proxy = self.proxy.as_deref().and_then(|proxy| {
+            let built = request.try_clone()?.build().ok()?;
+            proxy
+                .for_url(built.url())
+                .map(|shown| format!("the proxy {shown} (from {})", proxy.var()))
+        });
         loop {
             if let Some(until) = self.pause.current() {
                 if until >= deadline {
@@ -200,10 +233,22 @@ impl HttpClient {
             if log::log_enabled!(log::Level::Debug)
                 && let Some(built) = this.try_clone().and_then(|b| b.build().ok())
             {
-                log::debug!("try {total}: {} {}", built.method(), built.url());
+                let route = proxy
+                    .as_deref()
+                    .map(|proxy| format!(" via {proxy}"))
+                    .unwrap_or_default();
+                log::debug!("try {total}: {} {}{route}", built.method(), built.url());
             }
             let started = Instant::now();
-            let outcome = self.send_once(this).await;
+            let outcome = match (self.send_once(this).await, &proxy) {
+                (Err(SendError::NotSent(message)), Some(proxy)) => {
+                    Err(SendError::NotSent(format!("{message} (through {proxy})")))
+                }
+                (Err(SendError::Unknown(message)), Some(proxy)) => {
+                    Err(SendError::Unknown(format!("{message} (through {proxy})")))
+                }
+                (outcome, _) => outcome,
+            };
             let (retryable, asked_wait, what) = match &outcome {
                 Ok(response) if response.status.is_success() => {
                     log::debug!(

@@ -16,6 +16,7 @@
 //! - [`state`]: audit log and recovery files under `$XDG_STATE_HOME/siprot`;
 //! - [`lock`]: one rotation per credential at a time;
 //! - [`http`]: the one configured HTTP client;
+//! - [`proxy`]: which proxy, if any, a request goes through (never one for `http://`);
 //! - [`retry`]: retry budget, backoff and `Retry-After`;
 //! - [`config`]: settings from the environment;
 //! - [`input`]: reading passwords from standard input;
@@ -40,6 +41,7 @@ pub mod logging;
 pub mod output;
 pub mod policy;
 pub mod providers;
+pub mod proxy;
 pub mod recovery;
 pub mod retry;
 pub mod rotation;

@@ -27,6 +27,16 @@ pub struct Register<'a> {
 }
 
 impl Register<'_> {
+    /// What identifies this request's answers.
+    pub fn transaction(&self) -> Transaction<'_> {
+        Transaction {
+            call_id: self.call_id,
+            cseq: self.cseq,
+            method: "REGISTER",
+            branch: self.branch,
+        }
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut m = String::new();
         let _ = write!(
@@ -56,6 +66,16 @@ impl Register<'_> {
         m.push_str("Content-Length: 0\r\n\r\n");
         m.into_bytes()
     }
+}
+
+/// What a response must echo to be the answer to one request: the Call-ID, the CSeq
+/// (number and method) and the top Via's branch (RFC 3261 section 17.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transaction<'a> {
+    pub call_id: &'a str,
+    pub cseq: u32,
+    pub method: &'a str,
+    pub branch: &'a str,
 }
 
 /// A parsed SIP response.
@@ -131,6 +151,41 @@ impl Response {
     pub fn cseq(&self) -> Option<(u32, &str)> {
         let (number, method) = self.header("cseq")?.split_once(char::is_whitespace)?;
         Some((number.parse().ok()?, method.trim()))
+    }
+
+    /// The Call-ID (compared byte for byte, RFC 3261 section 20.8).
+    pub fn call_id(&self) -> Option<&str> {
+        self.header("call-id")
+    }
+
+    /// The `branch` parameter of the top Via (the first value of the first Via line).
+    pub fn top_via_branch(&self) -> Option<&str> {
+        let top = split_list(self.header("via")?).into_iter().next()?;
+        top.split(';').skip(1).find_map(|param| {
+            let (name, value) = param.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("branch")
+                .then(|| value.trim())
+        })
+    }
+
+    /// Why this is not an answer to `transaction`, or `None` when it is one: Call-ID,
+    /// CSeq number and method, and top Via branch must all be the request's. The Call-ID
+    /// and method compare byte for byte; the branch, a token, ignoring case (RFC 3261
+    /// section 7.3.1).
+    pub fn mismatch(&self, transaction: &Transaction<'_>) -> Option<&'static str> {
+        if self.call_id() != Some(transaction.call_id) {
+            Some("another Call-ID")
+        } else if self.cseq() != Some((transaction.cseq, transaction.method)) {
+            Some("another CSeq")
+        } else if !self
+            .top_via_branch()
+            .is_some_and(|branch| branch.eq_ignore_ascii_case(transaction.branch))
+        {
+            Some("another Via branch")
+        } else {
+            None
+        }
     }
 }
 
@@ -268,6 +323,54 @@ mod tests {
             b"SIP/2.0 200 OK\r\nX: \xff\r\n\r\n",
         ] {
             assert!(Response::parse(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn an_answer_matches_its_request_by_call_id_cseq_and_top_via_branch() {
+        let transaction = Transaction {
+            call_id: "c1@siprot",
+            cseq: 2,
+            method: "REGISTER",
+            branch: "z9hG4bKb1",
+        };
+        let answer = |via: &str, call_id: &str, cseq: &str| {
+            let raw = format!("SIP/2.0 200 OK\r\n{via}i: {call_id}\r\nCSeq: {cseq}\r\n\r\n");
+            Response::parse(raw.as_bytes()).unwrap()
+        };
+        let top = "v: SIP/2.0/UDP 127.0.0.1:40000 ; rport=40000 ; Branch = z9hG4bKb1 ;received=1.2.3.4\r\n\
+                   Via: SIP/2.0/UDP proxy;branch=z9hG4bKother\r\n";
+        assert_eq!(
+            answer(top, "c1@siprot", "2 REGISTER").mismatch(&transaction),
+            None
+        );
+        let upper = "Via: SIP/2.0/TCP h;BRANCH=Z9HG4BKB1\r\n";
+        assert_eq!(
+            answer(upper, "c1@siprot", "2 REGISTER").mismatch(&transaction),
+            None
+        );
+        // The branch of a lower Via, or of a second value on the top line, is not ours.
+        let lower =
+            "Via: SIP/2.0/UDP proxy;branch=z9hG4bKother, SIP/2.0/UDP h;branch=z9hG4bKb1\r\n";
+        for (via, call_id, cseq, why) in [
+            (top, "C1@siprot", "2 REGISTER", "another Call-ID"),
+            (top, "c1@siprot", "1 REGISTER", "another CSeq"),
+            (top, "c1@siprot", "2 INVITE", "another CSeq"),
+            (lower, "c1@siprot", "2 REGISTER", "another Via branch"),
+            ("", "c1@siprot", "2 REGISTER", "another Via branch"),
+            (
+                "Via: SIP/2.0/UDP h;branch=z9hG4bKb10\r\n",
+                "c1@siprot",
+                "2 REGISTER",
+                "another Via branch",
+            ),
+        ] {
+            let response = answer(via, call_id, cseq);
+            assert_eq!(
+                response.mismatch(&transaction),
+                Some(why),
+                "{via} {call_id} {cseq}"
+            );
         }
     }
 }

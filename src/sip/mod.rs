@@ -158,7 +158,12 @@ async fn run(
             }
         );
         let response = connection
-            .exchange(&request.to_bytes(), cseq, deadline, budget)
+            .exchange(
+                &request.to_bytes(),
+                &request.transaction(),
+                deadline,
+                budget,
+            )
             .await?;
         log::debug!("sip: answer {} {}", response.status, response.reason);
         verification.status = Some(response.status);
@@ -271,42 +276,133 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    /// A scripted UDP "registrar": answers the n-th request with `script[n]` (a status
-    /// line plus extra headers), echoing its CSeq, and records every request.
-    async fn scripted(script: Vec<&'static str>) -> (Registrar, Arc<Mutex<Vec<String>>>) {
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let port = socket.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        tokio::spawn(async move {
-            let mut buffer = vec![0u8; 65536];
-            for answer in script {
-                let (n, from) = socket.recv_from(&mut buffer).await.unwrap();
-                let request = String::from_utf8_lossy(&buffer[..n]).into_owned();
-                let cseq = request
-                    .lines()
-                    .find_map(|l| l.strip_prefix("CSeq: "))
-                    .unwrap()
-                    .to_owned();
-                record.lock().unwrap().push(request);
-                let response = format!("{answer}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n");
-                socket.send_to(response.as_bytes(), from).await.unwrap();
-            }
-        });
-        (format!("sip:127.0.0.1:{port}").parse().unwrap(), seen)
+    /// Which identifiers an answer echoes: the request's own, or a forged one.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Ids {
+        Genuine,
+        OtherCallId,
+        OtherBranch,
+        NoVia,
     }
 
-    async fn run_script(script: Vec<&'static str>) -> (Verification, Vec<String>) {
-        let (registrar, seen) = scripted(script).await;
+    /// The answer `status` (a status line plus extra headers) to `request`, echoing its
+    /// Via, Call-ID and CSeq as a registrar does, except where `ids` forges one.
+    fn answer(request: &str, status: &str, ids: Ids) -> String {
+        let header = |name: &str| {
+            request
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap()
+                .to_owned()
+        };
+        let (mut via, mut call_id, cseq) = (header("Via: "), header("Call-ID: "), header("CSeq: "));
+        match ids {
+            Ids::Genuine => {}
+            Ids::OtherCallId => call_id = "forged@elsewhere".to_owned(),
+            Ids::OtherBranch => {
+                let (sent_by, _) = via.split_once(";branch=").unwrap();
+                via = format!("{sent_by};branch=z9hG4bKforged;rport");
+            }
+            Ids::NoVia => via.clear(),
+        }
+        let via = if via.is_empty() {
+            String::new()
+        } else {
+            format!("Via: {via};received=127.0.0.1\r\n")
+        };
+        format!("{status}\r\n{via}Call-ID: {call_id}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    type Steps = Vec<Vec<(Ids, &'static str)>>;
+
+    /// A scripted "registrar" on `transport`: answers the n-th request with the answers of
+    /// `steps[n]`, in order, and records every request.
+    async fn scripted_on(
+        transport: Transport,
+        steps: Steps,
+    ) -> (Registrar, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let port = match transport {
+            Transport::Udp => {
+                let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let port = socket.local_addr().unwrap().port();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 65536];
+                    for step in steps {
+                        let (n, from) = socket.recv_from(&mut buffer).await.unwrap();
+                        let request = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                        for (ids, status) in step {
+                            let response = answer(&request, status, ids);
+                            socket.send_to(response.as_bytes(), from).await.unwrap();
+                        }
+                        record.lock().unwrap().push(request);
+                    }
+                    // Keep the port open (retransmissions are dropped) until the test ends.
+                    while socket.recv_from(&mut buffer).await.is_ok() {}
+                });
+                port
+            }
+            Transport::Tcp => {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let port = listener.local_addr().unwrap().port();
+                tokio::spawn(async move {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    let mut buffer = Vec::new();
+                    for step in steps {
+                        // Requests have no body: each ends at its blank line.
+                        let end = loop {
+                            if let Some(end) = message::find_head_end(&buffer) {
+                                break end + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            let n = stream.read(&mut chunk).await.unwrap();
+                            assert!(n > 0, "siprot closed the connection");
+                            buffer.extend_from_slice(&chunk[..n]);
+                        };
+                        let request: Vec<u8> = buffer.drain(..end).collect();
+                        let request = String::from_utf8_lossy(&request).into_owned();
+                        for (ids, status) in step {
+                            let response = answer(&request, status, ids);
+                            stream.write_all(response.as_bytes()).await.unwrap();
+                        }
+                        record.lock().unwrap().push(request);
+                    }
+                    // Keep the connection open until siprot is done with it.
+                    let _ = stream.read(&mut [0u8; 1]).await;
+                });
+                port
+            }
+        };
+        let uri = format!("sip:127.0.0.1:{port};transport={}", transport.name());
+        (uri.parse().unwrap(), seen)
+    }
+
+    async fn verify_against(
+        transport: Transport,
+        steps: Steps,
+        timeout: Duration,
+    ) -> (Verification, Vec<String>) {
+        let (registrar, seen) = scripted_on(transport, steps).await;
         let password = SecretString::from("pw-unit-1");
         let credentials = Credentials {
             username: "alice",
             domain: "example.org",
             password: &password,
         };
-        let verification = verify(&registrar, &credentials, Duration::from_secs(5)).await;
+        let verification = verify(&registrar, &credentials, timeout).await;
         let requests = seen.lock().unwrap().clone();
         (verification, requests)
+    }
+
+    /// Answers the n-th request over UDP with `script[n]`, echoing its identifiers.
+    async fn run_script(script: Vec<&'static str>) -> (Verification, Vec<String>) {
+        let steps = script
+            .into_iter()
+            .map(|a| vec![(Ids::Genuine, a)])
+            .collect();
+        verify_against(Transport::Udp, steps, Duration::from_secs(5)).await
     }
 
     const MD5: &str =
@@ -369,5 +465,62 @@ mod tests {
             "{v:?}"
         );
         assert_eq!(v.status, Some(401));
+    }
+
+    /// Each step answers first with forged final answers that carry the right CSeq (a
+    /// success where a challenge is due, then a rejection where a success is due), then
+    /// with the registrar's own.
+    async fn forged_then_genuine(transport: Transport, forged: Ids) {
+        let steps = vec![
+            vec![(forged, "SIP/2.0 200 OK"), (Ids::Genuine, MD5)],
+            vec![
+                (forged, "SIP/2.0 403 Forbidden"),
+                (
+                    Ids::Genuine,
+                    "SIP/2.0 200 OK\r\nContact: <sip:alice@10.0.0.1>",
+                ),
+            ],
+        ];
+        let (v, requests) = verify_against(transport, steps, Duration::from_secs(5)).await;
+        assert_eq!(
+            v.outcome,
+            Outcome::Accepted { bindings: 1 },
+            "{transport:?} {forged:?}: {v:?}"
+        );
+        assert_eq!(requests.len(), 2, "{transport:?} {forged:?}");
+        assert!(requests[1].contains("\r\nAuthorization: Digest "));
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_another_call_id_is_ignored_and_the_real_one_taken() {
+        for transport in [Transport::Udp, Transport::Tcp] {
+            forged_then_genuine(transport, Ids::OtherCallId).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_another_via_branch_is_ignored_and_the_real_one_taken() {
+        for transport in [Transport::Udp, Transport::Tcp] {
+            forged_then_genuine(transport, Ids::OtherBranch).await;
+            forged_then_genuine(transport, Ids::NoVia).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn forged_answers_alone_end_in_the_timeout_not_in_an_outcome() {
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let forged = vec![
+                (Ids::OtherCallId, "SIP/2.0 200 OK"),
+                (Ids::OtherBranch, "SIP/2.0 403 Forbidden"),
+                (Ids::NoVia, "SIP/2.0 200 OK"),
+            ];
+            let started = std::time::Instant::now();
+            let (v, _) = verify_against(transport, vec![forged], Duration::from_millis(800)).await;
+            assert!(
+                matches!(&v.outcome, Outcome::Unreachable(p) if p.contains("no answer")),
+                "{transport:?}: {v:?}"
+            );
+            assert!(started.elapsed() >= Duration::from_millis(800));
+        }
     }
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
-use super::message::{self, Response};
+use super::message::{self, Response, Transaction};
 use super::registrar::Transport;
 
 /// RFC 3261 timer T1 (first retransmission interval) and T2 (its cap).
@@ -81,18 +81,22 @@ impl Connection {
         local.map_or_else(|_| "0.0.0.0:0".to_owned(), |a| a.to_string())
     }
 
-    /// Sends `request` and returns the first final (non-1xx) response with CSeq `cseq`.
+    /// Sends `request` and returns the first final (non-1xx) response to it: one that
+    /// echoes its Call-ID, CSeq and top Via branch. Any other response is logged and
+    /// ignored, and the wait goes on until the answer or the deadline.
     pub async fn exchange(
         &mut self,
         request: &[u8],
-        cseq: u32,
+        transaction: &Transaction<'_>,
         deadline: Instant,
         budget: Duration,
     ) -> Result<Response, NoAnswer> {
         match self {
-            Connection::Udp(socket) => exchange_udp(socket, request, cseq, deadline, budget).await,
+            Connection::Udp(socket) => {
+                exchange_udp(socket, request, transaction, deadline, budget).await
+            }
             Connection::Tcp { stream, buffer } => {
-                exchange_tcp(stream, buffer, request, cseq, deadline, budget).await
+                exchange_tcp(stream, buffer, request, transaction, deadline, budget).await
             }
         }
     }
@@ -101,7 +105,7 @@ impl Connection {
 async fn exchange_udp(
     socket: &UdpSocket,
     request: &[u8],
-    cseq: u32,
+    transaction: &Transaction<'_>,
     deadline: Instant,
     budget: Duration,
 ) -> Result<Response, NoAnswer> {
@@ -127,10 +131,10 @@ async fn exchange_udp(
                 Ok(Ok(n)) => n,
             };
             // Anything else on the socket (a stray or garbled datagram, an answer to an
-            // earlier request) is not our answer: keep waiting.
+            // earlier request, a forged answer) is not our answer: keep waiting.
             match Response::parse(&datagram[..n]) {
-                Ok(response) if is_final_for(&response, cseq) => return Ok(response),
-                Ok(response) => log::debug!("sip: ignored {} {}", response.status, response.reason),
+                Ok(response) if is_final_for(&response, transaction) => return Ok(response),
+                Ok(response) => log_ignored(&response, transaction),
                 Err(e) => log::debug!("sip: ignored a datagram: {e}"),
             }
         }
@@ -142,7 +146,7 @@ async fn exchange_tcp(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     request: &[u8],
-    cseq: u32,
+    transaction: &Transaction<'_>,
     deadline: Instant,
     budget: Duration,
 ) -> Result<Response, NoAnswer> {
@@ -155,10 +159,10 @@ async fn exchange_tcp(
             .await
             .map_err(|_| NoAnswer::Timeout(budget))??;
         let response = Response::parse(&message).map_err(|e| NoAnswer::Garbled(e.to_string()))?;
-        if is_final_for(&response, cseq) {
+        if is_final_for(&response, transaction) {
             return Ok(response);
         }
-        log::debug!("sip: ignored {} {}", response.status, response.reason);
+        log_ignored(&response, transaction);
     }
 }
 
@@ -199,8 +203,19 @@ async fn read_message(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<Ve
     }
 }
 
-fn is_final_for(response: &Response, cseq: u32) -> bool {
-    response.status >= 200 && response.cseq() == Some((cseq, "REGISTER"))
+fn is_final_for(response: &Response, transaction: &Transaction<'_>) -> bool {
+    response.status >= 200 && response.mismatch(transaction).is_none()
+}
+
+fn log_ignored(response: &Response, transaction: &Transaction<'_>) {
+    match response.mismatch(transaction) {
+        Some(why) => log::debug!(
+            "sip: ignored {} {}: not an answer to this request ({why})",
+            response.status,
+            response.reason
+        ),
+        None => log::debug!("sip: ignored {} {}", response.status, response.reason),
+    }
 }
 
 #[cfg(test)]
@@ -208,7 +223,27 @@ mod tests {
     use super::*;
     use tokio::net::TcpListener;
 
-    const FINAL: &[u8] = b"SIP/2.0 200 OK\r\nCSeq: 1 REGISTER\r\nContent-Length: 5\r\n\r\nhello";
+    /// The headers that make a response the answer to [`TRANSACTION`].
+    macro_rules! ids {
+        () => {
+            "Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKb1;rport=40000\r\n\
+             Call-ID: c1@siprot\r\nCSeq: 1 REGISTER\r\n"
+        };
+    }
+
+    const TRANSACTION: Transaction<'static> = Transaction {
+        call_id: "c1@siprot",
+        cseq: 1,
+        method: "REGISTER",
+        branch: "z9hG4bKb1",
+    };
+
+    const FINAL: &[u8] = concat!(
+        "SIP/2.0 200 OK\r\n",
+        ids!(),
+        "Content-Length: 5\r\n\r\nhello"
+    )
+    .as_bytes();
 
     /// A TCP peer that reads the request, then writes `chunks` with a pause between.
     async fn tcp_peer(chunks: Vec<Vec<u8>>) -> SocketAddr {
@@ -231,7 +266,12 @@ mod tests {
         let deadline = Instant::now() + budget;
         let mut connection = Connection::open(transport, peer, deadline, budget).await?;
         connection
-            .exchange(b"REGISTER sip:x SIP/2.0\r\n\r\n", 1, deadline, budget)
+            .exchange(
+                b"REGISTER sip:x SIP/2.0\r\n\r\n",
+                &TRANSACTION,
+                deadline,
+                budget,
+            )
             .await
     }
 
@@ -239,7 +279,9 @@ mod tests {
     async fn tcp_answers_split_across_reads_after_a_provisional_are_framed() {
         let mut chunks = vec![
             b"\r\n".to_vec(),
-            b"SIP/2.0 100 Trying\r\nCSeq: 1 REGISTER\r\nl: 0\r\n\r\n".to_vec(),
+            concat!("SIP/2.0 100 Trying\r\n", ids!(), "l: 0\r\n\r\n")
+                .as_bytes()
+                .to_vec(),
         ];
         chunks.extend(FINAL.chunks(7).map(<[u8]>::to_vec));
         let response = exchange_with(tcp_peer(chunks).await, Transport::Tcp)
@@ -250,7 +292,9 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_answers_without_length_too_large_or_missing_fail_cleanly() {
-        let no_length = b"SIP/2.0 200 OK\r\nCSeq: 1 REGISTER\r\n\r\n".to_vec();
+        let no_length = concat!("SIP/2.0 200 OK\r\n", ids!(), "\r\n")
+            .as_bytes()
+            .to_vec();
         let error = exchange_with(tcp_peer(vec![no_length]).await, Transport::Tcp)
             .await
             .unwrap_err();
@@ -290,8 +334,9 @@ mod tests {
             let (_, _) = socket.recv_from(&mut buffer).await.unwrap();
             for answer in [
                 &b"garbage"[..],
-                b"SIP/2.0 200 OK\r\nCSeq: 7 REGISTER\r\n\r\n",
-                b"SIP/2.0 180 Ringing\r\nCSeq: 1 REGISTER\r\n\r\n",
+                b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKb1\r\n\
+                  Call-ID: c1@siprot\r\nCSeq: 7 REGISTER\r\n\r\n",
+                concat!("SIP/2.0 180 Ringing\r\n", ids!(), "\r\n").as_bytes(),
                 FINAL,
             ] {
                 socket.send_to(answer, from).await.unwrap();
@@ -302,5 +347,25 @@ mod tests {
         assert_eq!(response.cseq(), Some((1, "REGISTER")));
         // Without the retransmission the peer would never have answered.
         received.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn tcp_answers_to_another_call_id_or_branch_are_skipped() {
+        let forged = [
+            "SIP/2.0 403 Forbidden\r\n\
+             Via: SIP/2.0/TCP 127.0.0.1:40000;branch=z9hG4bKb1\r\n\
+             Call-ID: forged@elsewhere\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
+            "SIP/2.0 403 Forbidden\r\n\
+             Via: SIP/2.0/TCP 127.0.0.1:40000;branch=z9hG4bKforged\r\n\
+             Call-ID: c1@siprot\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
+            "SIP/2.0 403 Forbidden\r\nCall-ID: c1@siprot\r\nCSeq: 1 REGISTER\r\n\
+             Content-Length: 0\r\n\r\n",
+        ];
+        let mut chunks: Vec<Vec<u8>> = forged.iter().map(|f| f.as_bytes().to_vec()).collect();
+        chunks.push(FINAL.to_vec());
+        let response = exchange_with(tcp_peer(chunks).await, Transport::Tcp)
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
     }
 }
