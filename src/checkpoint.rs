@@ -9,7 +9,7 @@
 #[cfg(debug_assertions)]
 pub fn reached(point: &str) {
     if std::env::var_os("SIPROT_TEST_PAUSE_AT").is_some_and(|wanted| wanted == point) {
-        eprintln!("siprot: test pause at {point}");
+        crate::output::to_stderr(&format!("siprot: test pause at {point}\n"));
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }

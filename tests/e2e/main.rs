@@ -13,6 +13,7 @@ mod hostile;
 mod keyring_faults;
 mod kills;
 mod logging;
+mod outputs;
 mod recover;
 mod retries;
 mod secret;
