@@ -10,6 +10,7 @@ mod exotel;
 mod fleet;
 mod generate;
 mod hostile;
+mod inventory;
 mod keyring_faults;
 mod kills;
 mod logging;
