@@ -3,12 +3,13 @@
 # then rotates fleets against the fake providers with 50 ms of latency per request:
 #   network mode, N = 1000 and 4000, keyring-core's in-memory mock store;
 #   keyring mode, N = 200, a real gnome-keyring in a private session;
-# and times `siprot check-password`, which must start no runtime, client or keyring.
+# times `siprot check-password`, which must start no runtime, client or keyring; and
+# validates a 100,000-entry inventory (examples/inventory-bench.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >&2
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-cargo build --release --locked --bin siprot --example fake-providers --example fleet-bench >&2
+cargo build --release --locked --bin siprot --example fake-providers --example fleet-bench --example inventory-bench >&2
 bench=target/release/examples/fleet-bench
 
 echo "| mode | N | concurrency per provider | wall | network floor | keyring floor | keyring writes per rotation | wall / max(floors) | requests/s | RSS before the run | peak RSS |"
@@ -26,3 +27,5 @@ done
 end=$(date +%s%N)
 echo
 echo "siprot check-password: $(( (end - start) / runs / 1000 )) µs per run (mean of $runs, process start included)"
+echo
+target/release/examples/inventory-bench --n 100000

@@ -11,13 +11,15 @@
 #[cfg(debug_assertions)]
 pub fn reached(point: &str) {
     if std::env::var_os("SIPROT_TEST_PAUSE_AT").is_some_and(|wanted| wanted == point) {
-        eprintln!("siprot: test pause at {point}");
+        crate::output::to_stderr(&format!("siprot: test pause at {point}\n"));
         // Until killed; or, once SIGINT, SIGTERM or SIGHUP is caught (`crate::interrupt`),
         // go on as if the signal had come during this step.
         loop {
             std::thread::sleep(std::time::Duration::from_millis(20));
             if let Some(signal) = crate::interrupt::received() {
-                eprintln!("siprot: test pause at {point} ended by {signal}");
+                crate::output::to_stderr(&format!(
+                    "siprot: test pause at {point} ended by {signal}\n"
+                ));
                 return;
             }
         }

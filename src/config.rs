@@ -42,11 +42,17 @@ impl ConnectOptions {
     }
 }
 
-/// The keyring service name (`SIPROT_KEYRING_SERVICE`, default `siprot`).
+/// The keyring service name (`SIPROT_KEYRING_SERVICE`, default `siprot`); empty or with a
+/// control character, it is refused (exit 4).
 pub fn keyring_service() -> Result<String> {
     match optional(KEYRING_SERVICE_VAR)? {
         Some(service) if service.trim().is_empty() => Err(Error::Config(format!(
             "{KEYRING_SERVICE_VAR} is set but empty"
+        ))),
+        // It names every keyring item and is part of its label: a newline or an escape
+        // sequence there would forge lines in any tool that lists the keyring.
+        Some(service) if service.chars().any(char::is_control) => Err(Error::Config(format!(
+            "{KEYRING_SERVICE_VAR} contains a control character (newline, tab, escape ...)"
         ))),
         Some(service) => Ok(service),
         None => Ok(DEFAULT_KEYRING_SERVICE.to_owned()),

@@ -11,9 +11,11 @@
 //!
 //! Every entry is checked when the file is read, before anything is sent: unknown keys,
 //! unknown providers, invalid ids, options a provider does not take, bad ages and
-//! duplicates are configuration errors (exit 4) naming the file and line.
+//! duplicates are configuration errors (exit 4) naming the file and line. Only a regular
+//! file of at most [`MAX_SIZE`] bytes is read, and it is parsed one table at a time.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -24,6 +26,14 @@ use crate::providers::{self, CredentialRef, ProviderKind};
 
 /// The inventory read when `--inventory` is given without a path.
 pub const DEFAULT_PATH: &str = "siprot.toml";
+
+/// The largest inventory file siprot reads: 16 MiB, about 250,000 entries. Larger
+/// files, and anything but a regular file (a FIFO, a device, a directory), are refused.
+pub const MAX_SIZE: u64 = 16 * 1024 * 1024;
+
+/// The largest one table (one `[[credential]]` entry, or the text before the first) may
+/// be: a real entry is under 1 KiB, and this bounds the memory one table's parse takes.
+const MAX_TABLE: usize = 1024 * 1024;
 
 /// The placeholders a description template may use.
 pub const PLACEHOLDERS: [&str; 4] = ["{date}", "{provider}", "{id}", "{device}"];
@@ -89,47 +99,89 @@ struct RawEntry {
 }
 
 impl Inventory {
-    /// Reads and validates the inventory at `path`.
+    /// Reads and validates the inventory at `path`: a regular file (or a symlink to one)
+    /// of at most [`MAX_SIZE`] bytes; anything else is refused (exit 4) before it is read.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read the inventory {}: {e}", path.display()))
-        })?;
+        let text = read(path)?;
         Self::parse(&text, path)
     }
 
     /// Validates inventory text; `path` is only used in messages.
+    ///
+    /// The text is split at its table headers (found with toml's own lexer) and each
+    /// table is parsed on its own, so memory holds the text, the entries and one table's
+    /// parse tree at a time, never a tree of the whole file (which took about 35 times
+    /// the file's size).
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let lines = LineIndex::new(text);
-        let at = |offset: usize| lines.line_of(offset);
+        let mut lines = LineCounter::new(text);
         let bad = |line: usize, message: String| {
             Error::Config(format!("{}:{line}: {message}", path.display()))
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(1, |span| at(span.start));
-            bad(line, e.message().trim().replace('\n', " "))
-        })?;
-        let mut entries = Vec::with_capacity(raw.credential.len());
+        let starts = table_starts(text);
+        let mut bounds = Vec::with_capacity(starts.len() + 1);
+        if starts.first() != Some(&0) {
+            bounds.push((0, false));
+        }
+        bounds.extend(starts.iter().map(|start| (*start, true)));
+        let mut entries = Vec::with_capacity(starts.len());
         let mut seen: HashMap<(&'static str, String, Option<String>), usize> = HashMap::new();
-        for spanned in raw.credential {
-            let line = lines.header_line(spanned.span().start);
-            let raw = spanned.into_inner();
-            let entry = validate(raw, line).map_err(|message| bad(line, message))?;
-            let key = (
-                entry.provider.name(),
-                entry.credential.id().to_owned(),
-                entry.credential.device().map(str::to_owned),
-            );
-            if let Some(first) = seen.insert(key, line) {
+        for (i, (start, header)) in bounds.iter().copied().enumerate() {
+            let end = bounds.get(i + 1).map_or(text.len(), |(next, _)| *next);
+            if end - start > MAX_TABLE {
                 return Err(bad(
-                    line,
+                    lines.line_of(start),
                     format!(
-                        "duplicate of the entry on line {first} ({} {})",
-                        entry.provider,
-                        entry.credential.display()
+                        "the table starting here is over {} KiB (an unclosed bracket?)",
+                        MAX_TABLE / 1024
                     ),
                 ));
             }
-            entries.push(entry);
+            let table = &text[start..end];
+            let raw: RawFile = toml::from_str(table).map_err(|e| {
+                if header && !table.starts_with("[[") {
+                    // `[other]`, `[credential]`, `[credential.x]`: no such table is valid.
+                    let header = table.lines().next().unwrap_or_default().trim();
+                    return bad(
+                        lines.line_of(start),
+                        format!("`{header}` is not allowed: each entry is a [[credential]] table"),
+                    );
+                }
+                let offset = start + e.span().map_or(0, |span| span.start);
+                bad(lines.line_of(offset), e.message().trim().replace('\n', " "))
+            })?;
+            if !header && !raw.credential.is_empty() && !starts.is_empty() {
+                return Err(bad(
+                    lines.line_of(starts[0]),
+                    "`credential` is both an inline array and [[credential]] tables".into(),
+                ));
+            }
+            for spanned in raw.credential {
+                // The span of an array-of-tables element starts at its first key: its
+                // line is the header's, where this table starts.
+                let line = lines.line_of(if header {
+                    start
+                } else {
+                    start + spanned.span().start
+                });
+                let raw = spanned.into_inner();
+                let entry = validate(raw, line).map_err(|message| bad(line, message))?;
+                let key = (
+                    entry.provider.name(),
+                    entry.credential.id().to_owned(),
+                    entry.credential.device().map(str::to_owned),
+                );
+                if let Some(first) = seen.insert(key, line) {
+                    return Err(bad(
+                        line,
+                        format!(
+                            "duplicate of the entry on line {first} ({} {})",
+                            entry.provider,
+                            entry.credential.display()
+                        ),
+                    ));
+                }
+                entries.push(entry);
+            }
         }
         Ok(Self {
             path: path.to_owned(),
@@ -232,44 +284,144 @@ pub fn parse_age(text: &str) -> std::result::Result<jiff::SignedDuration, String
         .ok_or_else(|| format!("age {text:?} must be more than 0 and at most 100 years"))
 }
 
-/// Byte offsets to line numbers, computed once per file (inventories have thousands of
-/// entries, so nothing here may rescan the text per entry).
-struct LineIndex<'a> {
-    text: &'a str,
-    /// Byte offset where each line starts.
-    starts: Vec<usize>,
+/// Reads the inventory file; see [`Inventory::load`].
+fn read(path: &Path) -> Result<String> {
+    let refuse = |why: String| {
+        Error::Config(format!(
+            "cannot read the inventory {}: {why}",
+            path.display()
+        ))
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Opening a FIFO for reading waits for a writer; non-blocking, it opens at once
+        // and is refused below as not a regular file. Regular files read as usual.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| refuse(e.to_string()))?;
+    let metadata = file.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(refuse(format!(
+            "it is {}, not a regular file",
+            file_kind(&metadata.file_type())
+        )));
+    }
+    let limit = format!("the limit of {} MiB", MAX_SIZE / (1024 * 1024));
+    if metadata.len() > MAX_SIZE {
+        return Err(refuse(format!(
+            "it is {} bytes, over {limit}",
+            metadata.len()
+        )));
+    }
+    let mut text = String::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    // The size was checked above, but the file may grow while it is read.
+    file.take(MAX_SIZE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| refuse(e.to_string()))?;
+    if text.len() as u64 > MAX_SIZE {
+        return Err(refuse(format!("it grew over {limit} while it was read")));
+    }
+    Ok(text)
 }
 
-impl<'a> LineIndex<'a> {
+/// What a file that is not a regular file is, for the message refusing it.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
+}
+
+/// Byte offsets of the table headers (`[table]`, `[[array]]`) of a TOML document, found
+/// with toml's own lexer, so that brackets in strings, comments and values spanning
+/// lines (arrays, inline tables) are never taken for headers. A header is a `[` that
+/// begins a line outside any value.
+fn table_starts(text: &str) -> Vec<usize> {
+    use toml_parser::lexer::TokenKind;
+    let mut starts = Vec::new();
+    // Brackets and braces open in the current value.
+    let mut depth = 0usize;
+    let mut line_start = true;
+    let mut in_header = false;
+    for token in toml_parser::Source::new(text).lex() {
+        match token.kind() {
+            TokenKind::Newline => {
+                if depth == 0 {
+                    line_start = true;
+                    in_header = false;
+                }
+            }
+            TokenKind::Whitespace | TokenKind::Comment => {}
+            _ if in_header => {}
+            TokenKind::LeftSquareBracket if line_start && depth == 0 => {
+                starts.push(token.span().start());
+                in_header = true;
+                line_start = false;
+            }
+            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => {
+                depth += 1;
+                line_start = false;
+            }
+            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => {
+                depth = depth.saturating_sub(1);
+                line_start = false;
+            }
+            _ => line_start = false,
+        }
+    }
+    starts
+}
+
+/// Byte offsets to line numbers, counted forward as the tables are read (nothing here
+/// may rescan the text per entry, nor keep a table of every line).
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
     fn new(text: &'a str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Self { text, starts }
+        Self {
+            text: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
     }
 
     /// 1-based line of a byte offset.
-    fn line_of(&self, offset: usize) -> usize {
-        self.starts.partition_point(|start| *start <= offset).max(1)
-    }
-
-    fn line_text(&self, line: usize) -> &'a str {
-        let start = self.starts[line - 1];
-        let end = self
-            .starts
-            .get(line)
-            .map_or(self.text.len(), |next| next - 1);
-        &self.text[start..end.max(start)]
-    }
-
-    /// The line of the `[[credential]]` header above a table's first key: the span toml
-    /// gives an array-of-tables element starts at its first key.
-    fn header_line(&self, offset: usize) -> usize {
-        let line = self.line_of(offset);
-        (1..=line)
-            .rev()
-            .find(|l| self.line_text(*l).trim_start().starts_with("[["))
-            .unwrap_or(line)
+    fn line_of(&mut self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        if offset < self.offset {
+            self.offset = 0;
+            self.line = 1;
+        }
+        self.line += self.text[self.offset..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.offset = offset;
+        self.line
     }
 }
 
@@ -400,6 +552,70 @@ description = "Rotated by siprot on {date} ({provider} {id})"
             assert!(message.contains(fragment), "{text:?}: {message}");
             assert!(!message.contains('\n'), "one line: {message}");
         }
+    }
+
+    #[test]
+    fn tables_are_split_at_headers_only() {
+        // Brackets in strings, comments, multi-line strings and arrays, a BOM, indented
+        // and spaced headers, CRLF line endings.
+        let text = "\u{feff}# [[credential]] in a comment\r\n\
+            [[credential]]\r\nprovider = \"vobiz\"\r\nid = \"a\"\r\n\
+            description = \"\"\"x\n[[credential]]\nprovider = 'telepath'\n\"\"\"\n\
+            tags = [\n  \"[x]\",\n]\n\n  [[ credential ]]\nprovider = \"vobiz\"\nid = \"b\"\n\
+            [[\"credential\"]] # quoted\nprovider = \"vobiz\"\nid = \"c\"\n";
+        let inventory = parse(text).unwrap();
+        let lines: Vec<usize> = inventory.entries.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 13, 16]);
+        assert_eq!(inventory.entries[0].tags, ["[x]"]);
+        assert!(
+            inventory.entries[0]
+                .description
+                .as_deref()
+                .unwrap()
+                .contains("[[credential]]")
+        );
+        // Other tables are refused wherever they are.
+        for (text, at) in [
+            (
+                "[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\n[other]\nx = 1\n",
+                ":4: `[other]` is not allowed",
+            ),
+            (
+                "[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\n[credential.x]\n",
+                ":4: `[credential.x]` is not allowed",
+            ),
+            (
+                "[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\n [credential] # c\n",
+                ":4: `[credential] # c` is not allowed",
+            ),
+            (
+                "x = 1\n[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\n",
+                ":1: unknown field `x`",
+            ),
+        ] {
+            let message = message(text);
+            assert!(message.contains(at), "{text:?}: {message}");
+        }
+        // An inline array alone is TOML too; mixed with [[credential]] it is not.
+        let inline = "credential = [\n  { provider = \"vobiz\", id = \"a\" },\n  { provider = \"vobiz\", id = \"b\" },\n]\n";
+        let lines: Vec<usize> = parse(inline)
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.line)
+            .collect();
+        assert_eq!(lines, [2, 3]);
+        let mixed = format!("{inline}[[credential]]\nprovider = \"vobiz\"\nid = \"c\"\n");
+        assert!(message(&mixed).contains("fleet.toml:5: `credential` is both"));
+        // An unclosed bracket cannot make one table of the rest of a large file.
+        let mut unclosed =
+            String::from("[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\ntags = [\n");
+        while unclosed.len() <= MAX_TABLE {
+            unclosed.push_str("[[credential]]\nprovider = \"vobiz\"\nid = \"b\"\n");
+        }
+        assert!(
+            message(&unclosed).contains("fleet.toml:1: the table starting here is over 1024 KiB")
+        );
     }
 
     #[test]

@@ -26,6 +26,10 @@
 //! - [`logging`]: `-v`/`-vv`/`RUST_LOG` diagnostics on standard error;
 //! - [`checkpoint`]: points where tests stop the process (debug builds only).
 
+// Standard output and error are written only through `output`, which never panics on a
+// failed write (`println!` and `eprintln!` do).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod checkpoint;
 pub mod cli;
 pub mod commands;

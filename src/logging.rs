@@ -5,6 +5,9 @@
 //! Nothing siprot logs carries a secret: it logs entry names, URLs without credentials,
 //! statuses and timings; API keys travel in headers marked sensitive. The test suite runs
 //! faults with `RUST_LOG=trace` and `-vv` and checks every output for leaks.
+//!
+//! A log line that cannot be written (standard error full or closed) is dropped:
+//! env_logger ignores a failed write, so logging never panics or changes the exit code.
 
 use std::io::Write;
 

@@ -470,9 +470,9 @@ impl Run<'_> {
                 Error::OutcomeUnknown { .. } => Error::Unconfirmed {
                     message: format!(
                         "{error}; {kind} may have rotated the password without siprot \
-                         receiving it; {} run the same command again to get a new, known password",
+                         receiving it; {}run the same command again to get a new, known password",
                         if current.is_some() {
-                            format!("the old one is kept in '{previous_entry}';")
+                            format!("the old one is kept in '{previous_entry}'; ")
                         } else {
                             String::new()
                         }

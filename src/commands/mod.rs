@@ -25,7 +25,8 @@ use crate::retry::RetryConfig;
 use crate::store::Keyring;
 use secrecy::SecretString;
 
-/// Runs the parsed command line and returns the exit code; errors are printed here, once.
+/// Runs the parsed command line and returns the exit code; errors are printed here, once,
+/// and so is a failure to write standard output (which never changes the exit code).
 pub fn run(cli: Cli) -> u8 {
     let (result, json) = match cli.command {
         Command::Rotate(args) => {
@@ -63,7 +64,9 @@ pub fn run(cli: Cli) -> u8 {
         Ok(code) => code,
         Err(error) => fail(&error, json, None),
     };
-    crate::interrupt::final_code(code)
+    let code = crate::interrupt::final_code(code);
+    output::finish(code);
+    code
 }
 
 /// Prints a failure once (one line on stderr, and the JSON error object with `--json`)

@@ -1,8 +1,6 @@
 //! `siprot secret get`: print a stored password and a newline, nothing else, for piping
 //! into a carrier's configuration.
 
-use std::io::Write;
-
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
@@ -10,6 +8,7 @@ use crate::cli::SecretGetArgs;
 use crate::commands::{block_on, stored_secret};
 use crate::config;
 use crate::error::{Error, Result, exit};
+use crate::output;
 use crate::providers::CredentialRef;
 use crate::store::{EntryName, Keyring, Slot};
 
@@ -35,9 +34,6 @@ pub fn get(args: SecretGetArgs) -> Result<u8> {
     let mut text = Zeroizing::new(String::with_capacity(secret.expose_secret().len() + 1));
     text.push_str(secret.expose_secret());
     text.push('\n');
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("cannot write to standard output", e))?;
+    output::product(text.as_bytes())?;
     Ok(exit::SUCCESS)
 }

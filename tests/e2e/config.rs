@@ -163,3 +163,30 @@ fn help_teaches_the_exit_codes() {
             .contains("siprot rotate --provider telepath conn_abc123xyz")
     );
 }
+
+#[test]
+fn a_keyring_service_with_control_characters_is_exit_4_and_nothing_is_sent() {
+    let mut env = TestEnv::start();
+    Target::VOBIZ.seed(&env);
+    for service in [
+        "siprot\nforged line",
+        "siprot\r",
+        "si\tprot",
+        "siprot\u{1b}[31m",
+        "siprot\u{7f}",
+        "siprot\u{85}",
+    ] {
+        env.set_env("SIPROT_KEYRING_SERVICE", service);
+        Target::VOBIZ
+            .rotate(&env, &[])
+            .assert_code(4)
+            .assert_one_line_error("SIPROT_KEYRING_SERVICE contains a control character");
+        env.run(
+            &["secret", "get", "--provider", "vobiz", Target::VOBIZ.id],
+            None,
+        )
+        .assert_code(4);
+    }
+    assert!(env.fake.requests().is_empty());
+    assert_eq!(Target::VOBIZ.live(&env), Target::VOBIZ.initial);
+}

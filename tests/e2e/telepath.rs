@@ -309,3 +309,16 @@ fn a_refused_connection_is_exit_7_and_changes_nothing() {
         .assert_one_line_error("could not connect");
     assert_eq!(env.lookup(ENTRY).as_deref(), Some("Old-Telepath-Pass-1"));
 }
+
+#[test]
+fn an_unknown_outcome_without_a_current_password_is_one_clean_line() {
+    // No current password in the keyring: the first rotation of this trunk.
+    let env = env_with_trunk();
+    env.fake
+        .push_fault(FakeProvider::Telepath, Fault::CommitThenStatus(500));
+    let run = env.run(&["rotate", "--provider", "telepath", TRUNK], None);
+    run.assert_code(9)
+        .assert_one_line_error("receiving it; run the same command again");
+    assert!(!run.stderr.contains("  "), "a double space: {}", run.stderr);
+    assert!(!run.stderr.contains("#previous"), "{}", run.stderr);
+}

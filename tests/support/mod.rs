@@ -40,6 +40,18 @@ pub struct TestEnv {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// Where [`TestEnv::run_to`] sends a standard output or error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// A pipe the test reads, as [`TestEnv::run`] does.
+    Captured,
+    /// `/dev/full`: every write fails with "no space left on device".
+    Full,
+    /// A pipe whose read end the test closes before siprot writes: every write fails
+    /// with a broken pipe, as after `siprot ... | head -1` has read its line.
+    Closed,
+}
+
 /// What one run of siprot did.
 #[derive(Clone)]
 pub struct Run {
@@ -319,6 +331,35 @@ impl TestEnv {
     /// Runs siprot with `args` and optional standard input, then checks for leaks.
     pub fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let child = self.spawn(args, stdin);
+        self.finish(child, args)
+    }
+
+    /// Runs siprot with its standard output and error sent where `stdout` and `stderr`
+    /// say (`/dev/full`, or a pipe closed before siprot writes), then checks what could be
+    /// read for leaks as [`TestEnv::run`] does.
+    pub fn run_to(&self, args: &[&str], stdout: Sink, stderr: Sink) -> Run {
+        let stdio = |sink: Sink| match sink {
+            Sink::Captured | Sink::Closed => Stdio::piped(),
+            Sink::Full => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .expect("/dev/full"),
+            ),
+        };
+        let mut cmd = self.command();
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(stdio(stdout))
+            .stderr(stdio(stderr));
+        let mut child = cmd.spawn().expect("spawn siprot");
+        // siprot writes only after its keyring and network work: the read end is gone by then.
+        if stdout == Sink::Closed {
+            drop(child.stdout.take());
+        }
+        if stderr == Sink::Closed {
+            drop(child.stderr.take());
+        }
         self.finish(child, args)
     }
 

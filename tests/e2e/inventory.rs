@@ -1,0 +1,64 @@
+//! The inventory file is read only when it is a regular file of at most 16 MiB: a FIFO,
+//! a device (a symlink to `/dev/zero`), a directory or a larger file is refused at once
+//! with exit 4, naming the file, and nothing is sent.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Run, TestEnv};
+
+/// Runs siprot, killing it (and failing the test) if it has not exited within 10 s.
+fn run_within_10s(env: &TestEnv, args: &[&str]) -> Run {
+    let mut child = env.spawn(args, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait siprot").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("siprot {args:?} did not exit within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.finish(child, args)
+}
+
+#[test]
+fn an_inventory_that_is_not_a_small_regular_file_is_exit_4_and_nothing_is_sent() {
+    let env = TestEnv::start();
+    env.fake
+        .add_telepath_trunk("conn_inv01", "u", "Inventory-Telepath-Pass-1");
+    let dir = env.state.path();
+    let fifo = dir.join("fifo.toml");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let zero = dir.join("zero.toml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let directory = dir.join("directory.toml");
+    std::fs::create_dir(&directory).unwrap();
+    // One valid entry, then comments up to just over the limit.
+    let big = dir.join("big.toml");
+    let mut text = String::from("[[credential]]\nprovider = \"telepath\"\nid = \"conn_inv01\"\n");
+    let comment = format!("# {}\n", "x".repeat(1021));
+    while text.len() <= 16 * 1024 * 1024 {
+        text.push_str(&comment);
+    }
+    std::fs::write(&big, text).unwrap();
+    let cases = [
+        (&fifo, "a FIFO, not a regular file"),
+        (&zero, "a character device, not a regular file"),
+        (&directory, "a directory, not a regular file"),
+        (&big, "bytes, over the limit of 16 MiB"),
+    ];
+    for (path, why) in cases {
+        let path = path.display().to_string();
+        for command in ["rotate", "status"] {
+            let run = run_within_10s(&env, &[command, "--inventory", &path]);
+            run.assert_code(4)
+                .assert_one_line_error(&format!("cannot read the inventory {path}: it is "))
+                .assert_one_line_error(why);
+        }
+    }
+    assert!(env.fake.requests().is_empty());
+}
