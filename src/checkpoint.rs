@@ -3,15 +3,22 @@
 //!
 //! In debug builds (what `cargo test` runs), setting `SIPROT_TEST_PAUSE_AT` to a point's
 //! name makes siprot print `siprot: test pause at <point>` on standard error when it gets
-//! there and then sleep until it is killed. Release builds compile [`reached`] to nothing.
+//! there and then sleep until it is killed, or, when `SIPROT_TEST_RESUME_FILE` names a
+//! path, until that file exists (then it carries on). Release builds compile [`reached`]
+//! to nothing.
 
 /// Marks a point of the protocol; see the module docs.
 #[cfg(debug_assertions)]
 pub fn reached(point: &str) {
     if std::env::var_os("SIPROT_TEST_PAUSE_AT").is_some_and(|wanted| wanted == point) {
         eprintln!("siprot: test pause at {point}");
+        let resume = std::env::var_os("SIPROT_TEST_RESUME_FILE").map(std::path::PathBuf::from);
         loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
+            match &resume {
+                Some(file) if file.exists() => return,
+                Some(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                None => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            }
         }
     }
 }

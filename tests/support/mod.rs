@@ -450,6 +450,36 @@ impl TestEnv {
         run
     }
 
+    /// Lets a siprot paused with `SIPROT_TEST_RESUME_FILE=file` set (see
+    /// `src/checkpoint.rs`) carry on, waits for it and checks what it printed for leaks.
+    pub fn resume(&self, mut paused: Paused, file: &std::path::Path) -> Run {
+        std::fs::write(file, b"").expect("resume file");
+        let mut child = paused.child.take().expect("a running child");
+        let status = child.wait().expect("wait siprot");
+        let mut stdout = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut stdout);
+        }
+        while let Ok(line) = paused.lines.recv_timeout(std::time::Duration::from_secs(5)) {
+            paused.seen.push(line);
+        }
+        let stderr: String = paused
+            .seen
+            .iter()
+            .filter(|l| !l.starts_with("siprot: test pause at "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        };
+        let args: Vec<&str> = paused.args.iter().map(String::as_str).collect();
+        self.assert_no_leak(&run, false, &args);
+        without_log_lines(run)
+    }
+
     /// `secret-tool` on the same bus as siprot's runs.
     fn secret_tool(&self) -> Command {
         let mut cmd = Command::new("secret-tool");
