@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::providers::ProviderKind;
+use crate::store::{Duplicates, StoreError};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -99,6 +100,11 @@ pub enum Error {
     #[error("keyring unavailable: {0}; nothing was sent to the provider")]
     KeyringUnavailable(String),
 
+    /// More than one keyring item matches one entry (another program added one); raised
+    /// before anything was sent. The message lists the items and how to remove the extra.
+    #[error("{0}; nothing was sent to the provider")]
+    DuplicateItems(Duplicates),
+
     /// The provider may hold a new password that the keyring does not confirm as current.
     #[error("{message}")]
     Unconfirmed {
@@ -143,10 +149,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// A keyring failure that happened before anything was sent to a provider (exit 8).
+    /// A keyring failure that happened before anything was sent to a provider (exit 8),
+    /// or duplicate items for one entry ([`Error::DuplicateItems`], exit 4).
     /// Failures after sending are [`Error::Unconfirmed`] instead, never this.
-    pub fn keyring_unavailable(error: impl std::fmt::Display) -> Self {
-        Error::KeyringUnavailable(error.to_string())
+    pub fn keyring_unavailable(error: StoreError) -> Self {
+        match error {
+            StoreError::Ambiguous(duplicates) => Error::DuplicateItems(duplicates),
+            other => Error::KeyringUnavailable(other.to_string()),
+        }
     }
 
     /// The exit code for this error: the single place where failures meet exit codes.
@@ -154,7 +164,9 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Unsupported { .. } => exit::USAGE,
             Error::Policy(_) => exit::POLICY,
-            Error::MissingSetting { .. } | Error::Config(_) => exit::CONFIG,
+            Error::MissingSetting { .. } | Error::Config(_) | Error::DuplicateItems(_) => {
+                exit::CONFIG
+            }
             Error::Auth { .. } => exit::AUTH,
             Error::NotFound { .. } => exit::NOT_FOUND,
             Error::Transient(_) | Error::Busy(_) => exit::TRANSIENT,
@@ -230,6 +242,16 @@ mod tests {
             (Error::Transient("x".into()), 7),
             (Error::Busy("x".into()), 7),
             (Error::KeyringUnavailable("x".into()), 8),
+            (
+                Error::keyring_unavailable(StoreError::Ambiguous(Duplicates {
+                    service: "siprot".into(),
+                    entry: "telepath/conn_1".into(),
+                    items: Vec::new(),
+                    secrets_differ: false,
+                })),
+                4,
+            ),
+            (Error::keyring_unavailable(StoreError::Store("x".into())), 8),
             (
                 Error::Unconfirmed {
                     message: "x".into(),

@@ -24,6 +24,11 @@
 //! rotation ends with [`Error::Interrupted`] (or exit 9 for a `#pending` from an earlier
 //! run, which stays for `siprot recover`).
 //!
+//! Before any request, each slot the rotation reads or writes must match at most one
+//! keyring item (another program may have added a second one): otherwise nothing is sent
+//! (exit 4). A duplicate that appears after the provider accepted is removed when it
+//! holds the same password, and otherwise reported like a failed keyring write.
+//!
 //! Every rotation appends one final line to the audit log, whatever its outcome.
 
 use secrecy::{ExposeSecret, SecretString};
@@ -246,6 +251,7 @@ impl Run<'_> {
     async fn client_supplied(&mut self, state: &StateDir, input: RotationInput) -> Result<()> {
         let kind = self.report.provider;
         let pending_entry = self.name.slot(Slot::Pending);
+        self.ensure_unique().await?;
         let staged = self
             .keyring
             .get(&pending_entry)
@@ -370,35 +376,45 @@ impl Run<'_> {
     /// Current to `#previous`, pending to current, then drop `#pending`. Until the last
     /// step the password stays in `#pending`, so a failure here loses nothing.
     async fn promote(&mut self, password: &SecretString, pending_entry: &str) -> Result<()> {
+        let kind = self.report.provider;
         let unconfirmed = |error: StoreError| Error::Unconfirmed {
-            message: format!(
-                "the provider accepted the new password but the keyring failed while promoting \
-                 it ({error}); it is kept in keyring entry '{pending_entry}': run the same \
-                 command again to finish"
-            ),
+            message: match error {
+                StoreError::Ambiguous(duplicates) => format!(
+                    "{kind} accepted the new password, which is kept in keyring entry \
+                     '{pending_entry}', but {duplicates}; then run the same command again to \
+                     finish"
+                ),
+                error => format!(
+                    "the provider accepted the new password but the keyring failed while \
+                     promoting it ({error}); it is kept in keyring entry '{pending_entry}': run \
+                     the same command again to finish"
+                ),
+            },
             recovery_file: None,
         };
+        let (keyring, name) = (self.keyring, self.name);
         let current = self
-            .keyring
-            .get(self.name.current())
+            .resolving(name.current(), || keyring.get(name.current()))
             .await
             .map_err(unconfirmed)?;
         if let Some(current) = current.filter(|c| c.expose_secret() != password.expose_secret()) {
-            self.keyring
-                .set(&self.name.slot(Slot::Previous), &current)
+            let previous_entry = name.slot(Slot::Previous);
+            self.resolving(&previous_entry, || keyring.set(&previous_entry, &current))
                 .await
                 .map_err(unconfirmed)?;
             self.report.keyring_writes += 1;
             self.report.previous_kept = true;
             checkpoint::reached("previous-written");
         }
-        self.keyring
-            .set(self.name.current(), password)
+        self.resolving(name.current(), || keyring.set(name.current(), password))
             .await
             .map_err(unconfirmed)?;
         self.report.keyring_writes += 1;
         checkpoint::reached("current-written");
-        match self.keyring.delete(pending_entry).await {
+        match self
+            .resolving(pending_entry, || keyring.delete(pending_entry))
+            .await
+        {
             Ok(_) => self.report.keyring_writes += 1,
             Err(e) => self.report.warnings.push(format!(
                 "the new password is stored, but '{pending_entry}' could not be removed: {e}"
@@ -415,6 +431,7 @@ impl Run<'_> {
     ) -> Result<()> {
         let kind = self.report.provider;
         let previous_entry = self.name.slot(Slot::Previous);
+        self.ensure_unique().await?;
         let current = self
             .keyring
             .get(self.name.current())
@@ -489,12 +506,49 @@ impl Run<'_> {
         self.report.username = rotated.username;
         self.report.request_id = rotated.request_id;
         self.report.rotated_at = rotated.rotated_at;
-        if let Err(store_error) = self.keyring.set(self.name.current(), &password).await {
+        let (keyring, name) = (self.keyring, self.name);
+        let stored = self
+            .resolving(name.current(), || keyring.set(name.current(), &password))
+            .await;
+        if let Err(store_error) = stored {
             return Err(self.save_for_recovery(state, &password, &store_error));
         }
         self.report.keyring_writes += 1;
         self.report.password = Some(password);
         Ok(())
+    }
+
+    /// Before any request: every slot the rotation reads or writes must match one keyring
+    /// item at most, or nothing is sent (exit 4, the items and how to remove the extra).
+    async fn ensure_unique(&self) -> Result<()> {
+        let slots = [Slot::Current, Slot::Pending, Slot::Previous].map(|s| self.name.slot(s));
+        let slots: Vec<&str> = slots.iter().map(String::as_str).collect();
+        self.keyring
+            .ensure_unique(&slots)
+            .await
+            .map_err(Error::keyring_unavailable)
+    }
+
+    /// After the provider accepted, runs a keyring call on `entry`; when a second item
+    /// matching it appeared since [`Run::ensure_unique`], duplicates that hold the same
+    /// secret are removed (one write each) and the call runs once more. Others stay, and
+    /// the error lists them.
+    async fn resolving<T, F>(&mut self, entry: &str, call: impl Fn() -> F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        match call().await {
+            Err(StoreError::Ambiguous(_)) => {
+                for item in self.keyring.resolve_duplicates(&[entry]).await? {
+                    self.report.keyring_writes += 1;
+                    self.report.warnings.push(format!(
+                        "removed a duplicate keyring item holding the same password: {item}"
+                    ));
+                }
+                call().await
+            }
+            other => other,
+        }
     }
 
     fn save_for_recovery(

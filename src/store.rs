@@ -9,8 +9,17 @@
 //! Keyring calls block, and a Secret Service that never answers must not hang siprot:
 //! every call runs on one keyring thread, in order, under a timeout (see [`Worker`]).
 //! Errors carry only the store's own description, never a secret.
+//!
+//! Items siprot creates are labelled for keyring managers (`siprot: telepath conn_abc
+//! (previous)`, the service name first). Another program can add a second item with the
+//! same `service` and `username` (python-keyring adds its own `application` attribute);
+//! every call on such an entry then fails with [`StoreError::Ambiguous`], which lists the
+//! items by label and attributes and says how to remove the extra one
+//! ([`Keyring::ensure_unique`] checks for this before a rotation sends anything,
+//! [`Keyring::resolve_duplicates`] removes duplicates that hold the same secret).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
@@ -71,8 +80,253 @@ pub enum StoreError {
     Open(String),
     #[error("the keyring did not answer within {0:?}")]
     Timeout(Duration),
+    /// More than one keyring item matches one entry.
+    #[error("{0}")]
+    Ambiguous(Duplicates),
     #[error("{0}")]
     Store(String),
+}
+
+impl StoreError {
+    /// Maps keyring-core's error for `entry` of `service`; an ambiguous match becomes a
+    /// readable [`Duplicates`] (never the store's debug dump of item paths).
+    fn from_core(error: keyring_core::Error, service: &str, entry: &str) -> Self {
+        match error {
+            keyring_core::Error::Ambiguous(items) => StoreError::Ambiguous(Duplicates::new(
+                service,
+                entry,
+                items.iter().map(ItemInfo::of).collect(),
+                false,
+            )),
+            other => StoreError::Store(other.to_string()),
+        }
+    }
+}
+
+/// Attributes siprot's own items carry; an item with more was written by another program.
+const OWN_ATTRIBUTES: [&str; 2] = ["service", "username"];
+
+/// Attributes a Secret Service client may add to any item; they say nothing about who
+/// wrote it.
+const NEUTRAL_ATTRIBUTES: [&str; 1] = ["xdg:schema"];
+
+/// The keyring items that all match one entry (same `service` and `username`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicates {
+    pub service: String,
+    pub entry: String,
+    pub items: Vec<ItemInfo>,
+    /// The items were compared and hold different secrets.
+    pub secrets_differ: bool,
+}
+
+/// What a keyring manager shows of one item: its label and attributes (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemInfo {
+    pub label: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl ItemInfo {
+    fn of(entry: &Entry) -> Self {
+        Self {
+            label: item_label(entry),
+            attributes: entry
+                .get_attributes()
+                .map(|a| a.into_iter().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Written the way siprot (or `secret-tool store` with the same two attributes) writes
+    /// items: `service` and `username` and nothing else but neutral attributes.
+    fn is_own(&self) -> bool {
+        self.attributes.keys().all(|k| {
+            OWN_ATTRIBUTES.contains(&k.as_str()) || NEUTRAL_ATTRIBUTES.contains(&k.as_str())
+        })
+    }
+
+    /// Whether a search for `attributes` finds this item.
+    fn matches(&self, attributes: &[(&str, &str)]) -> bool {
+        attributes
+            .iter()
+            .all(|(k, v)| self.attributes.get(*k).is_some_and(|own| own == v))
+    }
+
+    fn describe(&self) -> String {
+        let label = match &self.label {
+            Some(label) => format!("'{}'", printable(label)),
+            None => "an unlabelled item".to_owned(),
+        };
+        let extra: Vec<String> = self
+            .attributes
+            .iter()
+            .filter(|(k, _)| {
+                !OWN_ATTRIBUTES.contains(&k.as_str()) && !NEUTRAL_ATTRIBUTES.contains(&k.as_str())
+            })
+            .map(|(k, v)| format!("{}={}", printable(k), printable(v)))
+            .collect();
+        if extra.is_empty() {
+            format!("{label} (attributes service and username only, as siprot writes them)")
+        } else {
+            format!("{label} (also {})", extra.join(", "))
+        }
+    }
+}
+
+impl Duplicates {
+    /// siprot's own items first, then the others in the store's order.
+    fn new(service: &str, entry: &str, mut items: Vec<ItemInfo>, secrets_differ: bool) -> Self {
+        items.sort_by_key(|item| !item.is_own());
+        Self {
+            service: service.to_owned(),
+            entry: entry.to_owned(),
+            items,
+            secrets_differ,
+        }
+    }
+
+    /// `secret-tool clear` commands that remove every item except siprot's own, each
+    /// checked to match the item it is for and not siprot's; otherwise why there are none.
+    pub fn removal_commands(&self) -> Result<Vec<String>, &'static str> {
+        let own: Vec<&ItemInfo> = self.items.iter().filter(|i| i.is_own()).collect();
+        let keep = match own.as_slice() {
+            [keep] => *keep,
+            [] => return Err("none of them has only the attributes siprot writes"),
+            _ => return Err("no attribute tells siprot's item apart from the others"),
+        };
+        let mut commands: Vec<String> = Vec::new();
+        for item in self.items.iter().filter(|i| !i.is_own()) {
+            let command = self
+                .removal_command(item, keep)
+                .ok_or("an attribute holds a character a command line cannot show")?;
+            if !commands.contains(&command) {
+                commands.push(command);
+            }
+        }
+        Ok(commands)
+    }
+
+    /// The command that removes `item` (and items like it) but never `keep`: the entry's
+    /// `service` and `username` and the attributes that make `item` foreign (checked).
+    fn removal_command(&self, item: &ItemInfo, keep: &ItemInfo) -> Option<String> {
+        let attributes: Vec<(&str, &str)> = [
+            ("service", self.service.as_str()),
+            ("username", self.entry.as_str()),
+        ]
+        .into_iter()
+        .chain(
+            item.attributes
+                .iter()
+                .filter(|(k, _)| {
+                    !OWN_ATTRIBUTES.contains(&k.as_str())
+                        && !NEUTRAL_ATTRIBUTES.contains(&k.as_str())
+                })
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .collect();
+        if keep.matches(&attributes) || !item.matches(&attributes) {
+            return None;
+        }
+        let mut command = String::from("secret-tool clear");
+        for (key, value) in attributes {
+            command.push(' ');
+            command.push_str(&shell_word(key)?);
+            command.push(' ');
+            command.push_str(&shell_word(value)?);
+        }
+        Some(command)
+    }
+}
+
+impl std::fmt::Display for Duplicates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let items: Vec<String> = self.items.iter().map(ItemInfo::describe).collect();
+        write!(
+            f,
+            "keyring service '{}' has {} items for entry '{}' where siprot expects one: {}",
+            printable(&self.service),
+            self.items.len(),
+            printable(&self.entry),
+            items.join(" and ")
+        )?;
+        if self.secrets_differ {
+            write!(f, "; they hold different passwords")?;
+        }
+        match self.removal_commands() {
+            Ok(commands) => write!(
+                f,
+                "; remove the extra one with `{}` (it leaves siprot's item alone)",
+                commands.join("` and `")
+            ),
+            Err(why) => write!(
+                f,
+                "; {why}, so siprot cannot name a command that removes only the extra one \
+                 (a plain `secret-tool clear` removes all of them): list them with \
+                 `secret-tool search --all service {} username {}`, keep the one holding the \
+                 password the provider has and delete the others by their label in a keyring \
+                 manager such as Seahorse",
+                shell_word(&self.service).unwrap_or_else(|| "...".into()),
+                shell_word(&self.entry).unwrap_or_else(|| "...".into()),
+            ),
+        }
+    }
+}
+
+/// `text` with control characters escaped, so that it stays on one line.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `word` quoted for a POSIX shell; `None` if it holds a control character.
+fn shell_word(word: &str) -> Option<String> {
+    if word.chars().any(char::is_control) {
+        return None;
+    }
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.,:/@%+=#".contains(c));
+    if plain {
+        Some(word.to_owned())
+    } else {
+        Some(format!("'{}'", word.replace('\'', "'\\''")))
+    }
+}
+
+/// The label of an item found by a search (only the Secret Service store has labels).
+#[cfg(target_os = "linux")]
+fn item_label(entry: &Entry) -> Option<String> {
+    entry
+        .as_any()
+        .downcast_ref::<zbus_secret_service_keyring_store::cred::Wrapper>()
+        .and_then(|item| item.get_label().ok())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn item_label(_entry: &Entry) -> Option<String> {
+    None
+}
+
+/// The label siprot gives a new item: `siprot: telepath conn_abc (previous)`.
+pub fn label(service: &str, entry: &str) -> String {
+    let (name, slot) = match entry.split_once('#') {
+        Some((name, slot)) => (name, Some(slot)),
+        None => (entry, None),
+    };
+    let mut label = format!("{service}: {}", name.replacen('/', " ", 1));
+    if let Some(slot) = slot {
+        label.push_str(&format!(" ({slot})"));
+    }
+    printable(&label)
 }
 
 static DEFAULT_STORE: OnceLock<Result<(), StoreError>> = OnceLock::new();
@@ -83,6 +337,7 @@ fn init_native_store() -> Result<(), StoreError> {
         .get_or_init(|| {
             let store = native_store().map_err(|e| StoreError::Open(e.to_string()))?;
             keyring_core::set_default_store(store);
+            LABELS.store(cfg!(target_os = "linux"), Ordering::Relaxed);
             Ok(())
         })
         .clone()
@@ -157,23 +412,25 @@ impl Keyring {
     pub async fn get(&self, entry: &str) -> Result<Option<SecretString>, StoreError> {
         log::debug!("keyring: read '{entry}'");
         let entry = entry.to_owned();
-        self.blocking(
-            move |service| match Entry::new(service, &entry)?.get_password() {
+        self.blocking(move |service| {
+            match Entry::new(service, &entry).and_then(|e| e.get_password()) {
                 Ok(password) => Ok(Some(SecretString::from(password))),
                 Err(keyring_core::Error::NoEntry) => Ok(None),
-                Err(e) => Err(e),
-            },
-        )
+                Err(e) => Err(StoreError::from_core(e, service, &entry)),
+            }
+        })
         .await
     }
 
-    /// Creates or replaces an entry.
+    /// Creates or replaces an entry; a new item gets siprot's [`label`].
     pub async fn set(&self, entry: &str, secret: &SecretString) -> Result<(), StoreError> {
         log::debug!("keyring: write '{entry}'");
         let entry = entry.to_owned();
         let secret = secret.clone();
         self.blocking(move |service| {
-            Entry::new(service, &entry)?.set_password(secret.expose_secret())
+            labelled_entry(service, &entry)
+                .and_then(|e| e.set_password(secret.expose_secret()))
+                .map_err(|e| StoreError::from_core(e, service, &entry))
         })
         .await
     }
@@ -182,13 +439,76 @@ impl Keyring {
     pub async fn delete(&self, entry: &str) -> Result<bool, StoreError> {
         log::debug!("keyring: delete '{entry}'");
         let entry = entry.to_owned();
-        self.blocking(
-            move |service| match Entry::new(service, &entry)?.delete_credential() {
+        self.blocking(move |service| {
+            match Entry::new(service, &entry).and_then(|e| e.delete_credential()) {
                 Ok(()) => Ok(true),
                 Err(keyring_core::Error::NoEntry) => Ok(false),
-                Err(e) => Err(e),
-            },
-        )
+                Err(e) => Err(StoreError::from_core(e, service, &entry)),
+            }
+        })
+        .await
+    }
+
+    /// Fails with [`StoreError::Ambiguous`] when more than one item matches one of
+    /// `entries` (a search per entry; no secret is read).
+    pub async fn ensure_unique(&self, entries: &[&str]) -> Result<(), StoreError> {
+        let entries: Vec<String> = entries.iter().map(|e| (*e).to_owned()).collect();
+        self.blocking(move |service| {
+            for entry in &entries {
+                match Entry::new(service, entry).and_then(|e| e.get_credential()) {
+                    Ok(_) | Err(keyring_core::Error::NoEntry) => {}
+                    Err(e) => return Err(StoreError::from_core(e, service, entry)),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Where more than one item matches one of `entries` and all of them hold the same
+    /// secret, deletes all but one (siprot's own, when one is) and describes each deleted
+    /// item (label and attributes). Items that hold different secrets are left alone:
+    /// [`StoreError::Ambiguous`] with `secrets_differ`.
+    pub async fn resolve_duplicates(&self, entries: &[&str]) -> Result<Vec<String>, StoreError> {
+        let entries: Vec<String> = entries.iter().map(|e| (*e).to_owned()).collect();
+        self.blocking(move |service| {
+            let mut removed = Vec::new();
+            for entry in &entries {
+                let items = match Entry::new(service, entry).and_then(|e| e.get_credential()) {
+                    Ok(_) | Err(keyring_core::Error::NoEntry) => continue,
+                    Err(keyring_core::Error::Ambiguous(items)) => items,
+                    Err(e) => return Err(StoreError::from_core(e, service, entry)),
+                };
+                let ambiguous = |secrets_differ| {
+                    StoreError::Ambiguous(Duplicates::new(
+                        service,
+                        entry,
+                        items.iter().map(ItemInfo::of).collect(),
+                        secrets_differ,
+                    ))
+                };
+                let mut secrets = Vec::with_capacity(items.len());
+                for item in &items {
+                    match item.get_secret() {
+                        Ok(secret) => secrets.push(zeroize::Zeroizing::new(secret)),
+                        Err(_) => return Err(ambiguous(false)),
+                    }
+                }
+                if secrets.windows(2).any(|pair| *pair[0] != *pair[1]) {
+                    return Err(ambiguous(true));
+                }
+                let infos: Vec<ItemInfo> = items.iter().map(ItemInfo::of).collect();
+                let keep = infos.iter().position(ItemInfo::is_own).unwrap_or(0);
+                for (i, item) in items.iter().enumerate() {
+                    if i != keep {
+                        item.delete_credential()
+                            .map_err(|e| StoreError::from_core(e, service, entry))?;
+                        removed.push(infos[i].describe());
+                    }
+                }
+            }
+            Ok(removed)
+        })
         .await
     }
 
@@ -199,7 +519,8 @@ impl Keyring {
     pub async fn list(&self) -> Result<Vec<String>, StoreError> {
         self.blocking(|service| {
             let spec = HashMap::from([("service", service)]);
-            let mut names: Vec<String> = Entry::search(&spec)?
+            let mut names: Vec<String> = Entry::search(&spec)
+                .map_err(|e| StoreError::Store(e.to_string()))?
                 .iter()
                 .filter_map(Entry::get_specifiers)
                 // Some stores match the service as a substring: keep exact matches only.
@@ -208,28 +529,22 @@ impl Keyring {
                 .collect();
             names.sort();
             names.dedup();
-            Ok::<_, keyring_core::Error>(names)
+            Ok(names)
         })
         .await
     }
 
     /// Runs a blocking keyring call on the keyring worker, bounded by the timeout.
-    async fn blocking<T, E>(
+    async fn blocking<T>(
         &self,
-        call: impl FnOnce(&str) -> Result<T, E> + Send + 'static,
+        call: impl FnOnce(&str) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        E: std::fmt::Display + Send + 'static,
     {
         let service = self.service.clone();
         let started = Instant::now();
-        let result = worker()
-            .call(
-                move || call(&service).map_err(|e| e.to_string()),
-                self.timeout,
-            )
-            .await;
+        let result = worker().call(move || call(&service), self.timeout).await;
         log::trace!(
             "keyring call in service '{}' took {:?}{}",
             self.service,
@@ -237,6 +552,20 @@ impl Keyring {
             if result.is_ok() { "" } else { " and failed" }
         );
         result
+    }
+}
+
+/// Whether the default store takes a `label` modifier (the Secret Service does;
+/// keyring-core's mock store refuses every modifier).
+static LABELS: AtomicBool = AtomicBool::new(false);
+
+/// The entry for `service`/`entry`, with siprot's label for an item it creates.
+fn labelled_entry(service: &str, entry: &str) -> keyring_core::Result<Entry> {
+    if LABELS.load(Ordering::Relaxed) {
+        let label = label(service, entry);
+        Entry::new_with_modifiers(service, entry, &HashMap::from([("label", label.as_str())]))
+    } else {
+        Entry::new(service, entry)
     }
 }
 
@@ -294,7 +623,7 @@ impl Worker {
 
     async fn call<T: Send + 'static>(
         &self,
-        call: impl FnOnce() -> Result<T, String> + Send + 'static,
+        call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
         timeout: Duration,
     ) -> Result<T, StoreError> {
         if self.stuck_for().is_some_and(|busy| busy >= timeout) {
@@ -321,7 +650,7 @@ impl Worker {
                 _ => check_every,
             };
             match tokio::time::timeout(wait, &mut answer).await {
-                Ok(Ok(result)) => return result.map_err(StoreError::Store),
+                Ok(Ok(result)) => return result,
                 Ok(Err(_)) => {
                     return Err(StoreError::Store("the keyring thread stopped".into()));
                 }
@@ -350,6 +679,118 @@ mod tests {
         assert_eq!(name.slot(Slot::Pending), "telepath/conn_1#pending");
         assert_eq!(name.slot(Slot::Previous), "telepath/conn_1#previous");
         assert_eq!(name.slot(Slot::Probe), "telepath/conn_1#probe");
+    }
+
+    fn item(label: &str, extra: &[(&str, &str)]) -> ItemInfo {
+        let mut attributes = BTreeMap::from([
+            ("service".to_owned(), "siprot".to_owned()),
+            ("username".to_owned(), "vobiz/MA1/cred-1".to_owned()),
+        ]);
+        for (k, v) in extra {
+            attributes.insert((*k).to_owned(), (*v).to_owned());
+        }
+        ItemInfo {
+            label: Some(label.to_owned()),
+            attributes,
+        }
+    }
+
+    fn duplicates(items: Vec<ItemInfo>) -> Duplicates {
+        Duplicates::new("siprot", "vobiz/MA1/cred-1", items, false)
+    }
+
+    #[test]
+    fn labels_name_the_provider_the_credential_and_the_slot() {
+        assert_eq!(
+            label("siprot", "telepath/conn_abc123xyz#previous"),
+            "siprot: telepath conn_abc123xyz (previous)"
+        );
+        assert_eq!(
+            label("siprot", "exotel/SID/user/dev"),
+            "siprot: exotel SID/user/dev"
+        );
+        assert_eq!(
+            label("a\nb", "vobiz/x/y#pending"),
+            "a\\nb: vobiz x/y (pending)"
+        );
+    }
+
+    #[test]
+    fn the_removal_command_matches_only_the_foreign_item_and_is_quoted() {
+        let d = duplicates(vec![
+            item(
+                "Password for 'x' on 'siprot'",
+                &[("application", "Python keyring library")],
+            ),
+            item("siprot: vobiz MA1/cred-1", &[]),
+        ]);
+        assert_eq!(
+            d.items[0].label.as_deref(),
+            Some("siprot: vobiz MA1/cred-1")
+        );
+        assert_eq!(
+            d.removal_commands().unwrap(),
+            [
+                "secret-tool clear service siprot username vobiz/MA1/cred-1 application \
+              'Python keyring library'"
+            ]
+        );
+        let text = d.to_string();
+        assert!(!text.contains('\n'));
+        assert!(
+            text.contains("(also application=Python keyring library)"),
+            "{text}"
+        );
+
+        // secret-tool's own `xdg:schema` does not make an item foreign: the command
+        // leaves it out, and an item with it is siprot's to keep.
+        let d = duplicates(vec![
+            item(
+                "foreign",
+                &[("application", "app"), ("xdg:schema", "org.example")],
+            ),
+            item("stored by hand", &[("xdg:schema", "org.example")]),
+        ]);
+        assert_eq!(
+            d.removal_commands().unwrap(),
+            ["secret-tool clear service siprot username vobiz/MA1/cred-1 application app"]
+        );
+        assert!(!d.to_string().contains("xdg:schema"), "{d}");
+
+        // Quotes inside a value survive the shell.
+        assert_eq!(shell_word("it's").unwrap(), "'it'\\''s'");
+        assert_eq!(shell_word("a\nb"), None);
+    }
+
+    #[test]
+    fn items_no_attribute_tells_apart_get_no_command() {
+        let d = duplicates(vec![item("one", &[]), item("two", &[])]);
+        assert!(d.removal_commands().is_err());
+        let text = d.to_string();
+        assert!(
+            text.contains("no attribute tells siprot's item apart from the others"),
+            "{text}"
+        );
+        assert!(
+            text.contains("secret-tool search --all service siprot"),
+            "{text}"
+        );
+        assert!(!text.contains("secret-tool clear service"), "{text}");
+
+        // Two foreign items and none of siprot's: which to keep is the operator's call.
+        let d = duplicates(vec![
+            item("a", &[("application", "x")]),
+            item("b", &[("application", "y")]),
+        ]);
+        assert!(d.to_string().contains("none of them has only"), "{d}");
+
+        // A control character in a value: no command is printed.
+        let d = duplicates(vec![
+            item("own", &[]),
+            item("f", &[("application", "a\nb")]),
+        ]);
+        assert!(d.removal_commands().is_err());
+        assert!(!d.to_string().contains('\n'));
     }
 
     #[tokio::test]
@@ -416,7 +857,10 @@ mod tests {
         let worker = Worker::start();
         let timeout = Duration::from_secs(5);
         let panicked = worker
-            .call(|| -> Result<(), String> { panic!("store bug") }, timeout)
+            .call(
+                || -> Result<(), StoreError> { panic!("store bug") },
+                timeout,
+            )
             .await;
         assert!(
             matches!(panicked, Err(StoreError::Store(_))),

@@ -526,6 +526,24 @@ impl TestEnv {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         };
+        self.exited(paused, child, status)
+    }
+
+    /// Lets a siprot paused with `SIPROT_TEST_RESUME_FILE=file` set (see
+    /// `src/checkpoint.rs`) carry on, waits for it and checks what it printed for leaks.
+    pub fn resume(&self, paused: Paused, file: &std::path::Path) -> Run {
+        std::fs::write(file, b"").expect("resume file");
+        self.wait_exit(paused)
+    }
+
+    /// What a siprot that exited by itself printed (without the test-pause lines), checked
+    /// for leaks.
+    fn exited(
+        &self,
+        mut paused: Paused,
+        mut child: std::process::Child,
+        status: std::process::ExitStatus,
+    ) -> Run {
         let mut stdout = String::new();
         if let Some(mut out) = child.stdout.take() {
             use std::io::Read;
@@ -534,10 +552,16 @@ impl TestEnv {
         while let Ok(line) = paused.lines.recv_timeout(std::time::Duration::from_secs(5)) {
             paused.seen.push(line);
         }
+        let stderr: String = paused
+            .seen
+            .iter()
+            .filter(|l| !l.starts_with("siprot: test pause at "))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let run = Run {
             code: status.code().unwrap_or(-1),
             stdout,
-            stderr: paused.seen.join("\n"),
+            stderr,
         };
         let args: Vec<&str> = paused.args.iter().map(String::as_str).collect();
         self.assert_no_leak(&run, false, &args);
