@@ -16,6 +16,8 @@ mod logging;
 mod recover;
 mod retries;
 mod secret;
+#[cfg(unix)]
+mod state_dir;
 mod telepath;
 mod verify;
 mod vobiz;
