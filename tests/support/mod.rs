@@ -466,9 +466,14 @@ impl TestEnv {
 
     /// What `secret-tool lookup service <service> username <entry>` prints, if anything.
     pub fn lookup(&self, entry: &str) -> Option<String> {
+        self.lookup_in(&self.service, entry)
+    }
+
+    /// As [`TestEnv::lookup`], in another keyring service.
+    pub fn lookup_in(&self, service: &str, entry: &str) -> Option<String> {
         let output = self
             .secret_tool()
-            .args(["lookup", "service", &self.service, "username", entry])
+            .args(["lookup", "service", service, "username", entry])
             .stdin(Stdio::null())
             .output()
             .expect("secret-tool (package libsecret-tools) must be installed");
