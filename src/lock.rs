@@ -26,6 +26,7 @@ impl CredentialLock {
     pub fn acquire(state: &StateDir, service: &str, entry: &str) -> Result<Self> {
         state.check()?;
         let path = state.lock_dir().join(lock_file_name(service, entry));
+        #[cfg_attr(not(unix), allow(unused_mut))]
         let mut options = no_follow(OpenOptions::new());
         #[cfg(unix)]
         {

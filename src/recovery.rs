@@ -326,38 +326,47 @@ async fn install_files(keyring: &Keyring, state: &StateDir, dry_run: bool) -> Re
 /// a server-generated provider's rotation writes one, into the configured keyring
 /// service, under a file name made from its entry.
 fn refusal(service: &str, file: &RecoveryFile) -> Option<String> {
+    // The file's own strings are shown escaped: a planted file must not write control
+    // characters to the terminal.
+    let shown = |text: &str| text.escape_debug().to_string();
     if file.service != service {
         return Some(format!(
             "it names keyring service '{}', not the configured '{service}' \
              (SIPROT_KEYRING_SERVICE)",
-            file.service
+            shown(&file.service)
         ));
     }
     let entry = &file.entry;
+    let entry_shown = shown(entry);
     match providers::credential_of_entry(entry) {
         Ok(Some((kind, _))) if kind.origin() != PasswordOrigin::ServerGenerated => {
             return Some(format!(
-                "its entry '{entry}' is a {kind} credential, and siprot chooses {kind} \
+                "its entry '{entry_shown}' is a {kind} credential, and siprot chooses {kind} \
                  passwords itself and never writes a recovery file for them"
             ));
         }
         Ok(Some((kind, _))) if kind.name() != file.provider => {
             return Some(format!(
-                "it names provider '{}' but its entry '{entry}' is a {kind} credential",
-                file.provider
+                "it names provider '{}' but its entry '{entry_shown}' is a {kind} credential",
+                shown(&file.provider)
             ));
         }
         Ok(Some(_)) => {}
         Ok(None) => {
             return Some(format!(
-                "its entry '{entry}' is not the entry of a provider siprot knows"
+                "its entry '{entry_shown}' is not the entry of a provider siprot knows"
             ));
         }
-        Err(error) => return Some(format!("its entry '{entry}' is not usable: {error}")),
+        Err(error) => {
+            return Some(format!(
+                "its entry is not usable: {}",
+                shown(&error.to_string())
+            ));
+        }
     }
     if !state::recovery_file_name_fits(&file.path, entry) {
         return Some(format!(
-            "its file name is not the one siprot gives a file of entry '{entry}'"
+            "its file name is not the one siprot gives a file of entry '{entry_shown}'"
         ));
     }
     None

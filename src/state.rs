@@ -455,6 +455,7 @@ fn private_options() -> OpenOptions {
 }
 
 /// Adds `O_NOFOLLOW`: a symbolic link at the path fails the open instead of being followed.
+#[cfg_attr(not(unix), allow(unused_mut))]
 pub(crate) fn no_follow(mut options: OpenOptions) -> OpenOptions {
     #[cfg(unix)]
     {

@@ -40,9 +40,7 @@ fn created(minutes_ago: i64) -> String {
 
 /// Writes `contents` as recovery file `name`.
 fn plant(env: &TestEnv, name: &str, contents: &serde_json::Value, password: &str) -> PathBuf {
-    let dir = env.state_root().join("recovery");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = env.recovery_dir().join(name);
     std::fs::write(&path, serde_json::to_vec_pretty(contents).unwrap()).unwrap();
     env.remember_secret(password);
     path
@@ -398,9 +396,7 @@ fn a_file_that_conflicts_with_the_keyring_is_kept_and_reported() {
 #[test]
 fn an_unreadable_recovery_file_is_kept_and_reported_without_quoting_it() {
     let env = seeded(&[]);
-    let dir = env.state_root().join("recovery");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("broken.json");
+    let path = env.recovery_dir().join("broken.json");
     std::fs::write(&path, "{\"password\": \"Half-Written-Pass-5\"").unwrap();
     env.remember_secret("Half-Written-Pass-5");
     let run = env.run(&["recover", "--json"], None);

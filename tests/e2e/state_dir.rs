@@ -16,6 +16,11 @@ fn seeded() -> (TestEnv, Target) {
     (env, target)
 }
 
+fn private_dir(path: &Path) {
+    std::fs::create_dir_all(path).unwrap();
+    chmod(path, 0o700);
+}
+
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -72,7 +77,7 @@ fn a_symlinked_lock_file_is_refused_and_its_target_untouched() {
 #[test]
 fn a_symlinked_audit_log_is_refused_and_its_target_untouched() {
     let (env, target) = seeded();
-    std::fs::create_dir_all(env.state_root()).unwrap();
+    private_dir(&env.state_root());
     let outside = tempfile::tempdir().unwrap();
     let victim = victim(&outside);
     std::os::unix::fs::symlink(&victim, env.state_root().join("audit.jsonl")).unwrap();
@@ -83,7 +88,7 @@ fn a_symlinked_audit_log_is_refused_and_its_target_untouched() {
 #[test]
 fn a_symlinked_recovery_directory_is_refused() {
     let (env, target) = seeded();
-    std::fs::create_dir_all(env.state_root()).unwrap();
+    private_dir(&env.state_root());
     let outside = tempfile::tempdir().unwrap();
     chmod(outside.path(), 0o777);
     std::os::unix::fs::symlink(outside.path(), env.state_root().join("recovery")).unwrap();
@@ -95,7 +100,7 @@ fn a_symlinked_recovery_directory_is_refused() {
 fn state_and_recovery_directories_writable_by_others_are_refused() {
     let (env, target) = seeded();
     let root = env.state_root();
-    std::fs::create_dir_all(root.join("recovery")).unwrap();
+    env.recovery_dir();
     chmod(&root, 0o777);
     assert_refused(&env, target, &format!("chmod 700 {}", root.display()));
     chmod(&root, 0o700);
@@ -117,7 +122,7 @@ fn a_state_directory_owned_by_another_user_is_refused() {
     }
     let (env, target) = seeded();
     let root = env.state_root();
-    std::fs::create_dir_all(&root).unwrap();
+    private_dir(&root);
     std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
     assert_refused(&env, target, "not by you");
 }
@@ -126,7 +131,7 @@ fn a_state_directory_owned_by_another_user_is_refused() {
 fn a_read_only_state_directory_is_exit_4_naming_it() {
     let (mut env, target) = seeded();
     let root = env.state_root();
-    std::fs::create_dir_all(&root).unwrap();
+    private_dir(&root);
     // Refused from its mode, so even root (whom 0500 does not stop) is told to fix it.
     chmod(&root, 0o500);
     assert_refused(&env, target, &root.display().to_string());

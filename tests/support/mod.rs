@@ -251,6 +251,18 @@ impl TestEnv {
         self.state.path().join("siprot")
     }
 
+    /// The state directory's `recovery/`, created as siprot would (mode 0700, whatever the
+    /// umask: siprot refuses one writable by group or others).
+    pub fn recovery_dir(&self) -> PathBuf {
+        let dir = self.state_root().join("recovery");
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).expect("create the recovery directory");
+        dir
+    }
+
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
         match std::fs::read_to_string(self.state_root().join("audit.jsonl")) {
             Ok(text) => text
