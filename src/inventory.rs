@@ -299,7 +299,7 @@ fn read(path: &Path) -> Result<String> {
         use std::os::unix::fs::OpenOptionsExt;
         // Opening a FIFO for reading waits for a writer; non-blocking, it opens at once
         // and is refused below as not a regular file. Regular files read as usual.
-        options.custom_flags(libc::O_NONBLOCK);
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
     }
     let file = options.open(path).map_err(|e| refuse(e.to_string()))?;
     let metadata = file.metadata().map_err(|e| refuse(e.to_string()))?;

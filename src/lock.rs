@@ -4,12 +4,15 @@
 //! The lock is the operating system's (`flock` on Unix, `LockFileEx` on Windows) on an
 //! open file, so it goes away with the process however it ends, SIGKILL included: a
 //! stale lock file on disk is harmless, and nobody ever has to delete one by hand.
+//!
+//! Lock files are created with mode 0600 and opened without following a symbolic link,
+//! in a directory [`StateDir::check`] has found trustworthy.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 
 use crate::error::{Error, Result};
-use crate::state::{StateDir, open_in_private_dir};
+use crate::state::{StateDir, no_follow, open_in_private_dir, state_file_error};
 
 /// Held while a credential is being rotated; released when dropped (or the process dies).
 #[derive(Debug)]
@@ -21,17 +24,20 @@ impl CredentialLock {
     /// Takes the lock of `entry` in keyring `service`, or fails at once with
     /// [`Error::Busy`] naming the process that holds it.
     pub fn acquire(state: &StateDir, service: &str, entry: &str) -> Result<Self> {
-        let dir = state.root().join("locks");
-        let path = dir.join(lock_file_name(service, entry));
+        state.check()?;
+        let path = state.lock_dir().join(lock_file_name(service, entry));
+        #[cfg_attr(not(unix), allow(unused_mut))]
+        let mut options = no_follow(OpenOptions::new());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
         let mut file = open_in_private_dir(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
+            options.read(true).write(true).create(true).truncate(false),
             &path,
         )
-        .map_err(|e| Error::io(format!("cannot open the lock file {}", path.display()), e))?;
+        .map_err(|e| state_file_error("the lock file", &path, e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -126,6 +132,26 @@ mod tests {
         let _elsewhere = CredentialLock::acquire(&state, "svc2", "exotel/u/d").unwrap();
         drop(first);
         let _again = CredentialLock::acquire(&state, "svc", "exotel/u/d").unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn lock_files_are_private_and_never_followed_through_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        drop(CredentialLock::acquire(&state, "svc", "telepath/a").unwrap());
+        let path = state.lock_dir().join(lock_file_name("svc", "telepath/a"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let err = CredentialLock::acquire(&state, "svc", "telepath/a").unwrap_err();
+        assert_eq!(err.exit_code(), 4, "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
     }
 
     #[test]

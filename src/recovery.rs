@@ -8,12 +8,21 @@
 //!   its password is written to the keyring entry named in it and read back, and only
 //!   then is the file removed.
 //!
-//! A recovery file is only installed when the keyring shows that nothing rotated the
-//! entry since the file was written: the current password is absent or still the one
-//! backed up to `#previous` before that request, and the audit log has no later
-//! successful rotation. Older files of the same entry hold passwords the provider has
-//! already replaced; they go once the newest one is safely stored. Anything else is a
-//! conflict left for the operator, never a guess.
+//! What happens to a recovery file is decided from what the keyring holds, never from
+//! the times in the file or in the audit log (a clock stepped back, or a forged line,
+//! must not get a live password deleted). A file is removed only when the keyring holds
+//! its password: as current (a copy), or in `#previous` while current holds another (a
+//! later rotation replaced it and kept it there). One remaining file of an entry is
+//! installed when the keyring shows that nothing rotated the entry since it was written:
+//! the current password is absent or still the one backed up to `#previous` before that
+//! request. `rotate` refuses to start a Telepath rotation while a recovery file of the
+//! same entry exists, so that this stays provable; several remaining files of one entry,
+//! or an entry changed otherwise, are a conflict left for the operator, never a guess.
+//!
+//! A file siprot would not have written under the present configuration (another
+//! keyring service, an entry that is not a server-generated provider's credential, a
+//! provider that does not match its entry, a file name not made from its entry) is
+//! refused: nothing from it is stored anywhere.
 //!
 //! Leftover `#probe` entries (a throw-away secret proving the keyring writable) are
 //! removed.
@@ -28,7 +37,7 @@ use crate::http::Attempts;
 use crate::lock::CredentialLock;
 use crate::providers::{self, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationStatus};
-use crate::state::{RecoveryFile, StateDir};
+use crate::state::{self, RecoveryFile, StateDir};
 use crate::store::{Keyring, Slot};
 
 /// What was found.
@@ -60,7 +69,8 @@ pub enum ItemOutcome {
     Stored,
     /// The keyring already held the recovery file's password; the file is gone.
     AlreadyStored,
-    /// A newer rotation replaced this password at the provider; the file is gone.
+    /// A later rotation replaced this password at the provider and the keyring keeps it
+    /// in `#previous`; the file is gone.
     Superseded,
     /// Nothing was pending any more (another run finished it).
     Gone,
@@ -72,6 +82,8 @@ pub enum ItemOutcome {
     Failed,
     /// The keyring changed since the file was written; the operator decides.
     Conflict,
+    /// A recovery file siprot would not have written; nothing from it is stored.
+    Refused,
 }
 
 impl ItemOutcome {
@@ -86,6 +98,7 @@ impl ItemOutcome {
             ItemOutcome::WouldRecover => "would-recover",
             ItemOutcome::Failed => "failed",
             ItemOutcome::Conflict => "conflict",
+            ItemOutcome::Refused => "refused",
         }
     }
 
@@ -93,7 +106,10 @@ impl ItemOutcome {
     pub fn remains(self) -> bool {
         matches!(
             self,
-            ItemOutcome::WouldRecover | ItemOutcome::Failed | ItemOutcome::Conflict
+            ItemOutcome::WouldRecover
+                | ItemOutcome::Failed
+                | ItemOutcome::Conflict
+                | ItemOutcome::Refused
         )
     }
 }
@@ -125,6 +141,8 @@ pub async fn recover(
     connect: &Connect<'_>,
     dry_run: bool,
 ) -> Result<Vec<Item>> {
+    // An untrusted state directory stops everything before anything is sent or stored.
+    state.check()?;
     let names = keyring.list().await.map_err(Error::keyring_unavailable)?;
     let mut items = Vec::new();
     let mut clients: BTreeMap<&'static str, Result<Box<dyn Provider>>> = BTreeMap::new();
@@ -265,16 +283,28 @@ async fn remove_probe(keyring: &Keyring, name: &str, entry: &str, dry_run: bool)
     }
 }
 
-/// Installs the newest recovery file of each entry; older ones are superseded by it.
+/// Installs the recovery files of each entry of the configured keyring service, after
+/// refusing those siprot would not have written (see the module docs).
 async fn install_files(keyring: &Keyring, state: &StateDir, dry_run: bool) -> Result<Vec<Item>> {
     let mut items = Vec::new();
-    let mut by_entry: BTreeMap<(String, String), Vec<RecoveryFile>> = BTreeMap::new();
+    let mut by_entry: BTreeMap<String, Vec<RecoveryFile>> = BTreeMap::new();
     for file in state.recovery_files()? {
         match file {
-            Ok(file) => by_entry
-                .entry((file.service.clone(), file.entry.clone()))
-                .or_default()
-                .push(file),
+            Ok(file) => match refusal(keyring.service(), &file) {
+                None => by_entry.entry(file.entry.clone()).or_default().push(file),
+                Some(reason) => {
+                    let mut found = file_item(keyring.service(), &file);
+                    found.service.clone_from(&file.service);
+                    found.outcome = ItemOutcome::Refused;
+                    found.message = format!(
+                        "{}: {reason}; siprot would not have written it under the present \
+                         configuration and stores nothing from it: inspect it by hand",
+                        file.path.display()
+                    );
+                    found.exit_code = exit::UNCONFIRMED;
+                    items.push(found);
+                }
+            },
             Err((path, problem)) => {
                 let mut found = item(ItemKind::RecoveryFile, "", "");
                 found.file = Some(path.clone());
@@ -286,126 +316,211 @@ async fn install_files(keyring: &Keyring, state: &StateDir, dry_run: bool) -> Re
             }
         }
     }
-    for ((service, entry), mut files) in by_entry {
-        // Oldest first (as listed): the newest is the only password that can be live.
-        let Some(newest) = files.pop() else { continue };
-        let keyring = keyring.for_service(&service);
-        let mut found = item(ItemKind::RecoveryFile, &service, &entry);
-        found.file = Some(newest.path.clone());
-        found.provider = ProviderKind::from_name(&newest.provider);
-        let (outcome, message) = match install(&keyring, state, &newest, dry_run).await {
-            Ok(done) => done,
-            Err(error) => {
-                items.push(failed(found, &error));
-                continue;
-            }
-        };
-        found.outcome = outcome;
-        found.message = message;
-        if outcome.remains() && outcome != ItemOutcome::WouldRecover {
-            found.exit_code = exit::UNCONFIRMED;
-        }
-        let newest_done = !outcome.remains();
-        items.push(found);
-        for older in files {
-            let mut old = item(ItemKind::RecoveryFile, &service, &entry);
-            old.file = Some(older.path.clone());
-            old.provider = ProviderKind::from_name(&older.provider);
-            if newest_done {
-                match remove_file(&older.path) {
-                    Ok(()) => {
-                        old.outcome = ItemOutcome::Superseded;
-                        old.message = format!(
-                            "{} rotated again after this file was written; its password is \
-                             dead, the file was removed",
-                            older.provider
-                        );
-                    }
-                    Err(error) => old = failed(old, &error),
-                }
-            } else {
-                old.outcome = if dry_run {
-                    ItemOutcome::WouldRecover
-                } else {
-                    ItemOutcome::Conflict
-                };
-                old.message = format!(
-                    "superseded by {}, which is not installed yet",
-                    newest.path.display()
-                );
-                old.exit_code = if dry_run { 0 } else { exit::UNCONFIRMED };
-            }
-            items.push(old);
-        }
+    for (entry, files) in by_entry {
+        items.extend(install_entry(keyring, state, &entry, files, dry_run).await);
     }
     Ok(items)
 }
 
-async fn install(
+/// Why siprot would not have written `file` under the present configuration, if so: only
+/// a server-generated provider's rotation writes one, into the configured keyring
+/// service, under a file name made from its entry.
+fn refusal(service: &str, file: &RecoveryFile) -> Option<String> {
+    // The file's own strings are shown escaped: a planted file must not write control
+    // characters to the terminal.
+    let shown = |text: &str| text.escape_debug().to_string();
+    if file.service != service {
+        return Some(format!(
+            "it names keyring service '{}', not the configured '{service}' \
+             (SIPROT_KEYRING_SERVICE)",
+            shown(&file.service)
+        ));
+    }
+    let entry = &file.entry;
+    let entry_shown = shown(entry);
+    match providers::credential_of_entry(entry) {
+        Ok(Some((kind, _))) if kind.origin() != PasswordOrigin::ServerGenerated => {
+            return Some(format!(
+                "its entry '{entry_shown}' is a {kind} credential, and siprot chooses {kind} \
+                 passwords itself and never writes a recovery file for them"
+            ));
+        }
+        Ok(Some((kind, _))) if kind.name() != file.provider => {
+            return Some(format!(
+                "it names provider '{}' but its entry '{entry_shown}' is a {kind} credential",
+                shown(&file.provider)
+            ));
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Some(format!(
+                "its entry '{entry_shown}' is not the entry of a provider siprot knows"
+            ));
+        }
+        Err(error) => {
+            return Some(format!(
+                "its entry is not usable: {}",
+                shown(&error.to_string())
+            ));
+        }
+    }
+    if !state::recovery_file_name_fits(&file.path, entry) {
+        return Some(format!(
+            "its file name is not the one siprot gives a file of entry '{entry_shown}'"
+        ));
+    }
+    None
+}
+
+fn file_item(service: &str, file: &RecoveryFile) -> Item {
+    let mut found = item(ItemKind::RecoveryFile, service, &file.entry);
+    found.file = Some(file.path.clone());
+    found.provider = ProviderKind::from_name(&file.provider);
+    found
+}
+
+/// Settles the recovery files of one entry under its lock, from what the keyring holds
+/// (never from the times in the files or the audit log):
+/// - a file whose password the keyring holds as current is a copy and goes;
+/// - one whose password is in `#previous` while current holds another was superseded by
+///   a later rotation (which kept it there) and goes;
+/// - of the rest, a single file is installed when the entry is untouched since it was
+///   written; several are a conflict, since nothing in the keyring says which is live.
+async fn install_entry(
     keyring: &Keyring,
     state: &StateDir,
+    entry: &str,
+    files: Vec<RecoveryFile>,
+    dry_run: bool,
+) -> Vec<Item> {
+    let service = keyring.service();
+    let all_failed = |error: &Error| {
+        files
+            .iter()
+            .map(|file| failed(file_item(service, file), error))
+            .collect::<Vec<_>>()
+    };
+    let _lock = match CredentialLock::unless_dry_run(dry_run, state, service, entry) {
+        Ok(lock) => lock,
+        Err(error) => return all_failed(&error),
+    };
+    let slots = async {
+        let current = keyring.get(entry).await?;
+        let previous = keyring
+            .get(&format!("{entry}{}", Slot::Previous.suffix()))
+            .await?;
+        Ok::<_, crate::store::StoreError>((current, previous))
+    };
+    let (current, previous) = match slots.await {
+        Ok(slots) => slots,
+        Err(error) => return all_failed(&Error::keyring_unavailable(error)),
+    };
+    let mut items = Vec::new();
+    let mut unresolved = Vec::new();
+    for file in files {
+        let path = file.path.display().to_string();
+        let mut found = file_item(service, &file);
+        let (outcome, message) = if holds(&current, &file.password) {
+            (
+                ItemOutcome::AlreadyStored,
+                format!("the keyring already held the password; removed {path}"),
+            )
+        } else if current.is_some() && holds(&previous, &file.password) {
+            (
+                ItemOutcome::Superseded,
+                format!(
+                    "a later rotation moved this password to '{entry}{}' and stored another \
+                     as current: it is dead at {} and the keyring keeps it; removed {path}",
+                    Slot::Previous.suffix(),
+                    file.provider
+                ),
+            )
+        } else {
+            unresolved.push(file);
+            continue;
+        };
+        if dry_run {
+            found.outcome = ItemOutcome::WouldRecover;
+            found.message = format!("{}; would remove {path}", message_stem(outcome));
+        } else {
+            match remove_file(&file.path) {
+                Ok(()) => {
+                    found.outcome = outcome;
+                    found.message = message;
+                }
+                Err(error) => found = failed(found, &error),
+            }
+        }
+        items.push(found);
+    }
+    if unresolved.len() > 1 {
+        let n = unresolved.len();
+        for file in &unresolved {
+            let mut found = file_item(service, file);
+            found.outcome = ItemOutcome::Conflict;
+            found.message = format!(
+                "{n} recovery files hold different passwords for '{entry}' and the keyring \
+                 shows none of them superseded: check which one {} accepts, store it, then \
+                 delete the files",
+                file.provider
+            );
+            found.exit_code = exit::UNCONFIRMED;
+            items.push(found);
+        }
+        return items;
+    }
+    if let Some(file) = unresolved.pop() {
+        let mut found = file_item(service, &file);
+        match install(keyring, &file, &current, &previous, dry_run).await {
+            Ok((outcome, message)) => {
+                found.outcome = outcome;
+                found.message = message;
+                if outcome == ItemOutcome::Conflict {
+                    found.exit_code = exit::UNCONFIRMED;
+                }
+            }
+            Err(error) => found = failed(found, &error),
+        }
+        items.push(found);
+    }
+    items
+}
+
+fn message_stem(outcome: ItemOutcome) -> &'static str {
+    match outcome {
+        ItemOutcome::AlreadyStored => "the keyring already holds the password",
+        _ => "a later rotation moved the password to '#previous' and stored another as current",
+    }
+}
+
+fn holds(slot: &Option<SecretString>, secret: &SecretString) -> bool {
+    slot.as_ref()
+        .is_some_and(|s| s.expose_secret() == secret.expose_secret())
+}
+
+/// Stores the one recovery file of an entry when the keyring shows that nothing rotated
+/// the entry since the file was written.
+async fn install(
+    keyring: &Keyring,
     file: &RecoveryFile,
+    current: &Option<SecretString>,
+    previous: &Option<SecretString>,
     dry_run: bool,
 ) -> Result<(ItemOutcome, String)> {
-    let _lock = CredentialLock::unless_dry_run(dry_run, state, keyring.service(), &file.entry)?;
-    let current = keyring
-        .get(&file.entry)
-        .await
-        .map_err(Error::keyring_unavailable)?;
-    let previous = keyring
-        .get(&format!("{}{}", file.entry, Slot::Previous.suffix()))
-        .await
-        .map_err(Error::keyring_unavailable)?;
-    let holds = |slot: &Option<SecretString>, secret: &SecretString| {
-        slot.as_ref()
-            .is_some_and(|s| s.expose_secret() == secret.expose_secret())
-    };
     let path = file.path.display();
-    if holds(&current, &file.password) {
-        if dry_run {
-            return Ok((
-                ItemOutcome::WouldRecover,
-                format!("the keyring already holds the password in {path}: would remove the file"),
-            ));
-        }
-        remove_file(&file.path)?;
-        return Ok((
-            ItemOutcome::AlreadyStored,
-            format!("the keyring already held the password; removed {path}"),
-        ));
-    }
-    if let Some(later) = state
-        .last_rotated(keyring.service(), &file.entry)
-        .filter(|at| *at > file.created_at)
-    {
-        if dry_run {
-            return Ok((
-                ItemOutcome::WouldRecover,
-                format!(
-                    "rotated again at {later}: the password in {path} is dead; would remove the file"
-                ),
-            ));
-        }
-        remove_file(&file.path)?;
-        return Ok((
-            ItemOutcome::Superseded,
-            format!(
-                "rotated again at {later}, after the file was written: its password is dead; removed {path}"
-            ),
-        ));
-    }
     // The Telepath protocol copies current to `#previous` before its request, so an
     // entry nobody touched since still has current == `#previous` (or no current at all).
-    let untouched = match &current {
+    let untouched = match current {
         None => true,
-        Some(current) => holds(&previous, current),
+        Some(current) => holds(previous, current),
     };
     if !untouched {
         return Ok((
             ItemOutcome::Conflict,
             format!(
-                "keyring entry '{}' changed after {path} was written and no later rotation is \
-                 in the audit log: check which password {} accepts, store it, then delete the file",
+                "keyring entry '{}' changed after {path} was written (its current password is \
+                 not the one kept in '#previous'): check which password {} accepts, store it, \
+                 then delete the file",
                 file.entry, file.provider
             ),
         ));

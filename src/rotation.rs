@@ -10,6 +10,8 @@
 //!    unknown keeps it and exits 9.
 //!
 //! Server-generated providers (Telepath):
+//! 0. refuse to start (exit 9, nothing sent) while a recovery file of the entry exists:
+//!    `siprot recover` settles it first;
 //! 1. copy current to `#previous` (write 1): the backup the protocol needs anyway, and the
 //!    proof the keyring is writable; with no current yet, write and delete a probe;
 //! 2. send the request once (it is never retried once sent);
@@ -430,6 +432,23 @@ impl Run<'_> {
         attempts: &Attempts,
     ) -> Result<()> {
         let kind = self.report.provider;
+        // A new request would kill the password a recovery file of this entry may hold,
+        // and make it impossible to prove from the keyring which file is live.
+        if let Some(path) = state
+            .recovery_files_of(self.keyring.service(), self.name.current())?
+            .into_iter()
+            .next()
+        {
+            return Err(Error::Unconfirmed {
+                message: format!(
+                    "the recovery file {} may hold the password {kind} accepts for '{}': run \
+                     siprot recover first; nothing was sent",
+                    path.display(),
+                    self.name.current()
+                ),
+                recovery_file: Some(path),
+            });
+        }
         let previous_entry = self.name.slot(Slot::Previous);
         self.ensure_unique().await?;
         let current = self

@@ -2,12 +2,22 @@
 //! recovery files that hold a password when the keyring failed to store it.
 //!
 //! The audit log (`audit.jsonl`) never holds a secret. A recovery file does (mode 0600,
-//! in plain text, because the keyring is what failed); `siprot` says where it is.
+//! in plain text, because the keyring is what failed); `siprot` says where it is. It is
+//! written under a temporary name, flushed, then renamed, so that it is either complete
+//! or absent.
+//!
+//! As ssh treats `~/.ssh`, the state directory and its `locks/` and `recovery/`
+//! directories are trusted only when they are real directories (not symbolic links),
+//! owned by the user and writable by nobody else; lock files and the audit log are
+//! opened without following a symbolic link. Anything else is a configuration error
+//! (exit 4) found before anything is sent. The directories are checked once per process
+//! ([`StateDir::check`]), not at every file opened.
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -19,6 +29,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    /// What [`StateDir::check`] found, shared by the clones (once per process).
+    checked: Arc<OnceLock<Result<(), String>>>,
 }
 
 /// One line of the audit log.
@@ -140,7 +152,48 @@ impl StateDir {
     }
 
     pub fn at(root: PathBuf) -> Self {
-        Self { root }
+        Self {
+            root,
+            checked: Arc::default(),
+        }
+    }
+
+    /// Makes sure the state directory can be trusted and written, before anything that
+    /// writes to it (and so before any request): it and `locks/` are created (mode 0700)
+    /// when missing; it, `locks/` and `recovery/` must be real directories owned by the
+    /// user, writable by the user and by nobody else, and the audit log must not be a
+    /// symbolic link. Checked once per process; a failure is [`Error::Config`] (exit 4)
+    /// saying what to fix.
+    pub fn check(&self) -> Result<()> {
+        self.checked
+            .get_or_init(|| self.check_now())
+            .clone()
+            .map_err(Error::Config)
+    }
+
+    fn check_now(&self) -> Result<(), String> {
+        ensure_private_dir(&self.root, "state directory")?;
+        ensure_private_dir(&self.lock_dir(), "lock directory")?;
+        let recovery = self.recovery_dir();
+        if fs::symlink_metadata(&recovery).is_ok() {
+            verify_private_dir(&recovery, "recovery directory")?;
+        }
+        let audit = self.audit_log();
+        if let Ok(meta) = fs::symlink_metadata(&audit)
+            && !meta.file_type().is_file()
+        {
+            return Err(format!(
+                "the audit log {} is {}, not a regular file: remove it (siprot follows no \
+                 links in its state directory)",
+                audit.display(),
+                if meta.file_type().is_symlink() {
+                    "a symbolic link"
+                } else {
+                    "something else"
+                }
+            ));
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -155,14 +208,22 @@ impl StateDir {
         self.root.join("recovery")
     }
 
+    pub fn lock_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
     /// Appends one record as one line with one write, so concurrent runs never interleave.
     pub fn audit(&self, record: &AuditRecord<'_>) -> Result<()> {
         let mut line = serde_json::to_vec(record)
             .map_err(|e| Error::Unexpected(format!("cannot encode the audit record: {e}")))?;
         line.push(b'\n');
+        self.check()?;
         let path = self.audit_log();
-        let mut file = open_in_private_dir(private_options().append(true).create(true), &path)
-            .map_err(|e| Error::io(format!("cannot open the audit log {}", path.display()), e))?;
+        let mut file = open_in_private_dir(
+            no_follow(private_options()).append(true).create(true),
+            &path,
+        )
+        .map_err(|e| state_file_error("the audit log", &path, e))?;
         file.write_all(&line).map_err(|e| {
             Error::io(
                 format!("cannot append to the audit log {}", path.display()),
@@ -238,8 +299,10 @@ impl StateDir {
     }
 
     /// Every recovery file, oldest first; a file that cannot be read is returned as its
-    /// path and the problem (never quoting its contents).
+    /// path and the problem (never quoting its contents). Temporary files of a write in
+    /// progress (or of one that failed) are not recovery files and are never listed.
     pub fn recovery_files(&self) -> Result<Vec<Result<RecoveryFile, (PathBuf, String)>>> {
+        self.check()?;
         let dir = self.recovery_dir();
         let listing = match fs::read_dir(&dir) {
             Ok(listing) => listing,
@@ -263,8 +326,22 @@ impl StateDir {
         Ok(files)
     }
 
+    /// The recovery files that may hold a password of `entry` in keyring `service`: those
+    /// naming it, and those that cannot be read but whose file name is the entry's.
+    pub fn recovery_files_of(&self, service: &str, entry: &str) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .recovery_files()?
+            .into_iter()
+            .filter_map(|file| match file {
+                Ok(file) => (file.service == service && file.entry == entry).then_some(file.path),
+                Err((path, _)) => recovery_file_name_fits(&path, entry).then_some(path),
+            })
+            .collect())
+    }
+
     /// Writes a password the keyring could not take to a new file only the user can read,
-    /// flushed to disk, and returns its path.
+    /// flushed to disk, and returns its path. The file is written under a temporary name
+    /// and renamed once complete; a write that fails leaves no file behind.
     pub fn write_recovery(
         &self,
         service: &str,
@@ -272,8 +349,10 @@ impl StateDir {
         provider: &str,
         password: &SecretString,
     ) -> Result<PathBuf> {
+        self.check()?;
         let dir = self.recovery_dir();
         create_private_dir(&dir)?;
+        verify_private_dir(&dir, "recovery directory").map_err(Error::Config)?;
         let stamp = jiff::Timestamp::now();
         let file_name = format!(
             "{}-{}.json",
@@ -291,21 +370,79 @@ impl StateDir {
             })
             .map_err(|e| Error::Unexpected(format!("cannot encode the recovery file: {e}")))?,
         );
-        let mut file = private_options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
-        file.write_all(&contents)
-            .and_then(|()| file.write_all(b"\n"))
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        write_new_file(&dir, &path, &contents)?;
         Ok(path)
     }
 }
 
+/// Writes `contents` (plus a final newline) to `path` in `dir` so that `path` is either
+/// absent or complete: to a temporary name first (created exclusively, mode 0600, never
+/// through a symbolic link), flushed, renamed to `path`, then the directory is flushed.
+/// Whatever a failed write left is removed. `path` is unique to the caller (an entry's
+/// file name with the time in nanoseconds, written under the entry's lock), so the
+/// rename replaces nothing.
+fn write_new_file(dir: &Path, path: &Path, contents: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.tmp"));
+    let mut file = no_follow(private_options())
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(|e| Error::io(format!("cannot create {}", temp.display()), e))?;
+    let written = file
+        .write_all(contents)
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(format!("cannot write {}", temp.display()), e))
+        .and_then(|()| {
+            drop(file);
+            fs::rename(&temp, path).map_err(|e| {
+                Error::io(
+                    format!("cannot rename {} to {}", temp.display(), path.display()),
+                    e,
+                )
+            })
+        });
+    if let Err(error) = written {
+        if let Err(e) = fs::remove_file(&temp)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("could not remove {}: {e}", temp.display());
+        }
+        return Err(error);
+    }
+    // The file is complete under its name; a directory that cannot be flushed does not
+    // make it less so, and removing it now would lose the only copy.
+    if let Err(e) = sync_dir(dir) {
+        log::warn!("could not flush the directory {}: {e}", dir.display());
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Whether `path`'s file name is one [`StateDir::write_recovery`] gives a file of `entry`.
+pub fn recovery_file_name_fits(path: &Path, entry: &str) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".json"))
+        .and_then(|n| n.strip_prefix(&sanitize(entry)))
+        .is_some_and(|stamp| stamp.starts_with('-') && stamp.len() > 1)
+}
+
 fn read_recovery(path: &Path) -> Result<RecoveryFile, String> {
-    let bytes = Zeroizing::new(fs::read(path).map_err(|e| format!("cannot read it: {e}"))?);
+    let bytes = Zeroizing::new(read_no_follow(path).map_err(|e| format!("cannot read it: {e}"))?);
     let stored: StoredRecovery = serde_json::from_slice(&bytes).map_err(|e| {
         format!(
             "not a siprot recovery file ({})",
@@ -347,13 +484,75 @@ fn private_options() -> OpenOptions {
     options
 }
 
+/// Adds `O_NOFOLLOW`: a symbolic link at the path fails the open instead of being followed.
+#[cfg_attr(not(unix), allow(unused_mut))]
+pub(crate) fn no_follow(mut options: OpenOptions) -> OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(O_NOFOLLOW);
+    }
+    options
+}
+
+#[cfg(unix)]
+const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
+fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = no_follow(OpenOptions::new()).read(true).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    // Sized up front, so that no reallocation leaves a copy of the password behind.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The error for a file of the state directory that cannot be opened: a symbolic link
+/// or a directory the user cannot write is something to fix (exit 4), the rest is I/O.
+pub(crate) fn state_file_error(what: &str, path: &Path, error: std::io::Error) -> Error {
+    #[cfg(unix)]
+    if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        return Error::Config(format!(
+            "{what} {} is a symbolic link: remove it (siprot follows no links in its state \
+             directory)",
+            path.display()
+        ));
+    }
+    if let Some(hint) = unwritable(&error) {
+        return Error::Config(format!(
+            "cannot write {what} {} ({error}): {hint}",
+            path.display()
+        ));
+    }
+    Error::io(format!("cannot open {what} {}", path.display()), error)
+}
+
+/// What to do when the state directory cannot be written, for the errors that say so.
+fn unwritable(error: &std::io::Error) -> Option<&'static str> {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::PermissionDenied
+        | ErrorKind::ReadOnlyFilesystem
+        | ErrorKind::NotADirectory
+        | ErrorKind::AlreadyExists => Some(
+            "make the state directory a writable directory of yours (chmod 700), or set \
+             XDG_STATE_HOME to one",
+        ),
+        _ => None,
+    }
+}
+
 /// Opens `path`, creating its directory (mode 0700) only when it is missing: after the
 /// first run the directory exists, and a fleet opens files here thousands of times.
 pub(crate) fn open_in_private_dir(options: &OpenOptions, path: &Path) -> std::io::Result<fs::File> {
     match options.open(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
-                create_private_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+                create_dir(dir)?;
             }
             options.open(path)
         }
@@ -361,7 +560,7 @@ pub(crate) fn open_in_private_dir(options: &OpenOptions, path: &Path) -> std::io
     }
 }
 
-pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+fn create_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -369,9 +568,71 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder
-        .create(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
+    builder.create(dir)
+}
+
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    create_dir(dir).map_err(|e| match unwritable(&e) {
+        Some(hint) => Error::Config(format!("cannot create {} ({e}): {hint}", dir.display())),
+        None => Error::io(format!("cannot create {}", dir.display()), e),
+    })
+}
+
+/// Creates `dir` (mode 0700) when missing, then checks it as [`verify_private_dir`] does.
+fn ensure_private_dir(dir: &Path, what: &str) -> Result<(), String> {
+    if let Err(e) = create_dir(dir) {
+        return Err(format!(
+            "cannot create the {what} {} ({e}): {}",
+            dir.display(),
+            unwritable(&e).unwrap_or("check the path and its parents")
+        ));
+    }
+    verify_private_dir(dir, what)
+}
+
+/// Refuses a directory that is a symbolic link, not a directory, not owned by the
+/// effective user, writable by group or others, or not writable by its owner; the
+/// message says what to fix.
+fn verify_private_dir(dir: &Path, what: &str) -> Result<(), String> {
+    let shown = dir.display();
+    let meta =
+        fs::symlink_metadata(dir).map_err(|e| format!("cannot inspect the {what} {shown}: {e}"))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "the {what} {shown} is a symbolic link: replace it with a real directory (mode \
+             700); siprot keeps passwords and locks there and follows no links"
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(format!(
+            "the {what} {shown} is not a directory: move it away, or set XDG_STATE_HOME"
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(format!(
+                "the {what} {shown} is owned by uid {}, not by you (uid {me}): chown it to \
+                 yourself, or set XDG_STATE_HOME to a directory of your own",
+                meta.uid()
+            ));
+        }
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "the {what} {shown} is writable by group or others (mode {mode:o}): chmod 700 \
+                 {shown}"
+            ));
+        }
+        if mode & 0o300 != 0o300 {
+            return Err(format!(
+                "the {what} {shown} is not writable by you (mode {mode:o}): chmod 700 {shown}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -505,6 +766,108 @@ mod tests {
             RecordAge::of(at(301), now),
             RecordAge::Future(jiff::SignedDuration::from_secs(301))
         );
+    }
+
+    /// Issue 12 item 6: a write that fails (here: the file size limit is 0, as on a full
+    /// file system) leaves no file, not an empty one that `recover` trips over forever.
+    /// The write runs in a child process (this test binary again), where the limit is set.
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_recovery_write_leaves_no_file() {
+        const CHILD: &str = "SIPROT_TEST_RECOVERY_WRITE_CHILD";
+        if let Some(root) = std::env::var_os(CHILD) {
+            let state = StateDir::at(PathBuf::from(root));
+            let pw = SecretString::from("n0t-Written-Pass");
+            let error = state
+                .write_recovery("siprot", "telepath/conn_1", "telepath", &pw)
+                .unwrap_err();
+            assert!(error.to_string().contains("cannot write"), "{error}");
+            // A directory, since no file can be written here: proof that the child ran.
+            fs::create_dir(state.root().join("child-ran")).unwrap();
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("siprot");
+        let state = StateDir::at(root.clone());
+        fs::create_dir_all(state.recovery_dir()).unwrap();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"trap '' XFSZ; ulimit -f 0 && exec "$0" "$@""#)
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "state::tests::a_failed_recovery_write_leaves_no_file",
+                "--test-threads=1",
+            ])
+            .env(CHILD, &root)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "the write in the child did not fail cleanly"
+        );
+        assert!(
+            root.join("child-ran").is_dir(),
+            "the child test did not run"
+        );
+        let left: Vec<_> = fs::read_dir(state.recovery_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "a failed write left {left:?}");
+
+        // A temporary file (of a write in progress, or one cut off by SIGKILL) is never
+        // listed as a recovery file.
+        fs::write(
+            state
+                .recovery_dir()
+                .join(".telepath_conn_1-20260101T000000Z.json.tmp"),
+            "{}",
+        )
+        .unwrap();
+        assert!(state.recovery_files().unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_recovery_write_whose_rename_fails_removes_its_temporary_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let path = dir.join("x.json");
+        // A non-empty directory at the final name makes the rename fail.
+        fs::create_dir_all(path.join("occupied")).unwrap();
+        let error = write_new_file(dir, &path, b"{}").unwrap_err();
+        assert!(error.to_string().contains("cannot rename"), "{error}");
+        let names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["x.json"], "only the directory that was there");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn directories_are_checked_once_and_refused_with_what_to_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        state.check().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(state.root()), 0o700);
+        assert_eq!(mode(&state.lock_dir()), 0o700);
+        // Once per process: a later change is not looked at again by this StateDir...
+        fs::set_permissions(state.root(), fs::Permissions::from_mode(0o777)).unwrap();
+        state.check().unwrap();
+        // ...but a new process (a new StateDir) refuses it.
+        let error = StateDir::at(state.root().to_owned()).check().unwrap_err();
+        assert_eq!(error.exit_code(), 4);
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("chmod 700 {}", state.root().display())),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
     }
 
     #[cfg(unix)]

@@ -100,7 +100,7 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
             None => format!("'{}{}'", item.entry, suffix(item)),
         };
         let mark = match item.outcome {
-            ItemOutcome::Failed | ItemOutcome::Conflict => "NOT RECOVERED",
+            ItemOutcome::Failed | ItemOutcome::Conflict | ItemOutcome::Refused => "NOT RECOVERED",
             ItemOutcome::WouldRecover => "to recover",
             _ => "done",
         };

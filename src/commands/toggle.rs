@@ -24,6 +24,7 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
     let entry = kind.entry_name(&credential)?;
     let provider = kind.connect(&args.net.connect_options())?;
     let state = StateDir::locate()?;
+    state.check()?;
     let attempts = Attempts::new();
     let result = block_on(provider.set_enabled(&credential, enable, &attempts));
     let audited = state.audit(&AuditRecord {

@@ -319,8 +319,7 @@ fn status_shows_age_overdue_pending_and_recovery_files() {
     );
     env.kill(paused);
     // Telepath: a recovery file waits.
-    let dir = env.state_root().join("recovery");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = env.recovery_dir();
     std::fs::write(
         dir.join("t.json"),
         serde_json::to_vec(&serde_json::json!({

@@ -21,6 +21,8 @@ mod recover;
 mod retries;
 mod secret;
 mod signals;
+#[cfg(unix)]
+mod state_dir;
 mod telepath;
 mod verify;
 mod vobiz;

@@ -22,20 +22,53 @@ fn interrupted(env: &TestEnv, target: Target) {
 
 /// Writes a recovery file as siprot would have, `minutes_ago` minutes in the past.
 fn recovery_file(env: &TestEnv, target: Target, password: &str, minutes_ago: i64) -> PathBuf {
-    let dir = env.state_root().join("recovery");
-    std::fs::create_dir_all(&dir).unwrap();
-    let created = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(minutes_ago);
-    let path = dir.join(format!("{}-{minutes_ago}.json", target.id));
+    let entry = target.entry(env);
+    let name = format!("{}-{minutes_ago}.json", entry.replace('/', "_"));
     let contents = serde_json::json!({
         "service": env.service,
-        "entry": target.entry(env),
+        "entry": entry,
         "provider": target.name,
-        "created_at": created.to_string(),
+        "created_at": created(minutes_ago),
         "password": password,
     });
-    std::fs::write(&path, serde_json::to_vec_pretty(&contents).unwrap()).unwrap();
+    plant(env, &name, &contents, password)
+}
+
+fn created(minutes_ago: i64) -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_mins(minutes_ago)).to_string()
+}
+
+/// Writes `contents` as recovery file `name`.
+fn plant(env: &TestEnv, name: &str, contents: &serde_json::Value, password: &str) -> PathBuf {
+    let path = env.recovery_dir().join(name);
+    std::fs::write(&path, serde_json::to_vec_pretty(contents).unwrap()).unwrap();
     env.remember_secret(password);
     path
+}
+
+/// Appends an audit record as siprot (or a forger) would have.
+fn audit_rotated(env: &TestEnv, target: Target, time: &str) {
+    use std::io::Write;
+    let line = serde_json::json!({
+        "time": time, "service": env.service, "provider": target.name,
+        "entry": target.entry(env), "action": "rotate", "outcome": "rotated",
+        "request_id": null, "attempts": 1, "exit_code": 0,
+    });
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env.state_root().join("audit.jsonl"))
+        .unwrap();
+    writeln!(log, "{line}").unwrap();
+}
+
+fn outcomes(run: &crate::support::Run) -> Vec<String> {
+    run.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["outcome"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -146,44 +179,198 @@ fn a_recovery_file_is_stored_read_back_and_removed() {
 }
 
 #[test]
-fn older_recovery_files_of_the_same_entry_are_superseded_by_the_newest() {
+fn several_unresolved_files_of_one_entry_are_a_conflict_and_all_kept() {
+    // Which of two files is live cannot be proven from the keyring (their times prove
+    // nothing): both stay, nothing is stored.
     let target = Target::TELEPATH;
     let env = seeded(&[target]);
     env.store(&target.slot(&env, "#previous"), target.initial);
     let old = recovery_file(&env, target, "Older-Telepath-Pass-1", 30);
     let new = recovery_file(&env, target, "Newer-Telepath-Pass-2", 10);
     let run = env.run(&["recover", "--json"], None);
-    run.assert_code(0);
-    let json = run.json();
-    let outcomes: Vec<&str> = json["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(outcomes, ["stored", "superseded"]);
+    run.assert_code(9);
+    assert_eq!(outcomes(&run), ["conflict", "conflict"]);
+    assert!(
+        run.json()["items"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 recovery files")
+    );
     assert_eq!(
         env.lookup(&target.entry(&env)).as_deref(),
-        Some("Newer-Telepath-Pass-2")
+        Some(target.initial)
     );
-    assert!(!old.exists() && !new.exists());
+    assert!(old.exists() && new.exists());
+    assert!(env.fake.requests().is_empty());
 }
 
 #[test]
-fn a_file_older_than_a_later_successful_rotation_is_removed_untouched() {
+fn a_file_whose_password_a_later_rotation_moved_to_previous_is_superseded() {
+    // The keyring itself proves it: a rotation copied the file's password to #previous
+    // and stored another as current, so the file holds nothing the keyring lacks.
     let target = Target::TELEPATH;
     let env = seeded(&[target]);
+    env.store(&target.slot(&env, "#previous"), "Dead-Telepath-Pass-1");
     let path = recovery_file(&env, target, "Dead-Telepath-Pass-1", 60);
-    target.rotate(&env, &[]).assert_code(0);
-    let live = target.live(&env);
     let run = env.run(&["recover", "--json"], None);
     run.assert_code(0);
-    assert_eq!(run.json()["items"][0]["outcome"], "superseded");
+    assert_eq!(outcomes(&run), ["superseded"]);
     assert!(!path.exists());
     assert_eq!(
         env.lookup(&target.entry(&env)).as_deref(),
-        Some(live.as_str())
+        Some(target.initial)
     );
+    assert_eq!(
+        env.lookup(&target.slot(&env, "#previous")).as_deref(),
+        Some("Dead-Telepath-Pass-1")
+    );
+}
+
+#[test]
+fn a_later_rotated_record_never_gets_the_file_of_an_untouched_entry_deleted() {
+    // Issue 12 item 3: the clock was stepped back (or the line forged), so the audit log
+    // has a "rotated" record later than the file, but the keyring is untouched (current
+    // equal to #previous): the file's password is the live one and must be stored.
+    let target = Target::TELEPATH;
+    let env = seeded(&[target]);
+    env.store(&target.slot(&env, "#previous"), target.initial);
+    let path = recovery_file(&env, target, "Live-Telepath-Pass-4", 60);
+    audit_rotated(&env, target, &created(0));
+    let dry = env.run(&["recover", "--dry-run", "--json"], None);
+    dry.assert_code(9);
+    assert_eq!(outcomes(&dry), ["would-recover"]);
+    assert!(path.exists());
+    let run = env.run(&["recover", "--json"], None);
+    run.assert_code(0);
+    assert_eq!(outcomes(&run), ["stored"]);
+    assert_eq!(
+        env.lookup(&target.entry(&env)).as_deref(),
+        Some("Live-Telepath-Pass-4")
+    );
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_telepath_rotation_is_refused_while_a_recovery_file_of_its_entry_exists() {
+    let target = Target::TELEPATH;
+    let env = seeded(&[target]);
+    env.store(&target.slot(&env, "#previous"), target.initial);
+    let path = recovery_file(&env, target, "Waiting-Telepath-Pass-5", 5);
+    let run = target.rotate(&env, &[]);
+    run.assert_code(9)
+        .assert_one_line_error("run siprot recover first");
+    assert!(run.stderr.contains(&path.display().to_string()));
+    assert!(env.fake.requests().is_empty(), "nothing was sent");
+    assert_eq!(target.live(&env), target.initial);
+    assert!(path.exists());
+    // Once recover has settled it, rotations go on.
+    env.run(&["recover"], None).assert_code(0);
+    target.rotate(&env, &[]).assert_code(0);
+    target.assert_consistent(&env);
+}
+
+#[test]
+fn recovery_files_siprot_would_not_have_written_are_refused_and_nothing_is_stored() {
+    let target = Target::TELEPATH;
+    let env = seeded(&Target::ALL);
+    env.store(&target.slot(&env, "#previous"), target.initial);
+    let other_service = format!("{}-elsewhere", env.service);
+    let telepath_entry = target.entry(&env);
+    let exotel_entry = Target::EXOTEL.entry(&env);
+    let file = |service: &str, entry: &str, provider: &str, password: &str| {
+        serde_json::json!({
+            "service": service, "entry": entry, "provider": provider,
+            "created_at": created(5), "password": password,
+        })
+    };
+    let planted = [
+        // Another keyring service.
+        plant(
+            &env,
+            "telepath_conn_target01-1.json",
+            &file(
+                &other_service,
+                &telepath_entry,
+                "telepath",
+                "Planted-Pass-One-1",
+            ),
+            "Planted-Pass-One-1",
+        ),
+        // A provider siprot does not know.
+        plant(
+            &env,
+            "acme_x-1.json",
+            &file(&env.service, "acme/x", "acme", "Planted-Pass-Two-2"),
+            "Planted-Pass-Two-2",
+        ),
+        // A client-set provider: siprot never writes a recovery file for it.
+        plant(
+            &env,
+            &format!("{}-1.json", exotel_entry.replace('/', "_")),
+            &file(
+                &env.service,
+                &exotel_entry,
+                "exotel",
+                "Planted-Pass-Three-3",
+            ),
+            "Planted-Pass-Three-3",
+        ),
+        // A provider that does not match the entry.
+        plant(
+            &env,
+            "telepath_conn_target01-2.json",
+            &file(
+                &env.service,
+                &telepath_entry,
+                "exotel",
+                "Planted-Pass-Four-4",
+            ),
+            "Planted-Pass-Four-4",
+        ),
+        // A file name that is not the entry's.
+        plant(
+            &env,
+            "telepath_conn_other-1.json",
+            &file(
+                &env.service,
+                &telepath_entry,
+                "telepath",
+                "Planted-Pass-Five-5",
+            ),
+            "Planted-Pass-Five-5",
+        ),
+    ];
+    let run = env.run(&["recover", "--json"], None);
+    run.assert_code(9);
+    let json = run.json();
+    let items = json["items"].as_array().unwrap();
+    assert_eq!(items.len(), planted.len(), "{json}");
+    for item in items {
+        assert_eq!(item["outcome"], "refused", "{item}");
+        assert_eq!(item["exit_code"], 9);
+        assert!(
+            item["message"]
+                .as_str()
+                .unwrap()
+                .contains("inspect it by hand"),
+            "{item}"
+        );
+    }
+    for path in &planted {
+        assert!(path.exists(), "{} was kept", path.display());
+    }
+    assert_eq!(env.lookup_in(&other_service, &telepath_entry), None);
+    for target in Target::ALL {
+        assert_eq!(
+            env.lookup(&target.entry(&env)).as_deref(),
+            Some(target.initial)
+        );
+    }
+    assert_eq!(env.lookup("acme/x"), None);
+    assert!(env.fake.requests().is_empty());
+    let human = env.run(&["recover"], None);
+    human.assert_code(9);
+    assert!(human.stdout.contains("NOT RECOVERED"), "{}", human.stdout);
 }
 
 #[test]
@@ -209,9 +396,7 @@ fn a_file_that_conflicts_with_the_keyring_is_kept_and_reported() {
 #[test]
 fn an_unreadable_recovery_file_is_kept_and_reported_without_quoting_it() {
     let env = seeded(&[]);
-    let dir = env.state_root().join("recovery");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("broken.json");
+    let path = env.recovery_dir().join("broken.json");
     std::fs::write(&path, "{\"password\": \"Half-Written-Pass-5\"").unwrap();
     env.remember_secret("Half-Written-Pass-5");
     let run = env.run(&["recover", "--json"], None);

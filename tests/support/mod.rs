@@ -263,6 +263,18 @@ impl TestEnv {
         self.state.path().join("siprot")
     }
 
+    /// The state directory's `recovery/`, created as siprot would (mode 0700, whatever the
+    /// umask: siprot refuses one writable by group or others).
+    pub fn recovery_dir(&self) -> PathBuf {
+        let dir = self.state_root().join("recovery");
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).expect("create the recovery directory");
+        dir
+    }
+
     /// The audit log's final records: without the `in-progress` line a rotation writes
     /// before its request (see [`TestEnv::all_audit_lines`]).
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
@@ -584,9 +596,14 @@ impl TestEnv {
 
     /// What `secret-tool lookup service <service> username <entry>` prints, if anything.
     pub fn lookup(&self, entry: &str) -> Option<String> {
+        self.lookup_in(&self.service, entry)
+    }
+
+    /// As [`TestEnv::lookup`], in another keyring service.
+    pub fn lookup_in(&self, service: &str, entry: &str) -> Option<String> {
         let output = self
             .secret_tool()
-            .args(["lookup", "service", &self.service, "username", entry])
+            .args(["lookup", "service", service, "username", entry])
             .stdin(Stdio::null())
             .output()
             .expect("secret-tool (package libsecret-tools) must be installed");
