@@ -350,8 +350,26 @@ impl TestEnv {
     /// say (`/dev/full`, or a pipe closed before siprot writes), then checks what could be
     /// read for leaks as [`TestEnv::run`] does.
     pub fn run_to(&self, args: &[&str], stdout: Sink, stderr: Sink) -> Run {
+        self.run_sinks(args, stdout, stderr, true)
+    }
+
+    /// Like [`TestEnv::run_to`], but siprot cannot write a byte to any file (`ulimit -f 0`,
+    /// SIGXFSZ ignored): every write under the state directory fails while the keyring (in
+    /// its own process) works, so a successful rotation warns that its audit log was not
+    /// written, past every check of the state directory.
+    pub fn run_to_without_file_writes(&self, args: &[&str], stdout: Sink, stderr: Sink) -> Run {
+        self.run_sinks(args, stdout, stderr, false)
+    }
+
+    fn run_sinks(&self, args: &[&str], stdout: Sink, stderr: Sink, file_writes: bool) -> Run {
         let stdio = |sink: Sink| match sink {
-            Sink::Captured | Sink::Closed => Stdio::piped(),
+            Sink::Captured => Stdio::piped(),
+            // A pipe whose read end is closed before siprot starts: its first write fails.
+            Sink::Closed => {
+                let (reader, writer) = std::io::pipe().expect("pipe");
+                drop(reader);
+                Stdio::from(writer)
+            }
             Sink::Full => Stdio::from(
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -360,18 +378,24 @@ impl TestEnv {
             ),
         };
         let mut cmd = self.command();
+        if !file_writes {
+            let siprot = cmd;
+            cmd = Command::new("/bin/sh");
+            cmd.env_clear();
+            for (key, value) in siprot.get_envs() {
+                if let Some(value) = value {
+                    cmd.env(key, value);
+                }
+            }
+            cmd.arg("-c")
+                .arg(r#"trap '' XFSZ; ulimit -f 0 && exec "$0" "$@""#)
+                .arg(siprot.get_program());
+        }
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(stdio(stdout))
             .stderr(stdio(stderr));
-        let mut child = cmd.spawn().expect("spawn siprot");
-        // siprot writes only after its keyring and network work: the read end is gone by then.
-        if stdout == Sink::Closed {
-            drop(child.stdout.take());
-        }
-        if stderr == Sink::Closed {
-            drop(child.stderr.take());
-        }
+        let child = cmd.spawn().expect("spawn siprot");
         self.finish(child, args)
     }
 
