@@ -13,22 +13,8 @@ const PYTHON_KEYRING: &str = "Python-keyring";
 /// Stores a second item for `entry` as python-keyring would: the same `service` and
 /// `username`, plus an `application` attribute.
 fn store_foreign(env: &TestEnv, entry: &str, secret: &str, application: &str) {
-    use std::io::Write;
     let label = format!("Password for '{entry}' on '{}'", env.service);
-    let mut child = Command::new("secret-tool")
-        .args(["store", "--label", &label, "service", &env.service])
-        .args(["username", entry, "application", application])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("secret-tool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(secret.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "secret-tool store failed");
-    env.remember_secret(secret);
+    env.store_item(entry, secret, &label, &[("application", application)]);
 }
 
 /// `secret-tool search --all service <service>` (secrets included: test-only output).

@@ -5,13 +5,7 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::support::{Fault, Target, TestEnv};
-
-fn seeded(target: Target) -> TestEnv {
-    let env = TestEnv::start();
-    target.seed(&env);
-    env
-}
+use crate::support::{Fault, Target};
 
 #[test]
 fn a_redirect_is_refused_and_no_key_reaches_the_second_host() {
@@ -23,7 +17,7 @@ fn a_redirect_is_refused_and_no_key_reaches_the_second_host() {
         (Target::EXOTEL, 302),
         (Target::VOBIZ, 307),
     ]) {
-        let env = seeded(target);
+        let env = target.seeded();
         env.fake
             .push_fault(target.provider, Fault::Redirect(status, location.clone()));
         let run = target.rotate(&env, &["--json"]);
@@ -46,7 +40,7 @@ fn a_redirect_is_refused_and_no_key_reaches_the_second_host() {
 #[test]
 fn a_body_over_1_mib_is_refused_without_reading_it_all() {
     let target = Target::TELEPATH;
-    let env = seeded(target);
+    let env = target.seeded();
     env.fake
         .push_fault(target.provider, Fault::CommitThenHugeBody(8 * 1024 * 1024));
     let run = target.rotate(&env, &[]);
@@ -54,7 +48,7 @@ fn a_body_over_1_mib_is_refused_without_reading_it_all() {
         .assert_one_line_error("larger than 1048576 bytes");
     // Client-set: the password is kept pending, and the retry (fault used up) finishes it.
     let target = Target::VOBIZ;
-    let env = seeded(target);
+    let env = target.seeded();
     env.fake
         .push_fault(target.provider, Fault::CommitThenHugeBody(8 * 1024 * 1024));
     let run = target.rotate(&env, &["--json"]);
@@ -66,7 +60,7 @@ fn a_body_over_1_mib_is_refused_without_reading_it_all() {
 #[test]
 fn a_slow_drip_body_is_cut_off_by_the_timeout() {
     for target in [Target::TELEPATH, Target::EXOTEL] {
-        let env = seeded(target);
+        let env = target.seeded();
         env.fake.push_fault(
             target.provider,
             Fault::CommitThenSlowDrip(Duration::from_millis(200)),
@@ -89,7 +83,7 @@ fn a_slow_drip_body_is_cut_off_by_the_timeout() {
 #[test]
 fn invalid_utf8_bodies_are_clear_errors() {
     let target = Target::TELEPATH;
-    let env = seeded(target);
+    let env = target.seeded();
     env.fake.push_fault(
         target.provider,
         Fault::CommitThenRawBody(b"{\"sip_password\":\"\xff\xfe\"}".to_vec()),
@@ -99,7 +93,7 @@ fn invalid_utf8_bodies_are_clear_errors() {
         .assert_code(9)
         .assert_one_line_error("could not be read");
     for target in Target::ALL {
-        let env = seeded(target);
+        let env = target.seeded();
         env.fake.push_fault(
             target.provider,
             Fault::StatusWithRawBody(400, b"\xc3\x28 not utf-8 \xff".to_vec()),
@@ -126,7 +120,7 @@ fn passwords_on_stdin_are_handled_as_documented() {
         (b"Stdin-\xff-Exotel-Pass-6\n", Err(2)),
     ];
     for (input, expected) in cases {
-        let env = seeded(target);
+        let env = target.seeded();
         if let Ok(text) = std::str::from_utf8(input) {
             env.remember_secret(text.trim_end());
         }
@@ -144,7 +138,7 @@ fn passwords_on_stdin_are_handled_as_documented() {
             }
         }
     }
-    let env = seeded(target);
+    let env = target.seeded();
     let huge = vec![b'a'; 5000];
     env.run(&target.rotate_args(&["--password-stdin"]), Some(&huge))
         .assert_code(2)

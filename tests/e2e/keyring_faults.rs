@@ -15,14 +15,6 @@ fn env_on_private_keyring() -> (TestEnv, PrivateKeyring) {
     (env, keyring)
 }
 
-fn wait_for_requests(env: &TestEnv, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.fake.requests().len() < n {
-        assert!(Instant::now() < deadline, "siprot never sent its request");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Rotates while the provider holds its answer, and does `to_keyring` once the request
 /// has arrived: the provider applies the change, the keyring fails when siprot stores it.
 fn rotate_while_the_keyring_fails(
@@ -38,7 +30,7 @@ fn rotate_while_the_keyring_fails(
     let mut args = args.to_vec();
     args.extend(["--keyring-timeout", "5"]);
     let child = env.spawn(&args, None);
-    wait_for_requests(env, sent_before + 1);
+    env.wait_for_requests(sent_before + 1);
     to_keyring(keyring);
     env.finish(child, &args)
 }

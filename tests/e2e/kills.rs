@@ -5,7 +5,7 @@
 //! flight. After each kill the provider's password must be in some local store, and a
 //! second run must end with the keyring holding exactly the provider's password.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{Fault, Target, TestEnv};
 
@@ -16,20 +16,6 @@ const CLIENT_SET_POINTS: [&str; 4] = [
     "previous-written",
     "current-written",
 ];
-
-fn seeded(target: Target) -> TestEnv {
-    let env = TestEnv::start();
-    target.seed(&env);
-    env
-}
-
-fn wait_for_requests(env: &TestEnv, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.fake.requests().len() < n {
-        assert!(Instant::now() < deadline, "siprot never sent its request");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Never "the provider holds a password that no local store has" (for client-set
 /// providers, which always stage the password before sending it).
@@ -50,7 +36,7 @@ fn assert_some_local_store_has_the_live_password(env: &TestEnv, target: Target) 
 fn a_client_set_rotation_killed_at_any_step_is_finished_by_a_rerun() {
     for target in Target::CLIENT_SET {
         for point in CLIENT_SET_POINTS {
-            let env = seeded(target);
+            let env = target.seeded();
             let paused = env.spawn_paused(&target.rotate_args(&[]), point);
             let killed = env.kill(paused);
             assert_ne!(killed.code, 0);
@@ -86,13 +72,13 @@ fn a_client_set_rotation_killed_at_any_step_is_finished_by_a_rerun() {
 #[test]
 fn a_client_set_rotation_killed_with_its_request_in_flight_is_finished_by_a_rerun() {
     for target in Target::CLIENT_SET {
-        let env = seeded(target);
+        let env = target.seeded();
         env.fake.push_fault(
             target.provider,
             Fault::CommitThenDelay(Duration::from_secs(30)),
         );
         let running = env.spawn_running(&target.rotate_args(&[]));
-        wait_for_requests(&env, 1);
+        env.wait_for_requests(1);
         env.kill(running);
         let live = target.live(&env);
         assert_ne!(live, target.initial, "the provider committed");
@@ -111,14 +97,14 @@ fn a_telepath_rotation_killed_at_any_step_is_made_good_by_a_rerun() {
     // received but not yet stored (it dies with the process: only a new rotation helps).
     for point in ["previous-written", "in-flight", "response-received"] {
         let target = Target::TELEPATH;
-        let env = seeded(target);
+        let env = target.seeded();
         let killed = if point == "in-flight" {
             env.fake.push_fault(
                 target.provider,
                 Fault::CommitThenDelay(Duration::from_secs(30)),
             );
             let running = env.spawn_running(&target.rotate_args(&[]));
-            wait_for_requests(&env, 1);
+            env.wait_for_requests(1);
             env.kill(running)
         } else {
             let paused = env.spawn_paused(&target.rotate_args(&[]), point);
@@ -142,7 +128,7 @@ fn a_telepath_rotation_killed_at_any_step_is_made_good_by_a_rerun() {
 #[test]
 fn a_second_run_on_the_same_credential_is_refused_while_the_first_runs() {
     let target = Target::EXOTEL;
-    let env = seeded(target);
+    let env = target.seeded();
     Target::VOBIZ.seed(&env);
     let first = env.spawn_paused(&target.rotate_args(&[]), "pending-written");
 

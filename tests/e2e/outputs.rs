@@ -4,16 +4,10 @@
 
 use crate::support::{FakeProvider, Fault, Sink, Target, TestEnv};
 
-fn seeded(target: Target) -> TestEnv {
-    let env = TestEnv::start();
-    target.seed(&env);
-    env
-}
-
 #[test]
 fn a_rotation_that_needs_recovery_is_exit_9_when_stderr_cannot_be_written() {
     let target = Target::EXOTEL;
-    let env = seeded(target);
+    let env = target.seeded();
     env.fake
         .push_fault(target.provider, Fault::CommitThenStatus(500));
     let run = env.run_to(
@@ -38,7 +32,7 @@ fn a_rotation_that_needs_recovery_is_exit_9_when_stderr_cannot_be_written() {
 #[test]
 fn a_successful_rotation_with_a_warning_is_exit_0_when_stderr_cannot_be_written() {
     let target = Target::VOBIZ;
-    let env = seeded(target);
+    let env = target.seeded();
     // An audit log that cannot be written makes a successful rotation warn.
     let run =
         env.run_to_without_file_writes(&target.rotate_args(&[]), Sink::Captured, Sink::Captured);
@@ -66,7 +60,7 @@ fn a_successful_rotation_with_a_warning_is_exit_0_when_stderr_cannot_be_written(
 #[test]
 fn a_successful_rotation_is_exit_0_when_stdout_cannot_be_written() {
     for target in [Target::TELEPATH, Target::EXOTEL] {
-        let env = seeded(target);
+        let env = target.seeded();
         for extra in [&[][..], &["--json"][..]] {
             let before = target.live(&env);
             let run = env.run_to(&target.rotate_args(extra), Sink::Full, Sink::Captured);
@@ -88,7 +82,7 @@ fn a_successful_rotation_is_exit_0_when_stdout_cannot_be_written() {
 #[test]
 fn a_successful_rotation_is_exit_0_and_quiet_when_stdout_is_a_closed_pipe() {
     for target in [Target::TELEPATH, Target::VOBIZ] {
-        let env = seeded(target);
+        let env = target.seeded();
         for extra in [&[][..], &["--json"][..]] {
             let before = target.live(&env);
             let run = env.run_to(&target.rotate_args(extra), Sink::Closed, Sink::Captured);
@@ -169,7 +163,7 @@ fn error_paths_keep_their_exit_code_when_stderr_cannot_be_written() {
 #[test]
 fn secret_get_and_generate_fail_when_their_output_cannot_be_written() {
     let target = Target::TELEPATH;
-    let env = seeded(target);
+    let env = target.seeded();
     let get = ["secret", "get", "--provider", "telepath", target.id];
     // Their output is the whole product: not delivering it is exit 1.
     let run = env.run_to(&get, Sink::Full, Sink::Captured);

@@ -6,12 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Fault, Target, TestEnv};
 
-fn seeded(target: Target) -> TestEnv {
-    let env = TestEnv::start();
-    target.seed(&env);
-    env
-}
-
 /// The password field of every request the fake received, in order.
 fn sent_passwords(env: &TestEnv) -> Vec<String> {
     env.fake
@@ -27,7 +21,7 @@ fn sent_passwords(env: &TestEnv) -> Vec<String> {
 #[test]
 fn transient_answers_to_a_put_are_retried_with_the_same_password() {
     for target in Target::CLIENT_SET {
-        let env = seeded(target);
+        let env = target.seeded();
         env.fake.push_fault(target.provider, Fault::Status(503));
         env.fake.push_fault(target.provider, Fault::Status(502));
         env.fake.push_fault(target.provider, Fault::Status(504));
@@ -47,7 +41,7 @@ fn transient_answers_to_a_put_are_retried_with_the_same_password() {
 #[test]
 fn a_connection_reset_after_commit_is_retried_for_a_put() {
     for target in Target::CLIENT_SET {
-        let env = seeded(target);
+        let env = target.seeded();
         env.fake.push_fault(target.provider, Fault::CommitThenDrop);
         let run = target.rotate(&env, &["--json"]);
         run.assert_code(0);
@@ -67,7 +61,7 @@ fn retry_after_in_seconds_and_as_an_http_date_is_honoured() {
             .to_string()
     };
     for (target, date) in [(Target::EXOTEL, false), (Target::VOBIZ, true)] {
-        let env = seeded(target);
+        let env = target.seeded();
         let retry_after = if date { http_date() } else { "1".to_owned() };
         env.fake.push_fault(
             target.provider,
@@ -90,7 +84,7 @@ fn retry_after_in_seconds_and_as_an_http_date_is_honoured() {
 #[test]
 fn exhausted_retries_are_exit_7_and_remove_the_fresh_pending_entry() {
     for target in Target::CLIENT_SET {
-        let env = seeded(target);
+        let env = target.seeded();
         for _ in 0..3 {
             env.fake.push_fault(target.provider, Fault::Status(503));
         }
@@ -111,7 +105,7 @@ fn exhausted_retries_are_exit_7_and_remove_the_fresh_pending_entry() {
 #[test]
 fn a_failure_after_a_try_that_may_have_landed_is_exit_9_and_keeps_pending() {
     for target in Target::CLIENT_SET {
-        let env = seeded(target);
+        let env = target.seeded();
         env.fake.push_fault(target.provider, Fault::CommitThenDrop);
         env.fake
             .push_fault(target.provider, Fault::RateLimited(None));
@@ -133,7 +127,7 @@ fn a_failure_after_a_try_that_may_have_landed_is_exit_9_and_keeps_pending() {
 #[test]
 fn a_retry_after_beyond_the_deadline_is_not_waited_for() {
     let target = Target::VOBIZ;
-    let env = seeded(target);
+    let env = target.seeded();
     env.fake
         .push_fault(target.provider, Fault::RateLimited(Some("3600".into())));
     let run = target.rotate(&env, &["--json", "--deadline", "60"]);
@@ -146,7 +140,7 @@ fn a_retry_after_beyond_the_deadline_is_not_waited_for() {
 #[test]
 fn retries_zero_sends_once() {
     let target = Target::EXOTEL;
-    let env = seeded(target);
+    let env = target.seeded();
     env.fake.push_fault(target.provider, Fault::Status(503));
     let run = target.rotate(&env, &["--json", "--retries", "0"]);
     run.assert_code(7);
@@ -163,7 +157,7 @@ fn telepath_never_resends_a_post_that_reached_it() {
         Fault::CommitThenDrop,
     ] {
         let target = Target::TELEPATH;
-        let env = seeded(target);
+        let env = target.seeded();
         env.fake.push_fault(target.provider, fault.clone());
         let run = target.rotate(&env, &["--json"]);
         assert!(run.code == 7 || run.code == 9, "{fault:?}: {}", run.stderr);
@@ -175,7 +169,7 @@ fn telepath_never_resends_a_post_that_reached_it() {
 #[test]
 fn telepath_retries_a_refused_connection_and_changes_nothing() {
     let target = Target::TELEPATH;
-    let mut env = seeded(target);
+    let mut env = target.seeded();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
@@ -208,7 +202,7 @@ fn every_error_status_has_its_exit_code_at_every_provider() {
         (504, 9),
     ];
     for target in Target::ALL {
-        let env = seeded(target);
+        let env = target.seeded();
         for (status, code) in cases {
             let current = env.lookup(&target.entry(&env));
             let live = target.live(&env);
@@ -249,7 +243,7 @@ fn every_error_status_has_its_exit_code_at_every_provider() {
 #[test]
 fn telepath_retries_dns_and_tls_failures_that_never_reached_it() {
     let target = Target::TELEPATH;
-    let env = seeded(target);
+    let env = target.seeded();
     // `.invalid` never resolves (RFC 6761).
     let dns = target.rotate(
         &env,

@@ -3,26 +3,12 @@
 //! signal's code (130, 143, 129), or 9 when something is left to recover. And the
 //! `in-progress` audit record that makes a rotation cut off by SIGKILL show in `status`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{Fault, Run, Target, TestEnv};
 
 /// `kill -s` names and the exit codes they must give.
 const SIGNALS: [(&str, i32); 3] = [("INT", 130), ("TERM", 143), ("HUP", 129)];
-
-fn seeded(target: Target) -> TestEnv {
-    let env = TestEnv::start();
-    target.seed(&env);
-    env
-}
-
-fn wait_for_requests(env: &TestEnv, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.fake.requests().len() < n {
-        assert!(Instant::now() < deadline, "siprot never sent its request");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The outcomes of the audit records of `target`, in order.
 fn outcomes(env: &TestEnv, target: Target) -> Vec<String> {
@@ -38,7 +24,7 @@ fn outcomes(env: &TestEnv, target: Target) -> Vec<String> {
 /// its answer), signals it and waits for it to exit.
 fn signal_in_flight(env: &TestEnv, target: Target, extra: &[&str], signal: &str) -> Run {
     let running = env.spawn_running(&target.rotate_args(extra));
-    wait_for_requests(env, 1);
+    env.wait_for_requests(1);
     env.send_signal(&running, signal);
     env.wait_exit(running)
 }
@@ -47,7 +33,7 @@ fn signal_in_flight(env: &TestEnv, target: Target, extra: &[&str], signal: &str)
 fn a_signal_during_a_slow_telepath_post_stores_the_answer_and_exits_with_its_code() {
     for (signal, code) in SIGNALS {
         let target = Target::TELEPATH;
-        let env = seeded(target);
+        let env = target.seeded();
         env.fake.push_fault(
             target.provider,
             Fault::CommitThenDelay(Duration::from_secs(2)),
@@ -81,13 +67,13 @@ fn a_signal_during_a_slow_telepath_post_stores_the_answer_and_exits_with_its_cod
 #[test]
 fn a_second_signal_is_reported_and_the_post_still_finishes() {
     let target = Target::TELEPATH;
-    let env = seeded(target);
+    let env = target.seeded();
     env.fake.push_fault(
         target.provider,
         Fault::CommitThenDelay(Duration::from_secs(2)),
     );
     let running = env.spawn_running(&target.rotate_args(&[]));
-    wait_for_requests(&env, 1);
+    env.wait_for_requests(1);
     env.send_signal(&running, "INT");
     std::thread::sleep(Duration::from_millis(300));
     env.send_signal(&running, "INT");
@@ -119,7 +105,7 @@ fn a_signal_before_the_request_sends_nothing() {
         (Target::VOBIZ, "pending-written", SIGNALS[2]),
     ];
     for (target, point, (signal, code)) in cases {
-        let env = seeded(target);
+        let env = target.seeded();
         let paused = env.spawn_paused(&target.rotate_args(&["--json"]), point);
         env.send_signal(&paused, signal);
         let run = env.wait_exit(paused);
@@ -152,7 +138,7 @@ fn a_signal_before_the_request_sends_nothing() {
 fn a_signal_during_a_put_finishes_it_or_keeps_pending_with_exit_9() {
     // Exotel answers within the timeout: promoted as usual, then the signal's code.
     let target = Target::EXOTEL;
-    let env = seeded(target);
+    let env = target.seeded();
     env.fake.push_fault(
         target.provider,
         Fault::CommitThenDelay(Duration::from_secs(2)),
@@ -166,7 +152,7 @@ fn a_signal_during_a_put_finishes_it_or_keeps_pending_with_exit_9() {
     // Vobiz answers after --timeout: the PUT may have landed and would be retried, but
     // not after the signal: #pending is kept and the exit is 9.
     let target = Target::VOBIZ;
-    let env = seeded(target);
+    let env = target.seeded();
     env.fake.push_fault(
         target.provider,
         Fault::CommitThenDelay(Duration::from_secs(5)),
@@ -217,14 +203,14 @@ fn sigkill_during_the_request_leaves_an_in_progress_record_that_status_reports()
         ),
         (Target::EXOTEL, "siprot recover"),
     ] {
-        let env = seeded(target);
+        let env = target.seeded();
         let path = inventory(&env, target);
         env.fake.push_fault(
             target.provider,
             Fault::CommitThenDelay(Duration::from_secs(30)),
         );
         let running = env.spawn_running(&target.rotate_args(&[]));
-        wait_for_requests(&env, 1);
+        env.wait_for_requests(1);
         env.kill(running);
         assert_eq!(outcomes(&env, target), ["in-progress"], "{}", target.name);
 

@@ -521,20 +521,8 @@ impl TestEnv {
         let mut child = paused.child.take().expect("a running child");
         child.kill().expect("SIGKILL siprot");
         let status = child.wait().expect("wait siprot");
-        let mut stdout = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            use std::io::Read;
-            let _ = out.read_to_string(&mut stdout);
-        }
         let stderr = paused.stderr_so_far();
-        let run = Run {
-            code: status.code().unwrap_or(-1),
-            stdout,
-            stderr,
-        };
-        let args: Vec<&str> = paused.args.iter().map(String::as_str).collect();
-        self.assert_no_leak(&run, false, &args);
-        run
+        self.collected(&paused, child, status, stderr)
     }
 
     /// Sends `signal` (a `kill -s` name such as `INT`, `TERM`, `HUP`) to a running siprot.
@@ -577,14 +565,9 @@ impl TestEnv {
     fn exited(
         &self,
         mut paused: Paused,
-        mut child: std::process::Child,
+        child: std::process::Child,
         status: std::process::ExitStatus,
     ) -> Run {
-        let mut stdout = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            use std::io::Read;
-            let _ = out.read_to_string(&mut stdout);
-        }
         while let Ok(line) = paused.lines.recv_timeout(std::time::Duration::from_secs(5)) {
             paused.seen.push(line);
         }
@@ -594,6 +577,23 @@ impl TestEnv {
             .filter(|l| !l.starts_with("siprot: test pause at "))
             .map(|l| format!("{l}\n"))
             .collect();
+        without_log_lines(self.collected(&paused, child, status, stderr))
+    }
+
+    /// The run of a paused siprot that has ended: its standard output read to the end,
+    /// checked for leaks together with `stderr`.
+    fn collected(
+        &self,
+        paused: &Paused,
+        mut child: std::process::Child,
+        status: std::process::ExitStatus,
+        stderr: String,
+    ) -> Run {
+        let mut stdout = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut stdout);
+        }
         let run = Run {
             code: status.code().unwrap_or(-1),
             stdout,
@@ -601,7 +601,7 @@ impl TestEnv {
         };
         let args: Vec<&str> = paused.args.iter().map(String::as_str).collect();
         self.assert_no_leak(&run, false, &args);
-        without_log_lines(run)
+        run
     }
 
     /// `secret-tool` on the same bus as siprot's runs.
@@ -640,21 +640,20 @@ impl TestEnv {
 
     /// Stores a secret as another program would (`secret-tool store`).
     pub fn store(&self, entry: &str, secret: &str) {
+        self.store_item(entry, secret, "siprot test", &[]);
+    }
+
+    /// Stores a keyring item with `label` and, beside `service` and `username`, the
+    /// attributes `extra` (as python-keyring adds `application`): `secret-tool store`.
+    pub fn store_item(&self, entry: &str, secret: &str, label: &str, extra: &[(&str, &str)]) {
         use std::io::Write;
-        let mut child = self
-            .secret_tool()
-            .args([
-                "store",
-                "--label",
-                "siprot test",
-                "service",
-                &self.service,
-                "username",
-                entry,
-            ])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("secret-tool");
+        let mut cmd = self.secret_tool();
+        cmd.args(["store", "--label", label, "service", &self.service])
+            .args(["username", entry]);
+        for (key, value) in extra {
+            cmd.args([key, value]);
+        }
+        let mut child = cmd.stdin(Stdio::piped()).spawn().expect("secret-tool");
         child
             .stdin
             .take()
@@ -663,5 +662,17 @@ impl TestEnv {
             .unwrap();
         assert!(child.wait().unwrap().success(), "secret-tool store failed");
         self.remember_secret(secret);
+    }
+
+    /// Waits (at most 20 s) until the fake providers have received `n` requests.
+    pub fn wait_for_requests(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.fake.requests().len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "siprot never sent its request"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }

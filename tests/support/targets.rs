@@ -92,6 +92,13 @@ impl Target {
     }
 
     /// `rotate --provider NAME ID [--device D]` followed by `extra`.
+    /// A new test world holding this target's credential at the provider and in the keyring.
+    pub fn seeded(&self) -> TestEnv {
+        let env = TestEnv::start();
+        self.seed(&env);
+        env
+    }
+
     pub fn rotate_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec!["rotate", "--provider", self.name, self.id];
         if let Some(device) = self.device {
