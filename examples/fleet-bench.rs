@@ -20,6 +20,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use memory::{mib, peak_rss_kib, rss_kib};
 use siprot::config::ConnectOptions;
 use siprot::fleet::{self, FleetOptions, Outcome};
 use siprot::http::HttpConfig;
@@ -27,6 +28,9 @@ use siprot::inventory::Inventory;
 use siprot::providers::{PasswordOrigin, ProviderKind};
 use siprot::state::StateDir;
 use siprot::store::{self, Keyring};
+
+#[path = "bench-support/memory.rs"]
+mod memory;
 
 #[derive(Parser)]
 #[command(name = "fleet-bench")]
@@ -304,26 +308,4 @@ fn keyring_floor(
         }
     }
     Ok((started.elapsed(), writes))
-}
-
-/// Peak resident set size of this process (Linux), in KiB.
-fn peak_rss_kib() -> Option<u64> {
-    proc_status_kib("VmHWM:")
-}
-
-/// Resident set size of this process now (Linux), in KiB.
-fn rss_kib() -> Option<u64> {
-    proc_status_kib("VmRSS:")
-}
-
-fn proc_status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or("?".to_owned(), |kib| {
-        format!("{:.1} MiB", kib as f64 / 1024.0)
-    })
 }

@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use memory::{mib, peak_rss_kib, rss_kib};
 use siprot::inventory::Inventory;
+
+#[path = "bench-support/memory.rs"]
+mod memory;
 
 #[derive(Parser)]
 #[command(name = "inventory-bench")]
@@ -48,7 +52,7 @@ fn main() -> ExitCode {
     out.flush().expect("flush");
     drop(out);
     let size = std::fs::metadata(&path).expect("metadata").len();
-    let before = proc_status_kib("VmRSS:");
+    let before = rss_kib();
     let started = Instant::now();
     let inventory = match Inventory::load(&path) {
         Ok(inventory) => inventory,
@@ -58,7 +62,7 @@ fn main() -> ExitCode {
         }
     };
     let wall = started.elapsed();
-    let peak = proc_status_kib("VmHWM:");
+    let peak = peak_rss_kib();
     assert_eq!(inventory.entries.len(), args.n, "every entry read");
     println!("| entries | file size | load wall | RSS before the load | peak RSS |");
     println!("|---|---|---|---|---|");
@@ -71,17 +75,4 @@ fn main() -> ExitCode {
         mib(peak)
     );
     ExitCode::SUCCESS
-}
-
-/// A field of /proc/self/status (Linux), in KiB.
-fn proc_status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or("?".to_owned(), |kib| {
-        format!("{:.1} MiB", kib as f64 / 1024.0)
-    })
 }
