@@ -9,6 +9,8 @@
 //! - [`fleet`]: many rotations at once, bounded per provider;
 //! - [`inventory`]: the fleet's TOML inventory, validated with line numbers;
 //! - [`recovery`]: finishing what interrupted rotations left (`#pending`, recovery files);
+//! - [`verification`]: what `verify` and `rotate --verify` check (target, previous
+//!   password) and what the answers mean;
 //! - [`sip`]: proving a password works with a SIP REGISTER to the registrar;
 //! - [`providers`]: the [`providers::Provider`] trait and one module per provider;
 //! - [`policy`]: password rules per provider and generation;
@@ -52,6 +54,7 @@ pub mod rotation;
 pub mod sip;
 pub mod state;
 pub mod store;
+pub mod verification;
 
 pub use error::{Error, Result};
 

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::cli::RotateArgs;
-use crate::commands::verify::{self, Checks, SipTarget, VerificationJson};
+use crate::commands::verify::{self, VerificationJson};
 use crate::error::{Error, Result, exit};
 use crate::http::Attempts;
 use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind};
@@ -16,6 +16,7 @@ use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::sip::{Outcome, Registrar};
 use crate::state::StateDir;
 use crate::store::{Keyring, Slot};
+use crate::verification::{self, Checks, SipOptions, SipTarget};
 
 /// What `--verify` needs, settled before anything is sent.
 #[derive(Debug)]
@@ -56,16 +57,17 @@ impl Plan {
                  back: --rollback-on-verify-failure is for exotel and vobiz"
             )));
         }
-        let username = verify::known_username(&args.sip, state, service, entry);
+        let username =
+            verification::known_username(args.sip.username.as_deref(), state, service, entry);
         if username.is_none() && !kind.registration().returns_sip_username {
-            return Err(verify::no_username(kind, entry));
+            return Err(verification::no_username(kind, entry));
         }
         // The checks the target makes later, now, before anything changes.
         if let Some(username) = &username {
-            verify::validate_sip_token("username", username)?;
+            verification::validate_sip_token("username", username)?;
         }
         if let Some(domain) = &args.sip.domain {
-            verify::validate_sip_token("domain", domain)?;
+            verification::validate_sip_token("domain", domain)?;
         }
         Ok(Some(Self {
             registrar,
@@ -126,14 +128,13 @@ pub(crate) async fn after_rotation(
     context: &Context<'_>,
 ) -> Verified {
     let kind = report.provider;
-    let target = SipTarget::new(
-        plan.registrar,
-        plan.username.or_else(|| report.username.clone()),
-        &context.args.sip,
-        kind,
-        &report.entry,
-        context.args.verify_timeout,
-    );
+    let options = SipOptions {
+        registrar: plan.registrar,
+        username: plan.username.or_else(|| report.username.clone()),
+        domain: context.args.sip.domain.clone(),
+        timeout: context.args.verify_timeout,
+    };
+    let target = SipTarget::new(options, kind, &report.entry);
     let target = match target {
         Ok(target) => target,
         Err(error) => {
@@ -239,7 +240,7 @@ impl Verified {
 
     pub(crate) fn json(&self) -> VerifiedJson<'_> {
         let verification = match (&self.target, &self.checks) {
-            (Some(target), Ok(checks)) => Some(checks.json(target)),
+            (Some(target), Ok(checks)) => Some(verify::json(checks, target)),
             _ => None,
         };
         VerifiedJson {
@@ -251,7 +252,7 @@ impl Verified {
                     status: "rolled-back",
                     message: None,
                     attempts: Some(report.attempts),
-                    verification: self.target.as_ref().map(|t| checks.json(t)),
+                    verification: self.target.as_ref().map(|t| verify::json(checks, t)),
                 },
                 Rollback::Failed(error) => RollbackJson {
                     status: "failed",
@@ -274,7 +275,9 @@ impl Verified {
         let previous_entry = format!("{}{}", report.entry, Slot::Previous.suffix());
         let credential = report.credential.display();
         let mut lines = match (&self.target, &self.checks) {
-            (Some(target), Ok(checks)) => checks.human_lines(target, &credential, report.provider),
+            (Some(target), Ok(checks)) => {
+                verify::human_lines(checks, target, &credential, report.provider)
+            }
             (_, Err(problem)) => vec![format!("not verified: {problem}")],
             (None, Ok(_)) => Vec::new(),
         };
@@ -304,8 +307,7 @@ impl Verified {
                 ));
                 if let Some(target) = &self.target {
                     lines.extend(
-                        checks
-                            .human_lines(target, &credential, report.provider)
+                        verify::human_lines(checks, target, &credential, report.provider)
                             .into_iter()
                             .map(|line| format!("after the rollback, {line}")),
                     );
@@ -330,7 +332,7 @@ impl Verified {
             .map(|t| t.registrar().to_string())
             .unwrap_or_default();
         let what = match &self.checks {
-            Ok(checks) => checks.summary_error_reason(),
+            Ok(checks) => checks.failure_reason(),
             Err(problem) => problem.clone(),
         };
         let rollback = match &self.rollback {
