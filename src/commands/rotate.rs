@@ -5,7 +5,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::cli::RotateArgs;
-use crate::commands::rotate_verify::{self, Verified, VerifiedJson};
+use crate::commands::rotate_verify::{self, VerifiedJson};
 use crate::commands::{block_on, fail, fleet};
 use crate::config;
 use crate::error::{Error, Result, exit};
@@ -14,6 +14,7 @@ use crate::input;
 use crate::interrupt;
 use crate::output;
 use crate::providers::{CredentialRef, PasswordOrigin};
+use crate::rollback::{self, Verified};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
 use crate::state::StateDir;
 use crate::store::{Keyring, Slot};
@@ -54,7 +55,7 @@ pub fn run(args: RotateArgs) -> Result<u8> {
     let provider = kind.connect(&args.net.connect_options())?;
     let service = config::keyring_service()?;
     let state = StateDir::locate()?;
-    let plan = rotate_verify::Plan::new(
+    let plan = rotate_verify::plan(
         &args,
         kind,
         &state,
@@ -107,14 +108,13 @@ pub fn run(args: RotateArgs) -> Result<u8> {
             // A signal came: the rotation is at its safe point; start nothing new.
             Some(_) if interrupt::received().is_some() => None,
             Some(plan) => {
-                let context = rotate_verify::Context {
-                    args: &args,
+                let context = rollback::Context {
                     provider: provider.as_ref(),
                     credential: &credential,
                     keyring: &keyring,
                     state: &state,
                 };
-                Some(rotate_verify::after_rotation(plan, &report, &context).await)
+                Some(rollback::after_rotation(plan, &report, &context).await)
             }
             None => None,
         };
@@ -134,13 +134,16 @@ pub fn run(args: RotateArgs) -> Result<u8> {
     let code = interrupt::final_code(verified.as_ref().map_or(exit::SUCCESS, Verified::exit_code));
     if args.json {
         let mut json = RotateJson::new(&report, args.show_password);
-        json.verify = verified.as_ref().map(Verified::json);
+        json.verify = verified.as_ref().map(rotate_verify::json);
         json.exit_code = code;
         json.interrupted_by = interrupt::received().map(|s| s.name());
         output::json(&json)?;
     } else {
         print_human(&report, args.show_password)?;
-        for line in verified.iter().flat_map(|v| v.human_lines(&report)) {
+        for line in verified
+            .iter()
+            .flat_map(|v| rotate_verify::human_lines(v, &report))
+        {
             output::line(&line)?;
         }
     }
@@ -156,7 +159,7 @@ pub fn run(args: RotateArgs) -> Result<u8> {
             }
         ));
     } else if let Some(verified) = verified.as_ref().filter(|_| code != exit::SUCCESS) {
-        output::error_line(&verified.summary_error(&report));
+        output::error_line(&rotate_verify::summary_error(verified, &report));
     }
     Ok(code)
 }

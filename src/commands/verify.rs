@@ -2,7 +2,7 @@
 //! and reports whether it was accepted; with `--expect-rejected-previous`, also that the
 //! `#previous` password no longer is. The checks are [`crate::verification`]'s; this
 //! module reads the passwords and renders the result, and `rotate --verify` renders its
-//! checks with the same [`human_lines`] and [`json`].
+//! checks with the same `human_lines` and `json`.
 
 use serde::Serialize;
 
