@@ -9,6 +9,10 @@
 //! - [`fleet`]: many rotations at once, bounded per provider;
 //! - [`inventory`]: the fleet's TOML inventory, validated with line numbers;
 //! - [`recovery`]: finishing what interrupted rotations left (`#pending`, recovery files);
+//! - [`rollback`]: `rotate --verify` after the rotation: verify, and set the previous
+//!   password back through [`rotation`] when asked and rejected;
+//! - [`verification`]: what `verify` and `rotate --verify` check (target, previous
+//!   password) and what the answers mean;
 //! - [`sip`]: proving a password works with a SIP REGISTER to the registrar;
 //! - [`providers`]: the [`providers::Provider`] trait and one module per provider;
 //! - [`policy`]: password rules per provider and generation;
@@ -48,10 +52,12 @@ pub mod providers;
 pub mod proxy;
 pub mod recovery;
 pub mod retry;
+pub mod rollback;
 pub mod rotation;
 pub mod sip;
 pub mod state;
 pub mod store;
+pub mod verification;
 
 pub use error::{Error, Result};
 

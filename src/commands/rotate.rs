@@ -1,11 +1,12 @@
 //! `siprot rotate`: checks the options against the provider, then runs the rotation
-//! protocol and renders its report. With `--inventory` it hands over to [`fleet`].
+//! protocol, with `--verify` the verify step of [`crate::rollback`] after it, and renders
+//! the report. With `--inventory` it hands over to [`fleet`].
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::cli::RotateArgs;
-use crate::commands::rotate_verify::{self, Verified, VerifiedJson};
+use crate::commands::rotate_verify::{self, VerifiedJson};
 use crate::commands::{block_on, fail, fleet};
 use crate::config;
 use crate::error::{Error, Result, exit};
@@ -13,7 +14,8 @@ use crate::http::Attempts;
 use crate::input;
 use crate::interrupt;
 use crate::output;
-use crate::providers::{CredentialRef, PasswordOrigin};
+use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind};
+use crate::rollback::{self, Verified};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
 use crate::state::StateDir;
 use crate::store::{Keyring, Slot};
@@ -22,6 +24,44 @@ pub fn run(args: RotateArgs) -> Result<u8> {
     if let Some(path) = args.inventory.clone() {
         return fleet::run(args, &path);
     }
+    let (kind, credential) = one_credential(&args)?;
+    let provider = kind.connect(&args.net.connect_options())?;
+    let service = config::keyring_service()?;
+    let state = StateDir::locate()?;
+    let entry = kind.entry_name(&credential)?;
+    let plan = rotate_verify::plan(&args, kind, &state, &service, &entry)?;
+    let source = password_source(&args, kind)?;
+    let verify_asked = plan.is_some();
+    let attempts = Attempts::new();
+    let input = RotationInput {
+        source,
+        description: args.description.clone(),
+        dry_run: args.dry_run,
+        attempts: attempts.clone(),
+    };
+    if !args.dry_run {
+        interrupt::catch()?;
+    }
+    let rotation = Rotation {
+        args: &args,
+        provider: provider.as_ref(),
+        credential: &credential,
+        service: &service,
+        state: &state,
+    };
+    let result = block_on(rotation.run(input, plan));
+    let plan_skipped = verify_asked && interrupt::received().is_some();
+    match result {
+        Ok((report, verified)) => render(&args, &report, verified.as_ref(), plan_skipped),
+        Err(error) => {
+            let error = interrupt::wrap(error);
+            Ok(fail(&error, args.json, Some(attempts.count())))
+        }
+    }
+}
+
+/// The provider and credential of a single rotation, once the options fit them.
+fn one_credential(args: &RotateArgs) -> Result<(ProviderKind, CredentialRef)> {
     if !args.tag.is_empty() || args.if_older_than.is_some() || args.concurrency.is_some() {
         return Err(Error::Usage(
             "--tag, --if-older-than and --concurrency select and pace a fleet: they need --inventory"
@@ -51,54 +91,55 @@ pub fn run(args: RotateArgs) -> Result<u8> {
             "{kind} keeps no description: drop --description"
         )));
     }
-    let provider = kind.connect(&args.net.connect_options())?;
-    let service = config::keyring_service()?;
-    let state = StateDir::locate()?;
-    let plan = rotate_verify::Plan::new(
-        &args,
-        kind,
-        &state,
-        &service,
-        &kind.entry_name(&credential)?,
-    )?;
-    let source = if args.password_stdin {
-        let password = input::read_password("New SIP password: ")?;
-        let report = kind.policy().check(&password);
-        if !report.ok {
-            let failed: Vec<_> = report
-                .rules
-                .iter()
-                .filter(|r| !r.ok)
-                .map(|r| r.message.as_str())
-                .collect();
-            return Err(Error::Policy(format!(
-                "the password fails the {kind} policy: {}",
-                failed.join("; ")
-            )));
-        }
-        PasswordSource::Given(password)
-    } else {
-        PasswordSource::Generate {
+    Ok((kind, credential))
+}
+
+/// The password from standard input, checked against the policy first, or one to generate.
+fn password_source(args: &RotateArgs, kind: ProviderKind) -> Result<PasswordSource> {
+    if !args.password_stdin {
+        return Ok(PasswordSource::Generate {
             length: args.length,
-        }
-    };
-    let verify_asked = plan.is_some();
-    let attempts = Attempts::new();
-    let input = RotationInput {
-        source,
-        description: args.description.clone(),
-        dry_run: args.dry_run,
-        attempts: attempts.clone(),
-    };
-    if !args.dry_run {
-        interrupt::catch()?;
+        });
     }
-    let result = block_on(async {
-        let keyring = Keyring::open(&service, args.keyring_timeout)
+    let password = input::read_password("New SIP password: ")?;
+    let report = kind.policy().check(&password);
+    if !report.ok {
+        let failed: Vec<_> = report
+            .rules
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| r.message.as_str())
+            .collect();
+        return Err(Error::Policy(format!(
+            "the password fails the {kind} policy: {}",
+            failed.join("; ")
+        )));
+    }
+    Ok(PasswordSource::Given(password))
+}
+
+/// One rotation's world, settled before anything is sent.
+struct Rotation<'a> {
+    args: &'a RotateArgs,
+    provider: &'a dyn Provider,
+    credential: &'a CredentialRef,
+    service: &'a str,
+    state: &'a StateDir,
+}
+
+impl Rotation<'_> {
+    /// Rotates, then, with `--verify`, verifies (and maybe rolls back) unless this is a
+    /// dry run or a signal came.
+    async fn run(
+        &self,
+        input: RotationInput,
+        plan: Option<rollback::Plan>,
+    ) -> Result<(RotationReport, Option<Verified>)> {
+        let keyring = Keyring::open(self.service, self.args.keyring_timeout)
             .await
             .map_err(Error::keyring_unavailable)?;
         let mut report =
-            rotation::rotate(provider.as_ref(), &credential, &keyring, &state, input).await?;
+            rotation::rotate(self.provider, self.credential, &keyring, self.state, input).await?;
         let verified = match plan {
             Some(plan) if report.status == RotationStatus::DryRun => {
                 report.plan.push(plan.describe());
@@ -107,40 +148,44 @@ pub fn run(args: RotateArgs) -> Result<u8> {
             // A signal came: the rotation is at its safe point; start nothing new.
             Some(_) if interrupt::received().is_some() => None,
             Some(plan) => {
-                let context = rotate_verify::Context {
-                    args: &args,
-                    provider: provider.as_ref(),
-                    credential: &credential,
+                let context = rollback::Context {
+                    provider: self.provider,
+                    credential: self.credential,
                     keyring: &keyring,
-                    state: &state,
+                    state: self.state,
                 };
-                Some(rotate_verify::after_rotation(plan, &report, &context).await)
+                Some(rollback::after_rotation(plan, &report, &context).await)
             }
             None => None,
         };
         Ok((report, verified))
-    });
-    let plan_skipped = verify_asked && interrupt::received().is_some();
-    let (report, verified) = match result {
-        Ok(done) => done,
-        Err(error) => {
-            let error = interrupt::wrap(error);
-            return Ok(fail(&error, args.json, Some(attempts.count())));
-        }
-    };
+    }
+}
+
+/// Prints the report, the verify step's result and the error line, and returns the exit
+/// code.
+fn render(
+    args: &RotateArgs,
+    report: &RotationReport,
+    verified: Option<&Verified>,
+    plan_skipped: bool,
+) -> Result<u8> {
     for warning in &report.warnings {
         output::warning(warning);
     }
-    let code = interrupt::final_code(verified.as_ref().map_or(exit::SUCCESS, Verified::exit_code));
+    let code = interrupt::final_code(verified.map_or(exit::SUCCESS, Verified::exit_code));
     if args.json {
-        let mut json = RotateJson::new(&report, args.show_password);
-        json.verify = verified.as_ref().map(Verified::json);
+        let mut json = RotateJson::new(report, args.show_password);
+        json.verify = verified.map(rotate_verify::json);
         json.exit_code = code;
         json.interrupted_by = interrupt::received().map(|s| s.name());
         output::json(&json)?;
     } else {
-        print_human(&report, args.show_password)?;
-        for line in verified.iter().flat_map(|v| v.human_lines(&report)) {
+        print_human(report, args.show_password)?;
+        for line in verified
+            .iter()
+            .flat_map(|v| rotate_verify::human_lines(v, report))
+        {
             output::line(&line)?;
         }
     }
@@ -155,8 +200,8 @@ pub fn run(args: RotateArgs) -> Result<u8> {
                 ""
             }
         ));
-    } else if let Some(verified) = verified.as_ref().filter(|_| code != exit::SUCCESS) {
-        output::error_line(&verified.summary_error(&report));
+    } else if let Some(verified) = verified.filter(|_| code != exit::SUCCESS) {
+        output::error_line(&rotate_verify::summary_error(verified, report));
     }
     Ok(code)
 }

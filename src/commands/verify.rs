@@ -1,21 +1,21 @@
 //! `siprot verify`: registers the stored password with a SIP registrar (a binding query)
 //! and reports whether it was accepted; with `--expect-rejected-previous`, also that the
-//! `#previous` password no longer is. `rotate --verify` uses the same pieces.
+//! `#previous` password no longer is. The checks are [`crate::verification`]'s; this
+//! module reads the passwords and renders the result, and `rotate --verify` renders its
+//! checks with the same `human_lines` and `json`.
 
-use std::time::Duration;
-
-use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::cli::{SipUserArgs, VerifyArgs};
+use crate::cli::VerifyArgs;
 use crate::commands::{block_on, stored_secret};
 use crate::config;
 use crate::error::{Error, Result, exit};
 use crate::output;
 use crate::providers::{CredentialRef, ProviderKind};
-use crate::sip::{self, Credentials, Outcome, Registrar, Verification};
+use crate::sip::{Outcome, Verification};
 use crate::state::StateDir;
 use crate::store::{EntryName, Keyring, Slot};
+use crate::verification::{self, Checks, SipOptions, SipTarget};
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
     let kind = args.provider.provider;
@@ -23,15 +23,18 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
     let name = EntryName::new(kind.entry_name(&credential)?);
     let service = config::keyring_service()?;
     let state = StateDir::locate()?;
-    let username = known_username(&args.sip, &state, &service, name.current());
-    let target = SipTarget::new(
-        args.registrar,
-        username,
-        &args.sip,
-        kind,
-        name.current(),
-        args.timeout,
-    )?;
+    let options = SipOptions {
+        registrar: args.registrar,
+        username: verification::known_username(
+            args.sip.username.as_deref(),
+            &state,
+            &service,
+            name.current(),
+        ),
+        domain: args.sip.domain,
+        timeout: args.timeout,
+    };
+    let target = SipTarget::new(options, kind, name.current())?;
 
     let checks = block_on(async {
         let keyring = Keyring::open(&service, args.keyring_timeout)
@@ -51,236 +54,85 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
             provider: kind.name(),
             credential: credential.display(),
             keyring_entry: name.current(),
-            verification: checks.json(&target),
+            verification: json(&checks, &target),
             exit_code: code,
         })?;
     } else {
-        for line in checks.human_lines(&target, &credential.display(), kind) {
+        for line in human_lines(&checks, &target, &credential.display(), kind) {
             output::line(&line)?;
         }
     }
     if code != exit::SUCCESS {
-        output::error_line(&checks.summary_error(&target, name.current()));
+        output::error_line(&format!(
+            "verification of {} at {} failed: {}",
+            name.current(),
+            target.registrar(),
+            checks.failure_reason()
+        ));
     }
     Ok(code)
 }
 
-/// The SIP username to use without asking the provider: `--username`, or the one the
-/// provider returned at the last rotation (kept in the audit log).
-pub(crate) fn known_username(
-    sip: &SipUserArgs,
-    state: &StateDir,
-    service: &str,
-    entry: &str,
-) -> Option<String> {
-    sip.username.clone().or_else(|| {
-        state
-            .histories(service)
-            .remove(entry)
-            .and_then(|history| history.username)
-    })
-}
-
-pub(crate) fn no_username(kind: ProviderKind, entry: &str) -> Error {
-    Error::Usage(format!(
-        "no SIP username known for '{entry}': pass --username ({kind} returns none, or siprot \
-         has not rotated this credential yet)"
-    ))
-}
-
-/// Where and as whom to verify.
-#[derive(Debug, Clone)]
-pub(crate) struct SipTarget {
-    registrar: Registrar,
-    username: String,
-    domain: String,
-    timeout: Duration,
-}
-
-impl SipTarget {
-    /// Checks the username (required) and the domain (`--domain`, or the registrar's
-    /// host) before anything is sent.
-    pub(crate) fn new(
-        registrar: Registrar,
-        username: Option<String>,
-        sip: &SipUserArgs,
-        kind: ProviderKind,
-        entry: &str,
-        timeout: Duration,
-    ) -> Result<Self> {
-        let username = username.ok_or_else(|| no_username(kind, entry))?;
-        validate_sip_token("username", &username)?;
-        let domain = sip
-            .domain
-            .clone()
-            .unwrap_or_else(|| registrar.host().to_owned());
-        validate_sip_token("domain", &domain)?;
-        Ok(Self {
-            registrar,
-            username,
-            domain,
-            timeout,
-        })
-    }
-
-    /// Verifies `current`, then, once it is accepted, `previous` (which should not be).
-    pub(crate) async fn check(
-        &self,
-        current: &SecretString,
-        previous: Option<&SecretString>,
-    ) -> Checks {
-        let current = self.verify(current).await;
-        let previous = match (previous, &current.outcome) {
-            (Some(previous), Outcome::Accepted { .. }) => Some(self.verify(previous).await),
-            _ => None,
-        };
-        Checks { current, previous }
-    }
-
-    async fn verify(&self, password: &SecretString) -> Verification {
-        let credentials = Credentials {
-            username: &self.username,
-            domain: &self.domain,
-            password,
-        };
-        sip::verify(&self.registrar, &credentials, self.timeout).await
-    }
-
-    pub(crate) fn registrar(&self) -> &Registrar {
-        &self.registrar
+/// Where and as whom, and what the registrar said, for JSON.
+pub(crate) fn json<'a>(checks: &'a Checks, target: &'a SipTarget) -> VerificationJson<'a> {
+    VerificationJson {
+        registrar: target.registrar().to_string(),
+        transport: target.registrar().transport().name(),
+        username: target.username(),
+        domain: target.domain(),
+        current: Checked::from(&checks.current),
+        previous: checks.previous.as_ref().map(Checked::from),
     }
 }
 
-/// A username or domain goes into SIP URIs and header values as is: refuse anything that
-/// would change the message's structure.
-pub(crate) fn validate_sip_token(what: &str, value: &str) -> Result<()> {
-    let bad = value.is_empty()
-        || value.len() > 256
-        || value
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || "<>\"@;,?\\".contains(c));
-    if bad {
-        return Err(Error::Usage(format!(
-            "the SIP {what} must be 1 to 256 characters without spaces, control characters or \
-             any of < > \" @ ; , ? \\"
-        )));
-    }
-    Ok(())
-}
-
-/// The outcome of verifying a password and, maybe, the one before it.
-#[derive(Debug, Clone)]
-pub(crate) struct Checks {
-    pub current: Verification,
-    /// Tried only when asked for and the current password was accepted.
-    pub previous: Option<Verification>,
-}
-
-impl Checks {
-    pub(crate) fn verified(&self) -> bool {
-        self.exit_code() == exit::SUCCESS
-    }
-
-    /// 0 ok, 5 rejected, 7 unreachable, 10 not verified (never challenged, or the
-    /// previous password still accepted), 1 anything else.
-    pub(crate) fn exit_code(&self) -> u8 {
-        match self.current.outcome {
-            Outcome::Accepted { .. } => {}
-            Outcome::Rejected => return exit::AUTH,
-            Outcome::Unreachable(_) => return exit::TRANSIENT,
-            Outcome::NotChallenged => return exit::NOT_VERIFIED,
-            _ => return exit::UNEXPECTED,
+/// One line for the current password and one for the previous, if it was tried.
+pub(crate) fn human_lines(
+    checks: &Checks,
+    target: &SipTarget,
+    credential: &str,
+    kind: ProviderKind,
+) -> Vec<String> {
+    let registrar = target.registrar();
+    let who = format!("{credential} ({kind}, SIP user {})", target.username());
+    let c = &checks.current;
+    let mut lines = vec![match &c.outcome {
+        Outcome::Accepted { bindings } => format!(
+            "ok: {registrar} accepted the current password of {who}: {}, {}, {bindings} \
+             binding(s) left as they were",
+            answer(c),
+            c.algorithm.as_deref().unwrap_or("digest"),
+        ),
+        Outcome::Rejected => format!(
+            "rejected: {registrar} refused the current password of {who}: {}",
+            answer(c)
+        ),
+        Outcome::NotChallenged => format!(
+            "not verified: {registrar} accepted {who} without asking for a password ({})",
+            answer(c)
+        ),
+        Outcome::Unreachable(problem) | Outcome::Failed(problem) => {
+            format!("{}: {problem}", c.outcome.name())
         }
-        match self.previous.as_ref().map(|p| &p.outcome) {
-            None | Some(Outcome::Rejected) => exit::SUCCESS,
-            Some(Outcome::Accepted { .. }) => exit::NOT_VERIFIED,
-            Some(Outcome::Unreachable(_)) => exit::TRANSIENT,
-            Some(_) => exit::UNEXPECTED,
-        }
-    }
-
-    pub(crate) fn json<'a>(&'a self, target: &'a SipTarget) -> VerificationJson<'a> {
-        VerificationJson {
-            registrar: target.registrar.to_string(),
-            transport: target.registrar.transport().name(),
-            username: &target.username,
-            domain: &target.domain,
-            current: Checked::from(&self.current),
-            previous: self.previous.as_ref().map(Checked::from),
-        }
-    }
-
-    /// One line for the current password and one for the previous, if it was tried.
-    pub(crate) fn human_lines(
-        &self,
-        target: &SipTarget,
-        credential: &str,
-        kind: ProviderKind,
-    ) -> Vec<String> {
-        let registrar = &target.registrar;
-        let who = format!("{credential} ({kind}, SIP user {})", target.username);
-        let c = &self.current;
-        let mut lines = vec![match &c.outcome {
-            Outcome::Accepted { bindings } => format!(
-                "ok: {registrar} accepted the current password of {who}: {}, {}, {bindings} \
-                 binding(s) left as they were",
-                answer(c),
-                c.algorithm.as_deref().unwrap_or("digest"),
-            ),
-            Outcome::Rejected => format!(
-                "rejected: {registrar} refused the current password of {who}: {}",
-                answer(c)
-            ),
-            Outcome::NotChallenged => format!(
-                "not verified: {registrar} accepted {who} without asking for a password ({})",
-                answer(c)
+    }];
+    if let Some(p) = &checks.previous {
+        lines.push(match &p.outcome {
+            Outcome::Rejected => {
+                format!("ok: the previous password is rejected ({})", answer(p))
+            }
+            Outcome::Accepted { .. } => format!(
+                "not verified: the previous password is still accepted ({})",
+                answer(p)
             ),
             Outcome::Unreachable(problem) | Outcome::Failed(problem) => {
-                format!("{}: {problem}", c.outcome.name())
+                format!("previous password {}: {problem}", p.outcome.name())
             }
-        }];
-        if let Some(p) = &self.previous {
-            lines.push(match &p.outcome {
-                Outcome::Rejected => {
-                    format!("ok: the previous password is rejected ({})", answer(p))
-                }
-                Outcome::Accepted { .. } => format!(
-                    "not verified: the previous password is still accepted ({})",
-                    answer(p)
-                ),
-                Outcome::Unreachable(problem) | Outcome::Failed(problem) => {
-                    format!("previous password {}: {problem}", p.outcome.name())
-                }
-                Outcome::NotChallenged => format!(
-                    "not verified: the previous password was not asked for ({})",
-                    answer(p)
-                ),
-            });
-        }
-        lines
+            Outcome::NotChallenged => format!(
+                "not verified: the previous password was not asked for ({})",
+                answer(p)
+            ),
+        });
     }
-
-    /// What failed, for the one error line on standard error.
-    pub(crate) fn summary_error(&self, target: &SipTarget, entry: &str) -> String {
-        format!(
-            "verification of {entry} at {} failed: {}",
-            target.registrar,
-            self.summary_error_reason()
-        )
-    }
-
-    /// `rejected`, `unreachable`, ..., or that the previous password still registers.
-    pub(crate) fn summary_error_reason(&self) -> String {
-        let previous_still_works = self
-            .previous
-            .as_ref()
-            .is_some_and(|p| matches!(p.outcome, Outcome::Accepted { .. }));
-        if previous_still_works {
-            "the previous password still registers".into()
-        } else {
-            self.current.outcome.name().into()
-        }
-    }
+    lines
 }
 
 fn answer(v: &Verification) -> String {

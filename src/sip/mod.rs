@@ -107,6 +107,8 @@ pub async fn verify(
     verification
 }
 
+/// The REGISTER dialog: registers without credentials, answers the registrar's challenge
+/// (once more for a stale nonce), and turns the final answer into an [`Outcome`].
 async fn run(
     registrar: &Registrar,
     credentials: &Credentials<'_>,
@@ -114,6 +116,38 @@ async fn run(
     verification: &mut Verification,
 ) -> Result<Outcome, NoAnswer> {
     let deadline = Instant::now() + budget;
+    let mut connection = connect(registrar, deadline, budget).await?;
+    let dialog = Dialog::new(registrar, credentials, &connection)?;
+    let mut cseq = 1;
+    let mut authorization: Option<(&str, String)> = None;
+    let mut stale_retried = false;
+    loop {
+        let authorization_ref = authorization.as_ref().map(|(n, v)| (*n, v.as_str()));
+        let response = dialog
+            .register(&mut connection, cseq, authorization_ref, deadline, budget)
+            .await?;
+        verification.status = Some(response.status);
+        verification.reason = Some(response.reason.clone());
+        let authenticated = authorization.is_some();
+        let (challenge, answer_header) =
+            match next_step(registrar, &response, authenticated, &mut stale_retried) {
+                Next::Done(outcome) => return Ok(outcome),
+                Next::Answer(challenge, answer_header) => (challenge, answer_header),
+            };
+        verification.algorithm = Some(challenge.algorithm_name());
+        verification.realm = Some(challenge.realm.clone());
+        let value = dialog.answer(&challenge)?;
+        authorization = Some((answer_header, value));
+        cseq += 1;
+    }
+}
+
+/// Resolves the registrar and opens a connection to it (a socket, for UDP).
+async fn connect(
+    registrar: &Registrar,
+    deadline: Instant,
+    budget: Duration,
+) -> Result<Connection, NoAnswer> {
     let address = registrar.socket_address();
     let peer = tokio::time::timeout_at(deadline, tokio::net::lookup_host(&address))
         .await
@@ -121,36 +155,66 @@ async fn run(
         .map_err(|e| NoAnswer::Network(format!("cannot resolve {address}: {e}")))?
         .next()
         .ok_or_else(|| NoAnswer::Network(format!("{address} resolves to no address")))?;
-    let mut connection = Connection::open(registrar.transport(), peer, deadline, budget).await?;
-    let local = connection.local_address();
-    let random = |bytes| random_hex(bytes).map_err(NoAnswer::Network);
-    let call_id = format!("{}@siprot", random(16)?);
-    let from_tag = random(8)?;
-    let request_uri = registrar.request_uri();
+    Connection::open(registrar.transport(), peer, deadline, budget).await
+}
 
-    let mut cseq = 1;
-    let mut authorization: Option<(&str, String)> = None;
-    let mut stale_retried = false;
-    loop {
+/// What stays the same across one verification's REGISTERs.
+struct Dialog<'a> {
+    registrar: &'a Registrar,
+    credentials: &'a Credentials<'a>,
+    local: String,
+    call_id: String,
+    from_tag: String,
+    request_uri: String,
+}
+
+impl<'a> Dialog<'a> {
+    fn new(
+        registrar: &'a Registrar,
+        credentials: &'a Credentials<'a>,
+        connection: &Connection,
+    ) -> Result<Self, NoAnswer> {
+        let local = connection.local_address();
+        let call_id = format!("{}@siprot", random(16)?);
+        let from_tag = random(8)?;
+        Ok(Self {
+            registrar,
+            credentials,
+            local,
+            call_id,
+            from_tag,
+            request_uri: registrar.request_uri(),
+        })
+    }
+
+    /// Sends REGISTER number `cseq`, with `authorization` if given, and returns the
+    /// registrar's final answer to it.
+    async fn register(
+        &self,
+        connection: &mut Connection,
+        cseq: u32,
+        authorization: Option<(&str, &str)>,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<Response, NoAnswer> {
         let branch = format!("z9hG4bK{}", random(12)?);
         let request = Register {
-            request_uri: &request_uri,
-            transport: registrar.transport().via_name(),
-            local: &local,
-            username: credentials.username,
-            domain: credentials.domain,
-            call_id: &call_id,
-            from_tag: &from_tag,
+            request_uri: &self.request_uri,
+            transport: self.registrar.transport().via_name(),
+            local: &self.local,
+            username: self.credentials.username,
+            domain: self.credentials.domain,
+            call_id: &self.call_id,
+            from_tag: &self.from_tag,
             branch: &branch,
             cseq,
-            authorization: authorization
-                .as_ref()
-                .map(|(name, value)| (*name, value.as_str())),
+            authorization,
         };
         log::debug!(
-            "sip: REGISTER {request_uri} over {} as '{}' (CSeq {cseq}, {})",
-            registrar.transport().name(),
-            credentials.username,
+            "sip: REGISTER {} over {} as '{}' (CSeq {cseq}, {})",
+            self.request_uri,
+            self.registrar.transport().name(),
+            self.credentials.username,
             if authorization.is_some() {
                 "with credentials"
             } else {
@@ -166,60 +230,71 @@ async fn run(
             )
             .await?;
         log::debug!("sip: answer {} {}", response.status, response.reason);
-        verification.status = Some(response.status);
-        verification.reason = Some(response.reason.clone());
-        let authenticated = authorization.is_some();
-        match response.status {
-            200..=299 if authenticated => {
-                return Ok(Outcome::Accepted {
-                    bindings: response.contact_count(),
-                });
-            }
-            200..=299 => return Ok(Outcome::NotChallenged),
-            401 | 407 => {
-                let (challenge_header, answer_header) = if response.status == 401 {
-                    ("www-authenticate", "Authorization")
-                } else {
-                    ("proxy-authenticate", "Proxy-Authorization")
-                };
-                let challenge = match strongest_challenge(&response, challenge_header) {
-                    Ok(challenge) => challenge,
-                    Err(problem) => return Ok(Outcome::Failed(problem)),
-                };
-                if authenticated {
-                    // A stale nonce is not a wrong password: answer the fresh one, once.
-                    if !challenge.stale || stale_retried {
-                        return Ok(Outcome::Rejected);
-                    }
-                    stale_retried = true;
+        Ok(response)
+    }
+
+    /// The digest answer to `challenge`, for the next REGISTER's authorization header.
+    fn answer(&self, challenge: &Challenge) -> Result<String, NoAnswer> {
+        let cnonce = random(16)?;
+        Ok(challenge.answer(
+            self.credentials.username,
+            self.credentials.password,
+            "REGISTER",
+            &self.request_uri,
+            &cnonce,
+        ))
+    }
+}
+
+/// What a final answer leads to.
+enum Next {
+    /// The verification is over.
+    Done(Outcome),
+    /// Answer this challenge in the named header (`Authorization` or `Proxy-Authorization`).
+    Answer(Challenge, &'static str),
+}
+
+/// Reads the registrar's final answer; `authenticated` when the REGISTER carried
+/// credentials. A stale nonce after credentials is answered once (`stale_retried`).
+fn next_step(
+    registrar: &Registrar,
+    response: &Response,
+    authenticated: bool,
+    stale_retried: &mut bool,
+) -> Next {
+    match response.status {
+        200..=299 if authenticated => Next::Done(Outcome::Accepted {
+            bindings: response.contact_count(),
+        }),
+        200..=299 => Next::Done(Outcome::NotChallenged),
+        401 | 407 => {
+            let (challenge_header, answer_header) = if response.status == 401 {
+                ("www-authenticate", "Authorization")
+            } else {
+                ("proxy-authenticate", "Proxy-Authorization")
+            };
+            let challenge = match strongest_challenge(response, challenge_header) {
+                Ok(challenge) => challenge,
+                Err(problem) => return Next::Done(Outcome::Failed(problem)),
+            };
+            if authenticated {
+                // A stale nonce is not a wrong password: answer the fresh one, once.
+                if !challenge.stale || *stale_retried {
+                    return Next::Done(Outcome::Rejected);
                 }
-                verification.algorithm = Some(challenge.algorithm_name());
-                verification.realm = Some(challenge.realm.clone());
-                let cnonce = random(16)?;
-                let value = challenge.answer(
-                    credentials.username,
-                    credentials.password,
-                    "REGISTER",
-                    &request_uri,
-                    &cnonce,
-                );
-                authorization = Some((answer_header, value));
-                cseq += 1;
+                *stale_retried = true;
             }
-            403 | 404 => return Ok(Outcome::Rejected),
-            408 | 480 | 503 => {
-                return Ok(Outcome::Unreachable(format!(
-                    "{registrar} answered {} {}",
-                    response.status, response.reason
-                )));
-            }
-            status => {
-                return Ok(Outcome::Failed(format!(
-                    "{registrar} answered {status} {}",
-                    response.reason
-                )));
-            }
+            Next::Answer(challenge, answer_header)
         }
+        403 | 404 => Next::Done(Outcome::Rejected),
+        408 | 480 | 503 => Next::Done(Outcome::Unreachable(format!(
+            "{registrar} answered {} {}",
+            response.status, response.reason
+        ))),
+        status => Next::Done(Outcome::Failed(format!(
+            "{registrar} answered {status} {}",
+            response.reason
+        ))),
     }
 }
 
@@ -256,6 +331,11 @@ fn strength(algorithm: digest::Algorithm) -> u8 {
         digest::Algorithm::Sha256 => 1,
         digest::Algorithm::Sha512_256 => 2,
     }
+}
+
+/// `bytes` random bytes from the OS, in hex; without randomness there is no dialog.
+fn random(bytes: usize) -> Result<String, NoAnswer> {
+    random_hex(bytes).map_err(NoAnswer::Network)
 }
 
 /// `bytes` random bytes from the OS, in hex.
@@ -407,6 +487,28 @@ mod tests {
 
     const MD5: &str =
         "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n1\"";
+
+    #[test]
+    fn a_challenge_after_credentials_is_a_rejection_unless_the_nonce_was_stale_once() {
+        let registrar: Registrar = "sip:127.0.0.1".parse().unwrap();
+        let parse = |head: &str| Response::parse(format!("{head}\r\n\r\n").as_bytes()).unwrap();
+        let stale = parse(&format!("{MD5}, stale=true"));
+        let mut retried = false;
+        let step = next_step(&registrar, &parse(MD5), false, &mut retried);
+        assert!(matches!(step, Next::Answer(_, "Authorization")));
+        let step = next_step(&registrar, &parse(MD5), true, &mut retried);
+        assert!(matches!(step, Next::Done(Outcome::Rejected)));
+        let step = next_step(&registrar, &stale, true, &mut retried);
+        assert!(matches!(step, Next::Answer(..)) && retried);
+        let step = next_step(&registrar, &stale, true, &mut retried);
+        assert!(matches!(step, Next::Done(Outcome::Rejected)));
+        let ok = parse("SIP/2.0 200 OK\r\nContact: <sip:a@1.2.3.4>");
+        let step = next_step(&registrar, &ok, true, &mut retried);
+        assert!(matches!(
+            step,
+            Next::Done(Outcome::Accepted { bindings: 1 })
+        ));
+    }
 
     #[tokio::test]
     async fn a_proxy_challenge_is_answered_with_proxy_authorization() {
