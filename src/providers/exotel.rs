@@ -39,7 +39,10 @@ pub static REGISTRATION: Registration = Registration {
 };
 
 fn account_sid() -> Result<String> {
-    let sid = config::required(ACCOUNT_SID_VAR, "the account sid from the Exotel API settings page")?;
+    let sid = config::required(
+        ACCOUNT_SID_VAR,
+        "the account sid from the Exotel API settings page",
+    )?;
     validate_id(ACCOUNT_SID_VAR, &sid).map_err(|e| Error::Config(e.to_string()))?;
     Ok(sid)
 }
@@ -67,7 +70,10 @@ fn region_base_url() -> Result<&'static str> {
 
 fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
     Ok(Box::new(Exotel {
-        api_key: config::required_secret(API_KEY_VAR, "the API key from the Exotel API settings page")?,
+        api_key: config::required_secret(
+            API_KEY_VAR,
+            "the API key from the Exotel API settings page",
+        )?,
         api_token: config::required_secret(
             API_TOKEN_VAR,
             "the API token from the Exotel API settings page",

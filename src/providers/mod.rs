@@ -4,8 +4,8 @@
 //! exchange and reports what came back. It never touches the keyring and never decides the
 //! order of steps; `rotation` does that, reading [`PasswordOrigin`] to pick the protocol.
 //!
-//! Adding a provider means one new module that exports a `REGISTRATION` and one more name
-//! in the [`register_providers!`] line below.
+//! Adding a provider means one new module that exports a `REGISTRATION`, one `pub mod` line
+//! and one entry in [`ALL`] below.
 
 use std::fmt;
 
@@ -17,15 +17,16 @@ use crate::error::{Error, Result};
 use crate::http::Attempts;
 use crate::policy::Policy;
 
-macro_rules! register_providers {
-    ($($module:ident),+ $(,)?) => {
-        $(pub mod $module;)+
-        /// Every provider siprot knows, in the order `--help` lists them.
-        pub static ALL: &[ProviderKind] = &[$(ProviderKind(&$module::REGISTRATION)),+];
-    };
-}
+pub mod exotel;
+pub mod telepath;
+pub mod vobiz;
 
-register_providers!(telepath, exotel, vobiz);
+/// Every provider siprot knows, in the order `--help` lists them.
+pub static ALL: &[ProviderKind] = &[
+    ProviderKind(&telepath::REGISTRATION),
+    ProviderKind(&exotel::REGISTRATION),
+    ProviderKind(&vobiz::REGISTRATION),
+];
 
 /// Who chooses a rotated password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated};
+use super::{
+    CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
+};
 use crate::config::{self, ConnectOptions};
 use crate::error::{Error, Result};
 use crate::http::{self, Attempts, HttpClient, HttpMethod};

@@ -36,7 +36,10 @@ pub static REGISTRATION: Registration = Registration {
 };
 
 fn auth_id() -> Result<String> {
-    let id = config::required(AUTH_ID_VAR, "the Auth ID of the Vobiz account, e.g. MA_XXXXXXXX")?;
+    let id = config::required(
+        AUTH_ID_VAR,
+        "the Auth ID of the Vobiz account, e.g. MA_XXXXXXXX",
+    )?;
     validate_id(AUTH_ID_VAR, &id).map_err(|e| Error::Config(e.to_string()))?;
     Ok(id)
 }
@@ -133,8 +136,12 @@ impl Vobiz {
 
 /// A header value marked sensitive, so that it is never printed by the HTTP stack.
 fn sensitive(secret: &SecretString) -> Result<reqwest::header::HeaderValue> {
-    let mut value = reqwest::header::HeaderValue::from_str(secret.expose_secret())
-        .map_err(|_| Error::Config(format!("{AUTH_TOKEN_VAR} contains characters not allowed in an HTTP header")))?;
+    let mut value =
+        reqwest::header::HeaderValue::from_str(secret.expose_secret()).map_err(|_| {
+            Error::Config(format!(
+                "{AUTH_TOKEN_VAR} contains characters not allowed in an HTTP header"
+            ))
+        })?;
     value.set_sensitive(true);
     Ok(value)
 }
