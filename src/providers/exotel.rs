@@ -25,11 +25,14 @@ pub const BASE_URL_VAR: &str = "SIPROT_EXOTEL_BASE_URL";
 pub const SINGAPORE_BASE_URL: &str = "https://ccm-api.exotel.com/v2";
 pub const MUMBAI_BASE_URL: &str = "https://ccm-api.in.exotel.com/v2";
 
+/// Exotel: at least 8 characters and at least 3 of the 4 character classes.
+pub const POLICY: Policy = Policy::new("exotel", 8, 3);
+
 pub static REGISTRATION: Registration = Registration {
     name: "exotel",
     summary: "client-set passwords; ID is the user uuid, plus --device <DEVICE_ID>",
     origin: PasswordOrigin::ClientSupplied,
-    policy: &Policy::EXOTEL,
+    policy: &POLICY,
     needs_device: true,
     takes_description: false,
     can_toggle: false,

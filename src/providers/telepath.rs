@@ -19,11 +19,17 @@ pub const API_KEY_VAR: &str = "TELEPATH_API_KEY";
 pub const BASE_URL_VAR: &str = "SIPROT_TELEPATH_BASE_URL";
 pub const DEFAULT_BASE_URL: &str = "https://api.telepathvoice.com/v1";
 
+/// Telepath generates passwords server-side: siprot's generic policy, with a note.
+pub const POLICY: Policy = Policy::GENERIC.named("telepath").with_note(
+    "telepath generates passwords on its server and publishes no rules; \
+     this is siprot's generic policy (at least 16 characters, 3 of 4 character classes)",
+);
+
 pub static REGISTRATION: Registration = Registration {
     name: "telepath",
     summary: "server-generated passwords; ID is the trunk id (e.g. conn_abc123xyz)",
     origin: PasswordOrigin::ServerGenerated,
-    policy: &Policy::TELEPATH,
+    policy: &POLICY,
     needs_device: false,
     takes_description: false,
     can_toggle: false,

@@ -22,11 +22,15 @@ pub const AUTH_TOKEN_VAR: &str = "VOBIZ_AUTH_TOKEN";
 pub const BASE_URL_VAR: &str = "SIPROT_VOBIZ_BASE_URL";
 pub const DEFAULT_BASE_URL: &str = "https://api.vobiz.ai/api/v1";
 
+/// Vobiz: at least 8 characters; 12+ characters with all four classes recommended
+/// (warnings, not failures).
+pub const POLICY: Policy = Policy::new("vobiz", 8, 0).recommending(12, true);
+
 pub static REGISTRATION: Registration = Registration {
     name: "vobiz",
     summary: "client-set passwords, enable/disable; ID is the credential id",
     origin: PasswordOrigin::ClientSupplied,
-    policy: &Policy::VOBIZ,
+    policy: &POLICY,
     needs_device: false,
     takes_description: true,
     can_toggle: true,
