@@ -108,7 +108,7 @@ pub(crate) async fn stored_secret(
         .await
         .map_err(Error::keyring_unavailable)?
         .ok_or_else(|| Error::NotFound {
-            provider,
+            provider: provider.name(),
             message: format!(
                 "no password stored in keyring service '{}', entry '{entry}'",
                 keyring.service()

@@ -180,7 +180,7 @@ pub(crate) async fn after_rotation(
     } else {
         Some(match previous {
             None => Rollback::Failed(Error::NotFound {
-                provider: kind,
+                provider: kind.name(),
                 message: format!("no previous password in '{previous_entry}' to set back"),
             }),
             Some(previous) => roll_back(previous, &target, context).await,

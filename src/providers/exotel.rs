@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::exchange::Exchange;
 use super::{
     CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
     validate_id,
@@ -38,6 +39,10 @@ pub static REGISTRATION: Registration = Registration {
     can_toggle: false,
     returns_sip_username: false,
     entry_name,
+    error_paths: &[
+        &["response", "error_data", "description"],
+        &["response", "error_data", "message"],
+    ],
     connect,
 };
 
@@ -148,7 +153,6 @@ impl Provider for Exotel {
         let RotateRequest::Set { password, .. } = request else {
             return Err(Error::Unexpected("exotel needs the password to set".into()));
         };
-        let kind = self.kind();
         let secrets = [&password, &self.api_key, &self.api_token];
         let builder = self
             .http
@@ -160,30 +164,20 @@ impl Provider for Exotel {
             .json(&PasswordBody {
                 password: password.expose_secret(),
             });
-        let response = self
-            .http
+        let exchange = Exchange {
+            kind: self.kind(),
+            http: &self.http,
             // The same password set twice is the same state: safe to resend.
-            .send(builder, Resend::Idempotent, attempts)
-            .await
-            .map_err(|e| http::send_error(kind, e))?;
-        let envelope = serde_json::from_slice::<Envelope>(&response.body);
+            resend: Resend::Idempotent,
+            secrets: &secrets,
+            attempts,
+        };
+        let (response, envelope): (_, Envelope) =
+            exchange.run(builder, "with an unreadable envelope").await?;
         let request_id = envelope
-            .as_ref()
-            .ok()
-            .and_then(|e| e.request_id.clone())
+            .request_id
+            .clone()
             .or_else(|| response.request_id.clone());
-        if !response.status.is_success() {
-            let message = http::error_message(&response, &secrets);
-            return Err(http::status_error(kind, &response, message));
-        }
-        let envelope = envelope.map_err(|e| Error::OutcomeUnknown {
-            provider: kind,
-            message: format!(
-                "HTTP {} with an unreadable envelope ({})",
-                response.status,
-                http::json_problem(&e)
-            ),
-        })?;
         let succeeded = envelope.http_code.is_none_or(|c| (200..300).contains(&c))
             && envelope
                 .response
@@ -192,11 +186,11 @@ impl Provider for Exotel {
                 .is_none_or(|s| s.eq_ignore_ascii_case("success"));
         if !succeeded {
             return Err(Error::OutcomeUnknown {
-                provider: kind,
+                provider: exchange.kind.name(),
                 message: format!(
                     "HTTP {} but the envelope reports failure: {}",
                     response.status,
-                    http::error_message(&response, &secrets)
+                    exchange.error_message(&response)
                 ),
             });
         }

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::http::Attempts;
 use crate::policy::Policy;
 
+pub mod exchange;
 pub mod exotel;
 pub mod telepath;
 pub mod vobiz;
@@ -59,6 +60,9 @@ pub struct Registration {
     /// The keyring entry name (the "current" one) of a credential; may read the account
     /// setting it needs from the environment.
     pub entry_name: fn(&CredentialRef) -> Result<String>,
+    /// Where the provider's error bodies carry a human message (JSON keys, outermost
+    /// first), tried in order before the generic `message`, `error` and `description`.
+    pub error_paths: &'static [&'static [&'static str]],
     /// Reads the provider's settings and builds a client for it.
     pub connect: fn(&ConnectOptions) -> Result<Box<dyn Provider>>,
 }
@@ -296,7 +300,7 @@ pub trait Provider: Send + Sync {
         _attempts: &Attempts,
     ) -> Result<Toggled> {
         Err(Error::Unsupported {
-            provider: self.kind(),
+            provider: self.kind().name(),
             operation: if enabled { "enable" } else { "disable" },
         })
     }

@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use super::exchange::Exchange;
 use super::{
     CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
 };
@@ -35,6 +36,7 @@ pub static REGISTRATION: Registration = Registration {
     can_toggle: false,
     returns_sip_username: true,
     entry_name,
+    error_paths: &[&["error", "message"], &["error", "code"]],
     connect,
 };
 
@@ -86,7 +88,7 @@ impl Provider for Telepath {
         attempts: &Attempts,
     ) -> Result<Rotated> {
         if !matches!(request, RotateRequest::Generate) {
-            return Err(Error::Usage(
+            return Err(Error::Unexpected(
                 "telepath generates passwords on its server; a password cannot be supplied".into(),
             ));
         }
@@ -95,28 +97,20 @@ impl Provider for Telepath {
             .http
             .request(HttpMethod::POST, self.url(credential)?)
             .bearer_auth(self.api_key.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json");
-        let response = self
-            .http
-            .send(builder, Resend::OnlyIfNotSent, attempts)
-            .await
-            .map_err(|e| http::send_error(kind, e))?;
-        if !response.status.is_success() {
-            let message = http::error_message(&response, &[&self.api_key]);
-            return Err(http::status_error(kind, &response, message));
+            .header(http::header::ACCEPT, "application/json");
+        let (response, parsed): (_, RotateResponse) = Exchange {
+            kind,
+            http: &self.http,
+            // A second POST would rotate again: resent only when the first never left.
+            resend: Resend::OnlyIfNotSent,
+            secrets: &[&self.api_key],
+            attempts,
         }
-        let parsed: RotateResponse =
-            serde_json::from_slice(&response.body).map_err(|e| Error::OutcomeUnknown {
-                provider: kind,
-                message: format!(
-                    "HTTP {} but the new password could not be read ({})",
-                    response.status,
-                    http::json_problem(&e)
-                ),
-            })?;
+        .run(builder, "but the new password could not be read")
+        .await?;
         if parsed.sip_password.expose_secret().is_empty() {
             return Err(Error::OutcomeUnknown {
-                provider: kind,
+                provider: kind.name(),
                 message: "the response carries an empty sip_password".into(),
             });
         }

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::exchange::Exchange;
 use super::{
     CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
     Toggled, validate_id,
@@ -36,6 +37,7 @@ pub static REGISTRATION: Registration = Registration {
     can_toggle: true,
     returns_sip_username: true,
     entry_name,
+    error_paths: &[&["message"], &["error"]],
     connect,
 };
 
@@ -109,43 +111,32 @@ impl Vobiz {
         secrets: &[&SecretString],
         attempts: &Attempts,
     ) -> Result<(Response, Credential)> {
-        let kind = self.kind();
         let builder = self
             .http
             .request(HttpMethod::PUT, self.url(credential)?)
             .header("X-Auth-ID", &self.auth_id)
             .header("X-Auth-Token", sensitive(&self.auth_token)?)
             .json(body);
-        let response = self
-            .http
+        Exchange {
+            kind: self.kind(),
+            http: &self.http,
             // A PUT of the same fields is the same state: safe to resend.
-            .send(builder, Resend::Idempotent, attempts)
-            .await
-            .map_err(|e| http::send_error(kind, e))?;
-        if !response.status.is_success() {
-            let message = http::error_message(&response, secrets);
-            return Err(http::status_error(kind, &response, message));
+            resend: Resend::Idempotent,
+            secrets,
+            attempts,
         }
-        let parsed = serde_json::from_slice(&response.body).map_err(|e| Error::OutcomeUnknown {
-            provider: kind,
-            message: format!(
-                "HTTP {} with an unreadable credential object ({})",
-                response.status,
-                http::json_problem(&e)
-            ),
-        })?;
-        Ok((response, parsed))
+        .run(builder, "with an unreadable credential object")
+        .await
     }
 }
 
 /// A header value marked sensitive, so that it is never printed by the HTTP stack.
-fn sensitive(secret: &SecretString) -> Result<reqwest::header::HeaderValue> {
-    let mut value =
-        reqwest::header::HeaderValue::from_str(secret.expose_secret()).map_err(|_| {
-            Error::Config(format!(
-                "{AUTH_TOKEN_VAR} contains characters not allowed in an HTTP header"
-            ))
-        })?;
+fn sensitive(secret: &SecretString) -> Result<http::header::HeaderValue> {
+    let mut value = http::header::HeaderValue::from_str(secret.expose_secret()).map_err(|_| {
+        Error::Config(format!(
+            "{AUTH_TOKEN_VAR} contains characters not allowed in an HTTP header"
+        ))
+    })?;
     value.set_sensitive(true);
     Ok(value)
 }
