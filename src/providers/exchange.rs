@@ -12,25 +12,23 @@ use super::ProviderKind;
 use crate::error::{Error, Result};
 use crate::http::{Attempts, HttpClient, RequestBuilder, Response, SendError};
 use crate::redact::{json_problem, masked, one_line};
-use crate::retry::Resend;
 
 /// Where any provider's error body may carry a human message, tried after the provider's
 /// own [`super::Registration::error_paths`].
 const GENERIC_ERROR_PATHS: &[&[&str]] = &[&["message"], &["error"], &["description"]];
 
-/// One request to a provider and how to treat it.
+/// One request to a provider and how to treat it; what may be resent is the provider's
+/// [`super::Registration::resend`].
 pub struct Exchange<'a> {
     pub kind: ProviderKind,
     pub http: &'a HttpClient,
-    /// Whether a try that may have reached the provider may be sent again.
-    pub resend: Resend,
     /// Every secret the request carries, masked in any message quoted from the answer.
     pub secrets: &'a [&'a SecretString],
     pub attempts: &'a Attempts,
 }
 
 impl Exchange<'_> {
-    /// Sends `request` (retrying what `resend` allows) and decodes a successful answer as
+    /// Sends `request` (resending what the registration allows) and decodes a successful answer as
     /// `T`. A failed answer is the error its status means, with the provider's message; an
     /// undecodable success is an unknown outcome (the change may have happened), described
     /// as `HTTP <status> <unreadable> (<why>)`.
@@ -42,7 +40,7 @@ impl Exchange<'_> {
         let provider = self.kind.name();
         let response = self
             .http
-            .send(request, self.resend, self.attempts)
+            .send(request, self.kind.registration().resend, self.attempts)
             .await
             .map_err(|e| send_error(provider, e))?;
         if !response.status.is_success() {

@@ -34,7 +34,11 @@ pub static REGISTRATION: Registration = Registration {
     summary: "client-set passwords; ID is the user uuid, plus --device <DEVICE_ID>",
     origin: PasswordOrigin::ClientSupplied,
     policy: &POLICY,
+    id_is: "user uuid",
+    example: "3f2a9c1e-user-uuid --device dev_01",
     needs_device: true,
+    // The same password set twice is the same state: safe to resend.
+    resend: Resend::Idempotent,
     takes_description: false,
     can_toggle: false,
     returns_sip_username: false,
@@ -167,8 +171,6 @@ impl Provider for Exotel {
         let exchange = Exchange {
             kind: self.kind(),
             http: &self.http,
-            // The same password set twice is the same state: safe to resend.
-            resend: Resend::Idempotent,
             secrets: &secrets,
             attempts,
         };

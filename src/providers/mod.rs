@@ -16,6 +16,7 @@ use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::http::Attempts;
 use crate::policy::Policy;
+use crate::retry::Resend;
 
 pub mod exchange;
 pub mod exotel;
@@ -48,8 +49,16 @@ pub struct Registration {
     pub summary: &'static str,
     pub origin: PasswordOrigin,
     pub policy: &'static Policy,
+    /// What a credential's id is at this provider, for `--help` (e.g. `trunk id`).
+    pub id_is: &'static str,
+    /// The arguments naming one credential in `--help` examples: an id, plus `--device`
+    /// when the provider needs one.
+    pub example: &'static str,
     /// Whether a credential is addressed by an id plus `--device`.
     pub needs_device: bool,
+    /// What may be sent again after a try that may have reached the provider: the
+    /// exchange follows it and `--help` tells it.
+    pub resend: Resend,
     /// Whether a rotation can carry a `--description`.
     pub takes_description: bool,
     /// Whether credentials can be enabled and disabled.
@@ -119,6 +128,22 @@ impl fmt::Display for ProviderKind {
 impl fmt::Debug for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ProviderKind({})", self.name())
+    }
+}
+
+/// The names of the registered providers whose registration passes `filter`, as prose
+/// (`a`, `a and b`, `a, b and c`; `none`), for help texts and messages.
+pub fn names_where(filter: impl Fn(&Registration) -> bool) -> String {
+    let names: Vec<&str> = ALL
+        .iter()
+        .map(|kind| kind.registration())
+        .filter(|registration| filter(registration))
+        .map(|registration| registration.name)
+        .collect();
+    match names.as_slice() {
+        [] => "none".to_owned(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -320,6 +345,17 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), ALL.len());
         assert!(ProviderKind::from_name("nope").is_none());
+    }
+
+    #[test]
+    fn names_are_listed_as_prose_in_registry_order() {
+        assert_eq!(names_where(|_| true), "telepath, exotel and vobiz");
+        assert_eq!(names_where(|r| r.needs_device), "exotel");
+        assert_eq!(
+            names_where(|r| r.origin == PasswordOrigin::ClientSupplied),
+            "exotel and vobiz"
+        );
+        assert_eq!(names_where(|_| false), "none");
     }
 
     #[test]

@@ -31,7 +31,11 @@ pub static REGISTRATION: Registration = Registration {
     summary: "server-generated passwords; ID is the trunk id (e.g. conn_abc123xyz)",
     origin: PasswordOrigin::ServerGenerated,
     policy: &POLICY,
+    id_is: "trunk id",
+    example: "conn_abc123xyz",
     needs_device: false,
+    // A second POST would rotate again: resent only when the first never left.
+    resend: Resend::OnlyIfNotSent,
     takes_description: false,
     can_toggle: false,
     returns_sip_username: true,
@@ -101,8 +105,6 @@ impl Provider for Telepath {
         let (response, parsed): (_, RotateResponse) = Exchange {
             kind,
             http: &self.http,
-            // A second POST would rotate again: resent only when the first never left.
-            resend: Resend::OnlyIfNotSent,
             secrets: &[&self.api_key],
             attempts,
         }

@@ -32,7 +32,11 @@ pub static REGISTRATION: Registration = Registration {
     summary: "client-set passwords, enable/disable; ID is the credential id",
     origin: PasswordOrigin::ClientSupplied,
     policy: &POLICY,
+    id_is: "credential id",
+    example: "aabbccdd-1234-5678-90ab-cdef12345678",
     needs_device: false,
+    // A PUT of the same fields is the same state: safe to resend.
+    resend: Resend::Idempotent,
     takes_description: true,
     can_toggle: true,
     returns_sip_username: true,
@@ -120,8 +124,6 @@ impl Vobiz {
         Exchange {
             kind: self.kind(),
             http: &self.http,
-            // A PUT of the same fields is the same state: safe to resend.
-            resend: Resend::Idempotent,
             secrets,
             attempts,
         }
