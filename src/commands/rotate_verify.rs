@@ -11,7 +11,7 @@ use crate::cli::RotateArgs;
 use crate::commands::verify::{self, Checks, SipTarget, VerificationJson};
 use crate::error::{Error, Result, exit};
 use crate::http::Attempts;
-use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind};
+use crate::providers::{self, CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::sip::{Outcome, Registrar};
 use crate::state::StateDir;
@@ -53,7 +53,8 @@ impl Plan {
         if args.rollback_on_verify_failure && kind.origin() == PasswordOrigin::ServerGenerated {
             return Err(Error::Usage(format!(
                 "{kind} generates passwords on its server and cannot be given the previous one \
-                 back: --rollback-on-verify-failure is for exotel and vobiz"
+                 back: --rollback-on-verify-failure is for {}",
+                providers::names_where(|r| r.origin == PasswordOrigin::ClientSupplied)
             )));
         }
         let username = verify::known_username(&args.sip, state, service, entry);
