@@ -1,10 +1,14 @@
 //! The one error type of siprot and its mapping to the documented exit codes.
 //!
 //! Every failure that reaches the top of the program is an [`Error`]; [`Error::exit_code`]
-//! is the only place that decides which exit code a failure gets. Messages are lowercase,
-//! one line, without a trailing period, and never contain a password or an API key: the
-//! variants carry only names, ids, statuses and provider messages. A provider is named by
-//! its registered name (`"telepath"` ...), so this module depends on no provider.
+//! is the one map from an error to its exit code. Commands that report outcomes which are
+//! not errors (a `verify` result, a fleet's or `recover`'s summary) pick their exit code
+//! from the same [`exit`] constants.
+//!
+//! Messages are lowercase, one line, without a trailing period, and never contain a
+//! password or an API key: the variants carry only names, ids, statuses and provider
+//! messages. A provider is named by its registered name (`"telepath"` ...), so this module
+//! depends on no provider.
 
 use std::path::PathBuf;
 
@@ -159,7 +163,7 @@ impl Error {
         }
     }
 
-    /// The exit code for this error: the single place where failures meet exit codes.
+    /// The exit code for this error: the one map from errors to exit codes.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Unsupported { .. } => exit::USAGE,

@@ -40,8 +40,10 @@ pub enum PasswordOrigin {
     ClientSupplied,
 }
 
-/// The static facts of a provider: what it is called, how it rotates and how its
-/// credentials are named, known without any configuration.
+/// The static facts of a provider, in its own module: what it is called, how it rotates,
+/// its policy, where its error bodies carry a message and how its credentials are named.
+/// All of it is known without connecting; only [`Registration::entry_name`] and
+/// [`Registration::connect`] read settings from the environment.
 pub struct Registration {
     /// Name on the command line, in JSON and in keyring entry names.
     pub name: &'static str,
