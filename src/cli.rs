@@ -1,16 +1,17 @@
 //! Command-line definitions (clap derive) and nothing else: parsing turns provider names
-//! into [`ProviderKind`]s here, so no provider name travels further as a string.
+//! into [`ProviderKind`]s here, so no provider name travels further as a string. Help texts
+//! and examples that name providers are built from the registry by [`command`].
 
 use std::time::Duration;
 
 use clap::builder::PossibleValue;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use std::path::PathBuf;
 
 use crate::config::parse_seconds;
 use crate::inventory;
-use crate::providers::{self, ProviderKind};
+use crate::providers::{self, PasswordOrigin, ProviderKind, Registration, names_where};
 use crate::retry;
 use crate::sip::Registrar;
 
@@ -26,8 +27,8 @@ siprot busy with the credential (nothing changed, safe to retry), 8 keyring unus
 
 Passwords are never taken as arguments: they come from standard input or are generated.";
 
-/// Rotate SIP passwords at Telepath, Exotel and Vobiz and keep every new secret in the
-/// OS keyring.
+/// Rotate SIP passwords at telecom providers and keep every new secret in the OS keyring
+/// (the providers are named by [`command`], from the registry).
 #[derive(Debug, Parser)]
 #[command(name = "siprot", version, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -42,14 +43,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Rotate one credential's SIP password and store the new one in the keyring
-    #[command(after_help = ROTATE_EXAMPLES)]
     Rotate(RotateArgs),
-    /// Enable a credential (providers that support it: vobiz)
+    /// Enable a credential (providers that support it)
     Enable(ToggleArgs),
-    /// Disable a credential without deleting it (providers that support it: vobiz)
+    /// Disable a credential without deleting it (providers that support it)
     Disable(ToggleArgs),
     /// Check a password read from standard input against a provider's policy
-    #[command(after_help = CHECK_EXAMPLES)]
     CheckPassword(CheckPasswordArgs),
     /// Print one new password that passes a provider's policy
     Generate(GenerateArgs),
@@ -74,7 +73,7 @@ stored password. No binding is added, refreshed or removed: the phone that uses 
 credential stays registered.
 
 The SIP username is --username, or else the one the provider returned at the last
-rotation by siprot (telepath sip_username, vobiz username; exotel returns none).
+rotation by siprot (see --username).
 
 Results and exit codes:
   ok              0   the registrar accepted the password (2xx)
@@ -82,18 +81,13 @@ Results and exit codes:
   unreachable     7   no answer within --timeout, refused, or 408/480/503
   not-challenged  10  the registrar accepted without asking for a password, or (with
                       --expect-rejected-previous) it still accepts the previous one
-  failed          1   any other answer
-
-Examples:
-  siprot verify --registrar sip:sip.telepath.example -p telepath conn_abc123xyz
-  siprot verify --registrar 'sip:10.0.0.5:5080;transport=tcp' -p vobiz cred_1 \\
-      --expect-rejected-previous --json";
+  failed          1   any other answer";
 
 /// Who to register as (verify, rotate --verify).
 #[derive(Debug, Args)]
 pub struct SipUserArgs {
     /// The SIP username (default: the one the provider returned, now or at the last
-    /// rotation; exotel returns none)
+    /// rotation, if it returns one)
     #[arg(long, value_name = "USER")]
     pub username: Option<String>,
     /// The SIP domain of the From and To URIs (default: the registrar's host)
@@ -111,7 +105,7 @@ pub struct VerifyArgs {
     /// The credential id
     #[arg(value_name = "ID")]
     pub id: String,
-    /// The device id (exotel)
+    /// The device id (providers that address devices)
     #[arg(long, value_name = "DEVICE_ID")]
     pub device: Option<String>,
     #[command(flatten)]
@@ -197,26 +191,12 @@ pub struct RecoverArgs {
     pub http: HttpArgs,
 }
 
-const ROTATE_EXAMPLES: &str = "\
-Examples:
-  siprot rotate --provider telepath conn_abc123xyz
-  siprot rotate --provider exotel 3f2a9c1e-user-uuid --device dev_01 --json
-  siprot rotate --provider vobiz aabbccdd-1234-5678-90ab-cdef12345678 --description 'Q3 rotation'
-  generate-password | siprot rotate --provider vobiz CRED_ID --password-stdin
-  siprot rotate --provider exotel USER_UUID --device DEV --dry-run
-  siprot rotate --provider vobiz CRED_ID --verify 'sip:sip.example.net;transport=tcp' \\
-      --expect-rejected-previous --rollback-on-verify-failure
-
+const ROTATE_FLEET_EXAMPLES: &str = "\
 A fleet from an inventory (see the README for the file format):
-  siprot rotate --inventory fleet.toml --if-older-than 30d
-  siprot rotate --inventory --tag prod --provider vobiz --concurrency 16 --json";
+  siprot rotate --inventory fleet.toml --if-older-than 30d";
 
-const CHECK_EXAMPLES: &str = "\
-Examples:
-  siprot check-password --provider exotel       (type the password; it is not echoed)
-  printf %s \"$candidate\" | siprot check-password --provider vobiz --json
-
-One trailing newline (LF or CRLF) is removed; any other control character fails the policy.";
+const CHECK_NOTE: &str =
+    "One trailing newline (LF or CRLF) is removed; any other control character fails the policy.";
 
 /// Which provider, parsed from its name.
 #[derive(Debug, Args)]
@@ -245,8 +225,8 @@ pub struct HttpArgs {
     /// Seconds allowed to connect (TCP and TLS)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub connect_timeout: Duration,
-    /// Retries after a transient failure (exotel, vobiz: any; telepath: only when the
-    /// request provably never left)
+    /// Retries after a transient failure (where the provider allows a resend; otherwise
+    /// only when the request provably never left)
     #[arg(long, value_name = "N", default_value_t = retry::DEFAULT_RETRIES,
           value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: u32,
@@ -260,16 +240,17 @@ pub struct RotateArgs {
     /// The provider (with --inventory: only that provider's credentials)
     #[arg(long, short = 'p', required_unless_present = "inventory")]
     pub provider: Option<ProviderKind>,
-    /// The credential: telepath trunk id, exotel user uuid, or vobiz credential id
+    /// The credential id at the provider
     #[arg(value_name = "ID", required_unless_present = "inventory")]
     pub id: Option<String>,
-    /// The device id (exotel)
+    /// The device id (providers that address devices)
     #[arg(long, value_name = "DEVICE_ID")]
     pub device: Option<String>,
-    /// Description stored with the credential (vobiz; default "Rotated by siprot on <UTC date>")
+    /// Description stored with the credential, where the provider keeps one
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
-    /// Use the password read from standard input instead of generating one (exotel, vobiz)
+    /// Use the password read from standard input instead of generating one (client-set
+    /// passwords only)
     #[arg(long, conflicts_with = "length")]
     pub password_stdin: bool,
     /// Length of the generated password (default: the provider's default, >= 128 bits)
@@ -298,8 +279,8 @@ pub struct RotateArgs {
     /// registrar still accepts it
     #[arg(long)]
     pub expect_rejected_previous: bool,
-    /// With --verify (exotel, vobiz): when the registrar rejects the new password, set
-    /// the #previous one back at the provider and in the keyring
+    /// With --verify (client-set passwords only): when the registrar rejects the new
+    /// password, set the #previous one back at the provider and in the keyring
     #[arg(long)]
     pub rollback_on_verify_failure: bool,
     /// With --verify: seconds allowed for the verification
@@ -381,7 +362,7 @@ pub struct SecretGetArgs {
     /// The credential id
     #[arg(value_name = "ID")]
     pub id: String,
-    /// The device id (exotel)
+    /// The device id (providers that address devices)
     #[arg(long, value_name = "DEVICE_ID")]
     pub device: Option<String>,
     /// Print the `#previous` password instead of the current one
@@ -393,6 +374,162 @@ pub struct SecretGetArgs {
     /// Seconds allowed for each keyring call
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub keyring_timeout: Duration,
+}
+
+/// Parses the process's arguments with [`command`]'s help texts (exits on `--help`,
+/// `--version` and usage errors, as clap does).
+pub fn parse() -> Cli {
+    let mut matches = command().get_matches();
+    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|error| error.exit())
+}
+
+/// The command line with every help text and example that names providers built from the
+/// registry ([`providers::ALL`]), so that a new provider appears in `--help` by itself.
+pub fn command() -> clap::Command {
+    let client_set = |r: &Registration| r.origin == PasswordOrigin::ClientSupplied;
+    let texts = [
+        (
+            "device",
+            format!("The device id ({})", names_where(|r| r.needs_device)),
+        ),
+        (
+            "username",
+            format!(
+                "The SIP username (default: the one the provider returned, now or at the last \
+                 rotation; none from {})",
+                names_where(|r| !r.returns_sip_username)
+            ),
+        ),
+        (
+            "retries",
+            format!(
+                "Retries after a transient failure ({}: any; {}: only when the request provably \
+                 never left)",
+                names_where(|r| r.resend == retry::Resend::Idempotent),
+                names_where(|r| r.resend != retry::Resend::Idempotent)
+            ),
+        ),
+    ];
+    let first = |filter: &dyn Fn(&Registration) -> bool| {
+        providers::ALL
+            .iter()
+            .map(|kind| kind.registration())
+            .find(|r| filter(r))
+            .unwrap_or_else(|| providers::ALL[0].registration())
+    };
+    let set = first(&client_set);
+    let described = first(&|r| r.takes_description);
+    let device = first(&|r| r.needs_device);
+    let last = providers::ALL[providers::ALL.len() - 1].registration();
+    let mut rotate_examples = String::from("Examples:\n");
+    for r in providers::ALL.iter().map(|kind| kind.registration()) {
+        rotate_examples += &format!("  siprot rotate --provider {} {}\n", r.name, r.example);
+    }
+    // Placeholders instead of example ids keep the longer lines within 100 columns.
+    let short = |r: &Registration| {
+        let device = if r.needs_device {
+            " --device DEVICE_ID"
+        } else {
+            ""
+        };
+        format!("--provider {} ID{device}", r.name)
+    };
+    rotate_examples += &format!(
+        "  siprot rotate --provider {} {} --description 'Q3 rotation'\n\
+         \x20 generate-password | siprot rotate {} --password-stdin\n\
+         \x20 siprot rotate {} --dry-run --json\n\
+         \x20 siprot rotate {} \\\n\
+         \x20     --verify 'sip:sip.example.net;transport=tcp' --expect-rejected-previous \\\n\
+         \x20     --rollback-on-verify-failure\n\n\
+         {ROTATE_FLEET_EXAMPLES}\n\
+         \x20 siprot rotate --inventory --tag prod --provider {} --concurrency 16 --json",
+        described.name,
+        described.example,
+        short(set),
+        short(device),
+        short(set),
+        last.name,
+    );
+    let ids = providers::ALL
+        .iter()
+        .map(|kind| format!("{} {}", kind.name(), kind.registration().id_is))
+        .collect::<Vec<_>>();
+    let id_help = match ids.as_slice() {
+        [rest @ .., last] if !rest.is_empty() => {
+            format!("The credential: {}, or {last}", rest.join(", "))
+        }
+        _ => format!("The credential: {}", ids.join("")),
+    };
+    let verify = first(&|r| r.returns_sip_username);
+    let verify_help = format!(
+        "{VERIFY_HELP}\n\n\
+         Examples:\n\
+         \x20 siprot verify --registrar sip:sip.example.net -p {} {}\n\
+         \x20 siprot verify --registrar 'sip:10.0.0.5:5080;transport=tcp' -p {} \\\n\
+         \x20     {} --expect-rejected-previous --json",
+        verify.name, verify.example, last.name, last.example,
+    );
+    let check_help = format!(
+        "Examples:\n\
+         \x20 siprot check-password --provider {}       (type the password; it is not echoed)\n\
+         \x20 printf %s \"$candidate\" | siprot check-password --provider {} --json\n\n\
+         {CHECK_NOTE}",
+        set.name, last.name,
+    );
+    let toggles = names_where(|r| r.can_toggle);
+    let client = names_where(client_set);
+    with_help(Cli::command(), &texts)
+        .about(format!(
+            "Rotate SIP passwords at {} and keep every new secret in the OS keyring",
+            names_where(|_| true)
+        ))
+        .mut_subcommand("rotate", |c| {
+            c.after_help(rotate_examples)
+                .mut_arg("id", |a| a.help(id_help))
+                .mut_arg("description", |a| {
+                    a.help(format!(
+                        "Description stored with the credential ({}; default \"Rotated by \
+                         siprot on <UTC date>\")",
+                        names_where(|r| r.takes_description)
+                    ))
+                })
+                .mut_arg("password_stdin", |a| {
+                    a.help(format!(
+                        "Use the password read from standard input instead of generating one \
+                         ({client})"
+                    ))
+                })
+                .mut_arg("rollback_on_verify_failure", |a| {
+                    a.help(format!(
+                        "With --verify ({client}): when the registrar rejects the new password, \
+                         set the #previous one back at the provider and in the keyring"
+                    ))
+                })
+        })
+        .mut_subcommand("verify", |c| c.after_help(verify_help))
+        .mut_subcommand("check-password", |c| c.after_help(check_help))
+        .mut_subcommand("enable", |c| {
+            c.about(format!(
+                "Enable a credential (providers that support it: {toggles})"
+            ))
+        })
+        .mut_subcommand("disable", |c| {
+            c.about(format!(
+                "Disable a credential without deleting it (providers that support it: {toggles})"
+            ))
+        })
+}
+
+/// Sets the help of each argument named in `texts`, in `command` and every subcommand
+/// that has it.
+fn with_help(command: clap::Command, texts: &[(&str, String)]) -> clap::Command {
+    let mut command = command;
+    for (id, text) in texts {
+        if command.get_arguments().any(|arg| arg.get_id() == *id) {
+            command = command.mut_arg(*id, |arg| arg.help(text.clone()));
+        }
+    }
+    command.mut_subcommands(|sub| with_help(sub, texts))
 }
 
 impl ValueEnum for ProviderKind {
@@ -413,6 +550,48 @@ mod tests {
     #[test]
     fn the_command_tree_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    fn long_help(path: &[&str]) -> String {
+        let mut command = command();
+        command.build();
+        let mut current = &mut command;
+        for name in path {
+            current = current.find_subcommand_mut(name).unwrap();
+        }
+        current.render_long_help().to_string()
+    }
+
+    #[test]
+    fn help_names_the_providers_from_the_registry() {
+        assert!(long_help(&[]).contains("Rotate SIP passwords at telepath, exotel and vobiz"));
+        let rotate = long_help(&["rotate"]);
+        for kind in providers::ALL {
+            let r = kind.registration();
+            let example = format!("siprot rotate --provider {} {}\n", r.name, r.example);
+            assert!(rotate.contains(&example), "{example} in {rotate}");
+            assert!(
+                rotate.contains(&format!("{} {}", r.name, r.id_is)),
+                "{rotate}"
+            );
+        }
+        assert!(rotate.contains("(exotel and vobiz)"), "{rotate}");
+        assert!(
+            rotate.contains("exotel and vobiz: any; telepath: only"),
+            "{rotate}"
+        );
+        for path in [
+            &["rotate"][..],
+            &["verify"],
+            &["enable"],
+            &["secret", "get"],
+        ] {
+            let help = long_help(path);
+            assert!(help.contains("The device id (exotel)"), "{path:?}: {help}");
+        }
+        assert!(long_help(&["verify"]).contains("-p telepath conn_abc123xyz"));
+        assert!(long_help(&[]).contains("(providers that support it: vobiz)"));
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! The one error type of siprot and its mapping to the documented exit codes.
 //!
 //! Every failure that reaches the top of the program is an [`Error`]; [`Error::exit_code`]
-//! is the only place that decides which exit code a failure gets. Messages are lowercase,
-//! one line, without a trailing period, and never contain a password or an API key: the
-//! variants carry only names, ids, statuses and provider messages.
+//! is the one map from an error to its exit code. Commands that report outcomes which are
+//! not errors (a `verify` result, a fleet's or `recover`'s summary) pick their exit code
+//! from the same [`exit`] constants.
+//!
+//! Messages are lowercase, one line, without a trailing period, and never contain a
+//! password or an API key: the variants carry only names, ids, statuses and provider
+//! messages. A provider is named by its registered name (`"telepath"` ...), so this module
+//! depends on no provider.
 
 use std::path::PathBuf;
 
-use crate::providers::ProviderKind;
 use crate::store::{Duplicates, StoreError};
 
 /// Result alias used throughout the crate.
@@ -46,7 +50,7 @@ pub enum Error {
     /// The provider has no such operation (e.g. enable/disable at Telepath).
     #[error("{provider} does not support {operation}")]
     Unsupported {
-        provider: ProviderKind,
+        provider: &'static str,
         operation: &'static str,
     },
 
@@ -68,7 +72,7 @@ pub enum Error {
     /// The provider refused our API credentials (401/403).
     #[error("{provider} rejected the API credentials (HTTP {status}): {message}")]
     Auth {
-        provider: ProviderKind,
+        provider: &'static str,
         status: u16,
         message: String,
     },
@@ -76,14 +80,14 @@ pub enum Error {
     /// The provider does not know this credential (404).
     #[error("{provider}: {message}")]
     NotFound {
-        provider: ProviderKind,
+        provider: &'static str,
         message: String,
     },
 
     /// The provider refused the request itself (4xx other than auth/404/429): nothing changed.
     #[error("{provider} refused the request (HTTP {status}): {message}")]
     Rejected {
-        provider: ProviderKind,
+        provider: &'static str,
         status: u16,
         message: String,
     },
@@ -116,14 +120,14 @@ pub enum Error {
     /// provider may or may not have changed the password.
     #[error("{provider}: outcome unknown: {message}")]
     OutcomeUnknown {
-        provider: ProviderKind,
+        provider: &'static str,
         message: String,
     },
 
     /// A response from the provider that siprot cannot use.
     #[error("{provider} sent an unusable response: {message}")]
     BadResponse {
-        provider: ProviderKind,
+        provider: &'static str,
         message: String,
     },
 
@@ -159,7 +163,7 @@ impl Error {
         }
     }
 
-    /// The exit code for this error: the single place where failures meet exit codes.
+    /// The exit code for this error: the one map from errors to exit codes.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Unsupported { .. } => exit::USAGE,
@@ -211,7 +215,7 @@ mod tests {
             (Error::Usage("x".into()), 2),
             (
                 Error::Unsupported {
-                    provider: ProviderKind::from_name("telepath").unwrap(),
+                    provider: "telepath",
                     operation: "enable",
                 },
                 2,
@@ -226,7 +230,7 @@ mod tests {
             ),
             (
                 Error::Auth {
-                    provider: ProviderKind::from_name("vobiz").unwrap(),
+                    provider: "vobiz",
                     status: 401,
                     message: "m".into(),
                 },
@@ -234,7 +238,7 @@ mod tests {
             ),
             (
                 Error::NotFound {
-                    provider: ProviderKind::from_name("exotel").unwrap(),
+                    provider: "exotel",
                     message: "m".into(),
                 },
                 6,

@@ -14,14 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, RequestBuilder, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::{Method, StatusCode};
 use url::Url;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::providers::ProviderKind;
 use crate::proxy::{HttpsProxy, IGNORED_PROXY_VARS};
+use crate::redact::one_line;
 use crate::retry::{self, Resend, RetryConfig};
 
 /// Default cap on a response body: nothing a provider sends us legitimately comes close.
@@ -412,7 +411,7 @@ fn describe(error: &reqwest::Error) -> String {
 /// Appends each segment to `base` as exactly one percent-encoded path segment.
 ///
 /// `url`'s segment pusher silently drops `.` and `..`, so they are refused here even
-/// though [`crate::providers::validate_id`] refuses them earlier.
+/// though the providers' id validation refuses them earlier.
 pub fn endpoint(base: &Url, segments: &[&str]) -> Result<Url> {
     let mut url = base.clone();
     {
@@ -432,141 +431,8 @@ pub fn endpoint(base: &Url, segments: &[&str]) -> Result<Url> {
     Ok(url)
 }
 
-/// Turns a provider's message into one short line with every given secret masked.
-pub fn provider_message(raw: &str, secrets: &[&SecretString]) -> String {
-    let mut text = one_line(raw);
-    for secret in secrets {
-        let secret = secret.expose_secret();
-        if !secret.is_empty() {
-            text = text.replace(secret, "<redacted>");
-        }
-    }
-    const MAX: usize = 300;
-    if text.len() > MAX {
-        let cut = (0..=MAX)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        text.truncate(cut);
-        text.push_str("...");
-    }
-    text
-}
-
-fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_control())
-        .filter(|part| !part.trim().is_empty())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Maps a non-success status to the error family that tells the operator what to do.
-///
-/// 429 and 503 mean the provider did not act (exit 7); other 5xx may come after the change
-/// was applied, so their outcome is unknown; 3xx is a configuration error (redirects are
-/// never followed, so an API key never reaches a second host).
-pub fn status_error(provider: ProviderKind, response: &Response, message: String) -> Error {
-    let status = response.status.as_u16();
-    match status {
-        300..=399 => Error::Config(format!(
-            "{provider} answered HTTP {status}, a redirect, and siprot never follows one \
-             (the API key would go to another address): redirect refused, check the base URL"
-        )),
-        401 | 403 => Error::Auth {
-            provider,
-            status,
-            message,
-        },
-        404 => Error::NotFound {
-            provider,
-            message: format!("not found (HTTP 404): {message}"),
-        },
-        408 | 429 | 503 => {
-            let wait = response
-                .retry_after
-                .as_deref()
-                .map(|v| format!(", retry after {}", one_line(v)))
-                .unwrap_or_default();
-            Error::Transient(format!(
-                "{provider} answered HTTP {status}{wait}: {message}{}",
-                response.retry_note
-            ))
-        }
-        500..=599 => Error::OutcomeUnknown {
-            provider,
-            message: format!("HTTP {status}: {message}{}", response.retry_note),
-        },
-        _ => Error::Rejected {
-            provider,
-            status,
-            message,
-        },
-    }
-}
-
-/// Maps a transport failure to an error: never sent is transient, otherwise unknown.
-pub fn send_error(provider: ProviderKind, error: SendError) -> Error {
-    match error {
-        SendError::NotSent(message) => Error::Transient(format!("{provider}: {message}")),
-        SendError::Unknown(message) => Error::OutcomeUnknown { provider, message },
-    }
-}
-
-/// The most useful human message in an error body, whatever the provider's format:
-/// Exotel's `response.error_data.description`/`message`, `error.message` (Telepath),
-/// `message` or `error` (Vobiz). Falls back to the status text. Secrets are masked.
-pub fn error_message(response: &Response, secrets: &[&SecretString]) -> String {
-    const PATHS: &[&[&str]] = &[
-        &["response", "error_data", "description"],
-        &["response", "error_data", "message"],
-        &["error", "message"],
-        &["message"],
-        &["error", "code"],
-        &["error"],
-        &["description"],
-    ];
-    let found = serde_json::from_slice::<serde_json::Value>(&response.body)
-        .ok()
-        .and_then(|value| {
-            PATHS.iter().find_map(|path| {
-                path.iter()
-                    .try_fold(&value, |v, key| v.get(key))
-                    .and_then(|v| v.as_str())
-                    .filter(|s| !s.trim().is_empty())
-                    .map(str::to_owned)
-            })
-        });
-    match found {
-        Some(message) => provider_message(&message, secrets),
-        None => response
-            .status
-            .canonical_reason()
-            .unwrap_or("no message")
-            .to_lowercase(),
-    }
-}
-
-/// Describes why a body did not parse without quoting any of it: serde_json's data
-/// errors can contain values from the body, and a body may hold a password.
-pub fn json_problem(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    match error.classify() {
-        serde_json::error::Category::Data if text.starts_with("missing field") => text
-            .split(" at line")
-            .next()
-            .unwrap_or("missing field")
-            .to_owned(),
-        serde_json::error::Category::Data => "a field has an unexpected type".to_owned(),
-        serde_json::error::Category::Eof => "the body ends too early".to_owned(),
-        serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
-            "the body is not valid JSON".to_owned()
-        }
-    }
-}
-
-/// The HTTP methods providers use, re-exported so provider modules need not name reqwest.
-pub use reqwest::Method as HttpMethod;
+/// The HTTP types providers use, re-exported so provider modules need not name reqwest.
+pub use reqwest::{Method as HttpMethod, RequestBuilder, header};
 
 #[cfg(test)]
 mod tests {
@@ -592,66 +458,5 @@ mod tests {
         for seg in [".", "..", ""] {
             assert_eq!(endpoint(&base(), &["a", seg]).unwrap_err().exit_code(), 2);
         }
-    }
-
-    fn response(status: u16, body: &str) -> Response {
-        Response {
-            status: StatusCode::from_u16(status).unwrap(),
-            retry_after: None,
-            request_id: None,
-            body: Zeroizing::new(body.as_bytes().to_vec()),
-            tries: 1,
-            retry_note: String::new(),
-        }
-    }
-
-    #[test]
-    fn error_messages_come_from_each_providers_format() {
-        let exotel = r#"{"request_id":"r","http_code":404,"response":{"code":404,"status":"failure","error_data":{"code":1002,"description":"device not found","message":"Not Found"}}}"#;
-        assert_eq!(
-            error_message(&response(404, exotel), &[]),
-            "device not found"
-        );
-        let telepath =
-            r#"{"error":{"code":"not_found","message":"Trunk 'x' not found","status":404}}"#;
-        assert_eq!(
-            error_message(&response(404, telepath), &[]),
-            "Trunk 'x' not found"
-        );
-        let vobiz = r#"{"error":"unauthorized","message":"invalid auth id or token"}"#;
-        assert_eq!(
-            error_message(&response(401, vobiz), &[]),
-            "invalid auth id or token"
-        );
-        assert_eq!(error_message(&response(502, "<html>"), &[]), "bad gateway");
-    }
-
-    #[test]
-    fn json_problems_never_quote_the_body() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct T {
-            a: u32,
-        }
-        for body in [
-            r#"{"a":"s3cr3t-value"}"#,
-            r#"{"b":1}"#,
-            "s3cr3t-value",
-            r#"{"a":"#,
-        ] {
-            let err = serde_json::from_str::<T>(body).unwrap_err();
-            let text = json_problem(&err);
-            assert!(!text.contains("s3cr3t"), "{text}");
-        }
-        let err = serde_json::from_str::<T>(r#"{"b":1}"#).unwrap_err();
-        assert_eq!(json_problem(&err), "missing field `a`");
-    }
-
-    #[test]
-    fn provider_messages_are_one_line_and_masked() {
-        let secret = SecretString::from("Hunter2-secret");
-        let text = provider_message("bad\npassword Hunter2-secret\r\n here", &[&secret]);
-        assert_eq!(text, "bad password <redacted> here");
-        assert!(provider_message(&"x".repeat(1000), &[]).len() < 310);
     }
 }

@@ -20,6 +20,7 @@
 //! - [`state`]: audit log and recovery files under `$XDG_STATE_HOME/siprot`;
 //! - [`lock`]: one rotation per credential at a time;
 //! - [`http`]: the one configured HTTP client;
+//! - [`redact`]: provider messages on one line with secrets masked, JSON errors unquoted;
 //! - [`proxy`]: which proxy, if any, a request goes through (never one for `http://`);
 //! - [`retry`]: retry budget, backoff and `Retry-After`;
 //! - [`config`]: settings from the environment;
@@ -51,6 +52,7 @@ pub mod policy;
 pub mod providers;
 pub mod proxy;
 pub mod recovery;
+pub mod redact;
 pub mod retry;
 pub mod rollback;
 pub mod rotation;

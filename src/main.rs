@@ -1,7 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    ExitCode::from(siprot::run(siprot::cli::Cli::parse()))
+    ExitCode::from(siprot::run(siprot::cli::parse()))
 }

@@ -5,9 +5,10 @@
 //! ([`RuleResult`], all must pass for [`Report::ok`]) and advisory warnings.
 //! [`Policy::generate`] makes a new random password that always passes its own policy.
 //!
-//! The four policies are associated constants, [`Policy::EXOTEL`], [`Policy::VOBIZ`],
-//! [`Policy::TELEPATH`] and [`Policy::GENERIC`] (the one used when no provider is named);
-//! `&Policy::EXOTEL` is a `&'static Policy`, usable in statics.
+//! Each provider's policy is a `POLICY` constant in its own module (`providers::exotel::POLICY`
+//! ...), built with the `const fn`s [`Policy::new`], [`Policy::recommending`],
+//! [`Policy::named`] and [`Policy::with_note`]; [`Policy::GENERIC`] is the one used when no
+//! provider is named. `&POLICY` is a `&'static Policy`, usable in statics.
 //!
 //! # Rules
 //!
@@ -140,7 +141,7 @@ const _: () = {
     }
 };
 
-/// One provider's password rules. Use the associated constants.
+/// One provider's password rules, built with [`Policy::new`] and its companions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     name: &'static str,
@@ -156,51 +157,52 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Exotel: at least 8 characters and at least 3 of the 4 character classes.
-    pub const EXOTEL: Policy = Policy {
-        name: "exotel",
-        min_length: 8,
-        min_classes: 3,
-        recommended_length: None,
-        recommend_all_classes: false,
-        default_length: DEFAULT_LENGTH,
-        note: None,
-    };
-
-    /// Vobiz: at least 8 characters; 12+ characters with all four classes recommended
-    /// (warnings, not failures).
-    pub const VOBIZ: Policy = Policy {
-        name: "vobiz",
-        min_length: 8,
-        min_classes: 0,
-        recommended_length: Some(12),
-        recommend_all_classes: true,
-        default_length: DEFAULT_LENGTH,
-        note: None,
-    };
-
-    /// Telepath generates passwords server-side: siprot's generic policy, with a note.
-    pub const TELEPATH: Policy = Policy {
-        name: "telepath",
-        note: Some(
-            "telepath generates passwords on its server and publishes no rules; \
-             this is siprot's generic policy (at least 16 characters, 3 of 4 character classes)",
-        ),
-        ..Policy::GENERIC
-    };
-
     /// Used when no provider is named: at least 16 characters, at least 3 of 4 classes.
-    pub const GENERIC: Policy = Policy {
-        name: "generic",
-        min_length: 16,
-        min_classes: 3,
-        recommended_length: None,
-        recommend_all_classes: false,
-        default_length: DEFAULT_LENGTH,
-        note: None,
-    };
+    pub const GENERIC: Policy = Policy::new("generic", 16, 3);
 
-    /// `"exotel"`, `"vobiz"`, `"telepath"` or `"generic"`.
+    /// A policy named `name`: at least `min_length` characters and, when `min_classes` is
+    /// not 0, at least that many of the four character classes, with no warnings beyond
+    /// unsafe characters. Provider modules build their policy from this.
+    pub const fn new(name: &'static str, min_length: usize, min_classes: usize) -> Policy {
+        Policy {
+            name,
+            min_length,
+            min_classes,
+            recommended_length: None,
+            recommend_all_classes: false,
+            default_length: if min_length > DEFAULT_LENGTH {
+                min_length
+            } else {
+                DEFAULT_LENGTH
+            },
+            note: None,
+        }
+    }
+
+    /// The same rules with warnings (not failures) below `length` characters and, when
+    /// `all_classes`, when not all four character classes are present.
+    pub const fn recommending(self, length: usize, all_classes: bool) -> Policy {
+        Policy {
+            recommended_length: Some(length),
+            recommend_all_classes: all_classes,
+            ..self
+        }
+    }
+
+    /// The same rules under another name.
+    pub const fn named(self, name: &'static str) -> Policy {
+        Policy { name, ..self }
+    }
+
+    /// The same rules with something the operator should know about them.
+    pub const fn with_note(self, note: &'static str) -> Policy {
+        Policy {
+            note: Some(note),
+            ..self
+        }
+    }
+
+    /// The provider's name (`"exotel"`, `"vobiz"`, `"telepath"`), or `"generic"`.
     pub const fn name(&self) -> &'static str {
         self.name
     }
@@ -495,12 +497,11 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng, TryRng};
 
-    const ALL: [&Policy; 4] = [
-        &Policy::EXOTEL,
-        &Policy::VOBIZ,
-        &Policy::TELEPATH,
-        &Policy::GENERIC,
-    ];
+    const EXOTEL: Policy = crate::providers::exotel::POLICY;
+    const VOBIZ: Policy = crate::providers::vobiz::POLICY;
+    const TELEPATH: Policy = crate::providers::telepath::POLICY;
+
+    const ALL: [&Policy; 4] = [&EXOTEL, &VOBIZ, &TELEPATH, &Policy::GENERIC];
 
     fn check(policy: &Policy, password: &str) -> Report {
         policy.check(&SecretString::from(password))
@@ -606,24 +607,42 @@ mod tests {
         assert_eq!(names, ["exotel", "vobiz", "telepath", "generic"]);
         let mins: Vec<_> = ALL.iter().map(|p| p.min_length()).collect();
         assert_eq!(mins, [8, 8, 16, 16]);
-        let note = Policy::TELEPATH.note().unwrap();
+        let note = TELEPATH.note().unwrap();
         assert!(
             note.contains("server") && note.contains("generic policy"),
             "{note}"
         );
-        assert_eq!(Policy::EXOTEL.note(), None);
-        assert_eq!(Policy::VOBIZ.note(), None);
+        assert_eq!(EXOTEL.note(), None);
+        assert_eq!(VOBIZ.note(), None);
         assert_eq!(Policy::GENERIC.note(), None);
         // Telepath is the generic policy under another name.
         let telepath_as_generic = Policy {
             name: "generic",
             note: None,
-            ..Policy::TELEPATH
+            ..TELEPATH
         };
         assert_eq!(telepath_as_generic, Policy::GENERIC);
         // Usable as `&'static Policy` in statics, as the provider registrations do.
-        static REGISTERED: &Policy = &Policy::TELEPATH;
+        static REGISTERED: &Policy = &TELEPATH;
         assert_eq!(REGISTERED.name(), "telepath");
+    }
+
+    #[test]
+    fn a_provider_module_builds_its_policy_with_the_const_fns() {
+        const LONG: Policy = Policy::new("long", 32, 4).recommending(40, true);
+        assert_eq!(LONG.name(), "long");
+        assert_eq!(LONG.min_length(), 32);
+        // The default length never falls below the minimum.
+        assert_eq!(LONG.default_length(), 32);
+        assert_eq!(Policy::new("short", 8, 3).default_length(), 24);
+        let generated = LONG.generate(None).unwrap();
+        assert_eq!(generated.expose_secret().len(), 32);
+        let report = LONG.check(&generated);
+        assert!(report.ok, "{report:?}");
+        assert!(has_warning(&report, "40 or more recommended"), "{report:?}");
+        assert!(check(&LONG, "abcdEFGH1234-_.+abcdEFGH1234-_.+").ok);
+        assert!(!check(&LONG, "abcdEFGH1234abcdEFGH1234abcdEFGH").ok);
+        assert!(!check(&LONG, "abcdEFGH1234-_.+abcdEFGH1234-_.").ok);
     }
 
     #[test]
@@ -635,18 +654,15 @@ mod tests {
                 .map(|r| r.rule)
                 .collect()
         };
-        for p in [&Policy::EXOTEL, &Policy::TELEPATH, &Policy::GENERIC] {
+        for p in [&EXOTEL, &TELEPATH, &Policy::GENERIC] {
             assert_eq!(
                 names(p),
                 ["min_length", "character_classes", "no_control_characters"]
             );
         }
-        assert_eq!(
-            names(&Policy::VOBIZ),
-            ["min_length", "no_control_characters"]
-        );
+        assert_eq!(names(&VOBIZ), ["min_length", "no_control_characters"]);
 
-        let json = serde_json::to_value(check(&Policy::EXOTEL, "abc")).unwrap();
+        let json = serde_json::to_value(check(&EXOTEL, "abc")).unwrap();
         assert_eq!(json["ok"], false);
         assert_eq!(json["rules"][0]["rule"], "min_length");
         assert_eq!(json["rules"][0]["ok"], false);
@@ -682,7 +698,7 @@ mod tests {
 
     #[test]
     fn exotel_length_boundary() {
-        let seven = check(&Policy::EXOTEL, "Abcde1-");
+        let seven = check(&EXOTEL, "Abcde1-");
         assert!(!seven.ok);
         assert!(!rule_ok(&seven, "min_length"));
         assert!(rule_ok(&seven, "character_classes"));
@@ -690,7 +706,7 @@ mod tests {
             rule(&seven, "min_length").unwrap().message,
             "7 characters, at least 8 required"
         );
-        let eight = check(&Policy::EXOTEL, "Abcdef1-");
+        let eight = check(&EXOTEL, "Abcdef1-");
         assert!(eight.ok, "{eight:?}");
         assert_eq!(
             rule(&eight, "min_length").unwrap().message,
@@ -698,12 +714,10 @@ mod tests {
         );
         assert!(eight.warnings.is_empty());
         assert_eq!(
-            rule(&check(&Policy::EXOTEL, "x"), "min_length")
-                .unwrap()
-                .message,
+            rule(&check(&EXOTEL, "x"), "min_length").unwrap().message,
             "1 character, at least 8 required"
         );
-        assert!(!check(&Policy::EXOTEL, "").ok);
+        assert!(!check(&EXOTEL, "").ok);
     }
 
     #[test]
@@ -721,7 +735,7 @@ mod tests {
                         d.len()
                     };
                     let candidate: String = set.iter().map(|&c| samples[c]).collect();
-                    let report = check(&Policy::EXOTEL, &candidate);
+                    let report = check(&EXOTEL, &candidate);
                     assert_eq!(
                         rule_ok(&report, "character_classes"),
                         distinct >= 3,
@@ -738,15 +752,15 @@ mod tests {
                 }
             }
         }
-        assert!(check(&Policy::EXOTEL, "abcdEFGH1234-_.+").ok);
+        assert!(check(&EXOTEL, "abcdEFGH1234-_.+").ok);
     }
 
     #[test]
     fn vobiz_needs_only_eight_characters() {
-        let seven = check(&Policy::VOBIZ, "Abcd1-x");
+        let seven = check(&VOBIZ, "Abcd1-x");
         assert!(!seven.ok);
         assert!(!rule_ok(&seven, "min_length"));
-        let eight = check(&Policy::VOBIZ, "abcdefgh");
+        let eight = check(&VOBIZ, "abcdefgh");
         assert!(eight.ok, "one class is enough for vobiz: {eight:?}");
         assert!(rule(&eight, "character_classes").is_none());
     }
@@ -759,7 +773,7 @@ mod tests {
             ("Abcd12-xyzwv", false),
             ("Abcd12-xyzwvutsr", false),
         ] {
-            let report = check(&Policy::VOBIZ, candidate);
+            let report = check(&VOBIZ, candidate);
             assert!(report.ok);
             assert_eq!(
                 has_warning(&report, "12 or more recommended"),
@@ -770,7 +784,7 @@ mod tests {
                 assert!(report.warnings.is_empty(), "{report:?}");
             }
         }
-        let report = check(&Policy::VOBIZ, "Abcd12-xyzw");
+        let report = check(&VOBIZ, "Abcd12-xyzw");
         assert_eq!(
             report.warnings,
             ["11 characters; 12 or more recommended".to_owned()]
@@ -788,7 +802,7 @@ mod tests {
             ("ABCD1234-_.+", 3),
             ("abcEFG123-_.", 4),
         ] {
-            let report = check(&Policy::VOBIZ, candidate);
+            let report = check(&VOBIZ, candidate);
             assert!(report.ok, "{report:?}");
             let warned = has_warning(&report, "of 4 character classes");
             assert_eq!(warned, classes < 4, "{report:?}");
@@ -806,7 +820,7 @@ mod tests {
 
     #[test]
     fn telepath_and_generic_length_and_class_boundaries() {
-        for p in [&Policy::TELEPATH, &Policy::GENERIC] {
+        for p in [&TELEPATH, &Policy::GENERIC] {
             let fifteen = check(p, "Abcdefgh1234567");
             assert!(!fifteen.ok);
             assert!(!rule_ok(&fifteen, "min_length"));
@@ -865,7 +879,7 @@ mod tests {
             );
         }
         // Controls count towards length but belong to no class.
-        let report = check(&Policy::EXOTEL, "abcdefg\0\t\n");
+        let report = check(&EXOTEL, "abcdefg\0\t\n");
         assert!(rule_ok(&report, "min_length"));
         assert!(
             rule(&report, "character_classes")
@@ -904,11 +918,11 @@ mod tests {
     #[test]
     fn quotes_and_delimiters_still_count_as_special() {
         // lower + upper + special(':') = 3 classes.
-        let report = check(&Policy::EXOTEL, "abcdEFGH:");
+        let report = check(&EXOTEL, "abcdEFGH:");
         assert!(report.ok, "{report:?}");
         // Whitespace and invisible characters are no class: 2 classes.
         for c in [' ', '\u{a0}', '\u{200b}'] {
-            let report = check(&Policy::EXOTEL, &format!("abcdEFGH{c}"));
+            let report = check(&EXOTEL, &format!("abcdEFGH{c}"));
             assert!(!rule_ok(&report, "character_classes"), "{c:?}");
         }
     }
@@ -916,24 +930,24 @@ mod tests {
     #[test]
     fn non_ascii_letters_and_digits_count_as_special() {
         // lower + special(é) + upper = 3 classes.
-        assert!(check(&Policy::EXOTEL, "abcdefgHé").ok);
+        assert!(check(&EXOTEL, "abcdefgHé").ok);
         // Cyrillic capital is special, not upper: lower + special = 2.
-        let report = check(&Policy::EXOTEL, "abcdefghЖ");
+        let report = check(&EXOTEL, "abcdefghЖ");
         assert!(!rule_ok(&report, "character_classes"));
         assert!(report.rules[1].message.starts_with("2 of 4"));
         // Arabic-Indic digit is special, not digit: lower + digit + special = 3.
-        let report = check(&Policy::EXOTEL, "abcdefg1٣");
+        let report = check(&EXOTEL, "abcdefg1٣");
         assert!(report.rules[1].message.starts_with("3 of 4"));
         // Several non-ASCII characters are still one class.
-        let report = check(&Policy::EXOTEL, "abcdéèêëЖ");
+        let report = check(&EXOTEL, "abcdéèêëЖ");
         assert!(report.rules[1].message.starts_with("2 of 4"));
         // Length counts characters, not bytes: 8 two-byte letters are 8 characters.
-        let report = check(&Policy::VOBIZ, "éééééééé");
+        let report = check(&VOBIZ, "éééééééé");
         assert!(rule_ok(&report, "min_length"));
         assert_eq!(report.rules[0].message, "8 characters, at least 8 required");
-        assert!(!rule_ok(&check(&Policy::VOBIZ, "ééééééé"), "min_length"));
+        assert!(!rule_ok(&check(&VOBIZ, "ééééééé"), "min_length"));
         // Emoji are printable specials too.
-        assert!(check(&Policy::EXOTEL, "abcdEFGH🔑").ok);
+        assert!(check(&EXOTEL, "abcdEFGH🔑").ok);
     }
 
     #[test]
@@ -1013,7 +1027,7 @@ mod tests {
         let report = p.check(password);
         assert!(report.ok, "{}: {report:?}", p.name());
         assert!(!has_warning(&report, "break SIP URIs"), "{report:?}");
-        if p == &Policy::VOBIZ {
+        if p == &VOBIZ {
             if length >= 12 {
                 assert!(report.warnings.is_empty(), "{report:?}");
             } else {
@@ -1040,7 +1054,7 @@ mod tests {
         for c in " '\"\\`:@;,<>#$%&!*?/~".chars() {
             assert!(!ALPHABET.contains(c), "{c:?}");
         }
-        let report = check(&Policy::VOBIZ, ALPHABET);
+        let report = check(&VOBIZ, ALPHABET);
         assert!(report.ok && report.warnings.is_empty(), "{report:?}");
     }
 
@@ -1094,7 +1108,7 @@ mod tests {
         let per_char = (ALPHABET.len() as f64).log2();
         assert!((per_char - 6.066).abs() < 0.001);
         for p in ALL {
-            let needed = if p == &Policy::VOBIZ { 4 } else { 3 };
+            let needed = if p == &VOBIZ { 4 } else { 3 };
             let len = p.default_length();
             let accept = acceptance(len, needed);
             let bits = len as f64 * per_char + accept.log2();
@@ -1163,13 +1177,7 @@ mod tests {
     #[test]
     fn generated_passwords_differ() {
         let mut seen: Vec<String> = (0..200)
-            .map(|_| {
-                Policy::EXOTEL
-                    .generate(Some(8))
-                    .unwrap()
-                    .expose_secret()
-                    .to_owned()
-            })
+            .map(|_| EXOTEL.generate(Some(8)).unwrap().expose_secret().to_owned())
             .collect();
         seen.sort();
         seen.dedup();
@@ -1299,8 +1307,8 @@ mod tests {
                 good,
                 calls: 0,
             };
-            match Policy::VOBIZ.generate_from(&mut rng, 24) {
-                Ok(password) => assert_generated_ok(&Policy::VOBIZ, &password, 24),
+            match VOBIZ.generate_from(&mut rng, 24) {
+                Ok(password) => assert_generated_ok(&VOBIZ, &password, 24),
                 Err(GenerateError::Rng(_)) => {}
                 Err(other) => panic!("{other:?}"),
             }
@@ -1324,12 +1332,12 @@ mod tests {
         assert!(detail.contains(&format!(" {MAX_ATTEMPTS} ")), "{detail}");
         // Always in the rejection zone.
         assert!(matches!(
-            Policy::EXOTEL.generate_from(&mut Constant(u32::MAX), 8),
+            EXOTEL.generate_from(&mut Constant(u32::MAX), 8),
             Err(GenerateError::BrokenRng { .. })
         ));
         // Length is checked before any draw.
         assert!(matches!(
-            Policy::EXOTEL.generate_from(&mut Constant(u32::MAX), 7),
+            EXOTEL.generate_from(&mut Constant(u32::MAX), 7),
             Err(GenerateError::LengthTooShort { .. })
         ));
     }

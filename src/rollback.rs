@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 use crate::error::{Error, Result, exit};
 use crate::http::Attempts;
-use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind};
+use crate::providers::{self, CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::sip::Outcome;
 use crate::state::StateDir;
@@ -54,7 +54,8 @@ impl Plan {
         if rollback && kind.origin() == PasswordOrigin::ServerGenerated {
             return Err(Error::Usage(format!(
                 "{kind} generates passwords on its server and cannot be given the previous one \
-                 back: --rollback-on-verify-failure is for exotel and vobiz"
+                 back: --rollback-on-verify-failure is for {}",
+                providers::names_where(|r| r.origin == PasswordOrigin::ClientSupplied)
             )));
         }
         sip.username = verification::known_username(sip.username.as_deref(), state, service, entry);
@@ -205,7 +206,7 @@ async fn roll_back_if_rejected(
     }
     match previous {
         None => Rollback::Failed(Error::NotFound {
-            provider: context.provider.kind(),
+            provider: context.provider.kind().name(),
             message: format!("no previous password in '{previous_entry}' to set back"),
         }),
         Some(previous) => roll_back(previous, target, context).await,

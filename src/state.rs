@@ -446,7 +446,7 @@ fn read_recovery(path: &Path) -> Result<RecoveryFile, String> {
     let stored: StoredRecovery = serde_json::from_slice(&bytes).map_err(|e| {
         format!(
             "not a siprot recovery file ({})",
-            crate::http::json_problem(&e)
+            crate::redact::json_problem(&e)
         )
     })?;
     Ok(RecoveryFile {

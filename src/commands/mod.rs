@@ -1,5 +1,7 @@
 //! One module per subcommand: each wires the core modules together and renders the
-//! result. Nothing here knows how a provider or the keyring works.
+//! result. Commands open the keyring and read what they show, but never order keyring
+//! writes or provider requests (that is [`crate::rotation`]'s job), nor speak a
+//! provider's API or the keyring's protocol.
 
 pub mod check_password;
 pub mod fleet;
@@ -92,7 +94,8 @@ pub(crate) fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> 
         .build()
         .map_err(|e| Error::io("cannot start the async runtime", e))?;
     let result = runtime.block_on(future);
-    // A keyring call that timed out may still sit on a blocking thread: don't wait for it.
+    // A DNS lookup that outlived its timeout may still sit on tokio's blocking pool (keyring
+    // calls have a thread of their own): don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     result
 }
@@ -108,7 +111,7 @@ pub(crate) async fn stored_secret(
         .await
         .map_err(Error::keyring_unavailable)?
         .ok_or_else(|| Error::NotFound {
-            provider,
+            provider: provider.name(),
             message: format!(
                 "no password stored in keyring service '{}', entry '{entry}'",
                 keyring.service()

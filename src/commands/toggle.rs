@@ -16,7 +16,7 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
     let operation = if enable { "enable" } else { "disable" };
     if !kind.registration().can_toggle {
         return Err(Error::Unsupported {
-            provider: kind,
+            provider: kind.name(),
             operation,
         });
     }

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::exchange::Exchange;
 use super::{
     CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
     validate_id,
@@ -25,21 +26,35 @@ pub const BASE_URL_VAR: &str = "SIPROT_EXOTEL_BASE_URL";
 pub const SINGAPORE_BASE_URL: &str = "https://ccm-api.exotel.com/v2";
 pub const MUMBAI_BASE_URL: &str = "https://ccm-api.in.exotel.com/v2";
 
+/// Exotel: at least 8 characters and at least 3 of the 4 character classes.
+pub const POLICY: Policy = Policy::new("exotel", 8, 3);
+
 pub static REGISTRATION: Registration = Registration {
     name: "exotel",
     summary: "client-set passwords; ID is the user uuid, plus --device <DEVICE_ID>",
     origin: PasswordOrigin::ClientSupplied,
-    policy: &Policy::EXOTEL,
+    policy: &POLICY,
+    id_is: "user uuid",
+    example: "3f2a9c1e-user-uuid --device dev_01",
     needs_device: true,
+    // The same password set twice is the same state: safe to resend.
+    resend: Resend::Idempotent,
     takes_description: false,
     can_toggle: false,
     returns_sip_username: false,
     entry_name,
+    error_paths: &[
+        &["response", "error_data", "description"],
+        &["response", "error_data", "message"],
+    ],
     connect,
 };
 
 fn account_sid() -> Result<String> {
-    let sid = config::required(ACCOUNT_SID_VAR, "the account sid from the Exotel API settings page")?;
+    let sid = config::required(
+        ACCOUNT_SID_VAR,
+        "the account sid from the Exotel API settings page",
+    )?;
     validate_id(ACCOUNT_SID_VAR, &sid).map_err(|e| Error::Config(e.to_string()))?;
     Ok(sid)
 }
@@ -67,7 +82,10 @@ fn region_base_url() -> Result<&'static str> {
 
 fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
     Ok(Box::new(Exotel {
-        api_key: config::required_secret(API_KEY_VAR, "the API key from the Exotel API settings page")?,
+        api_key: config::required_secret(
+            API_KEY_VAR,
+            "the API key from the Exotel API settings page",
+        )?,
         api_token: config::required_secret(
             API_TOKEN_VAR,
             "the API token from the Exotel API settings page",
@@ -139,7 +157,6 @@ impl Provider for Exotel {
         let RotateRequest::Set { password, .. } = request else {
             return Err(Error::Unexpected("exotel needs the password to set".into()));
         };
-        let kind = self.kind();
         let secrets = [&password, &self.api_key, &self.api_token];
         let builder = self
             .http
@@ -151,30 +168,18 @@ impl Provider for Exotel {
             .json(&PasswordBody {
                 password: password.expose_secret(),
             });
-        let response = self
-            .http
-            // The same password set twice is the same state: safe to resend.
-            .send(builder, Resend::Idempotent, attempts)
-            .await
-            .map_err(|e| http::send_error(kind, e))?;
-        let envelope = serde_json::from_slice::<Envelope>(&response.body);
+        let exchange = Exchange {
+            kind: self.kind(),
+            http: &self.http,
+            secrets: &secrets,
+            attempts,
+        };
+        let (response, envelope): (_, Envelope) =
+            exchange.run(builder, "with an unreadable envelope").await?;
         let request_id = envelope
-            .as_ref()
-            .ok()
-            .and_then(|e| e.request_id.clone())
+            .request_id
+            .clone()
             .or_else(|| response.request_id.clone());
-        if !response.status.is_success() {
-            let message = http::error_message(&response, &secrets);
-            return Err(http::status_error(kind, &response, message));
-        }
-        let envelope = envelope.map_err(|e| Error::OutcomeUnknown {
-            provider: kind,
-            message: format!(
-                "HTTP {} with an unreadable envelope ({})",
-                response.status,
-                http::json_problem(&e)
-            ),
-        })?;
         let succeeded = envelope.http_code.is_none_or(|c| (200..300).contains(&c))
             && envelope
                 .response
@@ -183,11 +188,11 @@ impl Provider for Exotel {
                 .is_none_or(|s| s.eq_ignore_ascii_case("success"));
         if !succeeded {
             return Err(Error::OutcomeUnknown {
-                provider: kind,
+                provider: exchange.kind.name(),
                 message: format!(
                     "HTTP {} but the envelope reports failure: {}",
                     response.status,
-                    http::error_message(&response, &secrets)
+                    exchange.error_message(&response)
                 ),
             });
         }

@@ -4,8 +4,8 @@
 //! exchange and reports what came back. It never touches the keyring and never decides the
 //! order of steps; `rotation` does that, reading [`PasswordOrigin`] to pick the protocol.
 //!
-//! Adding a provider means one new module that exports a `REGISTRATION` and one more name
-//! in the [`register_providers!`] line below.
+//! Adding a provider means one new module that exports a `REGISTRATION`, one `pub mod` line
+//! and one entry in [`ALL`] below.
 
 use std::fmt;
 
@@ -16,16 +16,19 @@ use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::http::Attempts;
 use crate::policy::Policy;
+use crate::retry::Resend;
 
-macro_rules! register_providers {
-    ($($module:ident),+ $(,)?) => {
-        $(pub mod $module;)+
-        /// Every provider siprot knows, in the order `--help` lists them.
-        pub static ALL: &[ProviderKind] = &[$(ProviderKind(&$module::REGISTRATION)),+];
-    };
-}
+pub mod exchange;
+pub mod exotel;
+pub mod telepath;
+pub mod vobiz;
 
-register_providers!(telepath, exotel, vobiz);
+/// Every provider siprot knows, in the order `--help` lists them.
+pub static ALL: &[ProviderKind] = &[
+    ProviderKind(&telepath::REGISTRATION),
+    ProviderKind(&exotel::REGISTRATION),
+    ProviderKind(&vobiz::REGISTRATION),
+];
 
 /// Who chooses a rotated password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +40,10 @@ pub enum PasswordOrigin {
     ClientSupplied,
 }
 
-/// The static facts of a provider: what it is called, how it rotates and how its
-/// credentials are named, known without any configuration.
+/// The static facts of a provider, in its own module: what it is called, how it rotates,
+/// its policy, where its error bodies carry a message and how its credentials are named.
+/// All of it is known without connecting; only [`Registration::entry_name`] and
+/// [`Registration::connect`] read settings from the environment.
 pub struct Registration {
     /// Name on the command line, in JSON and in keyring entry names.
     pub name: &'static str,
@@ -46,8 +51,16 @@ pub struct Registration {
     pub summary: &'static str,
     pub origin: PasswordOrigin,
     pub policy: &'static Policy,
+    /// What a credential's id is at this provider, for `--help` (e.g. `trunk id`).
+    pub id_is: &'static str,
+    /// The arguments naming one credential in `--help` examples: an id, plus `--device`
+    /// when the provider needs one.
+    pub example: &'static str,
     /// Whether a credential is addressed by an id plus `--device`.
     pub needs_device: bool,
+    /// What may be sent again after a try that may have reached the provider: the
+    /// exchange follows it and `--help` tells it.
+    pub resend: Resend,
     /// Whether a rotation can carry a `--description`.
     pub takes_description: bool,
     /// Whether credentials can be enabled and disabled.
@@ -58,6 +71,9 @@ pub struct Registration {
     /// The keyring entry name (the "current" one) of a credential; may read the account
     /// setting it needs from the environment.
     pub entry_name: fn(&CredentialRef) -> Result<String>,
+    /// Where the provider's error bodies carry a human message (JSON keys, outermost
+    /// first), tried in order before the generic `message`, `error` and `description`.
+    pub error_paths: &'static [&'static [&'static str]],
     /// Reads the provider's settings and builds a client for it.
     pub connect: fn(&ConnectOptions) -> Result<Box<dyn Provider>>,
 }
@@ -114,6 +130,22 @@ impl fmt::Display for ProviderKind {
 impl fmt::Debug for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ProviderKind({})", self.name())
+    }
+}
+
+/// The names of the registered providers whose registration passes `filter`, as prose
+/// (`a`, `a and b`, `a, b and c`; `none`), for help texts and messages.
+pub fn names_where(filter: impl Fn(&Registration) -> bool) -> String {
+    let names: Vec<&str> = ALL
+        .iter()
+        .map(|kind| kind.registration())
+        .filter(|registration| filter(registration))
+        .map(|registration| registration.name)
+        .collect();
+    match names.as_slice() {
+        [] => "none".to_owned(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -295,7 +327,7 @@ pub trait Provider: Send + Sync {
         _attempts: &Attempts,
     ) -> Result<Toggled> {
         Err(Error::Unsupported {
-            provider: self.kind(),
+            provider: self.kind().name(),
             operation: if enabled { "enable" } else { "disable" },
         })
     }
@@ -315,6 +347,17 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), ALL.len());
         assert!(ProviderKind::from_name("nope").is_none());
+    }
+
+    #[test]
+    fn names_are_listed_as_prose_in_registry_order() {
+        assert_eq!(names_where(|_| true), "telepath, exotel and vobiz");
+        assert_eq!(names_where(|r| r.needs_device), "exotel");
+        assert_eq!(
+            names_where(|r| r.origin == PasswordOrigin::ClientSupplied),
+            "exotel and vobiz"
+        );
+        assert_eq!(names_where(|_| false), "none");
     }
 
     #[test]

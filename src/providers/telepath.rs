@@ -6,7 +6,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated};
+use super::exchange::Exchange;
+use super::{
+    CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
+};
 use crate::config::{self, ConnectOptions};
 use crate::error::{Error, Result};
 use crate::http::{self, Attempts, HttpClient, HttpMethod};
@@ -17,16 +20,27 @@ pub const API_KEY_VAR: &str = "TELEPATH_API_KEY";
 pub const BASE_URL_VAR: &str = "SIPROT_TELEPATH_BASE_URL";
 pub const DEFAULT_BASE_URL: &str = "https://api.telepathvoice.com/v1";
 
+/// Telepath generates passwords server-side: siprot's generic policy, with a note.
+pub const POLICY: Policy = Policy::GENERIC.named("telepath").with_note(
+    "telepath generates passwords on its server and publishes no rules; \
+     this is siprot's generic policy (at least 16 characters, 3 of 4 character classes)",
+);
+
 pub static REGISTRATION: Registration = Registration {
     name: "telepath",
     summary: "server-generated passwords; ID is the trunk id (e.g. conn_abc123xyz)",
     origin: PasswordOrigin::ServerGenerated,
-    policy: &Policy::TELEPATH,
+    policy: &POLICY,
+    id_is: "trunk id",
+    example: "conn_abc123xyz",
     needs_device: false,
+    // A second POST would rotate again: resent only when the first never left.
+    resend: Resend::OnlyIfNotSent,
     takes_description: false,
     can_toggle: false,
     returns_sip_username: true,
     entry_name,
+    error_paths: &[&["error", "message"], &["error", "code"]],
     connect,
 };
 
@@ -78,7 +92,7 @@ impl Provider for Telepath {
         attempts: &Attempts,
     ) -> Result<Rotated> {
         if !matches!(request, RotateRequest::Generate) {
-            return Err(Error::Usage(
+            return Err(Error::Unexpected(
                 "telepath generates passwords on its server; a password cannot be supplied".into(),
             ));
         }
@@ -87,28 +101,18 @@ impl Provider for Telepath {
             .http
             .request(HttpMethod::POST, self.url(credential)?)
             .bearer_auth(self.api_key.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json");
-        let response = self
-            .http
-            .send(builder, Resend::OnlyIfNotSent, attempts)
-            .await
-            .map_err(|e| http::send_error(kind, e))?;
-        if !response.status.is_success() {
-            let message = http::error_message(&response, &[&self.api_key]);
-            return Err(http::status_error(kind, &response, message));
+            .header(http::header::ACCEPT, "application/json");
+        let (response, parsed): (_, RotateResponse) = Exchange {
+            kind,
+            http: &self.http,
+            secrets: &[&self.api_key],
+            attempts,
         }
-        let parsed: RotateResponse =
-            serde_json::from_slice(&response.body).map_err(|e| Error::OutcomeUnknown {
-                provider: kind,
-                message: format!(
-                    "HTTP {} but the new password could not be read ({})",
-                    response.status,
-                    http::json_problem(&e)
-                ),
-            })?;
+        .run(builder, "but the new password could not be read")
+        .await?;
         if parsed.sip_password.expose_secret().is_empty() {
             return Err(Error::OutcomeUnknown {
-                provider: kind,
+                provider: kind.name(),
                 message: "the response carries an empty sip_password".into(),
             });
         }

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::exchange::Exchange;
 use super::{
     CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
     Toggled, validate_id,
@@ -22,21 +23,33 @@ pub const AUTH_TOKEN_VAR: &str = "VOBIZ_AUTH_TOKEN";
 pub const BASE_URL_VAR: &str = "SIPROT_VOBIZ_BASE_URL";
 pub const DEFAULT_BASE_URL: &str = "https://api.vobiz.ai/api/v1";
 
+/// Vobiz: at least 8 characters; 12+ characters with all four classes recommended
+/// (warnings, not failures).
+pub const POLICY: Policy = Policy::new("vobiz", 8, 0).recommending(12, true);
+
 pub static REGISTRATION: Registration = Registration {
     name: "vobiz",
     summary: "client-set passwords, enable/disable; ID is the credential id",
     origin: PasswordOrigin::ClientSupplied,
-    policy: &Policy::VOBIZ,
+    policy: &POLICY,
+    id_is: "credential id",
+    example: "aabbccdd-1234-5678-90ab-cdef12345678",
     needs_device: false,
+    // A PUT of the same fields is the same state: safe to resend.
+    resend: Resend::Idempotent,
     takes_description: true,
     can_toggle: true,
     returns_sip_username: true,
     entry_name,
+    error_paths: &[&["message"], &["error"]],
     connect,
 };
 
 fn auth_id() -> Result<String> {
-    let id = config::required(AUTH_ID_VAR, "the Auth ID of the Vobiz account, e.g. MA_XXXXXXXX")?;
+    let id = config::required(
+        AUTH_ID_VAR,
+        "the Auth ID of the Vobiz account, e.g. MA_XXXXXXXX",
+    )?;
     validate_id(AUTH_ID_VAR, &id).map_err(|e| Error::Config(e.to_string()))?;
     Ok(id)
 }
@@ -102,39 +115,30 @@ impl Vobiz {
         secrets: &[&SecretString],
         attempts: &Attempts,
     ) -> Result<(Response, Credential)> {
-        let kind = self.kind();
         let builder = self
             .http
             .request(HttpMethod::PUT, self.url(credential)?)
             .header("X-Auth-ID", &self.auth_id)
             .header("X-Auth-Token", sensitive(&self.auth_token)?)
             .json(body);
-        let response = self
-            .http
-            // A PUT of the same fields is the same state: safe to resend.
-            .send(builder, Resend::Idempotent, attempts)
-            .await
-            .map_err(|e| http::send_error(kind, e))?;
-        if !response.status.is_success() {
-            let message = http::error_message(&response, secrets);
-            return Err(http::status_error(kind, &response, message));
+        Exchange {
+            kind: self.kind(),
+            http: &self.http,
+            secrets,
+            attempts,
         }
-        let parsed = serde_json::from_slice(&response.body).map_err(|e| Error::OutcomeUnknown {
-            provider: kind,
-            message: format!(
-                "HTTP {} with an unreadable credential object ({})",
-                response.status,
-                http::json_problem(&e)
-            ),
-        })?;
-        Ok((response, parsed))
+        .run(builder, "with an unreadable credential object")
+        .await
     }
 }
 
 /// A header value marked sensitive, so that it is never printed by the HTTP stack.
-fn sensitive(secret: &SecretString) -> Result<reqwest::header::HeaderValue> {
-    let mut value = reqwest::header::HeaderValue::from_str(secret.expose_secret())
-        .map_err(|_| Error::Config(format!("{AUTH_TOKEN_VAR} contains characters not allowed in an HTTP header")))?;
+fn sensitive(secret: &SecretString) -> Result<http::header::HeaderValue> {
+    let mut value = http::header::HeaderValue::from_str(secret.expose_secret()).map_err(|_| {
+        Error::Config(format!(
+            "{AUTH_TOKEN_VAR} contains characters not allowed in an HTTP header"
+        ))
+    })?;
     value.set_sensitive(true);
     Ok(value)
 }
