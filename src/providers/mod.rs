@@ -27,6 +27,9 @@ macro_rules! register_providers {
 
 register_providers!(telepath, exotel, vobiz);
 
+#[cfg(test)]
+pub mod memory;
+
 /// Who chooses a rotated password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
