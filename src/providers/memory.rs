@@ -62,12 +62,25 @@ struct State {
     generated: u32,
 }
 
+/// Called when a request arrives, before it is answered.
+type Hook = Arc<dyn Fn() + Send + Sync>;
+
 /// An in-memory provider of a registered kind; clones share one state.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MemoryProvider {
     kind: ProviderKind,
     label: Arc<str>,
     state: Arc<Mutex<State>>,
+    on_request: Arc<Mutex<Option<Hook>>>,
+}
+
+impl std::fmt::Debug for MemoryProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryProvider")
+            .field("kind", &self.kind)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MemoryProvider {
@@ -81,7 +94,14 @@ impl MemoryProvider {
                 password,
                 ..State::default()
             })),
+            on_request: Arc::default(),
         }
+    }
+
+    /// Calls `hook` whenever a request arrives, before it is answered (e.g. to note where
+    /// in a sequence of keyring calls the request came).
+    pub fn on_request(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *self.on_request.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(hook));
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -91,6 +111,11 @@ impl MemoryProvider {
     /// Queues the answers to the next requests, in order.
     pub fn script(&self, outcomes: impl IntoIterator<Item = Outcome>) {
         self.state().script.extend(outcomes);
+    }
+
+    /// Forgets the answers not used yet.
+    pub fn clear_script(&self) {
+        self.state().script.clear();
     }
 
     /// The password the provider accepts now.
@@ -162,6 +187,14 @@ impl Provider for MemoryProvider {
         request: RotateRequest,
         _attempts: &Attempts,
     ) -> Result<Rotated> {
+        let hook = self
+            .on_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            hook();
+        }
         let mut state = self.state();
         let outcome = state.script.pop_front().unwrap_or(Outcome::Accept);
         let (sent, description) = match (self.kind.origin(), request) {
@@ -198,7 +231,7 @@ impl Provider for MemoryProvider {
         };
         match outcome {
             Outcome::Accept => {
-                let password = commit(&mut *state);
+                let password = commit(&mut state);
                 state.password = Some(password.clone());
                 let n = state.received.len();
                 Ok(Rotated {
@@ -214,7 +247,7 @@ impl Provider for MemoryProvider {
                 self.kind
             ))),
             Outcome::LostAnswer => {
-                let password = commit(&mut *state);
+                let password = commit(&mut state);
                 state.password = Some(password);
                 Err(Error::OutcomeUnknown {
                     provider: self.kind,
