@@ -64,7 +64,7 @@ impl std::fmt::Display for Call {
             Op::Get => "read",
             Op::Set => "write",
             Op::Delete => "delete",
-            Op::List => "list",
+            Op::List => return write!(f, "list of the service's entries"),
         };
         write!(f, "{op} '{}'", self.entry)
     }
@@ -356,8 +356,37 @@ enum Start {
     PendingDead,
 }
 
+impl Start {
+    fn layout(self) -> Layout {
+        let (current, pending, provider) = match self {
+            Start::Current => (Some(P0), None, P0),
+            Start::Empty => (None, None, P0),
+            Start::PendingLive => (Some(P0), Some(P1), P1),
+            Start::PendingDead => (Some(P0), Some(P1), P0),
+        };
+        Layout {
+            current,
+            pending,
+            provider,
+            ..Layout::default()
+        }
+    }
+}
+
+/// What the keyring slots, the recovery file and the provider hold before a run.
+#[derive(Debug, Clone, Copy, Default)]
+struct Layout {
+    current: Option<&'static str>,
+    pending: Option<&'static str>,
+    previous: Option<&'static str>,
+    probe: Option<&'static str>,
+    file: Option<&'static str>,
+    provider: &'static str,
+}
+
 const P0: &str = "p0-Initial-pw-1";
 const P1: &str = "p1-Staged-pw-2";
+const P2: &str = "p2-Recovered-pw-3";
 
 struct World {
     service: String,
@@ -399,6 +428,7 @@ impl Snapshot {
             let label = match p.expose_secret() {
                 P0 => "P0",
                 P1 => "P1",
+                P2 => "P2",
                 _ => "new",
             };
             let live = if same(Some(p), provider) { "*" } else { "" };
@@ -465,8 +495,6 @@ impl World {
         let dir = temp_dir();
         let state = StateDir::at(dir.path().join("siprot"));
         let provider = MemoryProvider::new(kind, &service, None);
-        let marked = service.clone();
-        provider.on_request(move || faults.mark_request(&marked));
         Self {
             service,
             keyring,
@@ -480,23 +508,38 @@ impl World {
 
     /// A world standing as `start` says; its keyring log starts after the setup.
     async fn at(kind: ProviderKind, start: Start) -> Self {
-        let world = Self::new(kind).await;
-        let (current, pending, provider) = match start {
-            Start::Current => (Some(P0), None, P0),
-            Start::Empty => (None, None, P0),
-            Start::PendingLive => (Some(P0), Some(P1), P1),
-            Start::PendingDead => (Some(P0), Some(P1), P0),
-        };
-        if let Some(current) = current {
-            world.put(Slot::Current, current);
+        Self::laid_out(kind, start.layout()).await
+    }
+
+    /// A world holding what `layout` says; its keyring log starts after the setup.
+    async fn laid_out(kind: ProviderKind, layout: Layout) -> Self {
+        let mut world = Self::new(kind).await;
+        for (slot, password) in [
+            (Slot::Current, layout.current),
+            (Slot::Pending, layout.pending),
+            (Slot::Previous, layout.previous),
+            (Slot::Probe, layout.probe),
+        ] {
+            if let Some(password) = password {
+                world.put(slot, password);
+            }
         }
-        if let Some(pending) = pending {
-            world.put(Slot::Pending, pending);
+        if let Some(password) = layout.file {
+            world
+                .state
+                .write_recovery(
+                    &world.service,
+                    world.name.current(),
+                    kind.name(),
+                    &password.into(),
+                )
+                .expect("a recovery file");
         }
-        let provider = MemoryProvider::new(kind, &world.service, Some(provider.into()));
+        world.provider = MemoryProvider::new(kind, &world.service, Some(layout.provider.into()));
         let marked = world.service.clone();
-        provider.on_request(move || faults().mark_request(&marked));
-        let world = Self { provider, ..world };
+        world
+            .provider
+            .on_request(move || faults().mark_request(&marked));
         faults().reset(&world.service, None);
         world
     }
@@ -854,4 +897,242 @@ async fn client_set_rotation_survives_every_keyring_fault_and_provider_outcome()
 #[tokio::test]
 async fn server_generated_rotation_survives_every_keyring_fault_and_provider_outcome() {
     run_table("telepath", &[Start::Current, Start::Empty]).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The recover table
+
+/// What an interrupted rotation left for `recover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leftover {
+    /// `#pending` the provider took (the answer was lost).
+    PendingLive,
+    /// `#pending` the provider never took.
+    PendingDead,
+    /// `#pending` of a first rotation, taken by the provider.
+    PendingFirst,
+    /// A recovery file of an entry nobody touched since (current still `#previous`).
+    FileUntouched,
+    /// A recovery file of a first rotation (no current).
+    FileFirst,
+    /// A recovery file whose password is already current.
+    FileStored,
+    /// A recovery file a later rotation superseded (its password is in `#previous`).
+    FileSuperseded,
+    /// A probe a rotation could not delete.
+    Probe,
+}
+
+impl Leftover {
+    fn kind(self) -> &'static str {
+        match self {
+            Leftover::PendingLive | Leftover::PendingDead | Leftover::PendingFirst => "vobiz",
+            _ => "telepath",
+        }
+    }
+
+    fn layout(self) -> Layout {
+        let base = Layout::default();
+        match self {
+            Leftover::PendingLive => Layout {
+                current: Some(P0),
+                pending: Some(P1),
+                provider: P1,
+                ..base
+            },
+            Leftover::PendingDead => Layout {
+                current: Some(P0),
+                pending: Some(P1),
+                provider: P0,
+                ..base
+            },
+            Leftover::PendingFirst => Layout {
+                pending: Some(P1),
+                provider: P1,
+                ..base
+            },
+            Leftover::FileUntouched => Layout {
+                current: Some(P0),
+                previous: Some(P0),
+                file: Some(P2),
+                provider: P2,
+                ..base
+            },
+            Leftover::FileFirst => Layout {
+                file: Some(P2),
+                provider: P2,
+                ..base
+            },
+            Leftover::FileStored => Layout {
+                current: Some(P2),
+                previous: Some(P0),
+                file: Some(P2),
+                provider: P2,
+                ..base
+            },
+            Leftover::FileSuperseded => Layout {
+                current: Some(P1),
+                previous: Some(P2),
+                file: Some(P2),
+                provider: P1,
+                ..base
+            },
+            Leftover::Probe => Layout {
+                current: Some(P0),
+                probe: Some("siprot keyring probe"),
+                provider: P0,
+                ..base
+            },
+        }
+    }
+}
+
+struct RecoverCase {
+    leftover: Leftover,
+    /// The answer to a resent `#pending` password.
+    outcome: Outcome,
+    fault: Option<(usize, Call, Mode)>,
+    request_at: Option<usize>,
+}
+
+impl std::fmt::Display for RecoverCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "recover of {:?}, provider {:?}, ",
+            self.leftover, self.outcome
+        )?;
+        match &self.fault {
+            None => write!(f, "no keyring fault"),
+            Some((k, call, mode)) => write!(
+                f,
+                "keyring call {} ({call}{}) failing {}",
+                k + 1,
+                match self.request_at {
+                    None => "",
+                    Some(r) if *k < r => ", before the request",
+                    Some(_) => ", after the request",
+                },
+                match mode {
+                    Mode::Once => "once",
+                    Mode::Dead => "from then on",
+                }
+            ),
+        }
+    }
+}
+
+impl RecoverCase {
+    /// The exit code the README documents for the faulted `recover`.
+    fn expected_code(&self) -> u8 {
+        if let Some((k, _, _)) = &self.fault
+            && self.request_at.is_none_or(|r| *k < r)
+        {
+            // Nothing sent: the keyring was unusable.
+            return 8;
+        }
+        match (self.request_at, self.outcome) {
+            (None, _) | (Some(_), Outcome::Accept) => match &self.fault {
+                Some((_, call, _))
+                    if !(call.op == Op::Delete && call.entry.ends_with("#pending")) =>
+                {
+                    9
+                }
+                _ => 0,
+            },
+            // The resent password stays pending whatever the provider answered.
+            (Some(_), _) => 9,
+        }
+    }
+
+    async fn run(&self) -> Vec<String> {
+        let kind = ProviderKind::from_name(self.leftover.kind()).expect("a registered provider");
+        let world = World::laid_out(kind, self.leftover.layout()).await;
+        let start = world.snapshot();
+        world.provider.script([self.outcome]);
+        faults().reset(
+            &world.service,
+            self.fault.as_ref().map(|(k, _, mode)| (*k, *mode)),
+        );
+        let code = world.recover().await;
+        world.provider.clear_script();
+        let after = world.snapshot();
+        let mut problems = Vec::new();
+        let expected = self.expected_code();
+        if code != expected {
+            problems.push(format!("exit {code}, documented {expected}"));
+        }
+        if !after.provider_known() {
+            problems.push("the provider's password is nowhere local".into());
+        }
+        let mut problems: Vec<String> = problems
+            .into_iter()
+            .map(|p| format!("{self}: {p}: {}", after.describe(&start)))
+            .collect();
+        let again = world.recover().await;
+        let end = world.snapshot();
+        if again != 0 || !end.settled() {
+            problems.push(format!(
+                "{self}, then recover: exit {again}: {}",
+                end.describe(&start)
+            ));
+        }
+        problems
+    }
+}
+
+async fn recover_cases(leftover: Leftover) -> Vec<RecoverCase> {
+    let kind = ProviderKind::from_name(leftover.kind()).expect("a registered provider");
+    let outcomes: &[Outcome] = match kind.origin() {
+        PasswordOrigin::ClientSupplied => &OUTCOMES,
+        PasswordOrigin::ServerGenerated => &[Outcome::Accept],
+    };
+    let mut cases = Vec::new();
+    for &outcome in outcomes {
+        let world = World::laid_out(kind, leftover.layout()).await;
+        world.provider.script([outcome]);
+        world.recover().await;
+        let log = faults().take(&world.service);
+        let faults = log.calls.into_iter().enumerate().flat_map(|(k, call)| {
+            [Mode::Once, Mode::Dead].map(|mode| Some((k, call.clone(), mode)))
+        });
+        for fault in std::iter::once(None).chain(faults) {
+            cases.push(RecoverCase {
+                leftover,
+                outcome,
+                fault,
+                request_at: log.request_at,
+            });
+        }
+    }
+    cases
+}
+
+#[tokio::test]
+async fn recover_survives_every_keyring_fault_and_provider_outcome() {
+    let mut cases = Vec::new();
+    for leftover in [
+        Leftover::PendingLive,
+        Leftover::PendingDead,
+        Leftover::PendingFirst,
+        Leftover::FileUntouched,
+        Leftover::FileFirst,
+        Leftover::FileStored,
+        Leftover::FileSuperseded,
+        Leftover::Probe,
+    ] {
+        cases.extend(recover_cases(leftover).await);
+    }
+    let mut problems = Vec::new();
+    for chunk in cases.chunks(32) {
+        let runs = futures_util::future::join_all(chunk.iter().map(RecoverCase::run)).await;
+        problems.extend(runs.into_iter().flatten());
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) in {} cases:\n{}",
+        problems.len(),
+        cases.len(),
+        problems.join("\n")
+    );
 }
