@@ -1136,3 +1136,57 @@ async fn recover_survives_every_keyring_fault_and_provider_outcome() {
         problems.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// recover's judgement of recovery files
+
+#[test]
+fn recovery_files_are_judged_from_the_keyring_alone() {
+    use crate::recovery::{Verdict, judge};
+    use Verdict::{AlreadyStored, Changed, Install, Several, Superseded};
+    let [a, b, c, n, m] = ["a", "b", "c", "n", "m"].map(SecretString::from);
+    // (current, #previous, the files' passwords, the verdicts)
+    #[allow(clippy::type_complexity)]
+    let table: &[(
+        Option<&SecretString>,
+        Option<&SecretString>,
+        &[&SecretString],
+        &[Verdict],
+    )] = &[
+        // a copy of current
+        (Some(&a), None, &[&a], &[AlreadyStored]),
+        (Some(&a), Some(&b), &[&a], &[AlreadyStored]),
+        // a later rotation moved it to #previous
+        (Some(&b), Some(&a), &[&a], &[Superseded]),
+        // untouched since: no current, or current still the backup in #previous
+        (None, None, &[&n], &[Install]),
+        (None, Some(&a), &[&n], &[Install]),
+        (Some(&a), Some(&a), &[&n], &[Install]),
+        // #previous alone proves nothing without a current
+        (None, Some(&n), &[&n], &[Install]),
+        // changed in another way
+        (Some(&b), Some(&c), &[&n], &[Changed]),
+        (Some(&b), None, &[&n], &[Changed]),
+        // several remaining files: which is live is unknown, even on an untouched entry
+        (Some(&a), Some(&a), &[&n, &m], &[Several(2), Several(2)]),
+        (None, None, &[&n, &n], &[Several(2), Several(2)]),
+        (Some(&b), Some(&c), &[&n, &m], &[Several(2), Several(2)]),
+        // settled files do not count as remaining ones
+        (Some(&a), Some(&a), &[&a, &n], &[AlreadyStored, Install]),
+        (Some(&b), Some(&a), &[&a, &n], &[Superseded, Changed]),
+        (
+            Some(&b),
+            Some(&a),
+            &[&n, &a, &b, &m],
+            &[Several(2), Superseded, AlreadyStored, Several(2)],
+        ),
+        (Some(&a), None, &[&a, &a], &[AlreadyStored, AlreadyStored]),
+    ];
+    for (row, (current, previous, files, verdicts)) in table.iter().enumerate() {
+        assert_eq!(
+            judge(*current, *previous, files),
+            *verdicts,
+            "row {row} of the table"
+        );
+    }
+}
