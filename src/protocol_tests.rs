@@ -18,6 +18,11 @@
 //! checks that it exits 0 with the keyring's current password equal to the provider's,
 //! nothing pending, no probe and no recovery file left.
 //!
+//! The same is done for `recover` itself: each kind of leftover (a `#pending` the provider
+//! took or never took, a recovery file of each kind `recover` judges, a probe) with each
+//! keyring call of its baseline failing, then one more `recover` must settle it. A last
+//! table checks that judgement ([`recovery::judge`]) on its own.
+//!
 //! Each case uses a keyring service of its own and a state directory of its own, so that
 //! cases (and other unit tests sharing the process-wide mock store) never meet.
 
@@ -127,6 +132,10 @@ impl Faults {
         );
     }
 
+    fn tracks(&self, service: &str) -> bool {
+        lock(&self.services).contains_key(service)
+    }
+
     fn take(&self, service: &str) -> Log {
         lock(&self.services)
             .insert(service.to_owned(), Log::default())
@@ -146,11 +155,14 @@ fn injected() -> keyring_core::Error {
 
 /// keyring-core's mock store, with the calls of tracked services recorded and failed on
 /// demand.
+///
+/// The credentials of tracked services are keyring-core mock credentials kept here, by
+/// service and name, rather than in the mock store (whose linear searches would make the
+/// table quadratic); other services go to the mock store untouched.
 struct FaultStore {
     mock: Arc<CredentialStore>,
     faults: Arc<Faults>,
-    /// The credentials built so far (the mock finds one by a linear search).
-    built: Mutex<HashMap<(String, String), Arc<FaultCred>>>,
+    tracked: Mutex<HashMap<String, HashMap<String, Arc<FaultCred>>>>,
 }
 
 /// One mock credential; each call is recorded first, and a call chosen to fail gets the
@@ -211,27 +223,6 @@ impl CredentialApi for FaultCred {
     }
 }
 
-impl FaultStore {
-    fn wrap(&self, mock: Entry, service: &str, user: &str) -> Entry {
-        Entry::new_with_credential(Arc::new(FaultCred {
-            mock,
-            service: service.to_owned(),
-            user: user.to_owned(),
-            faults: self.faults.clone(),
-        }))
-    }
-}
-
-fn cached(
-    built: &Mutex<HashMap<(String, String), Arc<FaultCred>>>,
-    service: &str,
-    user: &str,
-) -> Option<Entry> {
-    let key = (service.to_owned(), user.to_owned());
-    let cred: Arc<Credential> = lock(built).get(&key)?.clone();
-    Some(Entry::new_with_credential(cred))
-}
-
 impl CredentialStoreApi for FaultStore {
     fn vendor(&self) -> String {
         "keyring-core's mock store with injected faults (siprot's unit tests)".into()
@@ -247,37 +238,46 @@ impl CredentialStoreApi for FaultStore {
         user: &str,
         modifiers: Option<&HashMap<&str, &str>>,
     ) -> keyring_core::Result<Entry> {
-        if modifiers.is_none_or(HashMap::is_empty)
-            && let Some(entry) = cached(&self.built, service, user)
-        {
-            return Ok(entry);
+        if modifiers.is_some_and(|m| !m.is_empty()) || !self.faults.tracks(service) {
+            return self.mock.build(service, user, modifiers);
         }
-        let cred = Arc::new(FaultCred {
-            mock: self.mock.build(service, user, modifiers)?,
-            service: service.to_owned(),
-            user: user.to_owned(),
-            faults: self.faults.clone(),
-        });
-        lock(&self.built).insert((service.to_owned(), user.to_owned()), cred.clone());
+        let mut tracked = lock(&self.tracked);
+        let cred = tracked
+            .entry(service.to_owned())
+            .or_default()
+            .entry(user.to_owned())
+            .or_insert_with(|| {
+                Arc::new(FaultCred {
+                    mock: Entry::new_with_credential(Arc::new(keyring_core::mock::Cred {
+                        specifiers: (service.to_owned(), user.to_owned()),
+                        inner: Mutex::default(),
+                    })),
+                    service: service.to_owned(),
+                    user: user.to_owned(),
+                    faults: self.faults.clone(),
+                })
+            })
+            .clone();
         Ok(Entry::new_with_credential(cred))
     }
 
     fn search(&self, spec: &HashMap<&str, &str>) -> keyring_core::Result<Vec<Entry>> {
         let service = spec.get("service").copied().unwrap_or_default();
+        if !self.faults.tracks(service) {
+            return self.mock.search(spec);
+        }
         if self.faults.call(service, "", Op::List) {
             return Err(injected());
         }
-        Ok(self
-            .mock
-            .search(spec)?
+        let tracked = lock(&self.tracked);
+        Ok(tracked
+            .get(service)
             .into_iter()
-            // The mock keeps an entry once named, with or without a secret; a real store
-            // finds only items that exist.
-            .filter(|entry| entry.get_credential().is_ok())
-            .filter_map(|entry| {
-                let (service, user) = entry.get_specifiers()?;
-                Some(self.wrap(entry, &service, &user))
-            })
+            .flat_map(HashMap::values)
+            // A name once used stays here, with or without a secret; a real store finds
+            // only the items that exist.
+            .filter(|cred| cred.mock.get_credential().is_ok())
+            .map(|cred| Entry::new_with_credential(cred.clone()))
             .collect())
     }
 
@@ -303,7 +303,7 @@ fn faults() -> &'static Arc<Faults> {
         keyring_core::set_default_store(Arc::new(FaultStore {
             mock,
             faults: faults.clone(),
-            built: Mutex::default(),
+            tracked: Mutex::default(),
         }));
         faults
     })
@@ -312,19 +312,14 @@ fn faults() -> &'static Arc<Faults> {
 // ---------------------------------------------------------------------------------------
 // One case's world
 
-/// The account setting the client-set kinds name their entries with.
+/// The account setting Vobiz names its entries with (read from the environment).
 fn configure_accounts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        for (var, value) in [
-            ("VOBIZ_AUTH_ID", "MA_UNIT"),
-            ("EXOTEL_ACCOUNT_SID", "sid_unit"),
-        ] {
-            if std::env::var_os(var).is_none() {
-                // SAFETY: set once, before any case reads it, to the value every later
-                // read expects; std's own environment lock orders it with other reads.
-                unsafe { std::env::set_var(var, value) };
-            }
+        if std::env::var_os("VOBIZ_AUTH_ID").is_none() {
+            // SAFETY: set once, before any case reads it, and read by no other unit test;
+            // std's environment lock orders it with every read through `std::env`.
+            unsafe { std::env::set_var("VOBIZ_AUTH_ID", "MA_UNIT") };
         }
     });
 }
