@@ -49,6 +49,8 @@ pub mod lock;
 pub mod logging;
 pub mod output;
 pub mod policy;
+#[cfg(test)]
+mod protocol_tests;
 pub mod providers;
 pub mod proxy;
 pub mod recovery;

@@ -415,30 +415,21 @@ async fn install_entry(
         Ok(slots) => slots,
         Err(error) => return all_failed(&Error::keyring_unavailable(error)),
     };
+    let passwords: Vec<&SecretString> = files.iter().map(|file| &file.password).collect();
+    let verdicts = judge(current.as_ref(), previous.as_ref(), &passwords);
     let mut items = Vec::new();
     let mut unresolved = Vec::new();
-    for file in files {
+    for (file, verdict) in files.into_iter().zip(verdicts) {
+        let settled = matches!(verdict, Verdict::AlreadyStored | Verdict::Superseded);
+        let (outcome, message) = match described(verdict, entry, &file) {
+            Some(described) if settled => described,
+            _ => {
+                unresolved.push((file, verdict));
+                continue;
+            }
+        };
         let path = file.path.display().to_string();
         let mut found = file_item(service, &file);
-        let (outcome, message) = if holds(&current, &file.password) {
-            (
-                ItemOutcome::AlreadyStored,
-                format!("the keyring already held the password; removed {path}"),
-            )
-        } else if current.is_some() && holds(&previous, &file.password) {
-            (
-                ItemOutcome::Superseded,
-                format!(
-                    "a later rotation moved this password to '{entry}{}' and stored another \
-                     as current: it is dead at {} and the keyring keeps it; removed {path}",
-                    Slot::Previous.suffix(),
-                    file.provider
-                ),
-            )
-        } else {
-            unresolved.push(file);
-            continue;
-        };
         if dry_run {
             found.outcome = ItemOutcome::WouldRecover;
             found.message = format!("{}; would remove {path}", message_stem(outcome));
@@ -453,25 +444,13 @@ async fn install_entry(
         }
         items.push(found);
     }
-    if unresolved.len() > 1 {
-        let n = unresolved.len();
-        for file in &unresolved {
-            let mut found = file_item(service, file);
-            found.outcome = ItemOutcome::Conflict;
-            found.message = format!(
-                "{n} recovery files hold different passwords for '{entry}' and the keyring \
-                 shows none of them superseded: check which one {} accepts, store it, then \
-                 delete the files",
-                file.provider
-            );
-            found.exit_code = exit::UNCONFIRMED;
-            items.push(found);
-        }
-        return items;
-    }
-    if let Some(file) = unresolved.pop() {
+    for (file, verdict) in unresolved {
         let mut found = file_item(service, &file);
-        match install(keyring, &file, &current, &previous, dry_run).await {
+        let settled = match described(verdict, entry, &file) {
+            Some(conflict) => Ok(conflict),
+            None => install(keyring, &file, dry_run).await,
+        };
+        match settled {
             Ok((outcome, message)) => {
                 found.outcome = outcome;
                 found.message = message;
@@ -486,6 +465,100 @@ async fn install_entry(
     items
 }
 
+/// The outcome and message of a recovery file of `entry` under `verdict`; `None` for
+/// one to install, whose outcome [`install`] tells.
+fn described(verdict: Verdict, entry: &str, file: &RecoveryFile) -> Option<(ItemOutcome, String)> {
+    let path = file.path.display();
+    let provider = &file.provider;
+    Some(match verdict {
+        Verdict::AlreadyStored => (
+            ItemOutcome::AlreadyStored,
+            format!("the keyring already held the password; removed {path}"),
+        ),
+        Verdict::Superseded => (
+            ItemOutcome::Superseded,
+            format!(
+                "a later rotation moved this password to '{entry}{}' and stored another as \
+                 current: it is dead at {provider} and the keyring keeps it; removed {path}",
+                Slot::Previous.suffix(),
+            ),
+        ),
+        Verdict::Several(n) => (
+            ItemOutcome::Conflict,
+            format!(
+                "{n} recovery files hold different passwords for '{entry}' and the keyring \
+                 shows none of them superseded: check which one {provider} accepts, store it, \
+                 then delete the files"
+            ),
+        ),
+        Verdict::Changed => (
+            ItemOutcome::Conflict,
+            format!(
+                "keyring entry '{}' changed after {path} was written (its current password is \
+                 not the one kept in '#previous'): check which password {provider} accepts, \
+                 store it, then delete the file",
+                file.entry
+            ),
+        ),
+        Verdict::Install => return None,
+    })
+}
+
+/// What becomes of one of an entry's recovery files, judged from the keyring alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The keyring holds its password as current: the file is a copy and goes.
+    AlreadyStored,
+    /// `#previous` holds its password while current holds another: a later rotation
+    /// replaced it (and kept it there); the file goes.
+    Superseded,
+    /// The one remaining file of an entry nobody rotated since it was written: its
+    /// password is stored as current.
+    Install,
+    /// The one remaining file of an entry that changed in another way: a conflict.
+    Changed,
+    /// One of this many remaining files of one entry: a conflict, since nothing in the
+    /// keyring says which is live.
+    Several(usize),
+}
+
+/// Judges the recovery files of one entry (their passwords, in order) from the entry's
+/// current and `#previous` passwords; one verdict per file. Never reads a time: see the
+/// module docs.
+pub(crate) fn judge(
+    current: Option<&SecretString>,
+    previous: Option<&SecretString>,
+    files: &[&SecretString],
+) -> Vec<Verdict> {
+    let holds = |slot: Option<&SecretString>, secret: &SecretString| {
+        slot.is_some_and(|s| s.expose_secret() == secret.expose_secret())
+    };
+    let settled: Vec<Option<Verdict>> = files
+        .iter()
+        .map(|password| {
+            if holds(current, password) {
+                Some(Verdict::AlreadyStored)
+            } else if current.is_some() && holds(previous, password) {
+                Some(Verdict::Superseded)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let remaining = settled.iter().filter(|v| v.is_none()).count();
+    // The Telepath protocol copies current to `#previous` before its request, so an
+    // entry nobody touched since still has current == `#previous` (or no current at all).
+    let untouched = current.is_none_or(|current| holds(previous, current));
+    let rest = if remaining > 1 {
+        Verdict::Several(remaining)
+    } else if untouched {
+        Verdict::Install
+    } else {
+        Verdict::Changed
+    };
+    settled.into_iter().map(|v| v.unwrap_or(rest)).collect()
+}
+
 fn message_stem(outcome: ItemOutcome) -> &'static str {
     match outcome {
         ItemOutcome::AlreadyStored => "the keyring already holds the password",
@@ -498,33 +571,14 @@ fn holds(slot: &Option<SecretString>, secret: &SecretString) -> bool {
         .is_some_and(|s| s.expose_secret() == secret.expose_secret())
 }
 
-/// Stores the one recovery file of an entry when the keyring shows that nothing rotated
-/// the entry since the file was written.
+/// Stores the one recovery file of an entry that [`judge`] found untouched since the file
+/// was written, reads it back, then removes the file.
 async fn install(
     keyring: &Keyring,
     file: &RecoveryFile,
-    current: &Option<SecretString>,
-    previous: &Option<SecretString>,
     dry_run: bool,
 ) -> Result<(ItemOutcome, String)> {
     let path = file.path.display();
-    // The Telepath protocol copies current to `#previous` before its request, so an
-    // entry nobody touched since still has current == `#previous` (or no current at all).
-    let untouched = match current {
-        None => true,
-        Some(current) => holds(previous, current),
-    };
-    if !untouched {
-        return Ok((
-            ItemOutcome::Conflict,
-            format!(
-                "keyring entry '{}' changed after {path} was written (its current password is \
-                 not the one kept in '#previous'): check which password {} accepts, store it, \
-                 then delete the file",
-                file.entry, file.provider
-            ),
-        ));
-    }
     if dry_run {
         return Ok((
             ItemOutcome::WouldRecover,

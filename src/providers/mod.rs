@@ -30,6 +30,9 @@ pub static ALL: &[ProviderKind] = &[
     ProviderKind(&vobiz::REGISTRATION),
 ];
 
+#[cfg(test)]
+pub mod memory;
+
 /// Who chooses a rotated password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -2,7 +2,7 @@ use crate::support::TestEnv;
 
 #[test]
 fn a_weak_exotel_password_fails_with_each_rule_reported() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     env.remember_secret("abcdefg");
     let run = env.run(
         &["check-password", "--provider", "exotel", "--json"],
@@ -22,7 +22,7 @@ fn a_weak_exotel_password_fails_with_each_rule_reported() {
 
 #[test]
 fn a_strong_password_passes_and_one_trailing_newline_is_ignored() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     env.remember_secret("Str0ng-Exotel");
     for input in [
         &b"Str0ng-Exotel"[..],
@@ -41,7 +41,7 @@ fn a_strong_password_passes_and_one_trailing_newline_is_ignored() {
 
 #[test]
 fn vobiz_short_passwords_pass_with_warnings() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     env.remember_secret("lowercase");
     let run = env.run(
         &["check-password", "--provider", "vobiz", "--json"],
@@ -55,7 +55,7 @@ fn vobiz_short_passwords_pass_with_warnings() {
 
 #[test]
 fn telepath_says_its_policy_is_generic() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     env.remember_secret("Short-1a");
     let run = env.run(
         &["check-password", "--provider", "telepath"],
@@ -67,7 +67,7 @@ fn telepath_says_its_policy_is_generic() {
 
 #[test]
 fn nul_and_empty_input_fail_deliberately() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     env.remember_secret("Abcdef-12345\0x");
     env.run(
         &["check-password", "--provider", "exotel"],
@@ -80,7 +80,7 @@ fn nul_and_empty_input_fail_deliberately() {
 
 #[test]
 fn the_password_is_never_an_argument() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     let run = env.run(&["check-password", "Hunter2-password"], None);
     run.assert_code(2);
 }

@@ -2,7 +2,7 @@ use crate::support::{EXOTEL_SID, Target, TestEnv};
 
 #[test]
 fn unsafe_base_urls_are_exit_4() {
-    let mut env = TestEnv::start();
+    let mut env = TestEnv::without_keyring();
     let unsafe_urls = [
         "http://api.telepathvoice.com/v1",
         "http://10.0.0.7/v1",
@@ -48,7 +48,7 @@ fn unsafe_base_urls_are_exit_4() {
 
 #[test]
 fn ids_that_would_escape_their_path_segment_are_refused_with_exit_2() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     let long = "x".repeat(10 * 1024);
     let hostile = [
         "a/b",
@@ -153,7 +153,7 @@ fn the_keyring_service_can_be_chosen() {
 
 #[test]
 fn help_teaches_the_exit_codes() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     let run = env.run(&["--help"], None);
     run.assert_code(0);
     assert!(run.stdout.contains("8 keyring unusable"));
@@ -189,4 +189,17 @@ fn a_keyring_service_with_control_characters_is_exit_4_and_nothing_is_sent() {
     }
     assert!(env.fake.requests().is_empty());
     assert_eq!(Target::VOBIZ.live(&env), Target::VOBIZ.initial);
+}
+
+#[test]
+fn a_keyring_free_environment_reaches_no_keyring() {
+    // What lets the keyring-free tests run under a plain `cargo test`, and makes one that
+    // touches a keyring fail instead: siprot's runs get no usable session bus.
+    let env = TestEnv::without_keyring();
+    env.run(
+        &["secret", "get", "--provider", "telepath", "conn_no_keyring"],
+        None,
+    )
+    .assert_code(8)
+    .assert_one_line_error("keyring");
 }

@@ -2,7 +2,7 @@ use crate::support::TestEnv;
 
 #[test]
 fn generated_passwords_pass_their_providers_policy() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     for provider in ["exotel", "vobiz", "telepath"] {
         let run = env.run(&["generate", "--provider", provider], None);
         run.assert_code(0);
@@ -20,7 +20,7 @@ fn generated_passwords_pass_their_providers_policy() {
 
 #[test]
 fn length_is_honoured_and_bounded() {
-    let env = TestEnv::start();
+    let env = TestEnv::without_keyring();
     let run = env.run(
         &["generate", "--provider", "exotel", "--length", "40"],
         None,

@@ -2,6 +2,11 @@
 //! service per test in the private gnome-keyring that `scripts/with-keyring.sh` starts,
 //! a private state directory, and `siprot` run as a real process.
 //!
+//! [`TestEnv::start`] requires that keyring session and fails without it; tests that
+//! never touch a keyring use [`TestEnv::without_keyring`] instead, which runs siprot with
+//! no reachable session bus (so a keyring access would fail them) and so passes under a
+//! plain `cargo test`.
+//!
 //! Every run goes through [`TestEnv::run`], which checks that no password or API key the
 //! test used appears on standard output (unless `--show-password` was given), standard
 //! error or in the audit log.
@@ -37,6 +42,8 @@ pub struct TestEnv {
     extra_env: Vec<(String, String)>,
     removed_env: Vec<String>,
     extra_secrets: Mutex<BTreeSet<String>>,
+    /// Whether siprot's runs get the keyring session's bus.
+    keyring: bool,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -197,12 +204,25 @@ impl Drop for Paused {
 }
 
 impl TestEnv {
-    /// Starts the fake providers on a free loopback port and sets up the environment.
+    /// Starts the fake providers on a free loopback port and sets up the environment,
+    /// with the keyring session of `scripts/with-keyring.sh`; fails without one.
     pub fn start() -> Self {
         assert!(
             std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
             "no D-Bus session: run the tests with scripts/test.sh (a private keyring session)"
         );
+        Self::new(true)
+    }
+
+    /// As [`TestEnv::start`] for a test that never touches a keyring: no session is
+    /// needed, and siprot runs with a session bus address where no bus is (and without
+    /// `XDG_RUNTIME_DIR` or `XDG_DATA_HOME`), so that a keyring access fails the test
+    /// instead of passing unseen.
+    pub fn without_keyring() -> Self {
+        Self::new(false)
+    }
+
+    fn new(keyring: bool) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -226,6 +246,7 @@ impl TestEnv {
             extra_env: Vec::new(),
             removed_env: Vec::new(),
             extra_secrets: Mutex::new(BTreeSet::new()),
+            keyring,
             _runtime: runtime,
         }
     }
@@ -304,9 +325,21 @@ impl TestEnv {
             "XDG_RUNTIME_DIR",
             "XDG_DATA_HOME",
         ] {
+            if !self.keyring && key != "PATH" {
+                continue;
+            }
             if let Some(value) = std::env::var_os(key) {
                 cmd.env(key, value);
             }
+        }
+        if !self.keyring {
+            // A bus that does not exist: no fallback to a desktop session's bus (zbus
+            // would try `$XDG_RUNTIME_DIR/bus`), so a keyring access fails the test.
+            let nowhere = self.state.path().join("no-session-bus");
+            cmd.env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={}", nowhere.display()),
+            );
         }
         let config = self.fake.config();
         let defaults: Vec<(&str, String)> = vec![
@@ -606,6 +639,10 @@ impl TestEnv {
 
     /// `secret-tool` on the same bus as siprot's runs.
     fn secret_tool(&self) -> Command {
+        assert!(
+            self.keyring,
+            "this test uses the keyring: start it with TestEnv::start, not without_keyring"
+        );
         let mut cmd = Command::new("secret-tool");
         if let Some((_, bus)) = self
             .extra_env
