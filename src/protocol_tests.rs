@@ -894,6 +894,32 @@ async fn server_generated_rotation_survives_every_keyring_fault_and_provider_out
     run_table("telepath", &[Start::Current, Start::Empty]).await;
 }
 
+/// A `#pending` equal to current is what a rotation leaves when it finished all but
+/// removing `#pending` (killed after writing current, or the delete failed): a rerun
+/// rotates anew instead of resending the password in use (which would restart its age
+/// without changing it).
+#[tokio::test]
+async fn a_pending_equal_to_current_is_dropped_and_the_rotation_starts_afresh() {
+    let kind = ProviderKind::from_name("vobiz").expect("vobiz is registered");
+    let layout = Layout {
+        current: Some(P0),
+        pending: Some(P0),
+        provider: P0,
+        ..Layout::default()
+    };
+    let world = World::laid_out(kind, layout).await;
+    assert_eq!(world.rotate().await, 0);
+    let now = world.snapshot();
+    assert!(now.settled(), "{}", now.describe(&now));
+    let current = now.current.as_ref().expect("a current password");
+    assert_ne!(current.expose_secret(), P0, "a new password was set");
+    assert!(
+        same(now.previous.as_ref(), Some(&P0.into())),
+        "the finished rotation's password is the previous one"
+    );
+    assert_eq!(now.requests, 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // The recover table
 

@@ -2,7 +2,9 @@
 //!
 //! Client-set providers (Exotel, Vobiz):
 //! 1. reuse a `#pending` password left by an earlier run, or make one and write it to
-//!    `#pending` (keyring write 1); no keyring, no request (exit 8);
+//!    `#pending` (keyring write 1); no keyring, no request (exit 8). A `#pending` that
+//!    equals current is the leftover of a rotation that finished: it is removed, and the
+//!    rotation starts afresh;
 //! 2. send it (the PUT is idempotent, so a rerun resends the same password);
 //! 3. on confirmed success promote: current to `#previous` (write 2, skipped when there is
 //!    no current), the password to current (write 3), delete `#pending` (write 4).
@@ -259,6 +261,9 @@ impl Run<'_> {
             .get(&pending_entry)
             .await
             .map_err(Error::keyring_unavailable)?;
+        let staged = self
+            .unless_finished(staged, &pending_entry, input.dry_run)
+            .await?;
         let resumed = staged.is_some();
         let password = match (staged, input.source) {
             (Some(staged), PasswordSource::Given(given))
@@ -288,7 +293,7 @@ impl Run<'_> {
                 .await
                 .map_err(Error::keyring_unavailable)?;
             self.report.status = RotationStatus::DryRun;
-            self.report.plan = vec![
+            self.report.plan.extend([
                 if resumed {
                     format!("reuse the unconfirmed password in '{pending_entry}'")
                 } else {
@@ -303,7 +308,7 @@ impl Run<'_> {
                     ),
                     None => format!("store the new password as '{}'", self.name.current()),
                 },
-            ];
+            ]);
             return Ok(());
         }
         if !resumed {
@@ -373,6 +378,44 @@ impl Run<'_> {
         };
         self.report.password = Some(password);
         Ok(())
+    }
+
+    /// A `#pending` equal to the current password was left by a rotation that finished all
+    /// but removing it (killed after writing current, or the delete failed): the provider
+    /// confirmed that password before it became current, so there is nothing to resend.
+    /// It is removed (a dry run only says so) and the rotation starts afresh, so that a
+    /// rerun really rotates instead of resending the password in use.
+    async fn unless_finished(
+        &mut self,
+        staged: Option<SecretString>,
+        pending_entry: &str,
+        dry_run: bool,
+    ) -> Result<Option<SecretString>> {
+        let Some(staged) = staged else {
+            return Ok(None);
+        };
+        let current = self
+            .keyring
+            .get(self.name.current())
+            .await
+            .map_err(Error::keyring_unavailable)?;
+        if current.is_none_or(|c| c.expose_secret() != staged.expose_secret()) {
+            return Ok(Some(staged));
+        }
+        log::debug!("'{pending_entry}' holds the current password: an earlier rotation finished");
+        if dry_run {
+            self.report.plan.push(format!(
+                "remove '{pending_entry}': it holds the current password, left by a rotation \
+                 that finished"
+            ));
+        } else {
+            self.keyring
+                .delete(pending_entry)
+                .await
+                .map_err(Error::keyring_unavailable)?;
+            self.report.keyring_writes += 1;
+        }
+        Ok(None)
     }
 
     /// Current to `#previous`, pending to current, then drop `#pending`. Until the last
