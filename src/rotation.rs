@@ -37,6 +37,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::checkpoint;
 use crate::error::{Error, Result, exit};
 use crate::http::Attempts;
@@ -88,6 +89,16 @@ impl RotationStatus {
             RotationStatus::Resumed => "resumed",
             RotationStatus::DryRun => "dry-run",
             RotationStatus::NothingPending => "nothing-pending",
+        }
+    }
+
+    /// What the audit log records for a rotation that ended so; `None` for those it does
+    /// not record (a dry run, nothing pending).
+    pub fn audit_outcome(self) -> Option<AuditOutcome> {
+        match self {
+            RotationStatus::Rotated => Some(AuditOutcome::Rotated),
+            RotationStatus::Resumed => Some(AuditOutcome::Resumed),
+            RotationStatus::DryRun | RotationStatus::NothingPending => None,
         }
     }
 }
@@ -180,18 +191,19 @@ pub async fn rotate(
         report.rotated_at = Some(jiff::Timestamp::now().to_string());
     }
     let (outcome, code) = match &result {
-        Ok(()) => (report.status.as_str(), exit::SUCCESS),
-        Err(Error::Unconfirmed { .. }) => ("unconfirmed", exit::UNCONFIRMED),
-        Err(e @ Error::Interrupted { .. }) => (OUTCOME_INTERRUPTED, e.exit_code()),
-        Err(e) => ("failed", e.exit_code()),
+        Ok(()) => (report.status.audit_outcome(), exit::SUCCESS),
+        Err(Error::Unconfirmed { .. }) => (Some(AuditOutcome::Unconfirmed), exit::UNCONFIRMED),
+        Err(e @ Error::Interrupted { .. }) => (Some(AuditOutcome::Interrupted), e.exit_code()),
+        Err(e) => (Some(AuditOutcome::Failed), e.exit_code()),
     };
-    if !dry_run && report.status != RotationStatus::NothingPending {
+    let audited = !dry_run && report.status != RotationStatus::NothingPending;
+    if let Some(outcome) = outcome.filter(|_| audited) {
         let audited = state.audit(&AuditRecord {
             time: jiff::Timestamp::now().to_string(),
             service: Some(keyring.service()),
             provider: kind.name(),
             entry: name.current(),
-            action: "rotate",
+            action: AuditAction::Rotate,
             outcome,
             request_id: report.request_id.as_deref(),
             attempts: Some(attempts.count()),
@@ -204,9 +216,6 @@ pub async fn rotate(
     }
     result.map(|()| report)
 }
-
-/// The audit outcome of a rotation stopped by a signal before its request was sent.
-pub const OUTCOME_INTERRUPTED: &str = "interrupted";
 
 struct Run<'a> {
     provider: &'a dyn Provider,
@@ -237,8 +246,8 @@ impl Run<'_> {
             service: Some(self.keyring.service()),
             provider: self.report.provider.name(),
             entry: self.name.current(),
-            action: "rotate",
-            outcome: crate::state::OUTCOME_IN_PROGRESS,
+            action: AuditAction::Rotate,
+            outcome: AuditOutcome::InProgress,
             request_id: None,
             attempts: None,
             exit_code: exit::UNCONFIRMED,

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use crate::audit::AuditOutcome;
 use crate::cli::StatusArgs;
 use crate::commands::block_on;
 use crate::config;
@@ -12,7 +13,7 @@ use crate::error::{Error, Result, exit};
 use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
 use crate::providers::PasswordOrigin;
-use crate::state::{History, OUTCOME_IN_PROGRESS, RecordAge, StateDir};
+use crate::state::{History, RecordAge, StateDir};
 use crate::store::{Keyring, Slot};
 
 pub fn run(args: StatusArgs) -> Result<u8> {
@@ -91,7 +92,7 @@ struct Row {
     clock_skew_seconds: Option<i64>,
     max_age_seconds: Option<i64>,
     overdue: bool,
-    last_outcome: Option<String>,
+    last_outcome: Option<AuditOutcome>,
     last_exit_code: Option<u8>,
     /// The last attempt is an `in-progress` record with no final one after it: that
     /// rotation was cut off (SIGKILL, power loss) and may have changed the password.
@@ -161,7 +162,7 @@ impl Row {
         if let Some(attempt) = history.last_attempt {
             // A client-set rotation keeps its password in `#pending` until it is settled:
             // with no `#pending` left, the cut-off rotation changed nothing or finished.
-            row.outcome_unknown = attempt.outcome == OUTCOME_IN_PROGRESS
+            row.outcome_unknown = attempt.outcome == AuditOutcome::InProgress
                 && (entry.provider.origin() == PasswordOrigin::ServerGenerated
                     || row.pending != Some(false));
             row.last_outcome = Some(attempt.outcome);
@@ -217,8 +218,8 @@ impl Row {
         }
         if self
             .last_outcome
-            .as_deref()
-            .is_some_and(|o| o == "failed" || o == "unconfirmed")
+            .as_ref()
+            .is_some_and(AuditOutcome::is_failure)
         {
             notes.push("last attempt failed".into());
         }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::cli::ToggleArgs;
 use crate::commands::block_on;
 use crate::error::{Error, Result, exit};
@@ -13,6 +14,11 @@ use crate::state::{AuditRecord, StateDir};
 
 pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
     let kind = args.provider.provider;
+    let action = if enable {
+        AuditAction::Enable
+    } else {
+        AuditAction::Disable
+    };
     let operation = if enable { "enable" } else { "disable" };
     if !kind.registration().can_toggle {
         return Err(Error::Unsupported {
@@ -32,8 +38,12 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
         service: None,
         provider: kind.name(),
         entry: &entry,
-        action: operation,
-        outcome: if result.is_ok() { "done" } else { "failed" },
+        action,
+        outcome: if result.is_ok() {
+            AuditOutcome::Done
+        } else {
+            AuditOutcome::Failed
+        },
         request_id: result.as_ref().ok().and_then(|t| t.request_id.as_deref()),
         attempts: Some(attempts.count()),
         username: result.as_ref().ok().and_then(|t| t.username.as_deref()),
