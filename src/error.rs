@@ -39,6 +39,42 @@ pub mod exit {
     pub const SIGTERM: u8 = 143;
 }
 
+/// A signal siprot catches (see [`crate::interrupt`], which catches them); carried by
+/// [`Error::Interrupted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Signal {
+    Hangup,
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    /// `SIGHUP`, `SIGINT` or `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hangup => "SIGHUP",
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The conventional exit code of a process ended by this signal (128 + its number).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Hangup => exit::SIGHUP,
+            Signal::Interrupt => exit::SIGINT,
+            Signal::Terminate => exit::SIGTERM,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything that can go wrong, grouped by what the operator has to do about it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -142,10 +178,7 @@ pub enum Error {
     /// SIGINT, SIGTERM or SIGHUP stopped the command with nothing left to recover (the
     /// request was not sent, or its rotation finished or failed for sure).
     #[error("{message}")]
-    Interrupted {
-        signal: crate::interrupt::Signal,
-        message: String,
-    },
+    Interrupted { signal: Signal, message: String },
 
     /// A bug or an unforeseen condition.
     #[error("unexpected error: {0}")]
@@ -189,18 +222,6 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
-        }
-    }
-}
-
-impl From<crate::policy::GenerateError> for Error {
-    fn from(error: crate::policy::GenerateError) -> Self {
-        use crate::policy::GenerateError;
-        match error {
-            GenerateError::LengthTooShort { .. } | GenerateError::LengthTooLong { .. } => {
-                Error::Usage(format!("cannot generate a password: {error}"))
-            }
-            other => Error::Unexpected(format!("cannot generate a password: {other}")),
         }
     }
 }
@@ -266,7 +287,7 @@ mod tests {
             (Error::Unexpected("x".into()), 1),
             (
                 Error::Interrupted {
-                    signal: crate::interrupt::Signal::Terminate,
+                    signal: Signal::Terminate,
                     message: "x".into(),
                 },
                 143,
