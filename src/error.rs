@@ -12,31 +12,63 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use crate::store::{Duplicates, StoreError};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// One of the documented exit codes (the [`exit`] constants; see the README's exit-code
+/// table). Codes travel as this type (reports, recovery items, fleet outcomes, a command's
+/// result) and become a number only at the process boundary ([`ExitCode::code`], in
+/// `main`) and in JSON output and the audit log, where they serialize as the plain number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExitCode(u8);
+
+impl ExitCode {
+    /// The number the process exits with.
+    pub const fn code(self) -> u8 {
+        self.0
+    }
+}
+
+/// Success (0).
+impl Default for ExitCode {
+    fn default() -> Self {
+        exit::SUCCESS
+    }
+}
+
+impl std::fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// The documented exit codes (see the README's exit-code table).
 pub mod exit {
-    pub const SUCCESS: u8 = 0;
-    pub const UNEXPECTED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const POLICY: u8 = 3;
-    pub const CONFIG: u8 = 4;
-    pub const AUTH: u8 = 5;
-    pub const NOT_FOUND: u8 = 6;
-    pub const TRANSIENT: u8 = 7;
-    pub const KEYRING: u8 = 8;
-    pub const UNCONFIRMED: u8 = 9;
+    use super::ExitCode;
+
+    pub const SUCCESS: ExitCode = ExitCode(0);
+    pub const UNEXPECTED: ExitCode = ExitCode(1);
+    pub const USAGE: ExitCode = ExitCode(2);
+    pub const POLICY: ExitCode = ExitCode(3);
+    pub const CONFIG: ExitCode = ExitCode(4);
+    pub const AUTH: ExitCode = ExitCode(5);
+    pub const NOT_FOUND: ExitCode = ExitCode(6);
+    pub const TRANSIENT: ExitCode = ExitCode(7);
+    pub const KEYRING: ExitCode = ExitCode(8);
+    pub const UNCONFIRMED: ExitCode = ExitCode(9);
     /// `verify`: the registrar never asked for the password, or still accepts the
     /// previous one; `rotate --verify`: rotated and stored, but not verified.
-    pub const NOT_VERIFIED: u8 = 10;
+    pub const NOT_VERIFIED: ExitCode = ExitCode(10);
     /// Stopped by SIGHUP, SIGINT or SIGTERM (128 + the signal's number) with nothing left
     /// to recover; see [`crate::interrupt`].
-    pub const SIGHUP: u8 = 129;
-    pub const SIGINT: u8 = 130;
-    pub const SIGTERM: u8 = 143;
+    pub const SIGHUP: ExitCode = ExitCode(129);
+    pub const SIGINT: ExitCode = ExitCode(130);
+    pub const SIGTERM: ExitCode = ExitCode(143);
 }
 
 /// A signal siprot catches (see [`crate::interrupt`], which catches them); carried by
@@ -60,7 +92,7 @@ impl Signal {
     }
 
     /// The conventional exit code of a process ended by this signal (128 + its number).
-    pub fn exit_code(self) -> u8 {
+    pub fn exit_code(self) -> ExitCode {
         match self {
             Signal::Hangup => exit::SIGHUP,
             Signal::Interrupt => exit::SIGINT,
@@ -197,7 +229,7 @@ impl Error {
     }
 
     /// The exit code for this error: the one map from errors to exit codes.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) | Error::Unsupported { .. } => exit::USAGE,
             Error::Policy(_) => exit::POLICY,
@@ -294,7 +326,7 @@ mod tests {
             ),
         ];
         for (error, code) in cases {
-            assert_eq!(error.exit_code(), code, "{error}");
+            assert_eq!(error.exit_code().code(), code, "{error}");
         }
     }
 

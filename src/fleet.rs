@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use crate::error::{Error, exit};
+use crate::error::{Error, ExitCode, exit};
 use crate::http::Attempts;
 use crate::interrupt::{self, Signal};
 use crate::inventory::InventoryEntry;
@@ -56,7 +56,10 @@ pub enum Outcome {
         max_age: jiff::SignedDuration,
     },
     /// Failed; `exit_code` says how (9: the password may be live and needs recovery).
-    Failed { message: String, exit_code: u8 },
+    Failed {
+        message: String,
+        exit_code: ExitCode,
+    },
     /// Not started, or stopped before its request was sent, because of this signal:
     /// nothing was sent and nothing changed.
     NotAttempted { signal: Signal },
@@ -85,7 +88,7 @@ pub struct FleetResult<'a> {
 impl FleetResult<'_> {
     /// 0 for done and skipped, the signal's code when not attempted, else the failure's
     /// exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         match &self.outcome {
             Outcome::Failed { exit_code, .. } => *exit_code,
             Outcome::NotAttempted { signal } => signal.exit_code(),

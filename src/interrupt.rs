@@ -19,7 +19,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitCode, Result, exit};
 
 /// The signal type lives in [`crate::error`], which carries it in
 /// [`Error::Interrupted`]; this module depends on `error`, not the other way round.
@@ -69,9 +69,9 @@ pub async fn signalled() {
 /// The exit code of a command that ended with `code`: unchanged when no signal came, or
 /// when it is 9 (something is left to recover, which matters more); otherwise the
 /// signal's conventional code.
-pub fn final_code(code: u8) -> u8 {
+pub fn final_code(code: ExitCode) -> ExitCode {
     match received() {
-        Some(signal) if code != crate::error::exit::UNCONFIRMED => signal.exit_code(),
+        Some(signal) if code != exit::UNCONFIRMED => signal.exit_code(),
         _ => code,
     }
 }
@@ -82,7 +82,7 @@ pub fn final_code(code: u8) -> u8 {
 pub fn wrap(error: Error) -> Error {
     match received() {
         Some(signal)
-            if error.exit_code() != crate::error::exit::UNCONFIRMED
+            if error.exit_code() != exit::UNCONFIRMED
                 && !matches!(error, Error::Interrupted { .. }) =>
         {
             Error::Interrupted {
@@ -185,13 +185,17 @@ mod tests {
 
     #[test]
     fn signals_have_their_conventional_exit_codes() {
-        assert_eq!(Signal::Interrupt.exit_code(), 130);
-        assert_eq!(Signal::Terminate.exit_code(), 143);
-        assert_eq!(Signal::Hangup.exit_code(), 129);
+        assert_eq!(Signal::Interrupt.exit_code().code(), 130);
+        assert_eq!(Signal::Terminate.exit_code().code(), 143);
+        assert_eq!(Signal::Hangup.exit_code().code(), 129);
         for signal in [Signal::Interrupt, Signal::Terminate, Signal::Hangup] {
             assert_eq!(from_u8(to_u8(signal)), Some(signal));
         }
         assert_eq!(received(), None);
-        assert_eq!(final_code(7), 7, "no signal: the command's own code");
+        assert_eq!(
+            final_code(exit::TRANSIENT),
+            exit::TRANSIENT,
+            "no signal: the command's own code"
+        );
     }
 }

@@ -68,7 +68,7 @@ pub mod verification;
 pub use error::{Error, Result};
 
 /// Runs siprot with already parsed arguments and returns the process exit code.
-pub fn run(cli: cli::Cli) -> u8 {
+pub fn run(cli: cli::Cli) -> error::ExitCode {
     logging::init(cli.verbose);
     commands::run(cli)
 }

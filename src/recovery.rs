@@ -32,7 +32,7 @@ use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::lock::CredentialLock;
 use crate::providers::{self, PasswordOrigin, Provider, ProviderKind};
@@ -126,7 +126,7 @@ pub struct Item {
     pub outcome: ItemOutcome,
     pub message: String,
     /// 0 when done; otherwise the exit code of the failure.
-    pub exit_code: u8,
+    pub exit_code: ExitCode,
     pub attempts: u32,
 }
 
@@ -619,7 +619,7 @@ fn remove_file(path: &std::path::Path) -> Result<()> {
 
 /// The exit code of a recovery: 0 when nothing is left, else the highest code among
 /// what is left (9 over 8 over 7 ...).
-pub fn exit_code(items: &[Item]) -> u8 {
+pub fn exit_code(items: &[Item]) -> ExitCode {
     items
         .iter()
         .filter(|i| i.outcome.remains())

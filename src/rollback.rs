@@ -7,7 +7,7 @@
 
 use secrecy::SecretString;
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::providers::{self, CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
@@ -128,7 +128,7 @@ impl Verified {
 
     /// 0 when verified; 9 when a rollback was interrupted and needs `siprot recover`;
     /// otherwise 10 (rotated and stored, not verified).
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         match &self.rollback {
             _ if self.verified() => exit::SUCCESS,
             Some(Rollback::Failed(error)) if error.exit_code() == exit::UNCONFIRMED => {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditAction, AuditOutcome};
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitCode, Result};
 
 /// The state directory and the files in it.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub struct AuditRecord<'a> {
     /// HTTP requests sent (retries included); `None` when none could be.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
-    pub exit_code: u8,
+    pub exit_code: ExitCode,
     /// The SIP username the provider returned (Telepath, Vobiz), for `verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<&'a str>,
@@ -101,7 +101,7 @@ pub struct Attempt {
     /// before its request), `in-progress` ([`AuditOutcome::InProgress`]) or one this
     /// version does not know.
     pub outcome: AuditOutcome,
-    pub exit_code: u8,
+    pub exit_code: ExitCode,
 }
 
 /// A recovery file as read back by `siprot recover`.
@@ -254,7 +254,7 @@ impl StateDir {
             entry: String,
             action: AuditAction,
             outcome: AuditOutcome,
-            exit_code: u8,
+            exit_code: ExitCode,
             username: Option<String>,
         }
         let mut histories: HashMap<String, History> = HashMap::new();
@@ -651,7 +651,7 @@ mod tests {
                     outcome,
                     request_id: Some("req-1"),
                     attempts: Some(1),
-                    exit_code: 0,
+                    exit_code: crate::error::exit::SUCCESS,
                     username: None,
                 })
                 .unwrap();
@@ -861,7 +861,7 @@ mod tests {
         state.check().unwrap();
         // ...but a new process (a new StateDir) refuses it.
         let error = StateDir::at(state.root().to_owned()).check().unwrap_err();
-        assert_eq!(error.exit_code(), 4);
+        assert_eq!(error.exit_code().code(), 4);
         let text = error.to_string();
         assert!(
             text.contains(&format!("chmod 700 {}", state.root().display())),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::cli::RotateArgs;
 use crate::commands::block_on;
 use crate::config::{self, ConnectOptions};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::fleet::{self, FleetOptions, FleetResult, Outcome};
 use crate::interrupt;
 use crate::inventory::Inventory;
@@ -20,7 +20,7 @@ use crate::providers::ProviderKind;
 use crate::state::StateDir;
 use crate::store::Keyring;
 
-pub fn run(args: RotateArgs, path: &Path) -> Result<u8> {
+pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let inventory = Inventory::load(path)?;
     let selected = inventory.select(args.provider, &args.tag);
     let service = config::keyring_service()?;
@@ -141,7 +141,7 @@ struct Summary {
     needs_recovery: usize,
     /// Not started (or stopped before the request) because of SIGINT, SIGTERM or SIGHUP.
     not_attempted: usize,
-    exit_code: u8,
+    exit_code: ExitCode,
     #[serde(skip)]
     elapsed: Duration,
 }
@@ -231,7 +231,7 @@ struct CredentialJson<'a> {
     device: Option<&'a str>,
     keyring_entry: Option<&'a str>,
     status: &'static str,
-    exit_code: u8,
+    exit_code: ExitCode,
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     keyring_writes: Option<u32>,

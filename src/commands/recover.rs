@@ -5,13 +5,13 @@ use serde::Serialize;
 use crate::cli::RecoverArgs;
 use crate::commands::block_on;
 use crate::config::{self, ConnectOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitCode, Result};
 use crate::output;
 use crate::recovery::{self, Item, ItemOutcome};
 use crate::state::StateDir;
 use crate::store::{Keyring, Slot};
 
-pub fn run(args: RecoverArgs) -> Result<u8> {
+pub fn run(args: RecoverArgs) -> Result<ExitCode> {
     let service = config::keyring_service()?;
     let state = StateDir::locate()?;
     let options = ConnectOptions {
@@ -52,7 +52,7 @@ struct RecoverJson<'a> {
     status: &'static str,
     dry_run: bool,
     remaining: usize,
-    exit_code: u8,
+    exit_code: ExitCode,
     items: Vec<ItemJson<'a>>,
 }
 
@@ -68,7 +68,7 @@ struct ItemJson<'a> {
     file: Option<String>,
     outcome: &'static str,
     message: &'a str,
-    exit_code: u8,
+    exit_code: ExitCode,
     attempts: u32,
 }
 

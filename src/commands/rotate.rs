@@ -9,7 +9,7 @@ use crate::cli::RotateArgs;
 use crate::commands::rotate_verify::{self, VerifiedJson};
 use crate::commands::{block_on, fail, fleet};
 use crate::config;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::input;
 use crate::interrupt;
@@ -20,7 +20,7 @@ use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, Rotat
 use crate::state::StateDir;
 use crate::store::{Keyring, Slot};
 
-pub fn run(args: RotateArgs) -> Result<u8> {
+pub fn run(args: RotateArgs) -> Result<ExitCode> {
     if let Some(path) = args.inventory.clone() {
         return fleet::run(args, &path);
     }
@@ -169,7 +169,7 @@ fn render(
     report: &RotationReport,
     verified: Option<&Verified>,
     plan_skipped: bool,
-) -> Result<u8> {
+) -> Result<ExitCode> {
     for warning in &report.warnings {
         output::warning(warning);
     }
@@ -231,7 +231,7 @@ struct RotateJson<'a> {
     /// `SIGINT`, `SIGTERM` or `SIGHUP` when one came during the rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     interrupted_by: Option<&'static str>,
-    exit_code: u8,
+    exit_code: ExitCode,
 }
 
 impl<'a> RotateJson<'a> {

@@ -9,14 +9,14 @@ use crate::audit::AuditOutcome;
 use crate::cli::StatusArgs;
 use crate::commands::block_on;
 use crate::config;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
 use crate::providers::PasswordOrigin;
 use crate::state::{History, RecordAge, StateDir};
 use crate::store::{Keyring, Slot};
 
-pub fn run(args: StatusArgs) -> Result<u8> {
+pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let inventory = Inventory::load(&args.inventory)?;
     let selected = inventory.select(args.provider, &args.tag);
     let service = config::keyring_service()?;
@@ -93,7 +93,7 @@ struct Row {
     max_age_seconds: Option<i64>,
     overdue: bool,
     last_outcome: Option<AuditOutcome>,
-    last_exit_code: Option<u8>,
+    last_exit_code: Option<ExitCode>,
     /// The last attempt is an `in-progress` record with no final one after it: that
     /// rotation was cut off (SIGKILL, power loss) and may have changed the password.
     outcome_unknown: bool,

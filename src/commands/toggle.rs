@@ -6,13 +6,13 @@ use serde::Serialize;
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::cli::ToggleArgs;
 use crate::commands::block_on;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::output;
 use crate::providers::CredentialRef;
 use crate::state::{AuditRecord, StateDir};
 
-pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
+pub fn run(args: ToggleArgs, enable: bool) -> Result<ExitCode> {
     let kind = args.provider.provider;
     let action = if enable {
         AuditAction::Enable

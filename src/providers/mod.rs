@@ -380,7 +380,7 @@ mod tests {
             &long,
         ] {
             let err = validate_id("credential id", id).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{id:?}");
+            assert_eq!(err.exit_code().code(), 2, "{id:?}");
         }
         for id in ["conn_abc123xyz", "a%2Fb", "a?b", "ünïcödé", "...", "a.b"] {
             validate_id("credential id", id).unwrap();
