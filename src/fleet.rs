@@ -29,7 +29,7 @@ use crate::providers::{Provider, ProviderKind};
 use crate::recovery::Connect;
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::state::{RecordAge, StateDir};
-use crate::store::Keyring;
+use crate::store::{EntryName, Keyring};
 
 /// Default number of concurrent rotations per provider.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -78,7 +78,7 @@ pub struct ClockSkew {
 pub struct FleetResult<'a> {
     pub entry: &'a InventoryEntry,
     /// The keyring entry of its current password, when it could be named.
-    pub keyring_entry: Option<String>,
+    pub keyring_entry: Option<EntryName>,
     pub attempts: u32,
     pub outcome: Outcome,
     /// Set when the audit log's last rotation is dated in the future.
@@ -193,7 +193,7 @@ async fn rotate_one<'a>(
     let max_age = options.if_older_than.or(entry.max_age);
     let mut clock_skew = None;
     if let Some(max_age) = max_age
-        && let Some(last) = last_rotations.get(&keyring_entry)
+        && let Some(last) = last_rotations.get(keyring_entry.current())
     {
         match RecordAge::of(*last, jiff::Timestamp::now()) {
             RecordAge::Known(age) if age < max_age => {
@@ -241,7 +241,7 @@ async fn rotate_one<'a>(
 
 fn failed<'a>(
     entry: &'a InventoryEntry,
-    keyring_entry: Option<String>,
+    keyring_entry: Option<EntryName>,
     attempts: u32,
     error: &Error,
 ) -> FleetResult<'a> {

@@ -486,7 +486,7 @@ impl World {
             false => CredentialRef::new(kind, "cred-1", None),
         }
         .expect("a valid credential");
-        let name = EntryName::new(kind.entry_name(&credential).expect("an entry name"));
+        let name = kind.entry_name(&credential).expect("an entry name");
         let dir = temp_dir();
         let state = StateDir::at(dir.path().join("siprot"));
         let provider = MemoryProvider::new(kind, &service, None);

@@ -109,7 +109,7 @@ pub struct RotationReport {
     pub provider: ProviderKind,
     pub credential: CredentialRef,
     pub service: String,
-    pub entry: String,
+    pub entry: EntryName,
     pub status: RotationStatus,
     pub username: Option<String>,
     pub rotated_at: Option<String>,
@@ -143,7 +143,7 @@ pub async fn rotate(
             "{kind} generates passwords on its server: there is never a pending one to finish"
         )));
     }
-    let name = EntryName::new(kind.entry_name(credential)?);
+    let name = kind.entry_name(credential)?;
     let dry_run = input.dry_run;
     let attempts = input.attempts.clone();
     let _lock = CredentialLock::unless_dry_run(dry_run, state, keyring.service(), name.current())?;
@@ -156,7 +156,7 @@ pub async fn rotate(
             provider: kind,
             credential: credential.clone(),
             service: keyring.service().to_owned(),
-            entry: name.current().to_owned(),
+            entry: name.clone(),
             status: RotationStatus::Rotated,
             username: None,
             rotated_at: None,

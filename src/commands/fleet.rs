@@ -18,7 +18,7 @@ use crate::inventory::Inventory;
 use crate::output;
 use crate::providers::ProviderKind;
 use crate::state::StateDir;
-use crate::store::Keyring;
+use crate::store::{EntryName, Keyring};
 
 pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let inventory = Inventory::load(path)?;
@@ -229,7 +229,7 @@ struct CredentialJson<'a> {
     credential: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<&'a str>,
-    keyring_entry: Option<&'a str>,
+    keyring_entry: Option<&'a EntryName>,
     status: &'static str,
     exit_code: ExitCode,
     attempts: u32,
@@ -255,7 +255,7 @@ impl<'a> CredentialJson<'a> {
             provider: result.entry.provider.name(),
             credential: result.entry.credential.id(),
             device: result.entry.credential.device(),
-            keyring_entry: result.keyring_entry.as_deref(),
+            keyring_entry: result.keyring_entry.as_ref(),
             status: "failed",
             exit_code: result.exit_code(),
             attempts: result.attempts,

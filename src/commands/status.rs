@@ -14,7 +14,7 @@ use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
 use crate::providers::PasswordOrigin;
 use crate::state::{History, RecordAge, StateDir};
-use crate::store::{Keyring, Slot};
+use crate::store::{EntryName, Keyring, Slot};
 
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let inventory = Inventory::load(&args.inventory)?;
@@ -83,7 +83,7 @@ struct Row {
     credential: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<String>,
-    keyring_entry: Option<String>,
+    keyring_entry: Option<EntryName>,
     last_rotated: Option<String>,
     /// `None` when never rotated, or when the last rotation is dated in the future.
     age_seconds: Option<i64>,
@@ -143,7 +143,7 @@ impl Row {
                 return row;
             }
         };
-        let history = histories.get(&name).cloned().unwrap_or_default();
+        let history = histories.get(name.current()).cloned().unwrap_or_default();
         let age = history.last_rotated.map(|at| RecordAge::of(at, now));
         row.last_rotated = history.last_rotated.map(|t| t.to_string());
         match age {
@@ -157,8 +157,9 @@ impl Row {
             (Some(_), _) => true,
             (None, _) => false,
         };
-        row.pending = names.map(|n| n.contains(&format!("{name}{}", Slot::Pending.suffix())));
-        row.recovery_file = recovery_files.contains(&(service.to_owned(), name.clone()));
+        row.pending = names.map(|n| n.contains(&name.slot(Slot::Pending)));
+        row.recovery_file =
+            recovery_files.contains(&(service.to_owned(), name.current().to_owned()));
         if let Some(attempt) = history.last_attempt {
             // A client-set rotation keeps its password in `#pending` until it is settled:
             // with no `#pending` left, the cut-off rotation changed nothing or finished.

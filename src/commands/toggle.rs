@@ -37,7 +37,7 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<ExitCode> {
         time: jiff::Timestamp::now().to_string(),
         service: None,
         provider: kind.name(),
-        entry: &entry,
+        entry: entry.current(),
         action,
         outcome: if result.is_ok() {
             AuditOutcome::Done

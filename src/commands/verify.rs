@@ -14,13 +14,13 @@ use crate::output;
 use crate::providers::{CredentialRef, ProviderKind};
 use crate::sip::{Outcome, Verification};
 use crate::state::StateDir;
-use crate::store::{EntryName, Keyring, Slot};
+use crate::store::{Keyring, Slot};
 use crate::verification::{self, Checks, SipOptions, SipTarget};
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let kind = args.provider.provider;
     let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
-    let name = EntryName::new(kind.entry_name(&credential)?);
+    let name = kind.entry_name(&credential)?;
     let service = config::keyring_service()?;
     let state = StateDir::locate()?;
     let options = SipOptions {
