@@ -43,7 +43,9 @@ use crate::error::{Error, Result, exit};
 use crate::http::Attempts;
 use crate::interrupt;
 use crate::lock::CredentialLock;
-use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind, RotateRequest};
+use crate::providers::{
+    CredentialRef, PasswordOrigin, Provider, ProviderKind, RotateRequest, Rotated,
+};
 use crate::state::{AuditRecord, StateDir};
 use crate::store::{EntryName, Keyring, Slot, StoreError};
 
@@ -261,20 +263,65 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A client-set rotation: choose the password (the one staged by an earlier run, else
+    /// the given or a generated one), stage it in `#pending`, send it, promote it.
     async fn client_supplied(&mut self, state: &StateDir, input: RotationInput) -> Result<()> {
-        let kind = self.report.provider;
         let pending_entry = self.name.slot(Slot::Pending);
+        let RotationInput {
+            source,
+            description,
+            dry_run,
+            attempts,
+        } = input;
+        let Some((password, resumed)) = self.choose(source, &pending_entry, dry_run).await? else {
+            self.report.status = RotationStatus::NothingPending;
+            return Ok(());
+        };
+        if dry_run {
+            return self.plan_client_supplied(resumed, &pending_entry).await;
+        }
+        self.stage(state, &password, resumed, &pending_entry)
+            .await?;
+        let request = RotateRequest::Set {
+            password: password.clone(),
+            description,
+        };
+        let rotated = self
+            .send(request, resumed, &pending_entry, &attempts)
+            .await?;
+        checkpoint::reached("response-received");
+        self.report.username = rotated.username;
+        self.report.request_id = rotated.request_id;
+        self.report.rotated_at = rotated.rotated_at;
+        self.promote(&password, &pending_entry).await?;
+        self.report.status = if resumed {
+            RotationStatus::Resumed
+        } else {
+            RotationStatus::Rotated
+        };
+        self.report.password = Some(password);
+        Ok(())
+    }
+
+    /// The password to set and whether an earlier run staged it (`#pending`, which wins
+    /// over a generated one and must equal a given one); `None` when only a pending one
+    /// was asked for and there is none.
+    async fn choose(
+        &mut self,
+        source: PasswordSource,
+        pending_entry: &str,
+        dry_run: bool,
+    ) -> Result<Option<(SecretString, bool)>> {
+        let kind = self.report.provider;
         self.ensure_unique().await?;
         let staged = self
             .keyring
-            .get(&pending_entry)
+            .get(pending_entry)
             .await
             .map_err(Error::keyring_unavailable)?;
-        let staged = self
-            .unless_finished(staged, &pending_entry, input.dry_run)
-            .await?;
+        let staged = self.unless_finished(staged, pending_entry, dry_run).await?;
         let resumed = staged.is_some();
-        let password = match (staged, input.source) {
+        let password = match (staged, source) {
             (Some(staged), PasswordSource::Given(given))
                 if staged.expose_secret() != given.expose_secret() =>
             {
@@ -287,42 +334,54 @@ impl Run<'_> {
                     recovery_file: None,
                 });
             }
-            (None, PasswordSource::PendingOnly) => {
-                self.report.status = RotationStatus::NothingPending;
-                return Ok(());
-            }
+            (None, PasswordSource::PendingOnly) => return Ok(None),
             (Some(staged), _) => staged,
             (None, PasswordSource::Given(given)) => given,
             (None, PasswordSource::Generate { length }) => kind.policy().generate(length)?,
         };
-        if input.dry_run {
-            let current = self
-                .keyring
-                .get(self.name.current())
-                .await
-                .map_err(Error::keyring_unavailable)?;
-            self.report.status = RotationStatus::DryRun;
-            self.report.plan.extend([
-                if resumed {
-                    format!("reuse the unconfirmed password in '{pending_entry}'")
-                } else {
-                    format!("generate or take the new password and store it in '{pending_entry}'")
-                },
-                self.provider.describe_rotation(self.credential)?,
-                match current {
-                    Some(_) => format!(
-                        "move the current password to '{}' and store the new one as '{}'",
-                        self.name.slot(Slot::Previous),
-                        self.name.current()
-                    ),
-                    None => format!("store the new password as '{}'", self.name.current()),
-                },
-            ]);
-            return Ok(());
-        }
+        Ok(Some((password, resumed)))
+    }
+
+    /// A dry run's plan of a client-set rotation.
+    async fn plan_client_supplied(&mut self, resumed: bool, pending_entry: &str) -> Result<()> {
+        let current = self
+            .keyring
+            .get(self.name.current())
+            .await
+            .map_err(Error::keyring_unavailable)?;
+        self.report.status = RotationStatus::DryRun;
+        self.report.plan.extend([
+            if resumed {
+                format!("reuse the unconfirmed password in '{pending_entry}'")
+            } else {
+                format!("generate or take the new password and store it in '{pending_entry}'")
+            },
+            self.provider.describe_rotation(self.credential)?,
+            match current {
+                Some(_) => format!(
+                    "move the current password to '{}' and store the new one as '{}'",
+                    self.name.slot(Slot::Previous),
+                    self.name.current()
+                ),
+                None => format!("store the new password as '{}'", self.name.current()),
+            },
+        ]);
+        Ok(())
+    }
+
+    /// Stages a fresh password in `#pending` (a resumed one is there already), then
+    /// [`Run::before_request`]; a signal before the request removes a fresh `#pending`
+    /// (nothing was sent) and keeps a resumed one (it may be live).
+    async fn stage(
+        &mut self,
+        state: &StateDir,
+        password: &SecretString,
+        resumed: bool,
+        pending_entry: &str,
+    ) -> Result<()> {
         if !resumed {
             self.keyring
-                .set(&pending_entry, &password)
+                .set(pending_entry, password)
                 .await
                 .map_err(Error::keyring_unavailable)?;
             self.report.keyring_writes += 1;
@@ -340,53 +399,52 @@ impl Run<'_> {
                 });
             }
             // As for a request that failed for sure: the fresh `#pending` goes.
-            if let Err(e) = self.keyring.delete(&pending_entry).await {
-                self.report
-                    .warnings
-                    .push(format!("could not remove '{pending_entry}': {e}"));
-            }
+            self.remove_pending(pending_entry).await;
             return Err(stopped);
         }
-        let request = RotateRequest::Set {
-            password: password.clone(),
-            description: input.description,
-        };
-        let rotated = match self
+        Ok(())
+    }
+
+    /// Sends the staged password. A failure that leaves it possibly live (its outcome
+    /// unknown, or a resumed password an earlier request may have set) keeps `#pending`
+    /// and is [`Error::Unconfirmed`]; one that changed nothing for sure removes it.
+    async fn send(
+        &mut self,
+        request: RotateRequest,
+        resumed: bool,
+        pending_entry: &str,
+        attempts: &Attempts,
+    ) -> Result<Rotated> {
+        let kind = self.report.provider;
+        match self
             .provider
-            .rotate(self.credential, request, &input.attempts)
+            .rotate(self.credential, request, attempts)
             .await
         {
-            Ok(rotated) => rotated,
+            Ok(rotated) => Ok(rotated),
             Err(error) if resumed || matches!(error, Error::OutcomeUnknown { .. }) => {
-                return Err(Error::Unconfirmed {
+                Err(Error::Unconfirmed {
                     message: format!(
                         "{error}; the password may be live at {kind} and is kept in keyring \
                          entry '{pending_entry}': run the same command again to resend it"
                     ),
                     recovery_file: None,
-                });
+                })
             }
             Err(error) => {
-                if let Err(e) = self.keyring.delete(&pending_entry).await {
-                    self.report
-                        .warnings
-                        .push(format!("could not remove '{pending_entry}': {e}"));
-                }
-                return Err(error);
+                self.remove_pending(pending_entry).await;
+                Err(error)
             }
-        };
-        checkpoint::reached("response-received");
-        self.report.username = rotated.username;
-        self.report.request_id = rotated.request_id;
-        self.report.rotated_at = rotated.rotated_at;
-        self.promote(&password, &pending_entry).await?;
-        self.report.status = if resumed {
-            RotationStatus::Resumed
-        } else {
-            RotationStatus::Rotated
-        };
-        self.report.password = Some(password);
-        Ok(())
+        }
+    }
+
+    /// Removes a `#pending` whose password was never set; a failure is a warning.
+    async fn remove_pending(&mut self, pending_entry: &str) {
+        if let Err(e) = self.keyring.delete(pending_entry).await {
+            self.report
+                .warnings
+                .push(format!("could not remove '{pending_entry}': {e}"));
+        }
     }
 
     /// A `#pending` equal to the current password was left by a rotation that finished all
