@@ -535,15 +535,58 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A server-generated rotation: keep the current password in `#previous` (or prove
+    /// the keyring writable), ask the provider for a new one, store it as current (or in
+    /// a recovery file when the keyring fails).
     async fn server_generated(
         &mut self,
         state: &StateDir,
         dry_run: bool,
         attempts: &Attempts,
     ) -> Result<()> {
+        self.refuse_over_recovery_file(state)?;
+        let previous_entry = self.name.slot(Slot::Previous);
+        self.ensure_unique().await?;
+        let current = self
+            .keyring
+            .get(self.name.current())
+            .await
+            .map_err(Error::keyring_unavailable)?;
+        if dry_run {
+            return self.plan_server_generated(current.is_some(), &previous_entry);
+        }
+        self.keep_previous(current.as_ref(), &previous_entry)
+            .await?;
+        checkpoint::reached("previous-written");
+        self.before_request(state)?;
+        let rotated = self
+            .request_generated(attempts, current.is_some(), &previous_entry)
+            .await?;
         let kind = self.report.provider;
-        // A new request would kill the password a recovery file of this entry may hold,
-        // and make it impossible to prove from the keyring which file is live.
+        let password = rotated.password.ok_or_else(|| Error::Unconfirmed {
+            message: format!("{kind} confirmed the rotation but returned no password"),
+            recovery_file: None,
+        })?;
+        checkpoint::reached("response-received");
+        self.report.username = rotated.username;
+        self.report.request_id = rotated.request_id;
+        self.report.rotated_at = rotated.rotated_at;
+        let (keyring, name) = (self.keyring, self.name);
+        let stored = self
+            .resolving(name.current(), || keyring.set(name.current(), &password))
+            .await;
+        if let Err(store_error) = stored {
+            return Err(self.save_for_recovery(state, &password, &store_error));
+        }
+        self.report.keyring_writes += 1;
+        self.report.password = Some(password);
+        Ok(())
+    }
+
+    /// A new request would kill the password a recovery file of this entry may hold, and
+    /// make it impossible to prove from the keyring which file is live: refused.
+    fn refuse_over_recovery_file(&self, state: &StateDir) -> Result<()> {
+        let kind = self.report.provider;
         if let Some(path) = state
             .recovery_files_of(self.keyring.service(), self.name.current())?
             .into_iter()
@@ -559,34 +602,39 @@ impl Run<'_> {
                 recovery_file: Some(path),
             });
         }
-        let previous_entry = self.name.slot(Slot::Previous);
-        self.ensure_unique().await?;
-        let current = self
-            .keyring
-            .get(self.name.current())
-            .await
-            .map_err(Error::keyring_unavailable)?;
-        if dry_run {
-            self.report.status = RotationStatus::DryRun;
-            self.report.plan = vec![
-                match current {
-                    Some(_) => format!("copy the current password to '{previous_entry}'"),
-                    None => {
-                        "write and delete a probe entry to prove the keyring is writable".into()
-                    }
-                },
-                self.provider.describe_rotation(self.credential)?,
-                format!(
-                    "store the password {kind} returns as '{}'",
-                    self.name.current()
-                ),
-            ];
-            return Ok(());
-        }
-        match &current {
+        Ok(())
+    }
+
+    /// A dry run's plan of a server-generated rotation.
+    fn plan_server_generated(&mut self, has_current: bool, previous_entry: &str) -> Result<()> {
+        let kind = self.report.provider;
+        self.report.status = RotationStatus::DryRun;
+        self.report.plan = vec![
+            if has_current {
+                format!("copy the current password to '{previous_entry}'")
+            } else {
+                "write and delete a probe entry to prove the keyring is writable".into()
+            },
+            self.provider.describe_rotation(self.credential)?,
+            format!(
+                "store the password {kind} returns as '{}'",
+                self.name.current()
+            ),
+        ];
+        Ok(())
+    }
+
+    /// Before the request: the current password is copied to `#previous`; with none, a
+    /// probe entry is written and deleted to prove the keyring takes a write.
+    async fn keep_previous(
+        &mut self,
+        current: Option<&SecretString>,
+        previous_entry: &str,
+    ) -> Result<()> {
+        match current {
             Some(current) => {
                 self.keyring
-                    .set(&previous_entry, current)
+                    .set(previous_entry, current)
                     .await
                     .map_err(Error::keyring_unavailable)?;
                 self.report.keyring_writes += 1;
@@ -606,10 +654,19 @@ impl Run<'_> {
                 self.report.keyring_writes += 2;
             }
         }
-        checkpoint::reached("previous-written");
-        self.before_request(state)?;
-        let rotated = self
-            .provider
+        Ok(())
+    }
+
+    /// Asks the provider for a new password; an unknown outcome becomes
+    /// [`Error::Unconfirmed`] (the provider may have rotated it).
+    async fn request_generated(
+        &self,
+        attempts: &Attempts,
+        had_current: bool,
+        previous_entry: &str,
+    ) -> Result<Rotated> {
+        let kind = self.report.provider;
+        self.provider
             .rotate(self.credential, RotateRequest::Generate, attempts)
             .await
             .map_err(|error| match error {
@@ -617,7 +674,7 @@ impl Run<'_> {
                     message: format!(
                         "{error}; {kind} may have rotated the password without siprot \
                          receiving it; {}run the same command again to get a new, known password",
-                        if current.is_some() {
+                        if had_current {
                             format!("the old one is kept in '{previous_entry}'; ")
                         } else {
                             String::new()
@@ -626,25 +683,7 @@ impl Run<'_> {
                     recovery_file: None,
                 },
                 other => other,
-            })?;
-        let password = rotated.password.ok_or_else(|| Error::Unconfirmed {
-            message: format!("{kind} confirmed the rotation but returned no password"),
-            recovery_file: None,
-        })?;
-        checkpoint::reached("response-received");
-        self.report.username = rotated.username;
-        self.report.request_id = rotated.request_id;
-        self.report.rotated_at = rotated.rotated_at;
-        let (keyring, name) = (self.keyring, self.name);
-        let stored = self
-            .resolving(name.current(), || keyring.set(name.current(), &password))
-            .await;
-        if let Err(store_error) = stored {
-            return Err(self.save_for_recovery(state, &password, &store_error));
-        }
-        self.report.keyring_writes += 1;
-        self.report.password = Some(password);
-        Ok(())
+            })
     }
 
     /// Before any request: every slot the rotation reads or writes must match one keyring
