@@ -751,6 +751,35 @@ mod tests {
     }
 
     #[test]
+    fn unknown_actions_and_outcomes_are_read_not_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        fs::create_dir_all(state.root()).unwrap();
+        let line = |action: &str, outcome: &str, username: &str| {
+            format!(
+                "{{\"time\":\"2026-01-01T00:00:00Z\",\"service\":\"siprot\",\"provider\":\"vobiz\",\"entry\":\"vobiz/a\",\"action\":\"{action}\",\"outcome\":\"{outcome}\",\"exit_code\":0,\"username\":\"{username}\"}}\n"
+            )
+        };
+        // Lines a newer siprot might write: a rotation with an outcome this version does
+        // not know (it counts as the last attempt, not as a rotation), and an unknown
+        // action (whose username is still taken).
+        let log = [
+            line("rotate", "rotated", "sip-1"),
+            line("rotate", "rolled-back", "sip-2"),
+            line("verify", "accepted", "sip-3"),
+        ]
+        .concat();
+        fs::write(state.audit_log(), log).unwrap();
+        let history = &state.histories("siprot")["vobiz/a"];
+        assert_eq!(
+            history.last_attempt.as_ref().unwrap().outcome,
+            AuditOutcome::Other("rolled-back".into())
+        );
+        assert!(history.last_rotated.is_some());
+        assert_eq!(history.username.as_deref(), Some("sip-3"));
+    }
+
+    #[test]
     fn a_record_more_than_five_minutes_ahead_has_no_age() {
         let now: jiff::Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
         let at = |secs: i64| now + jiff::SignedDuration::from_secs(secs);
