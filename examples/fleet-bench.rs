@@ -27,7 +27,7 @@ use siprot::http::HttpConfig;
 use siprot::inventory::Inventory;
 use siprot::providers::{PasswordOrigin, ProviderKind};
 use siprot::state::StateDir;
-use siprot::store::{self, Keyring};
+use siprot::store::{self, Keyring, Slot};
 
 #[path = "bench-support/memory.rs"]
 mod memory;
@@ -148,7 +148,10 @@ fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
                 .entry_name(&entry.credential)
                 .map_err(|e| e.to_string())?;
             let seed = secrecy::SecretString::from(format!("Seed-{}", entry.credential.id()));
-            keyring.set(&name, &seed).await.map_err(|e| e.to_string())?;
+            keyring
+                .set(name.current(), &seed)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok::<_, String>(())
     })?;
@@ -285,23 +288,23 @@ fn keyring_floor(
             .provider
             .entry_name(&entry.credential)
             .map_err(|e| e.to_string())?;
-        let open = |slot: &str| {
-            keyring_core::Entry::new(service, &format!("{name}{slot}")).map_err(|e| e.to_string())
+        let open = |slot: Slot| {
+            keyring_core::Entry::new(service, &name.slot(slot)).map_err(|e| e.to_string())
         };
         let client_set = entry.provider.origin() == PasswordOrigin::ClientSupplied;
         if client_set {
-            open("#pending")?
+            open(Slot::Pending)?
                 .set_password(placeholder)
                 .map_err(|e| e.to_string())?;
         }
-        for slot in ["#previous", ""] {
+        for slot in [Slot::Previous, Slot::Current] {
             open(slot)?
                 .set_password(placeholder)
                 .map_err(|e| e.to_string())?;
         }
         writes += 2;
         if client_set {
-            open("#pending")?
+            open(Slot::Pending)?
                 .delete_credential()
                 .map_err(|e| e.to_string())?;
             writes += 2;

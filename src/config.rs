@@ -165,7 +165,7 @@ mod tests {
             "http://localhost.evil.com/x",
         ] {
             let err = parse_base_url(bad, "SIPROT_TELEPATH_BASE_URL").unwrap_err();
-            assert_eq!(err.exit_code(), 4, "{bad}");
+            assert_eq!(err.exit_code().code(), 4, "{bad}");
             assert!(err.to_string().contains("SIPROT_TELEPATH_BASE_URL"));
             assert!(!err.to_string().contains("pass@"), "{err}");
         }

@@ -12,31 +12,99 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use crate::store::{Duplicates, StoreError};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// One of the documented exit codes (the [`exit`] constants; see the README's exit-code
+/// table). Codes travel as this type (reports, recovery items, fleet outcomes, a command's
+/// result) and become a number only at the process boundary ([`ExitCode::code`], in
+/// `main`) and in JSON output and the audit log, where they serialize as the plain number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExitCode(u8);
+
+impl ExitCode {
+    /// The number the process exits with.
+    pub const fn code(self) -> u8 {
+        self.0
+    }
+}
+
+/// Success (0).
+impl Default for ExitCode {
+    fn default() -> Self {
+        exit::SUCCESS
+    }
+}
+
+impl std::fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// The documented exit codes (see the README's exit-code table).
 pub mod exit {
-    pub const SUCCESS: u8 = 0;
-    pub const UNEXPECTED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const POLICY: u8 = 3;
-    pub const CONFIG: u8 = 4;
-    pub const AUTH: u8 = 5;
-    pub const NOT_FOUND: u8 = 6;
-    pub const TRANSIENT: u8 = 7;
-    pub const KEYRING: u8 = 8;
-    pub const UNCONFIRMED: u8 = 9;
+    use super::ExitCode;
+
+    pub const SUCCESS: ExitCode = ExitCode(0);
+    pub const UNEXPECTED: ExitCode = ExitCode(1);
+    pub const USAGE: ExitCode = ExitCode(2);
+    pub const POLICY: ExitCode = ExitCode(3);
+    pub const CONFIG: ExitCode = ExitCode(4);
+    pub const AUTH: ExitCode = ExitCode(5);
+    pub const NOT_FOUND: ExitCode = ExitCode(6);
+    pub const TRANSIENT: ExitCode = ExitCode(7);
+    pub const KEYRING: ExitCode = ExitCode(8);
+    pub const UNCONFIRMED: ExitCode = ExitCode(9);
     /// `verify`: the registrar never asked for the password, or still accepts the
     /// previous one; `rotate --verify`: rotated and stored, but not verified.
-    pub const NOT_VERIFIED: u8 = 10;
+    pub const NOT_VERIFIED: ExitCode = ExitCode(10);
     /// Stopped by SIGHUP, SIGINT or SIGTERM (128 + the signal's number) with nothing left
     /// to recover; see [`crate::interrupt`].
-    pub const SIGHUP: u8 = 129;
-    pub const SIGINT: u8 = 130;
-    pub const SIGTERM: u8 = 143;
+    pub const SIGHUP: ExitCode = ExitCode(129);
+    pub const SIGINT: ExitCode = ExitCode(130);
+    pub const SIGTERM: ExitCode = ExitCode(143);
+}
+
+/// A signal siprot catches (see [`crate::interrupt`], which catches them); carried by
+/// [`Error::Interrupted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Signal {
+    Hangup,
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    /// `SIGHUP`, `SIGINT` or `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hangup => "SIGHUP",
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The conventional exit code of a process ended by this signal (128 + its number).
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Signal::Hangup => exit::SIGHUP,
+            Signal::Interrupt => exit::SIGINT,
+            Signal::Terminate => exit::SIGTERM,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Everything that can go wrong, grouped by what the operator has to do about it.
@@ -142,10 +210,7 @@ pub enum Error {
     /// SIGINT, SIGTERM or SIGHUP stopped the command with nothing left to recover (the
     /// request was not sent, or its rotation finished or failed for sure).
     #[error("{message}")]
-    Interrupted {
-        signal: crate::interrupt::Signal,
-        message: String,
-    },
+    Interrupted { signal: Signal, message: String },
 
     /// A bug or an unforeseen condition.
     #[error("unexpected error: {0}")]
@@ -164,7 +229,7 @@ impl Error {
     }
 
     /// The exit code for this error: the one map from errors to exit codes.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) | Error::Unsupported { .. } => exit::USAGE,
             Error::Policy(_) => exit::POLICY,
@@ -189,18 +254,6 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
-        }
-    }
-}
-
-impl From<crate::policy::GenerateError> for Error {
-    fn from(error: crate::policy::GenerateError) -> Self {
-        use crate::policy::GenerateError;
-        match error {
-            GenerateError::LengthTooShort { .. } | GenerateError::LengthTooLong { .. } => {
-                Error::Usage(format!("cannot generate a password: {error}"))
-            }
-            other => Error::Unexpected(format!("cannot generate a password: {other}")),
         }
     }
 }
@@ -266,14 +319,14 @@ mod tests {
             (Error::Unexpected("x".into()), 1),
             (
                 Error::Interrupted {
-                    signal: crate::interrupt::Signal::Terminate,
+                    signal: Signal::Terminate,
                     message: "x".into(),
                 },
                 143,
             ),
         ];
         for (error, code) in cases {
-            assert_eq!(error.exit_code(), code, "{error}");
+            assert_eq!(error.exit_code().code(), code, "{error}");
         }
     }
 

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use crate::error::{Error, exit};
+use crate::error::{Error, ExitCode, exit};
 use crate::http::Attempts;
 use crate::interrupt::{self, Signal};
 use crate::inventory::InventoryEntry;
@@ -29,7 +29,7 @@ use crate::providers::{Provider, ProviderKind};
 use crate::recovery::Connect;
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::state::{RecordAge, StateDir};
-use crate::store::Keyring;
+use crate::store::{EntryName, Keyring};
 
 /// Default number of concurrent rotations per provider.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -56,7 +56,10 @@ pub enum Outcome {
         max_age: jiff::SignedDuration,
     },
     /// Failed; `exit_code` says how (9: the password may be live and needs recovery).
-    Failed { message: String, exit_code: u8 },
+    Failed {
+        message: String,
+        exit_code: ExitCode,
+    },
     /// Not started, or stopped before its request was sent, because of this signal:
     /// nothing was sent and nothing changed.
     NotAttempted { signal: Signal },
@@ -75,7 +78,7 @@ pub struct ClockSkew {
 pub struct FleetResult<'a> {
     pub entry: &'a InventoryEntry,
     /// The keyring entry of its current password, when it could be named.
-    pub keyring_entry: Option<String>,
+    pub keyring_entry: Option<EntryName>,
     pub attempts: u32,
     pub outcome: Outcome,
     /// Set when the audit log's last rotation is dated in the future.
@@ -85,7 +88,7 @@ pub struct FleetResult<'a> {
 impl FleetResult<'_> {
     /// 0 for done and skipped, the signal's code when not attempted, else the failure's
     /// exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         match &self.outcome {
             Outcome::Failed { exit_code, .. } => *exit_code,
             Outcome::NotAttempted { signal } => signal.exit_code(),
@@ -190,7 +193,7 @@ async fn rotate_one<'a>(
     let max_age = options.if_older_than.or(entry.max_age);
     let mut clock_skew = None;
     if let Some(max_age) = max_age
-        && let Some(last) = last_rotations.get(&keyring_entry)
+        && let Some(last) = last_rotations.get(keyring_entry.current())
     {
         match RecordAge::of(*last, jiff::Timestamp::now()) {
             RecordAge::Known(age) if age < max_age => {
@@ -238,7 +241,7 @@ async fn rotate_one<'a>(
 
 fn failed<'a>(
     entry: &'a InventoryEntry,
-    keyring_entry: Option<String>,
+    keyring_entry: Option<EntryName>,
     attempts: u32,
     error: &Error,
 ) -> FleetResult<'a> {

@@ -77,9 +77,12 @@ mod tests {
 
     #[test]
     fn invalid_utf8_and_oversized_input_are_usage_errors() {
-        assert_eq!(parse(b"\xff\xfe").unwrap_err().exit_code(), 2);
+        assert_eq!(parse(b"\xff\xfe").unwrap_err().exit_code().code(), 2);
         assert_eq!(
-            parse(&vec![b'a'; MAX_INPUT + 1]).unwrap_err().exit_code(),
+            parse(&vec![b'a'; MAX_INPUT + 1])
+                .unwrap_err()
+                .exit_code()
+                .code(),
             2
         );
     }

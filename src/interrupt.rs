@@ -19,57 +19,27 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitCode, Result, exit};
 
-/// A signal siprot catches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Signal {
-    Hangup,
-    Interrupt,
-    Terminate,
-}
+/// The signal type lives in [`crate::error`], which carries it in
+/// [`Error::Interrupted`]; this module depends on `error`, not the other way round.
+pub use crate::error::Signal;
 
-impl Signal {
-    /// `SIGHUP`, `SIGINT` or `SIGTERM`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Hangup => "SIGHUP",
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-
-    /// The conventional exit code of a process ended by this signal (128 + its number).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Signal::Hangup => crate::error::exit::SIGHUP,
-            Signal::Interrupt => crate::error::exit::SIGINT,
-            Signal::Terminate => crate::error::exit::SIGTERM,
-        }
-    }
-
-    fn to_u8(self) -> u8 {
-        match self {
-            Signal::Hangup => 1,
-            Signal::Interrupt => 2,
-            Signal::Terminate => 3,
-        }
-    }
-
-    fn from_u8(value: u8) -> Option<Self> {
-        match value {
-            1 => Some(Signal::Hangup),
-            2 => Some(Signal::Interrupt),
-            3 => Some(Signal::Terminate),
-            _ => None,
-        }
+/// The signal as stored in [`FIRST`] (0 is none).
+fn to_u8(signal: Signal) -> u8 {
+    match signal {
+        Signal::Hangup => 1,
+        Signal::Interrupt => 2,
+        Signal::Terminate => 3,
     }
 }
 
-impl std::fmt::Display for Signal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+fn from_u8(value: u8) -> Option<Signal> {
+    match value {
+        1 => Some(Signal::Hangup),
+        2 => Some(Signal::Interrupt),
+        3 => Some(Signal::Terminate),
+        _ => None,
     }
 }
 
@@ -81,7 +51,7 @@ static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// The first of SIGINT, SIGTERM and SIGHUP received since [`catch`], if any.
 pub fn received() -> Option<Signal> {
-    Signal::from_u8(FIRST.load(Ordering::SeqCst))
+    from_u8(FIRST.load(Ordering::SeqCst))
 }
 
 /// Returns once a signal has been received (at once if one already was): for waits that
@@ -99,9 +69,9 @@ pub async fn signalled() {
 /// The exit code of a command that ended with `code`: unchanged when no signal came, or
 /// when it is 9 (something is left to recover, which matters more); otherwise the
 /// signal's conventional code.
-pub fn final_code(code: u8) -> u8 {
+pub fn final_code(code: ExitCode) -> ExitCode {
     match received() {
-        Some(signal) if code != crate::error::exit::UNCONFIRMED => signal.exit_code(),
+        Some(signal) if code != exit::UNCONFIRMED => signal.exit_code(),
         _ => code,
     }
 }
@@ -112,7 +82,7 @@ pub fn final_code(code: u8) -> u8 {
 pub fn wrap(error: Error) -> Error {
     match received() {
         Some(signal)
-            if error.exit_code() != crate::error::exit::UNCONFIRMED
+            if error.exit_code() != exit::UNCONFIRMED
                 && !matches!(error, Error::Interrupted { .. }) =>
         {
             Error::Interrupted {
@@ -193,7 +163,7 @@ fn install() -> Result<(), String> {
 /// Records a signal and says on standard error what siprot does about it.
 fn note(signal: Signal) {
     let first = FIRST
-        .compare_exchange(0, signal.to_u8(), Ordering::SeqCst, Ordering::SeqCst)
+        .compare_exchange(0, to_u8(signal), Ordering::SeqCst, Ordering::SeqCst)
         .is_ok();
     WAKE.notify_waiters();
     if first {
@@ -215,13 +185,17 @@ mod tests {
 
     #[test]
     fn signals_have_their_conventional_exit_codes() {
-        assert_eq!(Signal::Interrupt.exit_code(), 130);
-        assert_eq!(Signal::Terminate.exit_code(), 143);
-        assert_eq!(Signal::Hangup.exit_code(), 129);
+        assert_eq!(Signal::Interrupt.exit_code().code(), 130);
+        assert_eq!(Signal::Terminate.exit_code().code(), 143);
+        assert_eq!(Signal::Hangup.exit_code().code(), 129);
         for signal in [Signal::Interrupt, Signal::Terminate, Signal::Hangup] {
-            assert_eq!(Signal::from_u8(signal.to_u8()), Some(signal));
+            assert_eq!(from_u8(to_u8(signal)), Some(signal));
         }
         assert_eq!(received(), None);
-        assert_eq!(final_code(7), 7, "no signal: the command's own code");
+        assert_eq!(
+            final_code(exit::TRANSIENT),
+            exit::TRANSIENT,
+            "no signal: the command's own code"
+        );
     }
 }

@@ -435,7 +435,7 @@ mod tests {
 
     fn message(text: &str) -> String {
         let err = parse(text).unwrap_err();
-        assert_eq!(err.exit_code(), 4, "{err}");
+        assert_eq!(err.exit_code().code(), 4, "{err}");
         err.to_string()
     }
 

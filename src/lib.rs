@@ -18,6 +18,7 @@
 //! - [`policy`]: password rules per provider and generation;
 //! - [`store`]: keyring entries (current, `#pending`, `#previous`);
 //! - [`state`]: audit log and recovery files under `$XDG_STATE_HOME/siprot`;
+//! - [`audit`]: the audit log's actions and outcomes;
 //! - [`lock`]: one rotation per credential at a time;
 //! - [`http`]: the one configured HTTP client;
 //! - [`redact`]: provider messages on one line with secrets masked, JSON errors unquoted;
@@ -35,6 +36,7 @@
 // failed write (`println!` and `eprintln!` do).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod audit;
 pub mod checkpoint;
 pub mod cli;
 pub mod commands;
@@ -66,7 +68,7 @@ pub mod verification;
 pub use error::{Error, Result};
 
 /// Runs siprot with already parsed arguments and returns the process exit code.
-pub fn run(cli: cli::Cli) -> u8 {
+pub fn run(cli: cli::Cli) -> error::ExitCode {
     logging::init(cli.verbose);
     commands::run(cli)
 }

@@ -121,7 +121,7 @@ mod tests {
         let state = StateDir::at(tmp.path().join("siprot"));
         let first = CredentialLock::acquire(&state, "svc", "exotel/u/d").unwrap();
         let err = CredentialLock::acquire(&state, "svc", "exotel/u/d").unwrap_err();
-        assert_eq!(err.exit_code(), 7);
+        assert_eq!(err.exit_code().code(), 7);
         let text = err.to_string();
         assert!(
             text.contains(&format!("process {}", std::process::id())),
@@ -149,7 +149,7 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&victim, &path).unwrap();
         let err = CredentialLock::acquire(&state, "svc", "telepath/a").unwrap_err();
-        assert_eq!(err.exit_code(), 4, "{err}");
+        assert_eq!(err.exit_code().code(), 4, "{err}");
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
     }

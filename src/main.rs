@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ExitCode::from(siprot::run(siprot::cli::parse()))
+    ExitCode::from(siprot::run(siprot::cli::parse()).code())
 }

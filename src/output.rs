@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitCode, Result};
 
 /// The context of the error a command whose product is standard output (`secret get`,
 /// `generate`) fails with when it cannot write it.
@@ -54,7 +54,7 @@ pub fn product(bytes: &[u8]) -> Result<()> {
 
 /// Reports a failed write to standard output once, on standard error, at the end of a
 /// command (silent for a closed pipe); the exit code stays the command's own.
-pub fn finish(code: u8) {
+pub fn finish(code: ExitCode) {
     if let Some(e) = STDOUT_FAILURE
         .get()
         .filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe)
@@ -97,7 +97,7 @@ pub fn to_stderr(text: &str) {
 #[derive(Debug, Serialize)]
 pub struct JsonError {
     pub status: &'static str,
-    pub exit_code: u8,
+    pub exit_code: ExitCode,
     pub error: String,
     /// HTTP requests sent before the failure, for commands that talk to a provider.
     #[serde(skip_serializing_if = "Option::is_none")]

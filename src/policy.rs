@@ -97,6 +97,8 @@ use rand::rngs::{SysError, SysRng};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use crate::error::Error;
+
 /// The generation alphabet: `a-z`, `A-Z`, `0-9` and `-_.+=` (67 symbols).
 pub const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+=";
 
@@ -488,6 +490,19 @@ where
     Err(GenerateError::BrokenRng {
         detail: "every draw fell in the rejection zone",
     })
+}
+
+/// A generation failure as siprot reports it: a length outside the policy is the
+/// operator's (exit 2), anything else a bug or a broken random source (exit 1).
+impl From<GenerateError> for Error {
+    fn from(error: GenerateError) -> Self {
+        match error {
+            GenerateError::LengthTooShort { .. } | GenerateError::LengthTooLong { .. } => {
+                Error::Usage(format!("cannot generate a password: {error}"))
+            }
+            other => Error::Unexpected(format!("cannot generate a password: {other}")),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -486,7 +486,7 @@ impl World {
             false => CredentialRef::new(kind, "cred-1", None),
         }
         .expect("a valid credential");
-        let name = EntryName::new(kind.entry_name(&credential).expect("an entry name"));
+        let name = kind.entry_name(&credential).expect("an entry name");
         let dir = temp_dir();
         let state = StateDir::at(dir.path().join("siprot"));
         let provider = MemoryProvider::new(kind, &service, None);
@@ -573,7 +573,7 @@ impl World {
         .await;
         match rotated {
             Ok(_) => 0,
-            Err(error) => error.exit_code(),
+            Err(error) => error.exit_code().code(),
         }
     }
 
@@ -589,8 +589,8 @@ impl World {
             Ok(Box::new(provider.clone()))
         };
         match recovery::recover(&self.keyring, &self.state, &connect, false).await {
-            Ok(items) => recovery::exit_code(&items),
-            Err(error) => error.exit_code(),
+            Ok(items) => recovery::exit_code(&items).code(),
+            Err(error) => error.exit_code().code(),
         }
     }
 

@@ -321,7 +321,7 @@ mod tests {
             ("HTTPS_PROXY", "http://user:secretpw@proxy:99999"),
         ] {
             let error = proxy(&[(var, value)]).unwrap_err();
-            assert_eq!(error.exit_code(), 4, "{value}");
+            assert_eq!(error.exit_code().code(), 4, "{value}");
             let text = error.to_string();
             assert!(
                 text.contains(&format!("{var} is not a usable proxy")),
@@ -348,7 +348,7 @@ mod tests {
             _ => None,
         })
         .unwrap_err();
-        assert_eq!(error.exit_code(), 4);
+        assert_eq!(error.exit_code().code(), 4);
         // NO_PROXY alone is not read: without a proxy there is nothing to except.
         assert!(
             HttpsProxy::from_lookup(|var| (var == "NO_PROXY").then(bad))

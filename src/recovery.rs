@@ -32,13 +32,13 @@ use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::lock::CredentialLock;
 use crate::providers::{self, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationStatus};
 use crate::state::{self, RecoveryFile, StateDir};
-use crate::store::{Keyring, Slot};
+use crate::store::{EntryName, Keyring, Slot};
 
 /// What was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,14 +119,14 @@ impl ItemOutcome {
 pub struct Item {
     pub kind: ItemKind,
     pub service: String,
-    /// The keyring entry of the current password it belongs to.
-    pub entry: String,
+    /// The keyring entries of the credential it belongs to.
+    pub entry: EntryName,
     pub provider: Option<ProviderKind>,
     pub file: Option<PathBuf>,
     pub outcome: ItemOutcome,
     pub message: String,
     /// 0 when done; otherwise the exit code of the failure.
-    pub exit_code: u8,
+    pub exit_code: ExitCode,
     pub attempts: u32,
 }
 
@@ -147,24 +147,29 @@ pub async fn recover(
     let mut items = Vec::new();
     let mut clients: BTreeMap<&'static str, Result<Box<dyn Provider>>> = BTreeMap::new();
     for name in &names {
-        if let Some(entry) = name.strip_suffix(Slot::Pending.suffix()) {
-            let item = finish_pending(keyring, state, entry, connect, &mut clients, dry_run).await;
-            items.push(item);
-        } else if let Some(entry) = name.strip_suffix(Slot::Probe.suffix())
-            && let Some(item) = remove_probe(keyring, name, entry, dry_run).await
-        {
-            items.push(item);
+        match EntryName::parse(name) {
+            (entry, Slot::Pending) => {
+                let item =
+                    finish_pending(keyring, state, &entry, connect, &mut clients, dry_run).await;
+                items.push(item);
+            }
+            (entry, Slot::Probe) => {
+                if let Some(item) = remove_probe(keyring, name, &entry, dry_run).await {
+                    items.push(item);
+                }
+            }
+            _ => {}
         }
     }
     items.extend(install_files(keyring, state, dry_run).await?);
     Ok(items)
 }
 
-fn item(kind: ItemKind, service: &str, entry: &str) -> Item {
+fn item(kind: ItemKind, service: &str, entry: &EntryName) -> Item {
     Item {
         kind,
         service: service.to_owned(),
-        entry: entry.to_owned(),
+        entry: entry.clone(),
         provider: None,
         file: None,
         outcome: ItemOutcome::Failed,
@@ -184,18 +189,19 @@ fn failed(mut item: Item, error: &Error) -> Item {
 async fn finish_pending(
     keyring: &Keyring,
     state: &StateDir,
-    entry: &str,
+    entry: &EntryName,
     connect: &Connect<'_>,
     clients: &mut BTreeMap<&'static str, Result<Box<dyn Provider>>>,
     dry_run: bool,
 ) -> Item {
     let mut found = item(ItemKind::Pending, keyring.service(), entry);
-    let (kind, credential) = match providers::credential_of_entry(entry) {
+    let pending = entry.slot(Slot::Pending);
+    let (kind, credential) = match providers::credential_of_entry(entry.current()) {
         Ok(Some(parsed)) => parsed,
         Ok(None) => {
             let error = Error::Unconfirmed {
                 message: format!(
-                    "'{entry}#pending' is not the entry of a provider siprot knows: inspect it \
+                    "'{pending}' is not the entry of a provider siprot knows: inspect it \
                      with secret-tool"
                 ),
                 recovery_file: None,
@@ -208,7 +214,7 @@ async fn finish_pending(
     if kind.origin() != PasswordOrigin::ClientSupplied {
         let error = Error::Unconfirmed {
             message: format!(
-                "{kind} never uses a pending entry, so '{entry}#pending' was not written by \
+                "{kind} never uses a pending entry, so '{pending}' was not written by \
                  siprot's rotation: inspect it with secret-tool"
             ),
             recovery_file: None,
@@ -261,9 +267,14 @@ async fn finish_pending(
     }
 }
 
-async fn remove_probe(keyring: &Keyring, name: &str, entry: &str, dry_run: bool) -> Option<Item> {
+async fn remove_probe(
+    keyring: &Keyring,
+    name: &str,
+    entry: &EntryName,
+    dry_run: bool,
+) -> Option<Item> {
     let mut found = item(ItemKind::Probe, keyring.service(), entry);
-    found.provider = providers::credential_of_entry(entry)
+    found.provider = providers::credential_of_entry(entry.current())
         .ok()
         .flatten()
         .map(|(kind, _)| kind);
@@ -287,11 +298,14 @@ async fn remove_probe(keyring: &Keyring, name: &str, entry: &str, dry_run: bool)
 /// refusing those siprot would not have written (see the module docs).
 async fn install_files(keyring: &Keyring, state: &StateDir, dry_run: bool) -> Result<Vec<Item>> {
     let mut items = Vec::new();
-    let mut by_entry: BTreeMap<String, Vec<RecoveryFile>> = BTreeMap::new();
+    let mut by_entry: BTreeMap<EntryName, Vec<RecoveryFile>> = BTreeMap::new();
     for file in state.recovery_files()? {
         match file {
             Ok(file) => match refusal(keyring.service(), &file) {
-                None => by_entry.entry(file.entry.clone()).or_default().push(file),
+                None => by_entry
+                    .entry(EntryName::new(file.entry.as_str()))
+                    .or_default()
+                    .push(file),
                 Some(reason) => {
                     let mut found = file_item(keyring.service(), &file);
                     found.service.clone_from(&file.service);
@@ -306,7 +320,7 @@ async fn install_files(keyring: &Keyring, state: &StateDir, dry_run: bool) -> Re
                 }
             },
             Err((path, problem)) => {
-                let mut found = item(ItemKind::RecoveryFile, "", "");
+                let mut found = item(ItemKind::RecoveryFile, "", &EntryName::new(""));
                 found.file = Some(path.clone());
                 let error = Error::Unconfirmed {
                     message: format!("{}: {problem}; inspect it by hand", path.display()),
@@ -373,7 +387,11 @@ fn refusal(service: &str, file: &RecoveryFile) -> Option<String> {
 }
 
 fn file_item(service: &str, file: &RecoveryFile) -> Item {
-    let mut found = item(ItemKind::RecoveryFile, service, &file.entry);
+    let mut found = item(
+        ItemKind::RecoveryFile,
+        service,
+        &EntryName::new(file.entry.as_str()),
+    );
     found.file = Some(file.path.clone());
     found.provider = ProviderKind::from_name(&file.provider);
     found
@@ -389,7 +407,7 @@ fn file_item(service: &str, file: &RecoveryFile) -> Item {
 async fn install_entry(
     keyring: &Keyring,
     state: &StateDir,
-    entry: &str,
+    entry: &EntryName,
     files: Vec<RecoveryFile>,
     dry_run: bool,
 ) -> Vec<Item> {
@@ -400,15 +418,13 @@ async fn install_entry(
             .map(|file| failed(file_item(service, file), error))
             .collect::<Vec<_>>()
     };
-    let _lock = match CredentialLock::unless_dry_run(dry_run, state, service, entry) {
+    let _lock = match CredentialLock::unless_dry_run(dry_run, state, service, entry.current()) {
         Ok(lock) => lock,
         Err(error) => return all_failed(&error),
     };
     let slots = async {
-        let current = keyring.get(entry).await?;
-        let previous = keyring
-            .get(&format!("{entry}{}", Slot::Previous.suffix()))
-            .await?;
+        let current = keyring.get(entry.current()).await?;
+        let previous = keyring.get(&entry.slot(Slot::Previous)).await?;
         Ok::<_, crate::store::StoreError>((current, previous))
     };
     let (current, previous) = match slots.await {
@@ -467,8 +483,13 @@ async fn install_entry(
 
 /// The outcome and message of a recovery file of `entry` under `verdict`; `None` for
 /// one to install, whose outcome [`install`] tells.
-fn described(verdict: Verdict, entry: &str, file: &RecoveryFile) -> Option<(ItemOutcome, String)> {
+fn described(
+    verdict: Verdict,
+    entry: &EntryName,
+    file: &RecoveryFile,
+) -> Option<(ItemOutcome, String)> {
     let path = file.path.display();
+    let previous = entry.slot(Slot::Previous);
     let provider = &file.provider;
     Some(match verdict {
         Verdict::AlreadyStored => (
@@ -478,9 +499,8 @@ fn described(verdict: Verdict, entry: &str, file: &RecoveryFile) -> Option<(Item
         Verdict::Superseded => (
             ItemOutcome::Superseded,
             format!(
-                "a later rotation moved this password to '{entry}{}' and stored another as \
-                 current: it is dead at {provider} and the keyring keeps it; removed {path}",
-                Slot::Previous.suffix(),
+                "a later rotation moved this password to '{previous}' and stored another as \
+                 current: it is dead at {provider} and the keyring keeps it; removed {path}"
             ),
         ),
         Verdict::Several(n) => (
@@ -619,7 +639,7 @@ fn remove_file(path: &std::path::Path) -> Result<()> {
 
 /// The exit code of a recovery: 0 when nothing is left, else the highest code among
 /// what is left (9 over 8 over 7 ...).
-pub fn exit_code(items: &[Item]) -> u8 {
+pub fn exit_code(items: &[Item]) -> ExitCode {
     items
         .iter()
         .filter(|i| i.outcome.remains())

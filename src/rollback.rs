@@ -7,13 +7,13 @@
 
 use secrecy::SecretString;
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::providers::{self, CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::sip::Outcome;
 use crate::state::StateDir;
-use crate::store::{EntryName, Keyring, Slot};
+use crate::store::{Keyring, Slot};
 use crate::verification::{self, Checks, SipOptions, SipTarget};
 
 /// What to verify after the rotation, as asked.
@@ -128,7 +128,7 @@ impl Verified {
 
     /// 0 when verified; 9 when a rollback was interrupted and needs `siprot recover`;
     /// otherwise 10 (rotated and stored, not verified).
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         match &self.rollback {
             _ if self.verified() => exit::SUCCESS,
             Some(Rollback::Failed(error)) if error.exit_code() == exit::UNCONFIRMED => {
@@ -155,7 +155,7 @@ pub async fn after_rotation(
 ) -> Verified {
     let mut sip = plan.sip;
     sip.username = sip.username.or_else(|| report.username.clone());
-    let target = match SipTarget::new(sip, report.provider, &report.entry) {
+    let target = match SipTarget::new(sip, report.provider, report.entry.current()) {
         Ok(target) => target,
         Err(error) => return Verified::not_started(None, error.to_string()),
     };
@@ -163,7 +163,7 @@ pub async fn after_rotation(
         let problem = "the rotation returned no password to verify".to_owned();
         return Verified::not_started(Some(target), problem);
     };
-    let previous_entry = EntryName::new(report.entry.clone()).slot(Slot::Previous);
+    let previous_entry = report.entry.slot(Slot::Previous);
     let previous = if plan.expect_rejected_previous || plan.rollback {
         context.keyring.get(&previous_entry).await
     } else {

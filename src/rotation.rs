@@ -37,12 +37,15 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::checkpoint;
 use crate::error::{Error, Result, exit};
 use crate::http::Attempts;
 use crate::interrupt;
 use crate::lock::CredentialLock;
-use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind, RotateRequest};
+use crate::providers::{
+    CredentialRef, PasswordOrigin, Provider, ProviderKind, RotateRequest, Rotated,
+};
 use crate::state::{AuditRecord, StateDir};
 use crate::store::{EntryName, Keyring, Slot, StoreError};
 
@@ -90,6 +93,16 @@ impl RotationStatus {
             RotationStatus::NothingPending => "nothing-pending",
         }
     }
+
+    /// What the audit log records for a rotation that ended so; `None` for those it does
+    /// not record (a dry run, nothing pending).
+    pub fn audit_outcome(self) -> Option<AuditOutcome> {
+        match self {
+            RotationStatus::Rotated => Some(AuditOutcome::Rotated),
+            RotationStatus::Resumed => Some(AuditOutcome::Resumed),
+            RotationStatus::DryRun | RotationStatus::NothingPending => None,
+        }
+    }
 }
 
 /// What happened, for output and audit.
@@ -98,7 +111,7 @@ pub struct RotationReport {
     pub provider: ProviderKind,
     pub credential: CredentialRef,
     pub service: String,
-    pub entry: String,
+    pub entry: EntryName,
     pub status: RotationStatus,
     pub username: Option<String>,
     pub rotated_at: Option<String>,
@@ -132,7 +145,7 @@ pub async fn rotate(
             "{kind} generates passwords on its server: there is never a pending one to finish"
         )));
     }
-    let name = EntryName::new(kind.entry_name(credential)?);
+    let name = kind.entry_name(credential)?;
     let dry_run = input.dry_run;
     let attempts = input.attempts.clone();
     let _lock = CredentialLock::unless_dry_run(dry_run, state, keyring.service(), name.current())?;
@@ -145,7 +158,7 @@ pub async fn rotate(
             provider: kind,
             credential: credential.clone(),
             service: keyring.service().to_owned(),
-            entry: name.current().to_owned(),
+            entry: name.clone(),
             status: RotationStatus::Rotated,
             username: None,
             rotated_at: None,
@@ -180,18 +193,19 @@ pub async fn rotate(
         report.rotated_at = Some(jiff::Timestamp::now().to_string());
     }
     let (outcome, code) = match &result {
-        Ok(()) => (report.status.as_str(), exit::SUCCESS),
-        Err(Error::Unconfirmed { .. }) => ("unconfirmed", exit::UNCONFIRMED),
-        Err(e @ Error::Interrupted { .. }) => (OUTCOME_INTERRUPTED, e.exit_code()),
-        Err(e) => ("failed", e.exit_code()),
+        Ok(()) => (report.status.audit_outcome(), exit::SUCCESS),
+        Err(Error::Unconfirmed { .. }) => (Some(AuditOutcome::Unconfirmed), exit::UNCONFIRMED),
+        Err(e @ Error::Interrupted { .. }) => (Some(AuditOutcome::Interrupted), e.exit_code()),
+        Err(e) => (Some(AuditOutcome::Failed), e.exit_code()),
     };
-    if !dry_run && report.status != RotationStatus::NothingPending {
+    let audited = !dry_run && report.status != RotationStatus::NothingPending;
+    if let Some(outcome) = outcome.filter(|_| audited) {
         let audited = state.audit(&AuditRecord {
             time: jiff::Timestamp::now().to_string(),
             service: Some(keyring.service()),
             provider: kind.name(),
             entry: name.current(),
-            action: "rotate",
+            action: AuditAction::Rotate,
             outcome,
             request_id: report.request_id.as_deref(),
             attempts: Some(attempts.count()),
@@ -204,9 +218,6 @@ pub async fn rotate(
     }
     result.map(|()| report)
 }
-
-/// The audit outcome of a rotation stopped by a signal before its request was sent.
-pub const OUTCOME_INTERRUPTED: &str = "interrupted";
 
 struct Run<'a> {
     provider: &'a dyn Provider,
@@ -237,8 +248,8 @@ impl Run<'_> {
             service: Some(self.keyring.service()),
             provider: self.report.provider.name(),
             entry: self.name.current(),
-            action: "rotate",
-            outcome: crate::state::OUTCOME_IN_PROGRESS,
+            action: AuditAction::Rotate,
+            outcome: AuditOutcome::InProgress,
             request_id: None,
             attempts: None,
             exit_code: exit::UNCONFIRMED,
@@ -252,20 +263,65 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A client-set rotation: choose the password (the one staged by an earlier run, else
+    /// the given or a generated one), stage it in `#pending`, send it, promote it.
     async fn client_supplied(&mut self, state: &StateDir, input: RotationInput) -> Result<()> {
-        let kind = self.report.provider;
         let pending_entry = self.name.slot(Slot::Pending);
+        let RotationInput {
+            source,
+            description,
+            dry_run,
+            attempts,
+        } = input;
+        let Some((password, resumed)) = self.choose(source, &pending_entry, dry_run).await? else {
+            self.report.status = RotationStatus::NothingPending;
+            return Ok(());
+        };
+        if dry_run {
+            return self.plan_client_supplied(resumed, &pending_entry).await;
+        }
+        self.stage(state, &password, resumed, &pending_entry)
+            .await?;
+        let request = RotateRequest::Set {
+            password: password.clone(),
+            description,
+        };
+        let rotated = self
+            .send(request, resumed, &pending_entry, &attempts)
+            .await?;
+        checkpoint::reached("response-received");
+        self.report.username = rotated.username;
+        self.report.request_id = rotated.request_id;
+        self.report.rotated_at = rotated.rotated_at;
+        self.promote(&password, &pending_entry).await?;
+        self.report.status = if resumed {
+            RotationStatus::Resumed
+        } else {
+            RotationStatus::Rotated
+        };
+        self.report.password = Some(password);
+        Ok(())
+    }
+
+    /// The password to set and whether an earlier run staged it (`#pending`, which wins
+    /// over a generated one and must equal a given one); `None` when only a pending one
+    /// was asked for and there is none.
+    async fn choose(
+        &mut self,
+        source: PasswordSource,
+        pending_entry: &str,
+        dry_run: bool,
+    ) -> Result<Option<(SecretString, bool)>> {
+        let kind = self.report.provider;
         self.ensure_unique().await?;
         let staged = self
             .keyring
-            .get(&pending_entry)
+            .get(pending_entry)
             .await
             .map_err(Error::keyring_unavailable)?;
-        let staged = self
-            .unless_finished(staged, &pending_entry, input.dry_run)
-            .await?;
+        let staged = self.unless_finished(staged, pending_entry, dry_run).await?;
         let resumed = staged.is_some();
-        let password = match (staged, input.source) {
+        let password = match (staged, source) {
             (Some(staged), PasswordSource::Given(given))
                 if staged.expose_secret() != given.expose_secret() =>
             {
@@ -278,42 +334,54 @@ impl Run<'_> {
                     recovery_file: None,
                 });
             }
-            (None, PasswordSource::PendingOnly) => {
-                self.report.status = RotationStatus::NothingPending;
-                return Ok(());
-            }
+            (None, PasswordSource::PendingOnly) => return Ok(None),
             (Some(staged), _) => staged,
             (None, PasswordSource::Given(given)) => given,
             (None, PasswordSource::Generate { length }) => kind.policy().generate(length)?,
         };
-        if input.dry_run {
-            let current = self
-                .keyring
-                .get(self.name.current())
-                .await
-                .map_err(Error::keyring_unavailable)?;
-            self.report.status = RotationStatus::DryRun;
-            self.report.plan.extend([
-                if resumed {
-                    format!("reuse the unconfirmed password in '{pending_entry}'")
-                } else {
-                    format!("generate or take the new password and store it in '{pending_entry}'")
-                },
-                self.provider.describe_rotation(self.credential)?,
-                match current {
-                    Some(_) => format!(
-                        "move the current password to '{}' and store the new one as '{}'",
-                        self.name.slot(Slot::Previous),
-                        self.name.current()
-                    ),
-                    None => format!("store the new password as '{}'", self.name.current()),
-                },
-            ]);
-            return Ok(());
-        }
+        Ok(Some((password, resumed)))
+    }
+
+    /// A dry run's plan of a client-set rotation.
+    async fn plan_client_supplied(&mut self, resumed: bool, pending_entry: &str) -> Result<()> {
+        let current = self
+            .keyring
+            .get(self.name.current())
+            .await
+            .map_err(Error::keyring_unavailable)?;
+        self.report.status = RotationStatus::DryRun;
+        self.report.plan.extend([
+            if resumed {
+                format!("reuse the unconfirmed password in '{pending_entry}'")
+            } else {
+                format!("generate or take the new password and store it in '{pending_entry}'")
+            },
+            self.provider.describe_rotation(self.credential)?,
+            match current {
+                Some(_) => format!(
+                    "move the current password to '{}' and store the new one as '{}'",
+                    self.name.slot(Slot::Previous),
+                    self.name.current()
+                ),
+                None => format!("store the new password as '{}'", self.name.current()),
+            },
+        ]);
+        Ok(())
+    }
+
+    /// Stages a fresh password in `#pending` (a resumed one is there already), then
+    /// [`Run::before_request`]; a signal before the request removes a fresh `#pending`
+    /// (nothing was sent) and keeps a resumed one (it may be live).
+    async fn stage(
+        &mut self,
+        state: &StateDir,
+        password: &SecretString,
+        resumed: bool,
+        pending_entry: &str,
+    ) -> Result<()> {
         if !resumed {
             self.keyring
-                .set(&pending_entry, &password)
+                .set(pending_entry, password)
                 .await
                 .map_err(Error::keyring_unavailable)?;
             self.report.keyring_writes += 1;
@@ -331,53 +399,52 @@ impl Run<'_> {
                 });
             }
             // As for a request that failed for sure: the fresh `#pending` goes.
-            if let Err(e) = self.keyring.delete(&pending_entry).await {
-                self.report
-                    .warnings
-                    .push(format!("could not remove '{pending_entry}': {e}"));
-            }
+            self.remove_pending(pending_entry).await;
             return Err(stopped);
         }
-        let request = RotateRequest::Set {
-            password: password.clone(),
-            description: input.description,
-        };
-        let rotated = match self
+        Ok(())
+    }
+
+    /// Sends the staged password. A failure that leaves it possibly live (its outcome
+    /// unknown, or a resumed password an earlier request may have set) keeps `#pending`
+    /// and is [`Error::Unconfirmed`]; one that changed nothing for sure removes it.
+    async fn send(
+        &mut self,
+        request: RotateRequest,
+        resumed: bool,
+        pending_entry: &str,
+        attempts: &Attempts,
+    ) -> Result<Rotated> {
+        let kind = self.report.provider;
+        match self
             .provider
-            .rotate(self.credential, request, &input.attempts)
+            .rotate(self.credential, request, attempts)
             .await
         {
-            Ok(rotated) => rotated,
+            Ok(rotated) => Ok(rotated),
             Err(error) if resumed || matches!(error, Error::OutcomeUnknown { .. }) => {
-                return Err(Error::Unconfirmed {
+                Err(Error::Unconfirmed {
                     message: format!(
                         "{error}; the password may be live at {kind} and is kept in keyring \
                          entry '{pending_entry}': run the same command again to resend it"
                     ),
                     recovery_file: None,
-                });
+                })
             }
             Err(error) => {
-                if let Err(e) = self.keyring.delete(&pending_entry).await {
-                    self.report
-                        .warnings
-                        .push(format!("could not remove '{pending_entry}': {e}"));
-                }
-                return Err(error);
+                self.remove_pending(pending_entry).await;
+                Err(error)
             }
-        };
-        checkpoint::reached("response-received");
-        self.report.username = rotated.username;
-        self.report.request_id = rotated.request_id;
-        self.report.rotated_at = rotated.rotated_at;
-        self.promote(&password, &pending_entry).await?;
-        self.report.status = if resumed {
-            RotationStatus::Resumed
-        } else {
-            RotationStatus::Rotated
-        };
-        self.report.password = Some(password);
-        Ok(())
+        }
+    }
+
+    /// Removes a `#pending` whose password was never set; a failure is a warning.
+    async fn remove_pending(&mut self, pending_entry: &str) {
+        if let Err(e) = self.keyring.delete(pending_entry).await {
+            self.report
+                .warnings
+                .push(format!("could not remove '{pending_entry}': {e}"));
+        }
     }
 
     /// A `#pending` equal to the current password was left by a rotation that finished all
@@ -468,15 +535,58 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A server-generated rotation: keep the current password in `#previous` (or prove
+    /// the keyring writable), ask the provider for a new one, store it as current (or in
+    /// a recovery file when the keyring fails).
     async fn server_generated(
         &mut self,
         state: &StateDir,
         dry_run: bool,
         attempts: &Attempts,
     ) -> Result<()> {
+        self.refuse_over_recovery_file(state)?;
+        let previous_entry = self.name.slot(Slot::Previous);
+        self.ensure_unique().await?;
+        let current = self
+            .keyring
+            .get(self.name.current())
+            .await
+            .map_err(Error::keyring_unavailable)?;
+        if dry_run {
+            return self.plan_server_generated(current.is_some(), &previous_entry);
+        }
+        self.keep_previous(current.as_ref(), &previous_entry)
+            .await?;
+        checkpoint::reached("previous-written");
+        self.before_request(state)?;
+        let rotated = self
+            .request_generated(attempts, current.is_some(), &previous_entry)
+            .await?;
         let kind = self.report.provider;
-        // A new request would kill the password a recovery file of this entry may hold,
-        // and make it impossible to prove from the keyring which file is live.
+        let password = rotated.password.ok_or_else(|| Error::Unconfirmed {
+            message: format!("{kind} confirmed the rotation but returned no password"),
+            recovery_file: None,
+        })?;
+        checkpoint::reached("response-received");
+        self.report.username = rotated.username;
+        self.report.request_id = rotated.request_id;
+        self.report.rotated_at = rotated.rotated_at;
+        let (keyring, name) = (self.keyring, self.name);
+        let stored = self
+            .resolving(name.current(), || keyring.set(name.current(), &password))
+            .await;
+        if let Err(store_error) = stored {
+            return Err(self.save_for_recovery(state, &password, &store_error));
+        }
+        self.report.keyring_writes += 1;
+        self.report.password = Some(password);
+        Ok(())
+    }
+
+    /// A new request would kill the password a recovery file of this entry may hold, and
+    /// make it impossible to prove from the keyring which file is live: refused.
+    fn refuse_over_recovery_file(&self, state: &StateDir) -> Result<()> {
+        let kind = self.report.provider;
         if let Some(path) = state
             .recovery_files_of(self.keyring.service(), self.name.current())?
             .into_iter()
@@ -492,34 +602,39 @@ impl Run<'_> {
                 recovery_file: Some(path),
             });
         }
-        let previous_entry = self.name.slot(Slot::Previous);
-        self.ensure_unique().await?;
-        let current = self
-            .keyring
-            .get(self.name.current())
-            .await
-            .map_err(Error::keyring_unavailable)?;
-        if dry_run {
-            self.report.status = RotationStatus::DryRun;
-            self.report.plan = vec![
-                match current {
-                    Some(_) => format!("copy the current password to '{previous_entry}'"),
-                    None => {
-                        "write and delete a probe entry to prove the keyring is writable".into()
-                    }
-                },
-                self.provider.describe_rotation(self.credential)?,
-                format!(
-                    "store the password {kind} returns as '{}'",
-                    self.name.current()
-                ),
-            ];
-            return Ok(());
-        }
-        match &current {
+        Ok(())
+    }
+
+    /// A dry run's plan of a server-generated rotation.
+    fn plan_server_generated(&mut self, has_current: bool, previous_entry: &str) -> Result<()> {
+        let kind = self.report.provider;
+        self.report.status = RotationStatus::DryRun;
+        self.report.plan = vec![
+            if has_current {
+                format!("copy the current password to '{previous_entry}'")
+            } else {
+                "write and delete a probe entry to prove the keyring is writable".into()
+            },
+            self.provider.describe_rotation(self.credential)?,
+            format!(
+                "store the password {kind} returns as '{}'",
+                self.name.current()
+            ),
+        ];
+        Ok(())
+    }
+
+    /// Before the request: the current password is copied to `#previous`; with none, a
+    /// probe entry is written and deleted to prove the keyring takes a write.
+    async fn keep_previous(
+        &mut self,
+        current: Option<&SecretString>,
+        previous_entry: &str,
+    ) -> Result<()> {
+        match current {
             Some(current) => {
                 self.keyring
-                    .set(&previous_entry, current)
+                    .set(previous_entry, current)
                     .await
                     .map_err(Error::keyring_unavailable)?;
                 self.report.keyring_writes += 1;
@@ -539,10 +654,19 @@ impl Run<'_> {
                 self.report.keyring_writes += 2;
             }
         }
-        checkpoint::reached("previous-written");
-        self.before_request(state)?;
-        let rotated = self
-            .provider
+        Ok(())
+    }
+
+    /// Asks the provider for a new password; an unknown outcome becomes
+    /// [`Error::Unconfirmed`] (the provider may have rotated it).
+    async fn request_generated(
+        &self,
+        attempts: &Attempts,
+        had_current: bool,
+        previous_entry: &str,
+    ) -> Result<Rotated> {
+        let kind = self.report.provider;
+        self.provider
             .rotate(self.credential, RotateRequest::Generate, attempts)
             .await
             .map_err(|error| match error {
@@ -550,7 +674,7 @@ impl Run<'_> {
                     message: format!(
                         "{error}; {kind} may have rotated the password without siprot \
                          receiving it; {}run the same command again to get a new, known password",
-                        if current.is_some() {
+                        if had_current {
                             format!("the old one is kept in '{previous_entry}'; ")
                         } else {
                             String::new()
@@ -559,25 +683,7 @@ impl Run<'_> {
                     recovery_file: None,
                 },
                 other => other,
-            })?;
-        let password = rotated.password.ok_or_else(|| Error::Unconfirmed {
-            message: format!("{kind} confirmed the rotation but returned no password"),
-            recovery_file: None,
-        })?;
-        checkpoint::reached("response-received");
-        self.report.username = rotated.username;
-        self.report.request_id = rotated.request_id;
-        self.report.rotated_at = rotated.rotated_at;
-        let (keyring, name) = (self.keyring, self.name);
-        let stored = self
-            .resolving(name.current(), || keyring.set(name.current(), &password))
-            .await;
-        if let Err(store_error) = stored {
-            return Err(self.save_for_recovery(state, &password, &store_error));
-        }
-        self.report.keyring_writes += 1;
-        self.report.password = Some(password);
-        Ok(())
+            })
     }
 
     /// Before any request: every slot the rotation reads or writes must match one keyring

@@ -23,7 +23,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::audit::{AuditAction, AuditOutcome};
+use crate::error::{Error, ExitCode, Result};
 
 /// The state directory and the files in it.
 #[derive(Debug, Clone)]
@@ -42,22 +43,17 @@ pub struct AuditRecord<'a> {
     pub service: Option<&'a str>,
     pub provider: &'a str,
     pub entry: &'a str,
-    pub action: &'a str,
-    pub outcome: &'a str,
+    pub action: AuditAction,
+    pub outcome: AuditOutcome,
     pub request_id: Option<&'a str>,
     /// HTTP requests sent (retries included); `None` when none could be.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
-    pub exit_code: u8,
+    pub exit_code: ExitCode,
     /// The SIP username the provider returned (Telepath, Vobiz), for `verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<&'a str>,
 }
-
-/// The audit outcome written just before a request that may change a password. The
-/// rotation's final record (a later line) supersedes it; left as an entry's last attempt,
-/// it means that rotation was cut off (SIGKILL, power loss) and its outcome is unknown.
-pub const OUTCOME_IN_PROGRESS: &str = "in-progress";
 
 /// How far in the future an audit record may be dated and still count as "now": clocks of
 /// hosts that share a state directory, or one stepped by NTP, differ by a little.
@@ -102,9 +98,10 @@ pub struct History {
 pub struct Attempt {
     pub time: jiff::Timestamp,
     /// `rotated`, `resumed`, `failed`, `unconfirmed`, `interrupted` (stopped by a signal
-    /// before its request) or [`OUTCOME_IN_PROGRESS`].
-    pub outcome: String,
-    pub exit_code: u8,
+    /// before its request), `in-progress` ([`AuditOutcome::InProgress`]) or one this
+    /// version does not know.
+    pub outcome: AuditOutcome,
+    pub exit_code: ExitCode,
 }
 
 /// A recovery file as read back by `siprot recover`.
@@ -255,9 +252,9 @@ impl StateDir {
             time: jiff::Timestamp,
             service: Option<String>,
             entry: String,
-            action: String,
-            outcome: String,
-            exit_code: u8,
+            action: AuditAction,
+            outcome: AuditOutcome,
+            exit_code: ExitCode,
             username: Option<String>,
         }
         let mut histories: HashMap<String, History> = HashMap::new();
@@ -283,10 +280,10 @@ impl StateDir {
             if line.username.is_some() {
                 history.username = line.username;
             }
-            if line.action != "rotate" {
+            if line.action != AuditAction::Rotate {
                 continue;
             }
-            if line.outcome == "rotated" || line.outcome == "resumed" {
+            if line.outcome.is_rotation() {
                 history.last_rotated = Some(line.time);
             }
             history.last_attempt = Some(Attempt {
@@ -643,18 +640,18 @@ mod tests {
     fn audit_lines_append_and_hold_no_secret_fields() {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::at(tmp.path().join("siprot"));
-        for outcome in ["rotated", "failed"] {
+        for outcome in [AuditOutcome::Rotated, AuditOutcome::Failed] {
             state
                 .audit(&AuditRecord {
                     time: "2026-01-01T00:00:00Z".into(),
                     service: Some("siprot"),
                     provider: "telepath",
                     entry: "telepath/conn_1",
-                    action: "rotate",
+                    action: AuditAction::Rotate,
                     outcome,
                     request_id: Some("req-1"),
                     attempts: Some(1),
-                    exit_code: 0,
+                    exit_code: crate::error::exit::SUCCESS,
                     username: None,
                 })
                 .unwrap();
@@ -703,7 +700,7 @@ mod tests {
         );
         assert_eq!(
             a.last_attempt.as_ref().unwrap().outcome,
-            "failed",
+            AuditOutcome::Failed,
             "a disable is not a rotation attempt"
         );
         assert_eq!(a.username.as_deref(), Some("sip-a"));
@@ -727,7 +724,7 @@ mod tests {
         let log = [
             record("2030-01-01T00:00:00Z", "rotated"),
             record("2026-01-02T00:00:00Z", "rotated"),
-            record("2026-01-03T00:00:00Z", OUTCOME_IN_PROGRESS),
+            record("2026-01-03T00:00:00Z", "in-progress"),
         ]
         .concat();
         fs::write(state.audit_log(), &log).unwrap();
@@ -738,7 +735,7 @@ mod tests {
         );
         assert_eq!(
             history.last_attempt.as_ref().unwrap().outcome,
-            OUTCOME_IN_PROGRESS
+            AuditOutcome::InProgress
         );
         // The final record supersedes the in-progress one, even dated earlier.
         fs::write(
@@ -747,7 +744,39 @@ mod tests {
         )
         .unwrap();
         let history = &state.histories("siprot")["telepath/t"];
-        assert_eq!(history.last_attempt.as_ref().unwrap().outcome, "rotated");
+        assert_eq!(
+            history.last_attempt.as_ref().unwrap().outcome,
+            AuditOutcome::Rotated
+        );
+    }
+
+    #[test]
+    fn unknown_actions_and_outcomes_are_read_not_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        fs::create_dir_all(state.root()).unwrap();
+        let line = |action: &str, outcome: &str, username: &str| {
+            format!(
+                "{{\"time\":\"2026-01-01T00:00:00Z\",\"service\":\"siprot\",\"provider\":\"vobiz\",\"entry\":\"vobiz/a\",\"action\":\"{action}\",\"outcome\":\"{outcome}\",\"exit_code\":0,\"username\":\"{username}\"}}\n"
+            )
+        };
+        // Lines a newer siprot might write: a rotation with an outcome this version does
+        // not know (it counts as the last attempt, not as a rotation), and an unknown
+        // action (whose username is still taken).
+        let log = [
+            line("rotate", "rotated", "sip-1"),
+            line("rotate", "rolled-back", "sip-2"),
+            line("verify", "accepted", "sip-3"),
+        ]
+        .concat();
+        fs::write(state.audit_log(), log).unwrap();
+        let history = &state.histories("siprot")["vobiz/a"];
+        assert_eq!(
+            history.last_attempt.as_ref().unwrap().outcome,
+            AuditOutcome::Other("rolled-back".into())
+        );
+        assert!(history.last_rotated.is_some());
+        assert_eq!(history.username.as_deref(), Some("sip-3"));
     }
 
     #[test]
@@ -861,7 +890,7 @@ mod tests {
         state.check().unwrap();
         // ...but a new process (a new StateDir) refuses it.
         let error = StateDir::at(state.root().to_owned()).check().unwrap_err();
-        assert_eq!(error.exit_code(), 4);
+        assert_eq!(error.exit_code().code(), 4);
         let text = error.to_string();
         assert!(
             text.contains(&format!("chmod 700 {}", state.root().display())),

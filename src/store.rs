@@ -44,7 +44,8 @@ pub enum Slot {
 }
 
 impl Slot {
-    pub fn suffix(self) -> &'static str {
+    /// What a slot adds to the current entry's name; names are built by [`EntryName::slot`].
+    fn suffix(self) -> &'static str {
         match self {
             Slot::Current => "",
             Slot::Pending => "#pending",
@@ -54,13 +55,16 @@ impl Slot {
     }
 }
 
-/// The keyring names of one credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The keyring names of one credential: its current entry (what reports, recovery items
+/// and the fleet name it by) and the names of its other slots ([`EntryName::slot`], the
+/// one place a slot's name is built). Shown and serialized as the current entry's name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct EntryName(String);
 
 impl EntryName {
-    pub fn new(current: String) -> Self {
-        Self(current)
+    pub fn new(current: impl Into<String>) -> Self {
+        Self(current.into())
     }
 
     pub fn current(&self) -> &str {
@@ -69,6 +73,21 @@ impl EntryName {
 
     pub fn slot(&self, slot: Slot) -> String {
         format!("{}{}", self.0, slot.suffix())
+    }
+
+    /// The credential and slot a keyring entry's name belongs to: `x#pending` is the
+    /// [`Slot::Pending`] of `x`; a name without a slot's suffix is a current entry.
+    pub fn parse(name: &str) -> (Self, Slot) {
+        [Slot::Pending, Slot::Previous, Slot::Probe]
+            .into_iter()
+            .find_map(|slot| Some((Self::new(name.strip_suffix(slot.suffix())?), slot)))
+            .unwrap_or_else(|| (Self::new(name), Slot::Current))
+    }
+}
+
+impl std::fmt::Display for EntryName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -674,10 +693,18 @@ mod tests {
 
     #[test]
     fn slots_name_distinct_entries() {
-        let name = EntryName::new("telepath/conn_1".into());
+        let name = EntryName::new("telepath/conn_1");
         assert_eq!(name.slot(Slot::Current), "telepath/conn_1");
         assert_eq!(name.slot(Slot::Pending), "telepath/conn_1#pending");
         assert_eq!(name.slot(Slot::Previous), "telepath/conn_1#previous");
+        for slot in [Slot::Current, Slot::Pending, Slot::Previous, Slot::Probe] {
+            assert_eq!(EntryName::parse(&name.slot(slot)), (name.clone(), slot));
+        }
+        assert_eq!(
+            serde_json::to_string(&name).unwrap(),
+            "\"telepath/conn_1\"",
+            "serialized as the plain name"
+        );
         assert_eq!(name.slot(Slot::Probe), "telepath/conn_1#probe");
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::providers::ProviderKind;
 use crate::sip::{self, Credentials, Outcome, Registrar, Verification};
 use crate::state::StateDir;
@@ -153,7 +153,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// 0 verified, 5 rejected, 7 unreachable, 10 not verified, 1 failed.
-    pub fn exit_code(self) -> u8 {
+    pub fn exit_code(self) -> ExitCode {
         match self {
             Verdict::Verified => exit::SUCCESS,
             Verdict::Rejected => exit::AUTH,
@@ -187,7 +187,7 @@ impl Checks {
     }
 
     /// The [`Verdict`]'s exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         self.verdict().exit_code()
     }
 
@@ -246,7 +246,7 @@ mod tests {
         for (current, previous, verdict, code) in table {
             let checks = checks(current, previous);
             assert_eq!(checks.verdict(), verdict, "{checks:?}");
-            assert_eq!(checks.exit_code(), code, "{checks:?}");
+            assert_eq!(checks.exit_code().code(), code, "{checks:?}");
             assert_eq!(checks.verified(), code == 0, "{checks:?}");
         }
     }

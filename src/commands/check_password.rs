@@ -4,12 +4,12 @@
 use serde::Serialize;
 
 use crate::cli::CheckPasswordArgs;
-use crate::error::{Result, exit};
+use crate::error::{ExitCode, Result, exit};
 use crate::input;
 use crate::output;
 use crate::policy::{Policy, Report};
 
-pub fn run(args: CheckPasswordArgs) -> Result<u8> {
+pub fn run(args: CheckPasswordArgs) -> Result<ExitCode> {
     let policy = args.provider.map_or(&Policy::GENERIC, |kind| kind.policy());
     let password = input::read_password("Password to check: ")?;
     let report = policy.check(&password);

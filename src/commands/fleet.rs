@@ -11,16 +11,16 @@ use serde::Serialize;
 use crate::cli::RotateArgs;
 use crate::commands::block_on;
 use crate::config::{self, ConnectOptions};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::fleet::{self, FleetOptions, FleetResult, Outcome};
 use crate::interrupt;
 use crate::inventory::Inventory;
 use crate::output;
 use crate::providers::ProviderKind;
 use crate::state::StateDir;
-use crate::store::Keyring;
+use crate::store::{EntryName, Keyring};
 
-pub fn run(args: RotateArgs, path: &Path) -> Result<u8> {
+pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let inventory = Inventory::load(path)?;
     let selected = inventory.select(args.provider, &args.tag);
     let service = config::keyring_service()?;
@@ -141,7 +141,7 @@ struct Summary {
     needs_recovery: usize,
     /// Not started (or stopped before the request) because of SIGINT, SIGTERM or SIGHUP.
     not_attempted: usize,
-    exit_code: u8,
+    exit_code: ExitCode,
     #[serde(skip)]
     elapsed: Duration,
 }
@@ -229,9 +229,9 @@ struct CredentialJson<'a> {
     credential: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<&'a str>,
-    keyring_entry: Option<&'a str>,
+    keyring_entry: Option<&'a EntryName>,
     status: &'static str,
-    exit_code: u8,
+    exit_code: ExitCode,
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     keyring_writes: Option<u32>,
@@ -255,7 +255,7 @@ impl<'a> CredentialJson<'a> {
             provider: result.entry.provider.name(),
             credential: result.entry.credential.id(),
             device: result.entry.credential.device(),
-            keyring_entry: result.keyring_entry.as_deref(),
+            keyring_entry: result.keyring_entry.as_ref(),
             status: "failed",
             exit_code: result.exit_code(),
             attempts: result.attempts,

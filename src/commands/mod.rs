@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Command, HttpArgs, NetArgs, SecretCommand};
 use crate::config::ConnectOptions;
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitCode, Result};
 use crate::http::HttpConfig;
 use crate::output;
 use crate::providers::ProviderKind;
@@ -29,7 +29,7 @@ use secrecy::SecretString;
 
 /// Runs the parsed command line and returns the exit code; errors are printed here, once,
 /// and so is a failure to write standard output (which never changes the exit code).
-pub fn run(cli: Cli) -> u8 {
+pub fn run(cli: Cli) -> ExitCode {
     let (result, json) = match cli.command {
         Command::Rotate(args) => {
             let json = args.json;
@@ -73,7 +73,7 @@ pub fn run(cli: Cli) -> u8 {
 
 /// Prints a failure once (one line on stderr, and the JSON error object with `--json`)
 /// and returns its exit code.
-pub(crate) fn fail(error: &Error, json: bool, attempts: Option<u32>) -> u8 {
+pub(crate) fn fail(error: &Error, json: bool, attempts: Option<u32>) -> ExitCode {
     output::error(error);
     if json {
         let mut object = output::JsonError::new(error);

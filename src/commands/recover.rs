@@ -5,13 +5,13 @@ use serde::Serialize;
 use crate::cli::RecoverArgs;
 use crate::commands::block_on;
 use crate::config::{self, ConnectOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitCode, Result};
 use crate::output;
 use crate::recovery::{self, Item, ItemOutcome};
 use crate::state::StateDir;
-use crate::store::{Keyring, Slot};
+use crate::store::{EntryName, Keyring, Slot};
 
-pub fn run(args: RecoverArgs) -> Result<u8> {
+pub fn run(args: RecoverArgs) -> Result<ExitCode> {
     let service = config::keyring_service()?;
     let state = StateDir::locate()?;
     let options = ConnectOptions {
@@ -52,7 +52,7 @@ struct RecoverJson<'a> {
     status: &'static str,
     dry_run: bool,
     remaining: usize,
-    exit_code: u8,
+    exit_code: ExitCode,
     items: Vec<ItemJson<'a>>,
 }
 
@@ -62,13 +62,13 @@ struct ItemJson<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     keyring_service: &'a str,
-    keyring_entry: &'a str,
+    keyring_entry: &'a EntryName,
     provider: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<String>,
     outcome: &'static str,
     message: &'a str,
-    exit_code: u8,
+    exit_code: ExitCode,
     attempts: u32,
 }
 
@@ -97,7 +97,7 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
     for item in items {
         let what = match &item.file {
             Some(file) => format!("recovery file {}", file.display()),
-            None => format!("'{}{}'", item.entry, suffix(item)),
+            None => format!("'{}'", item.entry.slot(slot(item))),
         };
         let mark = match item.outcome {
             ItemOutcome::Failed | ItemOutcome::Conflict | ItemOutcome::Refused => "NOT RECOVERED",
@@ -114,10 +114,11 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
     output::line(&summary)
 }
 
-fn suffix(item: &Item) -> &'static str {
+/// The keyring slot an item is about.
+fn slot(item: &Item) -> Slot {
     match item.kind {
-        recovery::ItemKind::Pending => Slot::Pending.suffix(),
-        recovery::ItemKind::Probe => Slot::Probe.suffix(),
-        _ => "",
+        recovery::ItemKind::Pending => Slot::Pending,
+        recovery::ItemKind::Probe => Slot::Probe,
+        _ => Slot::Current,
     }
 }

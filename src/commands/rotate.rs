@@ -9,7 +9,7 @@ use crate::cli::RotateArgs;
 use crate::commands::rotate_verify::{self, VerifiedJson};
 use crate::commands::{block_on, fail, fleet};
 use crate::config;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::input;
 use crate::interrupt;
@@ -18,9 +18,9 @@ use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::rollback::{self, Verified};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
 use crate::state::StateDir;
-use crate::store::{Keyring, Slot};
+use crate::store::{EntryName, Keyring, Slot};
 
-pub fn run(args: RotateArgs) -> Result<u8> {
+pub fn run(args: RotateArgs) -> Result<ExitCode> {
     if let Some(path) = args.inventory.clone() {
         return fleet::run(args, &path);
     }
@@ -29,7 +29,7 @@ pub fn run(args: RotateArgs) -> Result<u8> {
     let service = config::keyring_service()?;
     let state = StateDir::locate()?;
     let entry = kind.entry_name(&credential)?;
-    let plan = rotate_verify::plan(&args, kind, &state, &service, &entry)?;
+    let plan = rotate_verify::plan(&args, kind, &state, &service, entry.current())?;
     let source = password_source(&args, kind)?;
     let verify_asked = plan.is_some();
     let attempts = Attempts::new();
@@ -169,7 +169,7 @@ fn render(
     report: &RotationReport,
     verified: Option<&Verified>,
     plan_skipped: bool,
-) -> Result<u8> {
+) -> Result<ExitCode> {
     for warning in &report.warnings {
         output::warning(warning);
     }
@@ -216,7 +216,7 @@ struct RotateJson<'a> {
     username: Option<&'a str>,
     rotated_at: Option<&'a str>,
     keyring_service: &'a str,
-    keyring_entry: &'a str,
+    keyring_entry: &'a EntryName,
     status: &'a str,
     request_id: Option<&'a str>,
     keyring_writes: u32,
@@ -231,7 +231,7 @@ struct RotateJson<'a> {
     /// `SIGINT`, `SIGTERM` or `SIGHUP` when one came during the rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     interrupted_by: Option<&'static str>,
-    exit_code: u8,
+    exit_code: ExitCode,
 }
 
 impl<'a> RotateJson<'a> {
@@ -289,9 +289,8 @@ fn print_human(report: &RotationReport, show_password: bool) -> Result<()> {
     output::line(&format!("{verb} {who}{username}"))?;
     let previous = if report.previous_kept {
         format!(
-            "; the one before is in '{}{}'",
-            report.entry,
-            Slot::Previous.suffix()
+            "; the one before is in '{}'",
+            report.entry.slot(Slot::Previous)
         )
     } else {
         String::new()

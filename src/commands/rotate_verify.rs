@@ -85,7 +85,7 @@ pub(crate) fn json(verified: &Verified) -> VerifiedJson<'_> {
 
 /// The lines after the rotation's own.
 pub(crate) fn human_lines(verified: &Verified, report: &RotationReport) -> Vec<String> {
-    let previous_entry = format!("{}{}", report.entry, Slot::Previous.suffix());
+    let previous_entry = report.entry.slot(Slot::Previous);
     let credential = report.credential.display();
     let mut lines = match (&verified.target, &verified.checks) {
         (Some(target), Ok(checks)) => {

@@ -7,15 +7,15 @@ use zeroize::Zeroizing;
 use crate::cli::SecretGetArgs;
 use crate::commands::{block_on, stored_secret};
 use crate::config;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::output;
 use crate::providers::CredentialRef;
-use crate::store::{EntryName, Keyring, Slot};
+use crate::store::{Keyring, Slot};
 
-pub fn get(args: SecretGetArgs) -> Result<u8> {
+pub fn get(args: SecretGetArgs) -> Result<ExitCode> {
     let kind = args.provider.provider;
     let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
-    let name = EntryName::new(kind.entry_name(&credential)?);
+    let name = kind.entry_name(&credential)?;
     let slot = if args.previous {
         Slot::Previous
     } else if args.pending {

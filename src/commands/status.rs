@@ -5,17 +5,18 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use crate::audit::AuditOutcome;
 use crate::cli::StatusArgs;
 use crate::commands::block_on;
 use crate::config;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
 use crate::providers::PasswordOrigin;
-use crate::state::{History, OUTCOME_IN_PROGRESS, RecordAge, StateDir};
-use crate::store::{Keyring, Slot};
+use crate::state::{History, RecordAge, StateDir};
+use crate::store::{EntryName, Keyring, Slot};
 
-pub fn run(args: StatusArgs) -> Result<u8> {
+pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let inventory = Inventory::load(&args.inventory)?;
     let selected = inventory.select(args.provider, &args.tag);
     let service = config::keyring_service()?;
@@ -82,7 +83,7 @@ struct Row {
     credential: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<String>,
-    keyring_entry: Option<String>,
+    keyring_entry: Option<EntryName>,
     last_rotated: Option<String>,
     /// `None` when never rotated, or when the last rotation is dated in the future.
     age_seconds: Option<i64>,
@@ -91,8 +92,8 @@ struct Row {
     clock_skew_seconds: Option<i64>,
     max_age_seconds: Option<i64>,
     overdue: bool,
-    last_outcome: Option<String>,
-    last_exit_code: Option<u8>,
+    last_outcome: Option<AuditOutcome>,
+    last_exit_code: Option<ExitCode>,
     /// The last attempt is an `in-progress` record with no final one after it: that
     /// rotation was cut off (SIGKILL, power loss) and may have changed the password.
     outcome_unknown: bool,
@@ -142,7 +143,7 @@ impl Row {
                 return row;
             }
         };
-        let history = histories.get(&name).cloned().unwrap_or_default();
+        let history = histories.get(name.current()).cloned().unwrap_or_default();
         let age = history.last_rotated.map(|at| RecordAge::of(at, now));
         row.last_rotated = history.last_rotated.map(|t| t.to_string());
         match age {
@@ -156,12 +157,13 @@ impl Row {
             (Some(_), _) => true,
             (None, _) => false,
         };
-        row.pending = names.map(|n| n.contains(&format!("{name}{}", Slot::Pending.suffix())));
-        row.recovery_file = recovery_files.contains(&(service.to_owned(), name.clone()));
+        row.pending = names.map(|n| n.contains(&name.slot(Slot::Pending)));
+        row.recovery_file =
+            recovery_files.contains(&(service.to_owned(), name.current().to_owned()));
         if let Some(attempt) = history.last_attempt {
             // A client-set rotation keeps its password in `#pending` until it is settled:
             // with no `#pending` left, the cut-off rotation changed nothing or finished.
-            row.outcome_unknown = attempt.outcome == OUTCOME_IN_PROGRESS
+            row.outcome_unknown = attempt.outcome == AuditOutcome::InProgress
                 && (entry.provider.origin() == PasswordOrigin::ServerGenerated
                     || row.pending != Some(false));
             row.last_outcome = Some(attempt.outcome);
@@ -217,8 +219,8 @@ impl Row {
         }
         if self
             .last_outcome
-            .as_deref()
-            .is_some_and(|o| o == "failed" || o == "unconfirmed")
+            .as_ref()
+            .is_some_and(AuditOutcome::is_failure)
         {
             notes.push("last attempt failed".into());
         }

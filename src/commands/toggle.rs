@@ -3,16 +3,22 @@
 
 use serde::Serialize;
 
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::cli::ToggleArgs;
 use crate::commands::block_on;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::output;
 use crate::providers::CredentialRef;
 use crate::state::{AuditRecord, StateDir};
 
-pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
+pub fn run(args: ToggleArgs, enable: bool) -> Result<ExitCode> {
     let kind = args.provider.provider;
+    let action = if enable {
+        AuditAction::Enable
+    } else {
+        AuditAction::Disable
+    };
     let operation = if enable { "enable" } else { "disable" };
     if !kind.registration().can_toggle {
         return Err(Error::Unsupported {
@@ -31,9 +37,13 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<u8> {
         time: jiff::Timestamp::now().to_string(),
         service: None,
         provider: kind.name(),
-        entry: &entry,
-        action: operation,
-        outcome: if result.is_ok() { "done" } else { "failed" },
+        entry: entry.current(),
+        action,
+        outcome: if result.is_ok() {
+            AuditOutcome::Done
+        } else {
+            AuditOutcome::Failed
+        },
         request_id: result.as_ref().ok().and_then(|t| t.request_id.as_deref()),
         attempts: Some(attempts.count()),
         username: result.as_ref().ok().and_then(|t| t.username.as_deref()),

@@ -9,18 +9,18 @@ use serde::Serialize;
 use crate::cli::VerifyArgs;
 use crate::commands::{block_on, stored_secret};
 use crate::config;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::output;
 use crate::providers::{CredentialRef, ProviderKind};
 use crate::sip::{Outcome, Verification};
 use crate::state::StateDir;
-use crate::store::{EntryName, Keyring, Slot};
+use crate::store::{Keyring, Slot};
 use crate::verification::{self, Checks, SipOptions, SipTarget};
 
-pub fn run(args: VerifyArgs) -> Result<u8> {
+pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let kind = args.provider.provider;
     let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
-    let name = EntryName::new(kind.entry_name(&credential)?);
+    let name = kind.entry_name(&credential)?;
     let service = config::keyring_service()?;
     let state = StateDir::locate()?;
     let options = SipOptions {
@@ -150,7 +150,7 @@ struct VerifyJson<'a> {
     keyring_entry: &'a str,
     #[serde(flatten)]
     verification: VerificationJson<'a>,
-    exit_code: u8,
+    exit_code: ExitCode,
 }
 
 /// Where and as whom, and what the registrar said (`verify --json`, and the

@@ -296,7 +296,7 @@ mod tests {
                 .rotate(&credential, set("new-pw"), &attempts)
                 .await
                 .unwrap_err();
-            codes.push(error.exit_code());
+            codes.push(error.exit_code().code());
             assert!(!error.to_string().contains("new-pw"), "{error}");
             assert!(provider.accepts(Some(&"old-pw".into())));
         }
@@ -306,7 +306,7 @@ mod tests {
         let lost = provider
             .rotate(&credential, set("lost-pw"), &attempts)
             .await;
-        assert_eq!(lost.unwrap_err().exit_code(), 9);
+        assert_eq!(lost.unwrap_err().exit_code().code(), 9);
         assert!(provider.accepts(Some(&"lost-pw".into())));
 
         let rotated = provider
@@ -336,13 +336,13 @@ mod tests {
         let lost = provider
             .rotate(&credential, RotateRequest::Generate, &attempts)
             .await;
-        assert_eq!(lost.unwrap_err().exit_code(), 9);
+        assert_eq!(lost.unwrap_err().exit_code().code(), 9);
         assert!(
             !provider.accepts(Some(&first)),
             "the lost answer changed it"
         );
 
         let wrong = provider.rotate(&credential, set("x"), &attempts).await;
-        assert_eq!(wrong.unwrap_err().exit_code(), 1);
+        assert_eq!(wrong.unwrap_err().exit_code().code(), 1);
     }
 }

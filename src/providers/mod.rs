@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::http::Attempts;
 use crate::policy::Policy;
 use crate::retry::Resend;
+use crate::store::EntryName;
 
 pub mod exchange;
 pub mod exotel;
@@ -107,8 +108,9 @@ impl ProviderKind {
         self.0.policy
     }
 
-    pub fn entry_name(self, credential: &CredentialRef) -> Result<String> {
-        (self.0.entry_name)(credential)
+    /// The keyring names of `credential`'s entries.
+    pub fn entry_name(self, credential: &CredentialRef) -> Result<EntryName> {
+        (self.0.entry_name)(credential).map(EntryName::new)
     }
 
     pub fn connect(self, options: &ConnectOptions) -> Result<Box<dyn Provider>> {
@@ -235,7 +237,7 @@ pub fn credential_of_entry(entry: &str) -> Result<Option<(ProviderKind, Credenti
         }
     };
     let expected = kind.entry_name(&credential)?;
-    if expected != entry {
+    if expected.current() != entry {
         return Err(Error::Config(format!(
             "keyring entry '{entry}' belongs to another {kind} account than the one configured \
              (which would use '{expected}')"
@@ -380,7 +382,7 @@ mod tests {
             &long,
         ] {
             let err = validate_id("credential id", id).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{id:?}");
+            assert_eq!(err.exit_code().code(), 2, "{id:?}");
         }
         for id in ["conn_abc123xyz", "a%2Fb", "a?b", "ünïcödé", "...", "a.b"] {
             validate_id("credential id", id).unwrap();
