@@ -174,6 +174,10 @@ pub enum Fault {
     CommitThenRawBody(Vec<u8>),
     /// Answer with this status and these raw bytes as the body; nothing is applied.
     StatusWithRawBody(u16, Vec<u8>),
+    /// Answer with this status and this body, in which every `{secrets}` is replaced by
+    /// the secrets the request carried (see [`FakeProviders::secrets_seen`]), separated by
+    /// spaces and JSON-escaped; nothing is applied. A provider echoing what it was sent.
+    StatusEchoingSecrets(u16, String),
 }
 
 /// A request as the fake received it, recorded before routing.
@@ -369,7 +373,7 @@ impl FakeProviders {
         &self,
         provider: FakeProvider,
         error: impl Fn(StatusCode) -> Response,
-        conn: Option<ConnHandle>,
+        conn: Conn,
         work: impl FnOnce(&FakeProviders) -> Outcome,
     ) -> Response {
         let fault = self.pop_fault(provider);
@@ -464,6 +468,16 @@ impl FakeProviders {
                 )
                     .into_response()
             }
+            Fault::StatusEchoingSecrets(status, template) => {
+                let secrets = serde_json::to_string(&conn.secrets.join(" ")).unwrap_or_default();
+                let secrets = secrets.trim_matches('"');
+                (
+                    status_code(status),
+                    [(header::CONTENT_TYPE, "application/json")],
+                    template.replace("{secrets}", secrets),
+                )
+                    .into_response()
+            }
             Fault::StatusWithRawBody(status, bytes) => (
                 status_code(status),
                 [(header::CONTENT_TYPE, "application/json")],
@@ -475,7 +489,7 @@ impl FakeProviders {
                 if !outcome.committed {
                     return outcome.response;
                 }
-                match conn {
+                match conn.handle {
                     // The connection fails as soon as hyper tries to write this response.
                     Some(conn) => {
                         conn.kill();
@@ -502,7 +516,7 @@ impl FakeProviders {
 /// runs the rest in a task of its own so that a client hanging up cannot cancel a commit
 /// half-way.
 async fn record(State(fake): State<FakeProviders>, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(body) => body,
         Err(_) => {
@@ -514,6 +528,11 @@ async fn record(State(fake): State<FakeProviders>, request: Request, next: Next)
         }
     };
     fake.record(&parts, &body);
+    let mut secrets = BTreeSet::new();
+    harvest_secrets(&mut secrets, &parts.headers, &body);
+    parts
+        .extensions
+        .insert(SentSecrets(secrets.into_iter().collect()));
     let log = fake
         .inner
         .log_requests
@@ -546,11 +565,28 @@ fn with_allow(mut response: Response, allow: &'static str) -> Response {
     response
 }
 
-fn conn_of(request: &Request) -> Option<ConnHandle> {
-    request
-        .extensions()
-        .get::<ConnectInfo<ConnHandle>>()
-        .map(|info| info.0.clone())
+/// The secrets a request carried, put in its extensions by the `record` middleware.
+#[derive(Clone)]
+struct SentSecrets(Vec<String>);
+
+/// What an endpoint knows of the request's arrival: the connection it came on (to kill
+/// it) and the secrets it carried (to echo them).
+struct Conn {
+    handle: Option<ConnHandle>,
+    secrets: Vec<String>,
+}
+
+fn conn_of(request: &Request) -> Conn {
+    let extensions = request.extensions();
+    Conn {
+        handle: extensions
+            .get::<ConnectInfo<ConnHandle>>()
+            .map(|info| info.0.clone()),
+        secrets: extensions
+            .get::<SentSecrets>()
+            .map(|sent| sent.0.clone())
+            .unwrap_or_default(),
+    }
 }
 
 // ---- responses ----------------------------------------------------------------------
