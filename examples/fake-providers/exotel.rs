@@ -87,7 +87,7 @@ impl FakeProviders {
         );
         match basic_credentials(headers) {
             Some((user, pass)) if (user.as_str(), pass.as_str()) == expected => {}
-            _ => return Outcome::failed(ctx.error(StatusCode::UNAUTHORIZED)),
+            _ => return Outcome::failed(ctx.error(StatusCode::UNAUTHORIZED, None)),
         }
         if sid != config.exotel_account_sid {
             return Outcome::failed(ctx.envelope(
@@ -107,7 +107,7 @@ impl FakeProviders {
             ));
         };
         let Some(stored) = devices.get_mut(device) else {
-            return Outcome::failed(ctx.error(StatusCode::NOT_FOUND));
+            return Outcome::failed(ctx.error(StatusCode::NOT_FOUND, None));
         };
         let password = match parse_body(body) {
             Ok(password) => password,
@@ -154,7 +154,7 @@ async fn set(
     };
     fake.endpoint(
         FakeProvider::Exotel,
-        move |status| ctx.error(status),
+        move |status, message| ctx.error(status, message),
         conn,
         |fake| fake.exotel_set_now(&parts.headers, &sid, &uuid, &device, &body),
     )
@@ -168,7 +168,7 @@ async fn method_not_allowed(State(fake): State<FakeProviders>, method: Method) -
         uuid: String::new(),
         device: String::new(),
     };
-    with_allow(ctx.error(StatusCode::METHOD_NOT_ALLOWED), "PUT")
+    with_allow(ctx.error(StatusCode::METHOD_NOT_ALLOWED, None), "PUT")
 }
 
 /// A path segment that does not percent-decode to UTF-8: no such device can exist.
@@ -192,8 +192,9 @@ struct ErrCtx {
 }
 
 impl ErrCtx {
-    /// Exotel's error response for `status`; 401 and 404 are the real ones.
-    fn error(&self, status: StatusCode) -> Response {
+    /// Exotel's error response for `status` (401 and 404 are the real ones), with
+    /// `message` as the description instead of the usual one if given.
+    fn error(&self, status: StatusCode, message: Option<&str>) -> Response {
         let reason = status.canonical_reason().unwrap_or("Error");
         let (uuid, device) = (&self.uuid, &self.device);
         let (code, description) = match status.as_u16() {
@@ -205,7 +206,7 @@ impl ErrCtx {
             403 => (1011, "Forbidden".to_owned()),
             _ => (1000, "Something went wrong on our end".to_owned()),
         };
-        self.envelope(status, code, reason, &description)
+        self.envelope(status, code, reason, message.unwrap_or(&description))
     }
 
     /// An Exotel error envelope.

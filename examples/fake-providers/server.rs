@@ -174,10 +174,11 @@ pub enum Fault {
     CommitThenRawBody(Vec<u8>),
     /// Answer with this status and these raw bytes as the body; nothing is applied.
     StatusWithRawBody(u16, Vec<u8>),
-    /// Answer with this status and this body, in which every `{secrets}` is replaced by
-    /// the secrets the request carried (see [`FakeProviders::secrets_seen`]), separated by
-    /// spaces and JSON-escaped; nothing is applied. A provider echoing what it was sent.
-    StatusEchoingSecrets(u16, String),
+    /// Answer with this status and the provider's error body carrying this message where
+    /// the provider puts its human message; nothing is applied. Every `{secrets}` in it is
+    /// replaced by the secrets the request carried (see [`FakeProviders::secrets_seen`]),
+    /// separated by spaces: a provider echoing what it was sent.
+    StatusWithMessage(u16, String),
 }
 
 /// A request as the fake received it, recorded before routing.
@@ -368,11 +369,11 @@ impl FakeProviders {
 
     /// Runs one endpoint request: latency, then the provider's next fault (if any)
     /// around `work`, which does the real handling under the lock. `error` is the
-    /// provider's error response for a status.
+    /// provider's error response for a status, with its usual message or the one given.
     async fn endpoint(
         &self,
         provider: FakeProvider,
-        error: impl Fn(StatusCode) -> Response,
+        error: impl Fn(StatusCode, Option<&str>) -> Response,
         conn: Conn,
         work: impl FnOnce(&FakeProviders) -> Outcome,
     ) -> Response {
@@ -382,9 +383,9 @@ impl FakeProviders {
             return work(self).response;
         };
         match fault {
-            Fault::Status(status) => error(status_code(status)),
+            Fault::Status(status) => error(status_code(status), None),
             Fault::RateLimited(retry_after) => {
-                let mut response = error(StatusCode::TOO_MANY_REQUESTS);
+                let mut response = error(StatusCode::TOO_MANY_REQUESTS, None);
                 if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
@@ -399,7 +400,7 @@ impl FakeProviders {
                 if !outcome.committed {
                     return outcome.response;
                 }
-                error(status_code(status))
+                error(status_code(status), None)
             }
             Fault::CommitThenBody(body) => {
                 let outcome = work(self);
@@ -468,15 +469,9 @@ impl FakeProviders {
                 )
                     .into_response()
             }
-            Fault::StatusEchoingSecrets(status, template) => {
-                let secrets = serde_json::to_string(&conn.secrets.join(" ")).unwrap_or_default();
-                let secrets = secrets.trim_matches('"');
-                (
-                    status_code(status),
-                    [(header::CONTENT_TYPE, "application/json")],
-                    template.replace("{secrets}", secrets),
-                )
-                    .into_response()
+            Fault::StatusWithMessage(status, message) => {
+                let message = message.replace("{secrets}", &conn.secrets.join(" "));
+                error(status_code(status), Some(&message))
             }
             Fault::StatusWithRawBody(status, bytes) => (
                 status_code(status),

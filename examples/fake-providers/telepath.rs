@@ -84,11 +84,11 @@ impl FakeProviders {
     fn telepath_rotate_now(&self, headers: &HeaderMap, id: &str) -> Outcome {
         let key = &self.inner.config.telepath_api_key;
         if bearer_token(headers) != Some(key.as_str()) {
-            return Outcome::failed(error(id, StatusCode::UNAUTHORIZED));
+            return Outcome::failed(error(id, StatusCode::UNAUTHORIZED, None));
         }
         let mut store = self.store();
         let Some(trunk) = store.telepath.get_mut(id) else {
-            return Outcome::failed(error(id, StatusCode::NOT_FOUND));
+            return Outcome::failed(error(id, StatusCode::NOT_FOUND, None));
         };
         let password = generate_password();
         trunk.password = password.clone();
@@ -117,7 +117,7 @@ async fn rotate(
     let ctx = id.clone();
     fake.endpoint(
         FakeProvider::Telepath,
-        move |status| error(&ctx, status),
+        move |status, message| error(&ctx, status, message),
         conn,
         |fake| fake.telepath_rotate_now(&headers, &id),
     )
@@ -126,7 +126,7 @@ async fn rotate(
 
 async fn method_not_allowed(State(fake): State<FakeProviders>) -> Response {
     fake.latency().await;
-    with_allow(error("", StatusCode::METHOD_NOT_ALLOWED), "POST")
+    with_allow(error("", StatusCode::METHOD_NOT_ALLOWED, None), "POST")
 }
 
 /// A path segment that does not percent-decode to UTF-8: no such trunk can exist.
@@ -142,10 +142,11 @@ struct Rotated {
     rotated_at: String,
 }
 
-/// Telepath's error response for `status` about trunk `id`; 401 and 404 are the real ones.
-fn error(id: &str, status: StatusCode) -> Response {
+/// Telepath's error response for `status` about trunk `id` (401 and 404 are the real
+/// ones), with `message` instead of the usual one if given.
+fn error(id: &str, status: StatusCode, message: Option<&str>) -> Response {
     let reason = status.canonical_reason().unwrap_or("Error");
-    let (code, message) = match status.as_u16() {
+    let (code, usual) = match status.as_u16() {
         401 => ("unauthorized", "Invalid API key".to_owned()),
         404 => ("not_found", format!("Trunk '{id}' not found")),
         400 => ("bad_request", "Bad request".to_owned()),
@@ -158,7 +159,7 @@ fn error(id: &str, status: StatusCode) -> Response {
         504 => ("gateway_timeout", "Gateway timeout".to_owned()),
         _ => ("internal_error", reason.to_owned()),
     };
-    error_body(status, code, &message)
+    error_body(status, code, message.unwrap_or(&usual))
 }
 
 fn error_body(status: StatusCode, code: &str, message: &str) -> Response {

@@ -104,11 +104,11 @@ impl FakeProviders {
             || header_token != Some(config.vobiz_auth_token.as_str())
             || auth_id != config.vobiz_auth_id
         {
-            return Outcome::failed(error(credential_id, StatusCode::UNAUTHORIZED));
+            return Outcome::failed(error(credential_id, StatusCode::UNAUTHORIZED, None));
         }
         let mut store = self.store();
         let Some(credential) = store.vobiz.get_mut(credential_id) else {
-            return Outcome::failed(error(credential_id, StatusCode::NOT_FOUND));
+            return Outcome::failed(error(credential_id, StatusCode::NOT_FOUND, None));
         };
         let update = match parse_body(body) {
             Ok(update) => update,
@@ -165,7 +165,7 @@ async fn update(
     let ctx = credential_id.clone();
     fake.endpoint(
         FakeProvider::Vobiz,
-        move |status| error(&ctx, status),
+        move |status, message| error(&ctx, status, message),
         conn,
         |fake| fake.vobiz_update_now(&parts.headers, &auth_id, &credential_id, &body),
     )
@@ -174,7 +174,7 @@ async fn update(
 
 async fn method_not_allowed(State(fake): State<FakeProviders>) -> Response {
     fake.latency().await;
-    with_allow(error("", StatusCode::METHOD_NOT_ALLOWED), "PUT")
+    with_allow(error("", StatusCode::METHOD_NOT_ALLOWED, None), "PUT")
 }
 
 /// A path segment that does not percent-decode to UTF-8: no such credential can exist.
@@ -196,10 +196,11 @@ struct CredentialBody {
     updated_at: String,
 }
 
-/// Vobiz's error response for `status` about credential `id`; 401 and 404 are the real ones.
-fn error(id: &str, status: StatusCode) -> Response {
+/// Vobiz's error response for `status` about credential `id` (401 and 404 are the real
+/// ones), with `message` instead of the usual one if given.
+fn error(id: &str, status: StatusCode, message: Option<&str>) -> Response {
     let reason = status.canonical_reason().unwrap_or("Error");
-    let (code, message) = match status.as_u16() {
+    let (code, usual) = match status.as_u16() {
         401 => ("unauthorized", "invalid auth id or token".to_owned()),
         404 => ("not_found", format!("credential {id} not found")),
         400 => ("invalid_request", "invalid request".to_owned()),
@@ -208,7 +209,7 @@ fn error(id: &str, status: StatusCode) -> Response {
         429 => ("rate_limited", "too many requests".to_owned()),
         _ => ("internal_error", reason.to_lowercase()),
     };
-    error_body(status, code, &message)
+    error_body(status, code, message.unwrap_or(&usual))
 }
 
 fn error_body(status: StatusCode, code: &str, message: &str) -> Response {

@@ -131,7 +131,32 @@ fn every_error_status_has_its_exit_code() {
 }
 
 #[test]
-fn error_messages_are_read_where_the_registration_says() {
+fn the_providers_own_error_messages_are_shown() {
+    for (registration, target) in registered() {
+        let name = registration.name;
+        let env = target.seeded();
+        for (status, code) in [(400, 1), (409, 1), (422, 1), (401, 5), (404, 6), (503, 7)] {
+            // In the provider's own error format: its registration's error paths must
+            // find it there.
+            let marker = format!("conformance says no to {status}");
+            env.fake.push_fault(
+                target.provider,
+                Fault::StatusWithMessage(status, marker.clone()),
+            );
+            let run = target.rotate(&env, &["--retries", "0"]);
+            run.assert_code(code).assert_one_line_error(&marker);
+            assert!(
+                run.stderr.contains(&format!("HTTP {status}")),
+                "{name}: {}",
+                run.stderr
+            );
+            target.assert_consistent(&env);
+        }
+    }
+}
+
+#[test]
+fn error_messages_are_read_at_every_registered_path() {
     for (registration, target) in registered() {
         let name = registration.name;
         let env = target.seeded();
@@ -204,16 +229,11 @@ fn secrets_a_provider_echoes_never_come_out() {
         let mut env = target.seeded();
         // Every log line too, at its most talkative.
         env.set_env("RUST_LOG", "trace");
-        let path = registration
-            .error_paths
-            .first()
-            .copied()
-            .unwrap_or(&["message"]);
-        let template = body_at(path, json!("you sent {secrets} (end of echo)")).to_string();
+        let echo = "you sent {secrets} (end of echo)".to_owned();
         for status in [400, 401, 403, 404, 409, 422, 429, 500, 503] {
             env.fake.push_fault(
                 target.provider,
-                Fault::StatusEchoingSecrets(status, template.clone()),
+                Fault::StatusWithMessage(status, echo.clone()),
             );
             for json in [false, true] {
                 let mut extra = vec!["--retries", "0"];
@@ -221,7 +241,7 @@ fn secrets_a_provider_echoes_never_come_out() {
                     extra.push("--json");
                     env.fake.push_fault(
                         target.provider,
-                        Fault::StatusEchoingSecrets(status, template.clone()),
+                        Fault::StatusWithMessage(status, echo.clone()),
                     );
                 }
                 // TestEnv::run fails the test if any sent secret is in any output or the
