@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    FakeProvider, FakeProviders, MAX_BODY, Outcome, basic_credentials, conn_of, json_response,
-    remember, with_allow,
+    FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, basic_credentials, conn_of,
+    json_response, remember, with_allow,
 };
 
 /// Path prefix of the Exotel API on the fake.
@@ -31,6 +31,16 @@ const POLICY: &str = "The SIP password must contain at least 8 characters and at
 
 /// User uuid -> device id -> password.
 pub(super) type Users = HashMap<String, HashMap<String, String>>;
+
+/// The environment pointing siprot at this fake bound to `addr`.
+pub(super) fn environment(config: &FakeConfig, addr: SocketAddr) -> Vec<(&'static str, String)> {
+    vec![
+        ("SIPROT_EXOTEL_BASE_URL", FakeProviders::exotel_base(addr)),
+        ("EXOTEL_API_KEY", config.exotel_api_key.clone()),
+        ("EXOTEL_API_TOKEN", config.exotel_api_token.clone()),
+        ("EXOTEL_ACCOUNT_SID", config.exotel_account_sid.clone()),
+    ]
+}
 
 /// The Exotel endpoint.
 pub(super) fn routes() -> Router<FakeProviders> {

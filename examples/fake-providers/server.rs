@@ -270,6 +270,18 @@ impl FakeProviders {
         Ok(addr)
     }
 
+    /// The environment that points siprot at this fake bound to `addr`: every provider's
+    /// base URL and credentials.
+    pub fn environment(&self, addr: SocketAddr) -> Vec<(&'static str, String)> {
+        let config = self.config();
+        [
+            telepath::environment(config, addr),
+            exotel::environment(config, addr),
+            vobiz::environment(config, addr),
+        ]
+        .concat()
+    }
+
     /// Prints one line per request (`METHOD target -> status`, never headers or bodies)
     /// to standard error. Off by default; the example turns it on.
     pub fn set_log_requests(&self, on: bool) {

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{
-    FakeProvider, FakeProviders, Outcome, bearer_token, conn_of, json_response, remember,
-    with_allow, write_sip_users,
+    FakeConfig, FakeProvider, FakeProviders, Outcome, bearer_token, conn_of, json_response,
+    remember, with_allow, write_sip_users,
 };
 
 /// Path prefix of the Telepath API on the fake (the part after `http://ADDR`).
@@ -45,6 +45,17 @@ pub(super) fn sip_users(trunks: &Trunks) -> impl Iterator<Item = (&str, &str)> {
     trunks
         .values()
         .map(|t| (t.sip_username.as_str(), t.password.as_str()))
+}
+
+/// The environment pointing siprot at this fake bound to `addr`.
+pub(super) fn environment(config: &FakeConfig, addr: SocketAddr) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "SIPROT_TELEPATH_BASE_URL",
+            FakeProviders::telepath_base(addr),
+        ),
+        ("TELEPATH_API_KEY", config.telepath_api_key.clone()),
+    ]
 }
 
 /// The Telepath endpoint.

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    FakeProvider, FakeProviders, MAX_BODY, Outcome, conn_of, header_str, json_response, remember,
-    with_allow, write_sip_users,
+    FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, conn_of, header_str, json_response,
+    remember, with_allow, write_sip_users,
 };
 
 /// Path prefix of the Vobiz API on the fake.
@@ -48,6 +48,15 @@ pub(super) fn sip_users(credentials: &Credentials) -> impl Iterator<Item = (&str
         .values()
         .filter(|c| c.enabled)
         .map(|c| (c.username.as_str(), c.password.as_str()))
+}
+
+/// The environment pointing siprot at this fake bound to `addr`.
+pub(super) fn environment(config: &FakeConfig, addr: SocketAddr) -> Vec<(&'static str, String)> {
+    vec![
+        ("SIPROT_VOBIZ_BASE_URL", FakeProviders::vobiz_base(addr)),
+        ("VOBIZ_AUTH_ID", config.vobiz_auth_id.clone()),
+        ("VOBIZ_AUTH_TOKEN", config.vobiz_auth_token.clone()),
+    ]
 }
 
 /// The Vobiz endpoint.
