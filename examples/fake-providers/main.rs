@@ -110,7 +110,6 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let config = fake.config();
     println!("fake providers listening on http://{addr} (Ctrl-C to stop)");
     println!();
     println!("  telepath  {}", FakeProviders::telepath_base(addr));
@@ -118,21 +117,8 @@ async fn main() {
     println!("  vobiz     {}", FakeProviders::vobiz_base(addr));
     println!();
     println!("# point siprot at it (a keyring service of its own keeps demo secrets apart):");
-    let exports = [
-        ("SIPROT_KEYRING_SERVICE", "siprot-fake-providers".to_owned()),
-        (
-            "SIPROT_TELEPATH_BASE_URL",
-            FakeProviders::telepath_base(addr),
-        ),
-        ("TELEPATH_API_KEY", config.telepath_api_key.clone()),
-        ("SIPROT_EXOTEL_BASE_URL", FakeProviders::exotel_base(addr)),
-        ("EXOTEL_API_KEY", config.exotel_api_key.clone()),
-        ("EXOTEL_API_TOKEN", config.exotel_api_token.clone()),
-        ("EXOTEL_ACCOUNT_SID", config.exotel_account_sid.clone()),
-        ("SIPROT_VOBIZ_BASE_URL", FakeProviders::vobiz_base(addr)),
-        ("VOBIZ_AUTH_ID", config.vobiz_auth_id.clone()),
-        ("VOBIZ_AUTH_TOKEN", config.vobiz_auth_token.clone()),
-    ];
+    let mut exports = vec![("SIPROT_KEYRING_SERVICE", "siprot-fake-providers".to_owned())];
+    exports.extend(fake.environment(addr));
     for (name, value) in exports {
         println!("export {name}={value}");
     }

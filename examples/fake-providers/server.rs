@@ -10,6 +10,12 @@
 //! documented, keeps the credentials in memory, records every request exactly as it
 //! arrived and can be told to misbehave ([`Fault`]).
 //!
+//! This file is what the providers share: the registry of fakes ([`FakeProvider`]),
+//! router assembly, fault injection, request recording, the secrets seen and the
+//! connections a handler can kill. Each provider's endpoint, state, seeding methods and
+//! error bodies live in a file of its own beside this one (`telepath.rs`, `exotel.rs`,
+//! `vobiz.rs`), declared below with `#[path]` so that both includers find them.
+//!
 //! Used in two ways: by the integration tests (`tests/support/mod.rs` includes this file
 //! with `#[path]`), and by hand through `cargo run --example fake-providers`.
 //!
@@ -33,43 +39,35 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::connect_info::Connected;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
 use axum::serve::IncomingStream;
 use base64::Engine as _;
-use rand::RngExt as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Path prefix of the Telepath API on the fake (the part after `http://ADDR`).
-#[allow(dead_code)]
-pub const TELEPATH_PREFIX: &str = "/telepath/v1";
-/// Path prefix of the Exotel API on the fake.
-#[allow(dead_code)]
-pub const EXOTEL_PREFIX: &str = "/exotel/v2";
-/// Path prefix of the Vobiz API on the fake.
-#[allow(dead_code)]
-pub const VOBIZ_PREFIX: &str = "/vobiz/api/v1";
+#[path = "exotel.rs"]
+mod exotel;
+#[path = "telepath.rs"]
+mod telepath;
+#[path = "vobiz.rs"]
+mod vobiz;
+
+#[allow(unused_imports)]
+pub use exotel::EXOTEL_PREFIX;
+#[allow(unused_imports)]
+pub use telepath::TELEPATH_PREFIX;
+#[allow(unused_imports)]
+pub use vobiz::{VOBIZ_PREFIX, VobizCredential};
 
 /// Request bodies larger than this are answered with 413.
 const MAX_BODY: usize = 1024 * 1024;
-/// Characters of the passwords the fake Telepath generates.
-const TELEPATH_LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
-const TELEPATH_UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-const TELEPATH_DIGITS: &[u8] = b"0123456789";
-const TELEPATH_SPECIALS: &[u8] = b"@!#%^*";
-/// Length of the passwords the fake Telepath generates.
-const TELEPATH_PASSWORD_LEN: usize = 20;
-/// What Exotel's password policy says, word for word in the 400 description.
-const EXOTEL_POLICY: &str = "The SIP password must contain at least 8 characters and at least 3 of the \
-     following: lower case letters (a-z), upper case letters (A-Z), numbers (0-9), \
-     special characters (ex. !@#$%^&*)";
+/// The message of a 400 for a path segment that does not percent-decode to UTF-8.
+const BAD_PATH: &str = "a path segment is not valid percent-encoded UTF-8";
 
 /// Credentials the fake accepts. The defaults are fixed and obviously fake.
 #[allow(dead_code)]
@@ -105,13 +103,37 @@ impl Default for FakeConfig {
     }
 }
 
-/// One of the three imitated providers.
+/// One of the imitated providers: the registry of fakes.
 #[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FakeProvider {
     Telepath,
     Exotel,
     Vobiz,
+}
+
+#[allow(dead_code)]
+impl FakeProvider {
+    /// Every fake, in siprot's registry order.
+    pub const ALL: &[FakeProvider] = &[
+        FakeProvider::Telepath,
+        FakeProvider::Exotel,
+        FakeProvider::Vobiz,
+    ];
+
+    /// The name siprot registers the imitated provider under (`--provider NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FakeProvider::Telepath => "telepath",
+            FakeProvider::Exotel => "exotel",
+            FakeProvider::Vobiz => "vobiz",
+        }
+    }
+
+    /// The fake of the provider siprot registers as `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<FakeProvider> {
+        Self::ALL.iter().copied().find(|fake| fake.name() == name)
+    }
 }
 
 /// A misbehaviour for the next request to a provider's endpoint ([`FakeProviders::push_fault`]).
@@ -152,6 +174,11 @@ pub enum Fault {
     CommitThenRawBody(Vec<u8>),
     /// Answer with this status and these raw bytes as the body; nothing is applied.
     StatusWithRawBody(u16, Vec<u8>),
+    /// Answer with this status and the provider's error body carrying this message where
+    /// the provider puts its human message; nothing is applied. Every `{secrets}` in it is
+    /// replaced by the secrets the request carried (see [`FakeProviders::secrets_seen`]),
+    /// separated by spaces: a provider echoing what it was sent.
+    StatusWithMessage(u16, String),
 }
 
 /// A request as the fake received it, recorded before routing.
@@ -169,22 +196,6 @@ pub struct RecordedRequest {
     pub body: Vec<u8>,
 }
 
-/// A Vobiz SIP credential as the fake stores it.
-#[allow(dead_code)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VobizCredential {
-    pub id: String,
-    pub username: String,
-    /// The live password (the API itself never returns it).
-    pub password: String,
-    pub enabled: bool,
-    pub description: Option<String>,
-    /// RFC 3339.
-    pub created_at: String,
-    /// RFC 3339; bumped by every successful update.
-    pub updated_at: String,
-}
-
 /// The fake providers: configuration plus in-memory state. Cloning is cheap and every
 /// clone shares the same state, so a test keeps one clone while the server uses others.
 #[derive(Clone)]
@@ -200,10 +211,9 @@ struct Inner {
 
 #[derive(Default)]
 struct Store {
-    telepath: HashMap<String, Trunk>,
-    /// user uuid -> device id -> password
-    exotel: HashMap<String, HashMap<String, String>>,
-    vobiz: HashMap<String, VobizCredential>,
+    telepath: telepath::Trunks,
+    exotel: exotel::Users,
+    vobiz: vobiz::Credentials,
     secrets: BTreeSet<String>,
     requests: Vec<RecordedRequest>,
     faults: HashMap<FakeProvider, VecDeque<Fault>>,
@@ -214,11 +224,6 @@ struct Store {
 struct SipUsers {
     path: std::path::PathBuf,
     last_mtime: std::time::SystemTime,
-}
-
-struct Trunk {
-    sip_username: String,
-    password: String,
 }
 
 // Each includer (the example, the tests) uses a different part of the API.
@@ -265,39 +270,22 @@ impl FakeProviders {
         Ok(addr)
     }
 
-    /// `http://{addr}/telepath/v1`: the Telepath base URL for a fake bound to `addr`.
-    pub fn telepath_base(addr: SocketAddr) -> String {
-        format!("http://{addr}{TELEPATH_PREFIX}")
-    }
-
-    /// `http://{addr}/exotel/v2`: the Exotel base URL for a fake bound to `addr`.
-    pub fn exotel_base(addr: SocketAddr) -> String {
-        format!("http://{addr}{EXOTEL_PREFIX}")
-    }
-
-    /// `http://{addr}/vobiz/api/v1`: the Vobiz base URL for a fake bound to `addr`.
-    pub fn vobiz_base(addr: SocketAddr) -> String {
-        format!("http://{addr}{VOBIZ_PREFIX}")
+    /// The environment that points siprot at this fake bound to `addr`: every provider's
+    /// base URL and credentials.
+    pub fn environment(&self, addr: SocketAddr) -> Vec<(&'static str, String)> {
+        let config = self.config();
+        [
+            telepath::environment(config, addr),
+            exotel::environment(config, addr),
+            vobiz::environment(config, addr),
+        ]
+        .concat()
     }
 
     /// Prints one line per request (`METHOD target -> status`, never headers or bodies)
     /// to standard error. Off by default; the example turns it on.
     pub fn set_log_requests(&self, on: bool) {
         self.inner.log_requests.store(on, Ordering::Relaxed);
-    }
-
-    /// Adds (or replaces) a Telepath trunk.
-    pub fn add_telepath_trunk(&self, id: &str, sip_username: &str, password: &str) {
-        let mut store = self.store();
-        remember(&mut store.secrets, password);
-        store.telepath.insert(
-            id.to_owned(),
-            Trunk {
-                sip_username: sip_username.to_owned(),
-                password: password.to_owned(),
-            },
-        );
-        write_sip_users(&mut store);
     }
 
     /// Keeps a Kamailio db_text `subscriber` table at `path` in step with the live
@@ -313,56 +301,6 @@ impl FakeProviders {
             last_mtime: std::time::UNIX_EPOCH,
         });
         write_sip_users(&mut store);
-    }
-
-    /// The live password of a Telepath trunk.
-    pub fn telepath_password(&self, id: &str) -> Option<String> {
-        self.store().telepath.get(id).map(|t| t.password.clone())
-    }
-
-    /// Adds (or replaces) a device of an Exotel user (in the configured account).
-    pub fn add_exotel_device(&self, uuid: &str, device: &str, password: &str) {
-        let mut store = self.store();
-        remember(&mut store.secrets, password);
-        store
-            .exotel
-            .entry(uuid.to_owned())
-            .or_default()
-            .insert(device.to_owned(), password.to_owned());
-    }
-
-    /// The live SIP password of an Exotel user's device.
-    pub fn exotel_password(&self, uuid: &str, device: &str) -> Option<String> {
-        self.store()
-            .exotel
-            .get(uuid)
-            .and_then(|devices| devices.get(device))
-            .cloned()
-    }
-
-    /// Adds (or replaces) an enabled Vobiz credential without a description.
-    pub fn add_vobiz_credential(&self, id: &str, username: &str, password: &str) {
-        let now = vobiz_now();
-        let mut store = self.store();
-        remember(&mut store.secrets, password);
-        store.vobiz.insert(
-            id.to_owned(),
-            VobizCredential {
-                id: id.to_owned(),
-                username: username.to_owned(),
-                password: password.to_owned(),
-                enabled: true,
-                description: None,
-                created_at: now.clone(),
-                updated_at: now,
-            },
-        );
-        write_sip_users(&mut store);
-    }
-
-    /// A Vobiz credential as stored, live password included.
-    pub fn vobiz_credential(&self, id: &str) -> Option<VobizCredential> {
-        self.store().vobiz.get(id).cloned()
     }
 
     /// Every secret the fake has known, sorted: the configured API keys and tokens (not
@@ -399,17 +337,10 @@ impl FakeProviders {
     }
 
     fn router(&self) -> Router {
-        let telepath = format!("{TELEPATH_PREFIX}/trunks/{{id}}/rotate-password");
-        let exotel =
-            format!("{EXOTEL_PREFIX}/accounts/{{sid}}/users/{{uuid}}/devices/{{device}}/password");
-        let vobiz = format!("{VOBIZ_PREFIX}/account/{{auth_id}}/credentials/{{credential_id}}");
         Router::new()
-            .route(
-                &telepath,
-                post(telepath_rotate).fallback(telepath_method_not_allowed),
-            )
-            .route(&exotel, put(exotel_set).fallback(exotel_method_not_allowed))
-            .route(&vobiz, put(vobiz_update).fallback(vobiz_method_not_allowed))
+            .merge(telepath::routes())
+            .merge(exotel::routes())
+            .merge(vobiz::routes())
             .fallback(no_route)
             .layer(middleware::from_fn_with_state(self.clone(), record))
             .with_state(self.clone())
@@ -449,12 +380,13 @@ impl FakeProviders {
     }
 
     /// Runs one endpoint request: latency, then the provider's next fault (if any)
-    /// around `work`, which does the real handling under the lock.
+    /// around `work`, which does the real handling under the lock. `error` is the
+    /// provider's error response for a status, with its usual message or the one given.
     async fn endpoint(
         &self,
         provider: FakeProvider,
-        ctx: ErrCtx,
-        conn: Option<ConnHandle>,
+        error: impl Fn(StatusCode, Option<&str>) -> Response,
+        conn: Conn,
         work: impl FnOnce(&FakeProviders) -> Outcome,
     ) -> Response {
         let fault = self.pop_fault(provider);
@@ -463,9 +395,9 @@ impl FakeProviders {
             return work(self).response;
         };
         match fault {
-            Fault::Status(status) => ctx.error(status_code(status)),
+            Fault::Status(status) => error(status_code(status), None),
             Fault::RateLimited(retry_after) => {
-                let mut response = ctx.error(StatusCode::TOO_MANY_REQUESTS);
+                let mut response = error(StatusCode::TOO_MANY_REQUESTS, None);
                 if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
@@ -480,7 +412,7 @@ impl FakeProviders {
                 if !outcome.committed {
                     return outcome.response;
                 }
-                ctx.error(status_code(status))
+                error(status_code(status), None)
             }
             Fault::CommitThenBody(body) => {
                 let outcome = work(self);
@@ -549,6 +481,10 @@ impl FakeProviders {
                 )
                     .into_response()
             }
+            Fault::StatusWithMessage(status, message) => {
+                let message = message.replace("{secrets}", &conn.secrets.join(" "));
+                error(status_code(status), Some(&message))
+            }
             Fault::StatusWithRawBody(status, bytes) => (
                 status_code(status),
                 [(header::CONTENT_TYPE, "application/json")],
@@ -560,7 +496,7 @@ impl FakeProviders {
                 if !outcome.committed {
                     return outcome.response;
                 }
-                match conn {
+                match conn.handle {
                     // The connection fails as soon as hyper tries to write this response.
                     Some(conn) => {
                         conn.kill();
@@ -579,162 +515,6 @@ impl FakeProviders {
             tokio::time::sleep(latency).await;
         }
     }
-
-    // ---- Telepath -------------------------------------------------------------------
-
-    fn telepath_rotate_now(&self, headers: &HeaderMap, id: &str) -> Outcome {
-        let ctx = ErrCtx::Telepath { id: id.to_owned() };
-        let key = &self.inner.config.telepath_api_key;
-        if bearer_token(headers) != Some(key.as_str()) {
-            return Outcome::failed(ctx.error(StatusCode::UNAUTHORIZED));
-        }
-        let mut store = self.store();
-        let Some(trunk) = store.telepath.get_mut(id) else {
-            return Outcome::failed(ctx.error(StatusCode::NOT_FOUND));
-        };
-        let password = telepath_password();
-        trunk.password = password.clone();
-        let body = TelepathRotated {
-            id: id.to_owned(),
-            sip_username: trunk.sip_username.clone(),
-            sip_password: password.clone(),
-            rotated_at: format!("{:.0}", jiff::Timestamp::now()),
-        };
-        remember(&mut store.secrets, &password);
-        write_sip_users(&mut store);
-        Outcome::committed(json_response(StatusCode::OK, &body))
-    }
-
-    // ---- Exotel ---------------------------------------------------------------------
-
-    fn exotel_set_now(
-        &self,
-        headers: &HeaderMap,
-        sid: &str,
-        uuid: &str,
-        device: &str,
-        body: &[u8],
-    ) -> Outcome {
-        let ctx = ErrCtx::Exotel {
-            method: "PUT".to_owned(),
-            uuid: uuid.to_owned(),
-            device: device.to_owned(),
-        };
-        let config = &self.inner.config;
-        let expected = (
-            config.exotel_api_key.as_str(),
-            config.exotel_api_token.as_str(),
-        );
-        match basic_credentials(headers) {
-            Some((user, pass)) if (user.as_str(), pass.as_str()) == expected => {}
-            _ => return Outcome::failed(ctx.error(StatusCode::UNAUTHORIZED)),
-        }
-        if sid != config.exotel_account_sid {
-            return Outcome::failed(ctx.exotel(
-                StatusCode::FORBIDDEN,
-                1011,
-                "Forbidden",
-                &format!("account {sid} does not belong to these credentials"),
-            ));
-        }
-        let mut store = self.store();
-        let Some(devices) = store.exotel.get_mut(uuid) else {
-            return Outcome::failed(ctx.exotel(
-                StatusCode::NOT_FOUND,
-                10731,
-                "Not Found",
-                &format!("user {uuid} not found"),
-            ));
-        };
-        let Some(stored) = devices.get_mut(device) else {
-            return Outcome::failed(ctx.error(StatusCode::NOT_FOUND));
-        };
-        let password = match exotel_body(body) {
-            Ok(password) => password,
-            Err(description) => {
-                return Outcome::failed(ctx.exotel(
-                    StatusCode::BAD_REQUEST,
-                    1001,
-                    "Bad Request",
-                    &description,
-                ));
-            }
-        };
-        if !exotel_policy_ok(&password) {
-            return Outcome::failed(ctx.exotel(
-                StatusCode::BAD_REQUEST,
-                1002,
-                "Invalid Password",
-                EXOTEL_POLICY,
-            ));
-        }
-        stored.clone_from(&password);
-        remember(&mut store.secrets, &password);
-        Outcome::committed(exotel_envelope("PUT", StatusCode::OK, None))
-    }
-
-    // ---- Vobiz ----------------------------------------------------------------------
-
-    fn vobiz_update_now(
-        &self,
-        headers: &HeaderMap,
-        auth_id: &str,
-        credential_id: &str,
-        body: &[u8],
-    ) -> Outcome {
-        let ctx = ErrCtx::Vobiz {
-            id: credential_id.to_owned(),
-        };
-        let config = &self.inner.config;
-        let header_id = header_str(headers, "x-auth-id");
-        let header_token = header_str(headers, "x-auth-token");
-        if header_id != Some(config.vobiz_auth_id.as_str())
-            || header_token != Some(config.vobiz_auth_token.as_str())
-            || auth_id != config.vobiz_auth_id
-        {
-            return Outcome::failed(ctx.error(StatusCode::UNAUTHORIZED));
-        }
-        let mut store = self.store();
-        let Some(credential) = store.vobiz.get_mut(credential_id) else {
-            return Outcome::failed(ctx.error(StatusCode::NOT_FOUND));
-        };
-        let update = match vobiz_body(body) {
-            Ok(update) => update,
-            Err(message) => {
-                return Outcome::failed(vobiz_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    &message,
-                ));
-            }
-        };
-        if let Some(password) = &update.password {
-            credential.password.clone_from(password);
-        }
-        if let Some(enabled) = update.enabled {
-            credential.enabled = enabled;
-        }
-        if let Some(description) = update.description {
-            credential.description = Some(description);
-        }
-        credential.updated_at = vobiz_now();
-        let body = VobizCredentialBody {
-            id: credential.id.clone(),
-            account_id: config.vobiz_auth_id.clone(),
-            username: credential.username.clone(),
-            password: "<redacted>",
-            realm: format!("{}.sip.vobiz.ai", config.vobiz_auth_id),
-            enabled: credential.enabled,
-            description: credential.description.clone(),
-            created_at: credential.created_at.clone(),
-            updated_at: credential.updated_at.clone(),
-        };
-        if let Some(password) = &update.password {
-            remember(&mut store.secrets, password);
-        }
-        write_sip_users(&mut store);
-        Outcome::committed(json_response(StatusCode::OK, &body))
-    }
 }
 
 // ---- handlers -----------------------------------------------------------------------
@@ -743,7 +523,7 @@ impl FakeProviders {
 /// runs the rest in a task of its own so that a client hanging up cannot cancel a commit
 /// half-way.
 async fn record(State(fake): State<FakeProviders>, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(body) => body,
         Err(_) => {
@@ -755,6 +535,11 @@ async fn record(State(fake): State<FakeProviders>, request: Request, next: Next)
         }
     };
     fake.record(&parts, &body);
+    let mut secrets = BTreeSet::new();
+    harvest_secrets(&mut secrets, &parts.headers, &body);
+    parts
+        .extensions
+        .insert(SentSecrets(secrets.into_iter().collect()));
     let log = fake
         .inner
         .log_requests
@@ -771,95 +556,6 @@ async fn record(State(fake): State<FakeProviders>, request: Request, next: Next)
     response
 }
 
-async fn telepath_rotate(
-    State(fake): State<FakeProviders>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let Ok(Path(id)) = path else {
-        return bad_path(FakeProvider::Telepath);
-    };
-    let conn = conn_of(&request);
-    let headers = request.headers().clone();
-    let ctx = ErrCtx::Telepath { id: id.clone() };
-    fake.endpoint(FakeProvider::Telepath, ctx, conn, |fake| {
-        fake.telepath_rotate_now(&headers, &id)
-    })
-    .await
-}
-
-async fn exotel_set(
-    State(fake): State<FakeProviders>,
-    path: Result<Path<(String, String, String)>, PathRejection>,
-    request: Request,
-) -> Response {
-    let Ok(Path((sid, uuid, device))) = path else {
-        return bad_path(FakeProvider::Exotel);
-    };
-    let conn = conn_of(&request);
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .unwrap_or_default();
-    let ctx = ErrCtx::Exotel {
-        method: parts.method.to_string(),
-        uuid: uuid.clone(),
-        device: device.clone(),
-    };
-    fake.endpoint(FakeProvider::Exotel, ctx, conn, |fake| {
-        fake.exotel_set_now(&parts.headers, &sid, &uuid, &device, &body)
-    })
-    .await
-}
-
-async fn vobiz_update(
-    State(fake): State<FakeProviders>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    request: Request,
-) -> Response {
-    let Ok(Path((auth_id, credential_id))) = path else {
-        return bad_path(FakeProvider::Vobiz);
-    };
-    let conn = conn_of(&request);
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .unwrap_or_default();
-    let ctx = ErrCtx::Vobiz {
-        id: credential_id.clone(),
-    };
-    fake.endpoint(FakeProvider::Vobiz, ctx, conn, |fake| {
-        fake.vobiz_update_now(&parts.headers, &auth_id, &credential_id, &body)
-    })
-    .await
-}
-
-async fn telepath_method_not_allowed(State(fake): State<FakeProviders>) -> Response {
-    fake.latency().await;
-    with_allow(
-        ErrCtx::Telepath { id: String::new() }.error(StatusCode::METHOD_NOT_ALLOWED),
-        "POST",
-    )
-}
-
-async fn exotel_method_not_allowed(State(fake): State<FakeProviders>, method: Method) -> Response {
-    fake.latency().await;
-    let ctx = ErrCtx::Exotel {
-        method: method.to_string(),
-        uuid: String::new(),
-        device: String::new(),
-    };
-    with_allow(ctx.error(StatusCode::METHOD_NOT_ALLOWED), "PUT")
-}
-
-async fn vobiz_method_not_allowed(State(fake): State<FakeProviders>) -> Response {
-    fake.latency().await;
-    with_allow(
-        ErrCtx::Vobiz { id: String::new() }.error(StatusCode::METHOD_NOT_ALLOWED),
-        "PUT",
-    )
-}
-
 async fn no_route(State(fake): State<FakeProviders>) -> Response {
     fake.latency().await;
     (
@@ -869,24 +565,6 @@ async fn no_route(State(fake): State<FakeProviders>) -> Response {
         .into_response()
 }
 
-/// A path segment that does not percent-decode to UTF-8: no such object can exist.
-fn bad_path(provider: FakeProvider) -> Response {
-    let message = "a path segment is not valid percent-encoded UTF-8";
-    match provider {
-        FakeProvider::Telepath => telepath_error(StatusCode::BAD_REQUEST, "bad_request", message),
-        FakeProvider::Exotel => exotel_envelope(
-            "PUT",
-            StatusCode::BAD_REQUEST,
-            Some(ErrorData {
-                code: 1001,
-                description: message.to_owned(),
-                message: "Bad Request".to_owned(),
-            }),
-        ),
-        FakeProvider::Vobiz => vobiz_error(StatusCode::BAD_REQUEST, "invalid_request", message),
-    }
-}
-
 fn with_allow(mut response: Response, allow: &'static str) -> Response {
     response
         .headers_mut()
@@ -894,11 +572,28 @@ fn with_allow(mut response: Response, allow: &'static str) -> Response {
     response
 }
 
-fn conn_of(request: &Request) -> Option<ConnHandle> {
-    request
-        .extensions()
-        .get::<ConnectInfo<ConnHandle>>()
-        .map(|info| info.0.clone())
+/// The secrets a request carried, put in its extensions by the `record` middleware.
+#[derive(Clone)]
+struct SentSecrets(Vec<String>);
+
+/// What an endpoint knows of the request's arrival: the connection it came on (to kill
+/// it) and the secrets it carried (to echo them).
+struct Conn {
+    handle: Option<ConnHandle>,
+    secrets: Vec<String>,
+}
+
+fn conn_of(request: &Request) -> Conn {
+    let extensions = request.extensions();
+    Conn {
+        handle: extensions
+            .get::<ConnectInfo<ConnHandle>>()
+            .map(|info| info.0.clone()),
+        secrets: extensions
+            .get::<SentSecrets>()
+            .map(|sent| sent.0.clone())
+            .unwrap_or_default(),
+    }
 }
 
 // ---- responses ----------------------------------------------------------------------
@@ -924,168 +619,6 @@ impl Outcome {
         }
     }
 }
-
-/// What an error body of each provider needs to know about the request.
-enum ErrCtx {
-    Telepath {
-        id: String,
-    },
-    Exotel {
-        method: String,
-        uuid: String,
-        device: String,
-    },
-    Vobiz {
-        id: String,
-    },
-}
-
-impl ErrCtx {
-    /// The provider's error response for `status`; 401 and 404 are the real ones.
-    fn error(&self, status: StatusCode) -> Response {
-        let reason = status.canonical_reason().unwrap_or("Error");
-        match self {
-            ErrCtx::Telepath { id } => {
-                let (code, message) = match status.as_u16() {
-                    401 => ("unauthorized", "Invalid API key".to_owned()),
-                    404 => ("not_found", format!("Trunk '{id}' not found")),
-                    400 => ("bad_request", "Bad request".to_owned()),
-                    403 => ("forbidden", "Forbidden".to_owned()),
-                    405 => ("method_not_allowed", "Method not allowed".to_owned()),
-                    409 => ("conflict", "Conflict".to_owned()),
-                    429 => ("rate_limited", "Too many requests".to_owned()),
-                    502 => ("bad_gateway", "Bad gateway".to_owned()),
-                    503 => ("service_unavailable", "Service unavailable".to_owned()),
-                    504 => ("gateway_timeout", "Gateway timeout".to_owned()),
-                    _ => ("internal_error", reason.to_owned()),
-                };
-                telepath_error(status, code, &message)
-            }
-            ErrCtx::Exotel { uuid, device, .. } => {
-                let (code, description) = match status.as_u16() {
-                    401 => (1010, "Authentication failed".to_owned()),
-                    404 => (10732, format!("device {device} not found for user {uuid}")),
-                    405 => (1005, "Method not allowed on this resource".to_owned()),
-                    429 => (1029, "Too many requests, please retry later".to_owned()),
-                    400 => (1001, "Bad request".to_owned()),
-                    403 => (1011, "Forbidden".to_owned()),
-                    _ => (1000, "Something went wrong on our end".to_owned()),
-                };
-                self.exotel(status, code, reason, &description)
-            }
-            ErrCtx::Vobiz { id } => {
-                let (code, message) = match status.as_u16() {
-                    401 => ("unauthorized", "invalid auth id or token".to_owned()),
-                    404 => ("not_found", format!("credential {id} not found")),
-                    400 => ("invalid_request", "invalid request".to_owned()),
-                    403 => ("forbidden", "forbidden".to_owned()),
-                    405 => ("method_not_allowed", "method not allowed".to_owned()),
-                    429 => ("rate_limited", "too many requests".to_owned()),
-                    _ => ("internal_error", reason.to_lowercase()),
-                };
-                vobiz_error(status, code, &message)
-            }
-        }
-    }
-
-    /// An Exotel error envelope (for Exotel contexts only).
-    fn exotel(&self, status: StatusCode, code: u32, message: &str, description: &str) -> Response {
-        let method = match self {
-            ErrCtx::Exotel { method, .. } => method.as_str(),
-            _ => "PUT",
-        };
-        let mut response = exotel_envelope(
-            method,
-            status,
-            Some(ErrorData {
-                code,
-                description: description.to_owned(),
-                message: message.to_owned(),
-            }),
-        );
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"Exotel\""),
-            );
-        }
-        response
-    }
-}
-
-#[derive(Serialize)]
-struct TelepathRotated {
-    id: String,
-    sip_username: String,
-    sip_password: String,
-    rotated_at: String,
-}
-
-fn telepath_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({"error": {"code": code, "message": message, "status": status.as_u16()}});
-    json_response(status, &body)
-}
-
-#[derive(Serialize)]
-struct ExotelEnvelope<'a> {
-    request_id: String,
-    method: &'a str,
-    http_code: u16,
-    response: ExotelResponse,
-}
-
-#[derive(Serialize)]
-struct ExotelResponse {
-    code: u16,
-    error_data: Option<ErrorData>,
-    status: &'static str,
-    data: Option<Value>,
-}
-
-#[derive(Serialize)]
-struct ErrorData {
-    code: u32,
-    description: String,
-    message: String,
-}
-
-fn exotel_envelope(method: &str, status: StatusCode, error_data: Option<ErrorData>) -> Response {
-    let body = ExotelEnvelope {
-        request_id: format!("{:032x}", rand::rng().random::<u128>()),
-        method,
-        http_code: status.as_u16(),
-        response: ExotelResponse {
-            code: status.as_u16(),
-            status: if error_data.is_none() {
-                "success"
-            } else {
-                "failure"
-            },
-            error_data,
-            data: None,
-        },
-    };
-    json_response(status, &body)
-}
-
-#[derive(Serialize)]
-struct VobizCredentialBody {
-    id: String,
-    account_id: String,
-    username: String,
-    password: &'static str,
-    realm: String,
-    enabled: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-    created_at: String,
-    updated_at: String,
-}
-
-fn vobiz_error(status: StatusCode, code: &str, message: &str) -> Response {
-    json_response(status, &json!({"error": code, "message": message}))
-}
-
 fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     (status, axum::Json(body)).into_response()
 }
@@ -1152,76 +685,6 @@ fn harvest_secrets(secrets: &mut BTreeSet<String>, headers: &HeaderMap, body: &[
         remember(secrets, password);
     }
 }
-
-/// Exotel's body: `{"password": "<string>"}`, nothing else. The errors never quote values.
-fn exotel_body(body: &[u8]) -> Result<String, String> {
-    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(body) else {
-        return Err("request body must be a JSON object: {\"password\": \"...\"}".to_owned());
-    };
-    if let Some(unknown) = fields.keys().find(|k| k.as_str() != "password") {
-        return Err(format!("unknown field `{unknown}`"));
-    }
-    match fields.remove("password") {
-        Some(Value::String(password)) => Ok(password),
-        Some(_) => Err("field `password` must be a string".to_owned()),
-        None => Err("field `password` is mandatory".to_owned()),
-    }
-}
-
-/// At least 8 characters and at least 3 of: lower case, upper case, digit, special (any
-/// other character that is not a control character).
-fn exotel_policy_ok(password: &str) -> bool {
-    let lower = password.chars().any(|c| c.is_ascii_lowercase());
-    let upper = password.chars().any(|c| c.is_ascii_uppercase());
-    let digit = password.chars().any(|c| c.is_ascii_digit());
-    let special = password
-        .chars()
-        .any(|c| !c.is_ascii_alphanumeric() && !c.is_control());
-    let classes = [lower, upper, digit, special]
-        .into_iter()
-        .filter(|&b| b)
-        .count();
-    password.chars().count() >= 8 && classes >= 3
-}
-
-struct VobizUpdate {
-    password: Option<String>,
-    enabled: Option<bool>,
-    description: Option<String>,
-}
-
-/// Vobiz's body: a JSON object with optional `password` (string, 8+ characters),
-/// `enabled` (boolean) and `description` (string). The errors never quote values.
-fn vobiz_body(body: &[u8]) -> Result<VobizUpdate, String> {
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
-        return Err("request body must be a JSON object".to_owned());
-    };
-    let mut update = VobizUpdate {
-        password: None,
-        enabled: None,
-        description: None,
-    };
-    for (name, value) in fields {
-        match (name.as_str(), value) {
-            ("password", Value::String(password)) => {
-                if password.chars().count() < 8 {
-                    return Err("password must be at least 8 characters".to_owned());
-                }
-                update.password = Some(password);
-            }
-            ("enabled", Value::Bool(enabled)) => update.enabled = Some(enabled),
-            ("description", Value::String(description)) => update.description = Some(description),
-            ("password" | "description", _) => return Err(format!("{name} must be a string")),
-            ("enabled", _) => return Err("enabled must be a boolean".to_owned()),
-            ("username", _) => {
-                return Err("username cannot be changed after credential creation".to_owned());
-            }
-            (other, _) => return Err(format!("unknown field {other}")),
-        }
-    }
-    Ok(update)
-}
-
 // ---- values -------------------------------------------------------------------------
 
 /// The first line of a Kamailio db_text `subscriber` table: its columns.
@@ -1247,15 +710,8 @@ fn write_sip_users(store: &mut Store) {
             .replace('\n', "\\n")
             .replace('\r', "\\r")
     };
-    let mut users: Vec<(&str, &str)> = telepath
-        .values()
-        .map(|t| (t.sip_username.as_str(), t.password.as_str()))
-        .chain(
-            vobiz
-                .values()
-                .filter(|c| c.enabled)
-                .map(|c| (c.username.as_str(), c.password.as_str())),
-        )
+    let mut users: Vec<(&str, &str)> = telepath::sip_users(telepath)
+        .chain(vobiz::sip_users(vobiz))
         .collect();
     users.sort();
     let mut table = String::from(SUBSCRIBER_TABLE_HEADER);
@@ -1281,38 +737,6 @@ fn write_sip_users(store: &mut Store) {
         );
     }
 }
-
-/// A Telepath-style password: 20 characters of letters, digits and `@!#%^*`, with at
-/// least one of each class.
-fn telepath_password() -> String {
-    let all: Vec<u8> = [
-        TELEPATH_LOWER,
-        TELEPATH_UPPER,
-        TELEPATH_DIGITS,
-        TELEPATH_SPECIALS,
-    ]
-    .concat();
-    let mut rng = rand::rng();
-    loop {
-        let password: String = (0..TELEPATH_PASSWORD_LEN)
-            .map(|_| char::from(all[rng.random_range(0..all.len())]))
-            .collect();
-        let has = |set: &[u8]| password.bytes().any(|b| set.contains(&b));
-        if has(TELEPATH_LOWER)
-            && has(TELEPATH_UPPER)
-            && has(TELEPATH_DIGITS)
-            && has(TELEPATH_SPECIALS)
-        {
-            return password;
-        }
-    }
-}
-
-/// Now, RFC 3339 with microseconds, as Vobiz writes it (`2026-05-12T05:11:51.635107Z`).
-fn vobiz_now() -> String {
-    format!("{:.6}", jiff::Timestamp::now())
-}
-
 // ---- connections that a handler can kill --------------------------------------------
 
 /// Lets a handler kill the connection its request came on ([`Fault::CommitThenDrop`]).

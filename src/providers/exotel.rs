@@ -3,6 +3,7 @@
 //! Every answer comes in Exotel's envelope (`request_id`, `http_code`, `response`).
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -81,15 +82,22 @@ fn region_base_url() -> Result<&'static str> {
 }
 
 fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
+    let api_key =
+        config::required_secret(API_KEY_VAR, "the API key from the Exotel API settings page")?;
+    let api_token = config::required_secret(
+        API_TOKEN_VAR,
+        "the API token from the Exotel API settings page",
+    )?;
+    let pair = zeroize::Zeroizing::new(format!(
+        "{}:{}",
+        api_key.expose_secret(),
+        api_token.expose_secret()
+    ));
+    let basic = SecretString::from(base64::engine::general_purpose::STANDARD.encode(&*pair));
     Ok(Box::new(Exotel {
-        api_key: config::required_secret(
-            API_KEY_VAR,
-            "the API key from the Exotel API settings page",
-        )?,
-        api_token: config::required_secret(
-            API_TOKEN_VAR,
-            "the API token from the Exotel API settings page",
-        )?,
+        api_key,
+        api_token,
+        basic,
         account_sid: account_sid()?,
         base: options.base_url(BASE_URL_VAR, region_base_url()?)?,
         http: options.client()?,
@@ -99,6 +107,9 @@ fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
 struct Exotel {
     api_key: SecretString,
     api_token: SecretString,
+    /// The HTTP Basic credentials as sent (base64 of `key:token`): masked, like the key
+    /// and the token, in any message quoted from an answer.
+    basic: SecretString,
     account_sid: String,
     base: Url,
     http: HttpClient,
@@ -157,7 +168,7 @@ impl Provider for Exotel {
         let RotateRequest::Set { password, .. } = request else {
             return Err(Error::Unexpected("exotel needs the password to set".into()));
         };
-        let secrets = [&password, &self.api_key, &self.api_token];
+        let secrets = [&password, &self.api_key, &self.api_token, &self.basic];
         let builder = self
             .http
             .request(HttpMethod::PUT, self.url(credential)?)

@@ -5,7 +5,8 @@
 //! order of steps; `rotation` does that, reading [`PasswordOrigin`] to pick the protocol.
 //!
 //! Adding a provider means one new module that exports a `REGISTRATION`, one `pub mod` line
-//! and one entry in [`ALL`] below.
+//! and one entry in [`ALL`] below, plus its fake and test target (CONTRIBUTING.md); the
+//! conformance suite (`tests/e2e/conformance.rs`) fails for a provider without them.
 
 use std::fmt;
 

@@ -6,6 +6,7 @@ mod support;
 
 mod check_password;
 mod config;
+mod conformance;
 mod duplicates;
 mod exotel;
 mod fleet;

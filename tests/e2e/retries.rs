@@ -186,61 +186,6 @@ fn telepath_retries_a_refused_connection_and_changes_nothing() {
 }
 
 #[test]
-fn every_error_status_has_its_exit_code_at_every_provider() {
-    // (status, exit code): 7 = nothing changed, retry later; 9 = may have changed.
-    let cases = [
-        (400, 1),
-        (401, 5),
-        (403, 5),
-        (404, 6),
-        (409, 1),
-        (422, 1),
-        (429, 7),
-        (500, 9),
-        (502, 9),
-        (503, 7),
-        (504, 9),
-    ];
-    for target in Target::ALL {
-        let env = target.seeded();
-        for (status, code) in cases {
-            let current = env.lookup(&target.entry(&env));
-            let live = target.live(&env);
-            env.fake.push_fault(target.provider, Fault::Status(status));
-            let run = target.rotate(&env, &["--retries", "0", "--json"]);
-            run.assert_code(code)
-                .assert_one_line_error(&format!("HTTP {status}"));
-            let json = run.json();
-            assert_eq!(json["exit_code"], code);
-            assert_eq!(json["attempts"], 1);
-            assert_eq!(
-                target.live(&env),
-                live,
-                "{status} changes nothing at the provider"
-            );
-            let pending = env.lookup(&target.slot(&env, "#pending"));
-            if code == 9 && target.provider != crate::support::FakeProvider::Telepath {
-                assert!(
-                    pending.is_some(),
-                    "{} {status}: unknown outcome keeps pending",
-                    target.name
-                );
-                env.run(&["recover"], None).assert_code(0);
-                target.assert_consistent(&env);
-            } else {
-                assert_eq!(pending, None, "{} {status}", target.name);
-                if code != 9 {
-                    assert_eq!(env.lookup(&target.entry(&env)), current, "{status}");
-                } else {
-                    target.rotate(&env, &[]).assert_code(0);
-                    target.assert_consistent(&env);
-                }
-            }
-        }
-    }
-}
-
-#[test]
 fn telepath_retries_dns_and_tls_failures_that_never_reached_it() {
     let target = Target::TELEPATH;
     let env = target.seeded();

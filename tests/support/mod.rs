@@ -341,22 +341,14 @@ impl TestEnv {
                 format!("unix:path={}", nowhere.display()),
             );
         }
-        let config = self.fake.config();
-        let defaults: Vec<(&str, String)> = vec![
+        let mut defaults: Vec<(&str, String)> = vec![
             ("HOME", self.state.path().display().to_string()),
             ("XDG_STATE_HOME", self.state.path().display().to_string()),
             ("SIPROT_KEYRING_SERVICE", self.service.clone()),
-            ("TELEPATH_API_KEY", config.telepath_api_key.clone()),
-            ("EXOTEL_API_KEY", config.exotel_api_key.clone()),
-            ("EXOTEL_API_TOKEN", config.exotel_api_token.clone()),
-            ("EXOTEL_ACCOUNT_SID", config.exotel_account_sid.clone()),
-            ("VOBIZ_AUTH_ID", config.vobiz_auth_id.clone()),
-            ("VOBIZ_AUTH_TOKEN", config.vobiz_auth_token.clone()),
-            ("SIPROT_TELEPATH_BASE_URL", self.telepath_base()),
-            ("SIPROT_EXOTEL_BASE_URL", self.exotel_base()),
-            ("SIPROT_VOBIZ_BASE_URL", self.vobiz_base()),
             ("RUST_BACKTRACE", "0".to_owned()),
         ];
+        // Every provider's base URL and credentials, from its fake.
+        defaults.extend(self.fake.environment(self.addr));
         for (key, value) in defaults {
             if !self.removed_env.iter().any(|k| k == key) {
                 cmd.env(key, value);

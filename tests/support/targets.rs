@@ -40,6 +40,12 @@ impl Target {
     /// The providers that take a password siprot chooses (they use `#pending`).
     pub const CLIENT_SET: [Target; 2] = [Target::EXOTEL, Target::VOBIZ];
 
+    /// The target of the provider siprot registers as `name`, if there is one (the
+    /// conformance suite looks every registered provider up here).
+    pub fn for_name(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|target| target.name == name)
+    }
+
     /// Creates the credential at the fake with its initial password, and stores that
     /// password in the keyring as current, as after an earlier rotation.
     pub fn seed(&self, env: &TestEnv) {
