@@ -386,8 +386,52 @@ pub fn parse() -> Cli {
 /// The command line with every help text and example that names providers built from the
 /// registry ([`providers::ALL`]), so that a new provider appears in `--help` by itself.
 pub fn command() -> clap::Command {
-    let client_set = |r: &Registration| r.origin == PasswordOrigin::ClientSupplied;
-    let texts = [
+    with_help(Cli::command(), &shared_arg_texts())
+        .about(format!(
+            "Rotate SIP passwords at {} and keep every new secret in the OS keyring",
+            names_where(|_| true)
+        ))
+        .mut_subcommand("rotate", rotate_texts)
+        .mut_subcommand("verify", |c| c.after_help(verify_help()))
+        .mut_subcommand("check-password", |c| c.after_help(check_help()))
+        .mut_subcommand("enable", |c| {
+            c.about(format!(
+                "Enable a credential (providers that support it: {})",
+                names_where(|r| r.can_toggle)
+            ))
+        })
+        .mut_subcommand("disable", |c| {
+            c.about(format!(
+                "Disable a credential without deleting it (providers that support it: {})",
+                names_where(|r| r.can_toggle)
+            ))
+        })
+}
+
+/// Whether the provider takes the password from siprot (`--password-stdin`, `--verify`'s
+/// rollback).
+fn client_set(r: &Registration) -> bool {
+    r.origin == PasswordOrigin::ClientSupplied
+}
+
+/// The first provider in the registry `filter` picks (the first of all when none does):
+/// the one an example names.
+fn first_where(filter: impl Fn(&Registration) -> bool) -> &'static Registration {
+    providers::ALL
+        .iter()
+        .map(|kind| kind.registration())
+        .find(|r| filter(r))
+        .unwrap_or_else(|| providers::ALL[0].registration())
+}
+
+/// The last provider in the registry.
+fn last_provider() -> &'static Registration {
+    providers::ALL[providers::ALL.len() - 1].registration()
+}
+
+/// The help of the arguments several subcommands share.
+fn shared_arg_texts() -> [(&'static str, String); 3] {
+    [
         (
             "device",
             format!("The device id ({})", names_where(|r| r.needs_device)),
@@ -409,18 +453,40 @@ pub fn command() -> clap::Command {
                 names_where(|r| r.resend != retry::Resend::Idempotent)
             ),
         ),
-    ];
-    let first = |filter: &dyn Fn(&Registration) -> bool| {
-        providers::ALL
-            .iter()
-            .map(|kind| kind.registration())
-            .find(|r| filter(r))
-            .unwrap_or_else(|| providers::ALL[0].registration())
-    };
-    let set = first(&client_set);
-    let described = first(&|r| r.takes_description);
-    let device = first(&|r| r.needs_device);
-    let last = providers::ALL[providers::ALL.len() - 1].registration();
+    ]
+}
+
+/// `rotate`'s examples and the help of its arguments that name providers.
+fn rotate_texts(c: clap::Command) -> clap::Command {
+    let client = names_where(client_set);
+    c.after_help(rotate_examples())
+        .mut_arg("id", |a| a.help(id_help()))
+        .mut_arg("description", |a| {
+            a.help(format!(
+                "Description stored with the credential ({}; default \"Rotated by \
+                 siprot on <UTC date>\")",
+                names_where(|r| r.takes_description)
+            ))
+        })
+        .mut_arg("password_stdin", |a| {
+            a.help(format!(
+                "Use the password read from standard input instead of generating one \
+                 ({client})"
+            ))
+        })
+        .mut_arg("rollback_on_verify_failure", |a| {
+            a.help(format!(
+                "With --verify ({client}): when the registrar rejects the new password, \
+                 set the #previous one back at the provider and in the keyring"
+            ))
+        })
+}
+
+/// `rotate`'s examples: one per provider, then the flags' and the fleet's.
+fn rotate_examples() -> String {
+    let set = first_where(client_set);
+    let described = first_where(|r| r.takes_description);
+    let device = first_where(|r| r.needs_device);
     let mut rotate_examples = String::from("Examples:\n");
     for r in providers::ALL.iter().map(|kind| kind.registration()) {
         rotate_examples += &format!("  siprot rotate --provider {} {}\n", r.name, r.example);
@@ -448,76 +514,49 @@ pub fn command() -> clap::Command {
         short(set),
         short(device),
         short(set),
-        last.name,
+        last_provider().name,
     );
+    rotate_examples
+}
+
+/// The help of `rotate`'s credential id: what it is at each provider.
+fn id_help() -> String {
     let ids = providers::ALL
         .iter()
         .map(|kind| format!("{} {}", kind.name(), kind.registration().id_is))
         .collect::<Vec<_>>();
-    let id_help = match ids.as_slice() {
+    match ids.as_slice() {
         [rest @ .., last] if !rest.is_empty() => {
             format!("The credential: {}, or {last}", rest.join(", "))
         }
         _ => format!("The credential: {}", ids.join("")),
-    };
-    let verify = first(&|r| r.returns_sip_username);
-    let verify_help = format!(
+    }
+}
+
+/// `verify`'s help and examples.
+fn verify_help() -> String {
+    let verify = first_where(|r| r.returns_sip_username);
+    let last = last_provider();
+    format!(
         "{VERIFY_HELP}\n\n\
          Examples:\n\
          \x20 siprot verify --registrar sip:sip.example.net -p {} {}\n\
          \x20 siprot verify --registrar 'sip:10.0.0.5:5080;transport=tcp' -p {} \\\n\
          \x20     {} --expect-rejected-previous --json",
         verify.name, verify.example, last.name, last.example,
-    );
-    let check_help = format!(
+    )
+}
+
+/// `check-password`'s examples and note.
+fn check_help() -> String {
+    format!(
         "Examples:\n\
          \x20 siprot check-password --provider {}       (type the password; it is not echoed)\n\
          \x20 printf %s \"$candidate\" | siprot check-password --provider {} --json\n\n\
          {CHECK_NOTE}",
-        set.name, last.name,
-    );
-    let toggles = names_where(|r| r.can_toggle);
-    let client = names_where(client_set);
-    with_help(Cli::command(), &texts)
-        .about(format!(
-            "Rotate SIP passwords at {} and keep every new secret in the OS keyring",
-            names_where(|_| true)
-        ))
-        .mut_subcommand("rotate", |c| {
-            c.after_help(rotate_examples)
-                .mut_arg("id", |a| a.help(id_help))
-                .mut_arg("description", |a| {
-                    a.help(format!(
-                        "Description stored with the credential ({}; default \"Rotated by \
-                         siprot on <UTC date>\")",
-                        names_where(|r| r.takes_description)
-                    ))
-                })
-                .mut_arg("password_stdin", |a| {
-                    a.help(format!(
-                        "Use the password read from standard input instead of generating one \
-                         ({client})"
-                    ))
-                })
-                .mut_arg("rollback_on_verify_failure", |a| {
-                    a.help(format!(
-                        "With --verify ({client}): when the registrar rejects the new password, \
-                         set the #previous one back at the provider and in the keyring"
-                    ))
-                })
-        })
-        .mut_subcommand("verify", |c| c.after_help(verify_help))
-        .mut_subcommand("check-password", |c| c.after_help(check_help))
-        .mut_subcommand("enable", |c| {
-            c.about(format!(
-                "Enable a credential (providers that support it: {toggles})"
-            ))
-        })
-        .mut_subcommand("disable", |c| {
-            c.about(format!(
-                "Disable a credential without deleting it (providers that support it: {toggles})"
-            ))
-        })
+        first_where(client_set).name,
+        last_provider().name,
+    )
 }
 
 /// Sets the help of each argument named in `texts`, in `command` and every subcommand

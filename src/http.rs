@@ -184,120 +184,112 @@ impl HttpClient {
         let mut maybe_landed: Option<String> = None;
         let mut tries = 0;
         // The proxy this request goes through, if any: named in the log and in errors.
-        let proxy = self.proxy.as_deref().and_then(|proxy| {
-            let built = request.try_clone()?.build().ok()?;
-            proxy
-                .for_url(built.url())
-                .map(|shown| format!("the proxy {shown} (from {})", proxy.var()))
-        });
+        let proxy = self.proxy_route(&request);
         loop {
-            if let Some(until) = self.pause.current() {
-                if until >= deadline {
-                    break Err(SendError::NotSent(format!(
-                        "the provider asked to slow down for longer than the --deadline of {}s",
-                        budget.deadline.as_secs()
-                    )));
-                }
-                log::debug!(
-                    "provider asked to slow down: waiting {:?}",
-                    until - Instant::now()
-                );
-                tokio::select! {
-                    () = tokio::time::sleep_until(until.into()) => {}
-                    () = crate::interrupt::signalled() => {}
-                }
-            }
+            self.wait_out_pause(deadline).await?;
             // SIGINT, SIGTERM or SIGHUP (caught by `rotate`): send nothing new.
             if let Some(signal) = crate::interrupt::received() {
-                break Err(match (tries, maybe_landed) {
-                    (_, Some(landed)) => SendError::Unknown(format!(
-                        "an earlier try may have reached the provider ({landed}) and siprot was \
-                         interrupted by {signal} before the next"
-                    )),
-                    (0, None) => {
-                        SendError::NotSent(format!("not sent: siprot was interrupted by {signal}"))
-                    }
-                    (n, None) => SendError::NotSent(format!(
-                        "not retried after {n} tries: siprot was interrupted by {signal}"
-                    )),
-                });
+                return Err(interrupted_before_try(signal, tries, maybe_landed));
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let this = request
-                .try_clone()
-                .ok_or_else(|| SendError::NotSent("the request cannot be copied".into()))?
-                .timeout(self.config.timeout.min(remaining));
+            let this = self.copy_for_try(&request, deadline)?;
             tries += 1;
             let total = attempts.record();
-            if log::log_enabled!(log::Level::Debug)
-                && let Some(built) = this.try_clone().and_then(|b| b.build().ok())
-            {
-                let route = proxy
-                    .as_deref()
-                    .map(|proxy| format!(" via {proxy}"))
-                    .unwrap_or_default();
-                log::debug!("try {total}: {} {}{route}", built.method(), built.url());
-            }
+            log_try(total, &this, proxy.as_deref());
             let started = Instant::now();
-            let outcome = match (self.send_once(this).await, &proxy) {
-                (Err(SendError::NotSent(message)), Some(proxy)) => {
-                    Err(SendError::NotSent(format!("{message} (through {proxy})")))
-                }
-                (Err(SendError::Unknown(message)), Some(proxy)) => {
-                    Err(SendError::Unknown(format!("{message} (through {proxy})")))
-                }
-                (outcome, _) => outcome,
-            };
-            let (retryable, asked_wait, what) = match &outcome {
-                Ok(response) if response.status.is_success() => {
+            let outcome = through_proxy(self.send_once(this).await, proxy.as_deref());
+            let Some(failure) = judge(&outcome, resend) else {
+                if let Ok(response) = &outcome {
                     log::debug!(
                         "try {total}: HTTP {} in {:?}",
                         response.status,
                         started.elapsed()
                     );
-                    break outcome.map(|r| Response { tries, ..r });
                 }
-                Ok(response) => (
-                    resend == Resend::Idempotent
-                        && retry::retryable_status(response.status.as_u16()),
-                    response
-                        .retry_after
-                        .as_deref()
-                        .and_then(|v| retry::parse_retry_after(v, jiff::Timestamp::now())),
-                    format!("HTTP {}", response.status),
-                ),
-                Err(SendError::NotSent(message)) => (true, None, message.clone()),
-                Err(SendError::Unknown(message)) => {
-                    maybe_landed = Some(message.clone());
-                    (resend == Resend::Idempotent, None, message.clone())
-                }
+                return outcome.map(|r| Response { tries, ..r });
             };
-            log::debug!("try {total}: {what} after {:?}", started.elapsed());
-            let wait = asked_wait.unwrap_or_else(|| budget.backoff(tries));
+            if failure.may_have_landed {
+                maybe_landed = Some(failure.what.clone());
+            }
+            log::debug!(
+                "try {total}: {} after {:?}",
+                failure.what,
+                started.elapsed()
+            );
+            let wait = failure.asked_wait.unwrap_or_else(|| budget.backoff(tries));
             if matches!(&outcome, Ok(r) if matches!(r.status.as_u16(), 429 | 503)) {
                 self.pause.until(Instant::now() + wait);
             }
-            if !retryable || tries > budget.max_retries {
-                break finish(outcome, tries, maybe_landed.as_deref(), None);
+            if !failure.retryable || tries > budget.max_retries {
+                return finish(outcome, tries, maybe_landed.as_deref(), None);
             }
-            if Instant::now() + wait >= deadline {
-                let why = format!(
-                    "the next try (in {}s) would pass the --deadline of {}s",
-                    wait.as_secs_f64().ceil(),
-                    budget.deadline.as_secs()
-                );
-                break finish(outcome, tries, maybe_landed.as_deref(), Some(&why));
-            }
-            log::debug!("retrying in {wait:?}");
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = crate::interrupt::signalled() => {}
-            }
-            if let Some(signal) = crate::interrupt::received() {
-                let why = format!("siprot was interrupted by {signal}");
-                break finish(outcome, tries, maybe_landed.as_deref(), Some(&why));
+            if let Some(why) = self.wait_before_next(wait, deadline).await {
+                return finish(outcome, tries, maybe_landed.as_deref(), Some(&why));
             }
         }
+    }
+
+    /// The proxy `request` goes through, if any, as named in the log and in errors.
+    fn proxy_route(&self, request: &RequestBuilder) -> Option<String> {
+        self.proxy.as_deref().and_then(|proxy| {
+            let built = request.try_clone()?.build().ok()?;
+            proxy
+                .for_url(built.url())
+                .map(|shown| format!("the proxy {shown} (from {})", proxy.var()))
+        })
+    }
+
+    /// Waits while the provider asked this client to slow down (or until a signal);
+    /// not sent when that wait would pass the deadline.
+    async fn wait_out_pause(&self, deadline: Instant) -> Result<(), SendError> {
+        let Some(until) = self.pause.current() else {
+            return Ok(());
+        };
+        if until >= deadline {
+            return Err(SendError::NotSent(format!(
+                "the provider asked to slow down for longer than the --deadline of {}s",
+                self.config.retry.deadline.as_secs()
+            )));
+        }
+        log::debug!(
+            "provider asked to slow down: waiting {:?}",
+            until - Instant::now()
+        );
+        tokio::select! {
+            () = tokio::time::sleep_until(until.into()) => {}
+            () = crate::interrupt::signalled() => {}
+        }
+        Ok(())
+    }
+
+    /// A copy of `request` for one try, its timeout cut to what is left of the deadline.
+    fn copy_for_try(
+        &self,
+        request: &RequestBuilder,
+        deadline: Instant,
+    ) -> Result<RequestBuilder, SendError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        Ok(request
+            .try_clone()
+            .ok_or_else(|| SendError::NotSent("the request cannot be copied".into()))?
+            .timeout(self.config.timeout.min(remaining)))
+    }
+
+    /// The wait before the next try, or why there is none: it would pass the deadline,
+    /// or a signal came during it.
+    async fn wait_before_next(&self, wait: Duration, deadline: Instant) -> Option<String> {
+        if Instant::now() + wait >= deadline {
+            return Some(format!(
+                "the next try (in {}s) would pass the --deadline of {}s",
+                wait.as_secs_f64().ceil(),
+                self.config.retry.deadline.as_secs()
+            ));
+        }
+        log::debug!("retrying in {wait:?}");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = crate::interrupt::signalled() => {}
+        }
+        crate::interrupt::received().map(|signal| format!("siprot was interrupted by {signal}"))
     }
 
     /// Sends the request once and reads the whole body, at most `max_body` bytes.
@@ -338,6 +330,94 @@ impl HttpClient {
             retry_note: String::new(),
         })
     }
+}
+
+/// Why no try is sent after a signal, given the tries so far and whether one may have
+/// reached the provider.
+fn interrupted_before_try(
+    signal: crate::error::Signal,
+    tries: u32,
+    maybe_landed: Option<String>,
+) -> SendError {
+    match (tries, maybe_landed) {
+        (_, Some(landed)) => SendError::Unknown(format!(
+            "an earlier try may have reached the provider ({landed}) and siprot was \
+             interrupted by {signal} before the next"
+        )),
+        (0, None) => SendError::NotSent(format!("not sent: siprot was interrupted by {signal}")),
+        (n, None) => SendError::NotSent(format!(
+            "not retried after {n} tries: siprot was interrupted by {signal}"
+        )),
+    }
+}
+
+/// Logs one try's method, URL and proxy (at debug level only).
+fn log_try(total: u32, this: &RequestBuilder, proxy: Option<&str>) {
+    if log::log_enabled!(log::Level::Debug)
+        && let Some(built) = this.try_clone().and_then(|b| b.build().ok())
+    {
+        let route = proxy
+            .map(|proxy| format!(" via {proxy}"))
+            .unwrap_or_default();
+        log::debug!("try {total}: {} {}{route}", built.method(), built.url());
+    }
+}
+
+/// A failed try's error, naming the proxy it went through.
+fn through_proxy(
+    outcome: Result<Response, SendError>,
+    proxy: Option<&str>,
+) -> Result<Response, SendError> {
+    match (outcome, proxy) {
+        (Err(SendError::NotSent(message)), Some(proxy)) => {
+            Err(SendError::NotSent(format!("{message} (through {proxy})")))
+        }
+        (Err(SendError::Unknown(message)), Some(proxy)) => {
+            Err(SendError::Unknown(format!("{message} (through {proxy})")))
+        }
+        (outcome, _) => outcome,
+    }
+}
+
+/// What a try that did not succeed means for the next.
+struct Failure {
+    /// Whether another try is allowed.
+    retryable: bool,
+    /// The wait the provider asked for (`Retry-After`), if any.
+    asked_wait: Option<Duration>,
+    /// The failure, as logged.
+    what: String,
+    /// Whether the try may have reached the provider.
+    may_have_landed: bool,
+}
+
+/// `None` for a success; otherwise whether and when to try again.
+fn judge(outcome: &Result<Response, SendError>, resend: Resend) -> Option<Failure> {
+    Some(match outcome {
+        Ok(response) if response.status.is_success() => return None,
+        Ok(response) => Failure {
+            retryable: resend == Resend::Idempotent
+                && retry::retryable_status(response.status.as_u16()),
+            asked_wait: response
+                .retry_after
+                .as_deref()
+                .and_then(|v| retry::parse_retry_after(v, jiff::Timestamp::now())),
+            what: format!("HTTP {}", response.status),
+            may_have_landed: false,
+        },
+        Err(SendError::NotSent(message)) => Failure {
+            retryable: true,
+            asked_wait: None,
+            what: message.clone(),
+            may_have_landed: false,
+        },
+        Err(SendError::Unknown(message)) => Failure {
+            retryable: resend == Resend::Idempotent,
+            asked_wait: None,
+            what: message.clone(),
+            may_have_landed: true,
+        },
+    })
 }
 
 /// The outcome of the last try, told as the whole call's: how many tries it took, and

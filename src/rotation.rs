@@ -138,13 +138,7 @@ pub async fn rotate(
     input: RotationInput,
 ) -> Result<RotationReport> {
     let kind = provider.kind();
-    if matches!(input.source, PasswordSource::PendingOnly)
-        && kind.origin() != PasswordOrigin::ClientSupplied
-    {
-        return Err(Error::Usage(format!(
-            "{kind} generates passwords on its server: there is never a pending one to finish"
-        )));
-    }
+    refuse_pending_only(kind, &input.source)?;
     let name = kind.entry_name(credential)?;
     let dry_run = input.dry_run;
     let attempts = input.attempts.clone();
@@ -154,7 +148,54 @@ pub async fn rotate(
         credential,
         keyring,
         name: &name,
-        report: RotationReport {
+        report: RotationReport::start(kind, credential, keyring, &name),
+    };
+    log_start(kind, &name);
+    let result = match kind.origin() {
+        PasswordOrigin::ServerGenerated => run.server_generated(state, dry_run, &attempts).await,
+        PasswordOrigin::ClientSupplied => run.client_supplied(state, input).await,
+    };
+    let mut report = run.report;
+    report.conclude(&result, &attempts);
+    if !dry_run && report.status != RotationStatus::NothingPending {
+        audit_rotation(state, keyring, &name, &mut report, &result, &attempts);
+    }
+    result.map(|()| report)
+}
+
+/// Finishing a pending password is for client-set providers only.
+fn refuse_pending_only(kind: ProviderKind, source: &PasswordSource) -> Result<()> {
+    if matches!(source, PasswordSource::PendingOnly)
+        && kind.origin() != PasswordOrigin::ClientSupplied
+    {
+        return Err(Error::Usage(format!(
+            "{kind} generates passwords on its server: there is never a pending one to finish"
+        )));
+    }
+    Ok(())
+}
+
+/// Logs (at debug level) which entry is rotated and who makes the password.
+fn log_start(kind: ProviderKind, name: &EntryName) {
+    log::debug!(
+        "rotating '{}' at {kind} ({})",
+        name.current(),
+        match kind.origin() {
+            PasswordOrigin::ServerGenerated => "the provider generates the password",
+            PasswordOrigin::ClientSupplied => "siprot sets the password",
+        }
+    );
+}
+
+impl RotationReport {
+    /// The report before anything happened: status rotated, nothing written or sent.
+    fn start(
+        kind: ProviderKind,
+        credential: &CredentialRef,
+        keyring: &Keyring,
+        name: &EntryName,
+    ) -> Self {
+        Self {
             provider: kind,
             credential: credential.clone(),
             service: keyring.service().to_owned(),
@@ -169,54 +210,57 @@ pub async fn rotate(
             previous_kept: false,
             plan: Vec::new(),
             warnings: Vec::new(),
-        },
-    };
-    log::debug!(
-        "rotating '{}' at {kind} ({})",
-        name.current(),
-        match kind.origin() {
-            PasswordOrigin::ServerGenerated => "the provider generates the password",
-            PasswordOrigin::ClientSupplied => "siprot sets the password",
         }
-    );
-    let result = match kind.origin() {
-        PasswordOrigin::ServerGenerated => run.server_generated(state, dry_run, &attempts).await,
-        PasswordOrigin::ClientSupplied => run.client_supplied(state, input).await,
-    };
-    let mut report = run.report;
-    report.attempts = attempts.count();
-    let finished = matches!(
-        report.status,
-        RotationStatus::Rotated | RotationStatus::Resumed
-    );
-    if result.is_ok() && finished && report.rotated_at.is_none() {
-        report.rotated_at = Some(jiff::Timestamp::now().to_string());
     }
-    let (outcome, code) = match &result {
+
+    /// Fills in what the rotation's end tells: the requests sent, and the time of a
+    /// finished rotation when the provider gave none.
+    fn conclude(&mut self, result: &Result<()>, attempts: &Attempts) {
+        self.attempts = attempts.count();
+        let finished = matches!(
+            self.status,
+            RotationStatus::Rotated | RotationStatus::Resumed
+        );
+        if result.is_ok() && finished && self.rotated_at.is_none() {
+            self.rotated_at = Some(jiff::Timestamp::now().to_string());
+        }
+    }
+}
+
+/// The rotation's final record in the audit log (none for a status without an audit
+/// outcome); a failure to write it is a warning in the report.
+fn audit_rotation(
+    state: &StateDir,
+    keyring: &Keyring,
+    name: &EntryName,
+    report: &mut RotationReport,
+    result: &Result<()>,
+    attempts: &Attempts,
+) {
+    let (outcome, code) = match result {
         Ok(()) => (report.status.audit_outcome(), exit::SUCCESS),
         Err(Error::Unconfirmed { .. }) => (Some(AuditOutcome::Unconfirmed), exit::UNCONFIRMED),
         Err(e @ Error::Interrupted { .. }) => (Some(AuditOutcome::Interrupted), e.exit_code()),
         Err(e) => (Some(AuditOutcome::Failed), e.exit_code()),
     };
-    let audited = !dry_run && report.status != RotationStatus::NothingPending;
-    if let Some(outcome) = outcome.filter(|_| audited) {
-        let audited = state.audit(&AuditRecord {
-            time: jiff::Timestamp::now().to_string(),
-            service: Some(keyring.service()),
-            provider: kind.name(),
-            entry: name.current(),
-            action: AuditAction::Rotate,
-            outcome,
-            request_id: report.request_id.as_deref(),
-            attempts: Some(attempts.count()),
-            exit_code: code,
-            username: report.username.as_deref(),
-        });
-        if let Err(e) = audited {
-            report.warnings.push(format!("audit log not written: {e}"));
-        }
+    let Some(outcome) = outcome else {
+        return;
+    };
+    let audited = state.audit(&AuditRecord {
+        time: jiff::Timestamp::now().to_string(),
+        service: Some(keyring.service()),
+        provider: report.provider.name(),
+        entry: name.current(),
+        action: AuditAction::Rotate,
+        outcome,
+        request_id: report.request_id.as_deref(),
+        attempts: Some(attempts.count()),
+        exit_code: code,
+        username: report.username.as_deref(),
+    });
+    if let Err(e) = audited {
+        report.warnings.push(format!("audit log not written: {e}"));
     }
-    result.map(|()| report)
 }
 
 struct Run<'a> {

@@ -25,13 +25,7 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let selected = inventory.select(args.provider, &args.tag);
     let service = config::keyring_service()?;
     let state = StateDir::locate()?;
-    let options = FleetOptions {
-        concurrency: args
-            .concurrency
-            .map_or(fleet::DEFAULT_CONCURRENCY, usize::from),
-        if_older_than: args.if_older_than,
-        dry_run: args.dry_run,
-    };
+    let options = fleet_options(&args);
     let connect_options = ConnectOptions {
         base_url: None,
         http: args.net.http.config(),
@@ -39,10 +33,7 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let connect = |kind: ProviderKind| kind.connect(&connect_options);
     let progress = progress_bar(selected.len(), args.json);
     let started = Instant::now();
-    let mut summary = Summary::default();
-    let mut problems: Vec<(usize, String)> = Vec::new();
-    let mut notes: Vec<(usize, String)> = Vec::new();
-    let mut output_error: Option<Error> = None;
+    let mut tally = Tally::default();
     if !args.dry_run {
         interrupt::catch()?;
     }
@@ -51,61 +42,104 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
             .await
             .map_err(Error::keyring_unavailable)?;
         fleet::rotate(&selected, &connect, &keyring, &state, &options, |result| {
-            summary.count(&result);
-            progress.inc(1);
-            if !args.json
-                && let Some(skew) = &result.clock_skew
-            {
-                notes.push((
-                    result.entry.line,
-                    format!(
-                        "{} {} (line {}): its last rotation is dated {}, {} in the future \
-                         (clock skew): its age is unknown, so it was not skipped",
-                        result.entry.provider,
-                        result.entry.credential.display(),
-                        result.entry.line,
-                        skew.last_rotated,
-                        human_duration(skew.ahead)
-                    ),
-                ));
-            }
-            if args.json {
-                if let Err(e) = output::json(&CredentialJson::new(&result)) {
-                    output_error.get_or_insert(e);
-                }
-            } else if let Outcome::Failed { message, exit_code } = &result.outcome {
-                problems.push((
-                    result.entry.line,
-                    format!(
-                        "{} {} (line {}): exit {exit_code}: {message}",
-                        result.entry.provider,
-                        result.entry.credential.display(),
-                        result.entry.line
-                    ),
-                ));
-                progress.set_message(format!(
-                    "{} failed",
-                    summary.failed + summary.needs_recovery
-                ));
-            }
+            tally.record(&result, args.json, &progress);
         })
         .await;
         Ok(())
     })?;
     progress.finish_and_clear();
-    if let Some(error) = output_error {
-        return Err(error);
+    tally.report(started, path, &args)
+}
+
+/// The fleet options `args` ask for.
+fn fleet_options(args: &RotateArgs) -> FleetOptions {
+    FleetOptions {
+        concurrency: args
+            .concurrency
+            .map_or(fleet::DEFAULT_CONCURRENCY, usize::from),
+        if_older_than: args.if_older_than,
+        dry_run: args.dry_run,
     }
-    summary.elapsed = started.elapsed();
-    summary.exit_code = interrupt::final_code(summary.exit_code);
-    if args.json {
-        output::json(&SummaryJson::new(&summary))?;
-    } else {
-        problems.sort();
-        notes.sort();
-        print_summary(&summary, &problems, &notes, path, args.dry_run)?;
+}
+
+/// What the run gathers from each credential's result, for the summary.
+#[derive(Default)]
+struct Tally {
+    summary: Summary,
+    /// Failures, by inventory line (human output only).
+    problems: Vec<(usize, String)>,
+    /// Clock skew notes, by inventory line (human output only).
+    notes: Vec<(usize, String)>,
+    /// The first failure to write a JSON line.
+    output_error: Option<Error>,
+}
+
+impl Tally {
+    /// Counts one credential's result and reports it: a JSON line, or a progress step
+    /// (and a note or a problem kept for the summary).
+    fn record(&mut self, result: &FleetResult<'_>, json: bool, progress: &ProgressBar) {
+        self.summary.count(result);
+        progress.inc(1);
+        if !json && let Some(note) = clock_skew_note(result) {
+            self.notes.push((result.entry.line, note));
+        }
+        if json {
+            if let Err(e) = output::json(&CredentialJson::new(result)) {
+                self.output_error.get_or_insert(e);
+            }
+        } else if let Outcome::Failed { message, exit_code } = &result.outcome {
+            self.problems.push((
+                result.entry.line,
+                format!(
+                    "{} {} (line {}): exit {exit_code}: {message}",
+                    result.entry.provider,
+                    result.entry.credential.display(),
+                    result.entry.line
+                ),
+            ));
+            progress.set_message(format!(
+                "{} failed",
+                self.summary.failed + self.summary.needs_recovery
+            ));
+        }
     }
-    Ok(summary.exit_code)
+
+    /// The summary (JSON or human) once every credential is done, and the exit code.
+    fn report(mut self, started: Instant, path: &Path, args: &RotateArgs) -> Result<ExitCode> {
+        if let Some(error) = self.output_error {
+            return Err(error);
+        }
+        self.summary.elapsed = started.elapsed();
+        self.summary.exit_code = interrupt::final_code(self.summary.exit_code);
+        if args.json {
+            output::json(&SummaryJson::new(&self.summary))?;
+        } else {
+            self.problems.sort();
+            self.notes.sort();
+            print_summary(
+                &self.summary,
+                &self.problems,
+                &self.notes,
+                path,
+                args.dry_run,
+            )?;
+        }
+        Ok(self.summary.exit_code)
+    }
+}
+
+/// The note for a credential whose last rotation is dated in the future.
+fn clock_skew_note(result: &FleetResult<'_>) -> Option<String> {
+    let skew = result.clock_skew.as_ref()?;
+    Some(format!(
+        "{} {} (line {}): its last rotation is dated {}, {} in the future \
+         (clock skew): its age is unknown, so it was not skipped",
+        result.entry.provider,
+        result.entry.credential.display(),
+        result.entry.line,
+        skew.last_rotated,
+        human_duration(skew.ahead)
+    ))
 }
 
 /// `400d`, `5h`, `12m`, `40s`: the largest whole unit.
