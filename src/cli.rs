@@ -565,7 +565,10 @@ mod tests {
 
     #[test]
     fn help_names_the_providers_from_the_registry() {
-        assert!(long_help(&[]).contains("Rotate SIP passwords at telepath, exotel and vobiz"));
+        // Expectations come from the registry (`names_where` has its own test), so that
+        // registering a provider needs no edit here.
+        let all = names_where(|_| true);
+        assert!(long_help(&[]).contains(&format!("Rotate SIP passwords at {all}")));
         let rotate = long_help(&["rotate"]);
         for kind in providers::ALL {
             let r = kind.registration();
@@ -576,9 +579,12 @@ mod tests {
                 "{rotate}"
             );
         }
-        assert!(rotate.contains("(exotel and vobiz)"), "{rotate}");
+        let client = names_where(|r| r.origin == PasswordOrigin::ClientSupplied);
+        assert!(rotate.contains(&format!("({client})")), "{rotate}");
+        let idempotent = names_where(|r| r.resend == retry::Resend::Idempotent);
+        let not = names_where(|r| r.resend != retry::Resend::Idempotent);
         assert!(
-            rotate.contains("exotel and vobiz: any; telepath: only"),
+            rotate.contains(&format!("{idempotent}: any; {not}: only")),
             "{rotate}"
         );
         for path in [
@@ -588,10 +594,18 @@ mod tests {
             &["secret", "get"],
         ] {
             let help = long_help(path);
-            assert!(help.contains("The device id (exotel)"), "{path:?}: {help}");
+            let device = format!("The device id ({})", names_where(|r| r.needs_device));
+            assert!(help.contains(&device), "{path:?}: {help}");
         }
-        assert!(long_help(&["verify"]).contains("-p telepath conn_abc123xyz"));
-        assert!(long_help(&[]).contains("(providers that support it: vobiz)"));
+        let verify = providers::ALL
+            .iter()
+            .map(|kind| kind.registration())
+            .find(|r| r.returns_sip_username)
+            .expect("a provider returns a SIP username");
+        let example = format!("-p {} {}", verify.name, verify.example);
+        assert!(long_help(&["verify"]).contains(&example));
+        let toggles = names_where(|r| r.can_toggle);
+        assert!(long_help(&[]).contains(&format!("(providers that support it: {toggles})")));
     }
 
     #[test]
