@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, basic_credentials, conn_of,
+    Fake, FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, basic_credentials, conn_of,
     json_response, remember, with_allow,
 };
 
@@ -50,6 +50,17 @@ pub(super) fn routes() -> Router<FakeProviders> {
     )
 }
 
+/// This fake, for the registry of fakes (`FakeProvider::ALL` in `server.rs`).
+#[allow(non_upper_case_globals)]
+impl FakeProvider {
+    pub const Exotel: FakeProvider = FakeProvider(&Fake {
+        name: "exotel",
+        routes,
+        environment,
+        sip_users: |_| Vec::new(),
+    });
+}
+
 #[allow(dead_code)]
 impl FakeProviders {
     /// `http://{addr}/exotel/v2`: the Exotel base URL for a fake bound to `addr`.
@@ -62,7 +73,7 @@ impl FakeProviders {
         let mut store = self.store();
         remember(&mut store.secrets, password);
         store
-            .exotel
+            .state::<Users>()
             .entry(uuid.to_owned())
             .or_default()
             .insert(device.to_owned(), password.to_owned());
@@ -71,7 +82,7 @@ impl FakeProviders {
     /// The live SIP password of an Exotel user's device.
     pub fn exotel_password(&self, uuid: &str, device: &str) -> Option<String> {
         self.store()
-            .exotel
+            .state::<Users>()
             .get(uuid)
             .and_then(|devices| devices.get(device))
             .cloned()
@@ -108,7 +119,7 @@ impl FakeProviders {
             ));
         }
         let mut store = self.store();
-        let Some(devices) = store.exotel.get_mut(uuid) else {
+        let Some(devices) = store.state::<Users>().get_mut(uuid) else {
             return Outcome::failed(ctx.envelope(
                 StatusCode::NOT_FOUND,
                 10731,

@@ -27,6 +27,7 @@
 //!   accepted socket so that a handler can kill its own connection; the socket is then
 //!   closed with `SO_LINGER` 0 (a TCP reset) without a single response byte.
 
+use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -103,18 +104,27 @@ impl Default for FakeConfig {
     }
 }
 
-/// One of the imitated providers: the registry of fakes.
-#[allow(dead_code)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FakeProvider {
-    Telepath,
-    Exotel,
-    Vobiz,
+/// One of the imitated providers. Each provider's file defines its own constant
+/// (`FakeProvider::Vobiz` in `vobiz.rs`) from a [`Fake`]; [`FakeProvider::ALL`] lists them.
+#[derive(Clone, Copy)]
+pub struct FakeProvider(&'static Fake);
+
+/// What this file needs of a provider's fake. Its state is the provider's own type in
+/// the [`Store`] ([`Store::state`]), so adding a fake adds no field anywhere here.
+struct Fake {
+    /// The name siprot registers the imitated provider under (`--provider NAME`).
+    name: &'static str,
+    /// The provider's endpoints.
+    routes: fn() -> Router<FakeProviders>,
+    /// The environment pointing siprot at this fake bound to the address.
+    environment: fn(&FakeConfig, SocketAddr) -> Vec<(&'static str, String)>,
+    /// The `(username, password)` pairs a registrar of this provider would accept.
+    sip_users: fn(&mut Store) -> Vec<(String, String)>,
 }
 
 #[allow(dead_code)]
 impl FakeProvider {
-    /// Every fake, in siprot's registry order.
+    /// Every fake, in siprot's registry order: the registry of fakes.
     pub const ALL: &[FakeProvider] = &[
         FakeProvider::Telepath,
         FakeProvider::Exotel,
@@ -123,11 +133,7 @@ impl FakeProvider {
 
     /// The name siprot registers the imitated provider under (`--provider NAME`).
     pub fn name(self) -> &'static str {
-        match self {
-            FakeProvider::Telepath => "telepath",
-            FakeProvider::Exotel => "exotel",
-            FakeProvider::Vobiz => "vobiz",
-        }
+        self.0.name
     }
 
     /// The fake of the provider siprot registers as `name`, if there is one.
@@ -135,6 +141,20 @@ impl FakeProvider {
         Self::ALL.iter().copied().find(|fake| fake.name() == name)
     }
 }
+
+impl std::fmt::Debug for FakeProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PartialEq for FakeProvider {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for FakeProvider {}
 
 /// A misbehaviour for the next request to a provider's endpoint ([`FakeProviders::push_fault`]).
 ///
@@ -211,13 +231,28 @@ struct Inner {
 
 #[derive(Default)]
 struct Store {
-    telepath: telepath::Trunks,
-    exotel: exotel::Users,
-    vobiz: vobiz::Credentials,
+    /// Each fake's state, by its type ([`Store::state`]).
+    states: HashMap<TypeId, Box<dyn Any + Send>>,
     secrets: BTreeSet<String>,
     requests: Vec<RecordedRequest>,
-    faults: HashMap<FakeProvider, VecDeque<Fault>>,
+    /// By the fake's name.
+    faults: HashMap<&'static str, VecDeque<Fault>>,
     sip_users: Option<SipUsers>,
+}
+
+impl Store {
+    /// A fake's state: the one value of type `T`, created empty on first use. Each fake
+    /// keeps its state in a type of its own (`vobiz::Credentials`).
+    fn state<T: Default + Send + 'static>(&mut self) -> &mut T {
+        let slot = self
+            .states
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()));
+        match slot.downcast_mut::<T>() {
+            Some(state) => state,
+            None => unreachable!("the state is stored under its own type id"),
+        }
+    }
 }
 
 /// The SIP user table the fake shares with a registrar ([`FakeProviders::share_sip_users`]).
@@ -274,12 +309,10 @@ impl FakeProviders {
     /// base URL and credentials.
     pub fn environment(&self, addr: SocketAddr) -> Vec<(&'static str, String)> {
         let config = self.config();
-        [
-            telepath::environment(config, addr),
-            exotel::environment(config, addr),
-            vobiz::environment(config, addr),
-        ]
-        .concat()
+        FakeProvider::ALL
+            .iter()
+            .flat_map(|fake| (fake.0.environment)(config, addr))
+            .collect()
     }
 
     /// Prints one line per request (`METHOD target -> status`, never headers or bodies)
@@ -323,7 +356,7 @@ impl FakeProviders {
     pub fn push_fault(&self, provider: FakeProvider, fault: Fault) {
         self.store()
             .faults
-            .entry(provider)
+            .entry(provider.name())
             .or_default()
             .push_back(fault);
     }
@@ -337,10 +370,11 @@ impl FakeProviders {
     }
 
     fn router(&self) -> Router {
-        Router::new()
-            .merge(telepath::routes())
-            .merge(exotel::routes())
-            .merge(vobiz::routes())
+        FakeProvider::ALL
+            .iter()
+            .fold(Router::new(), |router, fake| {
+                router.merge((fake.0.routes)())
+            })
             .fallback(no_route)
             .layer(middleware::from_fn_with_state(self.clone(), record))
             .with_state(self.clone())
@@ -376,7 +410,7 @@ impl FakeProviders {
     }
 
     fn pop_fault(&self, provider: FakeProvider) -> Option<Fault> {
-        self.store().faults.get_mut(&provider)?.pop_front()
+        self.store().faults.get_mut(provider.name())?.pop_front()
     }
 
     /// Runs one endpoint request: latency, then the provider's next fault (if any)
@@ -693,13 +727,15 @@ pub const SUBSCRIBER_TABLE_HEADER: &str = "id(int,auto) username(string) domain(
 
 /// Rewrites the shared SIP user table, if there is one (see `share_sip_users`).
 fn write_sip_users(store: &mut Store) {
-    let Store {
-        telepath,
-        vobiz,
-        sip_users,
-        ..
-    } = store;
-    let Some(shared) = sip_users.as_mut() else {
+    if store.sip_users.is_none() {
+        return;
+    }
+    let mut users: Vec<(String, String)> = FakeProvider::ALL
+        .iter()
+        .flat_map(|fake| (fake.0.sip_users)(store))
+        .collect();
+    users.sort();
+    let Some(shared) = store.sip_users.as_mut() else {
         return;
     };
     // db_text escapes ':' (its separator), backslashes and line breaks inside strings.
@@ -710,10 +746,6 @@ fn write_sip_users(store: &mut Store) {
             .replace('\n', "\\n")
             .replace('\r', "\\r")
     };
-    let mut users: Vec<(&str, &str)> = telepath::sip_users(telepath)
-        .chain(vobiz::sip_users(vobiz))
-        .collect();
-    users.sort();
     let mut table = String::from(SUBSCRIBER_TABLE_HEADER);
     for (i, (username, password)) in users.iter().enumerate() {
         table.push_str(&format!(

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{
-    FakeConfig, FakeProvider, FakeProviders, Outcome, bearer_token, conn_of, json_response,
+    Fake, FakeConfig, FakeProvider, FakeProviders, Outcome, bearer_token, conn_of, json_response,
     remember, with_allow, write_sip_users,
 };
 
@@ -66,6 +66,21 @@ pub(super) fn routes() -> Router<FakeProviders> {
     )
 }
 
+/// This fake, for the registry of fakes (`FakeProvider::ALL` in `server.rs`).
+#[allow(non_upper_case_globals)]
+impl FakeProvider {
+    pub const Telepath: FakeProvider = FakeProvider(&Fake {
+        name: "telepath",
+        routes,
+        environment,
+        sip_users: |store| {
+            sip_users(store.state())
+                .map(|(user, password)| (user.to_owned(), password.to_owned()))
+                .collect()
+        },
+    });
+}
+
 #[allow(dead_code)]
 impl FakeProviders {
     /// `http://{addr}/telepath/v1`: the Telepath base URL for a fake bound to `addr`.
@@ -77,7 +92,7 @@ impl FakeProviders {
     pub fn add_telepath_trunk(&self, id: &str, sip_username: &str, password: &str) {
         let mut store = self.store();
         remember(&mut store.secrets, password);
-        store.telepath.insert(
+        store.state::<Trunks>().insert(
             id.to_owned(),
             Trunk {
                 sip_username: sip_username.to_owned(),
@@ -89,7 +104,10 @@ impl FakeProviders {
 
     /// The live password of a Telepath trunk.
     pub fn telepath_password(&self, id: &str) -> Option<String> {
-        self.store().telepath.get(id).map(|t| t.password.clone())
+        self.store()
+            .state::<Trunks>()
+            .get(id)
+            .map(|t| t.password.clone())
     }
 
     fn telepath_rotate_now(&self, headers: &HeaderMap, id: &str) -> Outcome {
@@ -98,7 +116,7 @@ impl FakeProviders {
             return Outcome::failed(error(id, StatusCode::UNAUTHORIZED, None));
         }
         let mut store = self.store();
-        let Some(trunk) = store.telepath.get_mut(id) else {
+        let Some(trunk) = store.state::<Trunks>().get_mut(id) else {
             return Outcome::failed(error(id, StatusCode::NOT_FOUND, None));
         };
         let password = generate_password();

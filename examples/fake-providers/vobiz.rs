@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, conn_of, header_str, json_response,
-    remember, with_allow, write_sip_users,
+    Fake, FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, conn_of, header_str,
+    json_response, remember, with_allow, write_sip_users,
 };
 
 /// Path prefix of the Vobiz API on the fake.
@@ -67,6 +67,21 @@ pub(super) fn routes() -> Router<FakeProviders> {
     )
 }
 
+/// This fake, for the registry of fakes (`FakeProvider::ALL` in `server.rs`).
+#[allow(non_upper_case_globals)]
+impl FakeProvider {
+    pub const Vobiz: FakeProvider = FakeProvider(&Fake {
+        name: "vobiz",
+        routes,
+        environment,
+        sip_users: |store| {
+            sip_users(store.state())
+                .map(|(user, password)| (user.to_owned(), password.to_owned()))
+                .collect()
+        },
+    });
+}
+
 #[allow(dead_code)]
 impl FakeProviders {
     /// `http://{addr}/vobiz/api/v1`: the Vobiz base URL for a fake bound to `addr`.
@@ -79,7 +94,7 @@ impl FakeProviders {
         let now = now();
         let mut store = self.store();
         remember(&mut store.secrets, password);
-        store.vobiz.insert(
+        store.state::<Credentials>().insert(
             id.to_owned(),
             VobizCredential {
                 id: id.to_owned(),
@@ -96,7 +111,7 @@ impl FakeProviders {
 
     /// A Vobiz credential as stored, live password included.
     pub fn vobiz_credential(&self, id: &str) -> Option<VobizCredential> {
-        self.store().vobiz.get(id).cloned()
+        self.store().state::<Credentials>().get(id).cloned()
     }
 
     fn vobiz_update_now(
@@ -116,7 +131,7 @@ impl FakeProviders {
             return Outcome::failed(error(credential_id, StatusCode::UNAUTHORIZED, None));
         }
         let mut store = self.store();
-        let Some(credential) = store.vobiz.get_mut(credential_id) else {
+        let Some(credential) = store.state::<Credentials>().get_mut(credential_id) else {
             return Outcome::failed(error(credential_id, StatusCode::NOT_FOUND, None));
         };
         let update = match parse_body(body) {

@@ -357,13 +357,51 @@ mod tests {
 
     #[test]
     fn names_are_listed_as_prose_in_registry_order() {
-        assert_eq!(names_where(|_| true), "telepath, exotel and vobiz");
-        assert_eq!(names_where(|r| r.needs_device), "exotel");
-        assert_eq!(
-            names_where(|r| r.origin == PasswordOrigin::ClientSupplied),
-            "exotel and vobiz"
-        );
-        assert_eq!(names_where(|_| false), "none");
+        // The expectations are computed from the registry here, independently of
+        // `names_where`, so that registering a provider needs no edit to this test.
+        fn prose(names: &[&str]) -> String {
+            let mut out = String::new();
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(if i + 1 == names.len() { " and " } else { ", " });
+                }
+                out.push_str(name);
+            }
+            if out.is_empty() {
+                "none".to_owned()
+            } else {
+                out
+            }
+        }
+        let filters: [&dyn Fn(&Registration) -> bool; 4] = [
+            &|_| true,
+            &|r| r.needs_device,
+            &|r| r.origin == PasswordOrigin::ClientSupplied,
+            &|_| false,
+        ];
+        for filter in filters {
+            let names: Vec<&str> = ALL
+                .iter()
+                .map(|kind| kind.registration())
+                .filter(|r| filter(r))
+                .map(|r| r.name)
+                .collect();
+            assert_eq!(names_where(filter), prose(&names));
+        }
+        // The prose itself, on lists of every length it distinguishes.
+        assert_eq!(prose(&["a", "b", "c"]), "a, b and c");
+        assert_eq!(prose(&["a", "b"]), "a and b");
+        assert_eq!(prose(&["a"]), "a");
+        assert_eq!(prose(&[]), "none");
+        // Every registered name, once, in registry order.
+        let all = names_where(|_| true);
+        let mut from = 0;
+        for kind in ALL {
+            let at = all[from..]
+                .find(kind.registration().name)
+                .unwrap_or_else(|| panic!("{} not in {all:?} after {from}", kind.name()));
+            from += at + kind.registration().name.len();
+        }
     }
 
     #[test]

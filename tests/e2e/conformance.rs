@@ -29,8 +29,8 @@ fn registered() -> Vec<(&'static Registration, Target)> {
         if fake.is_none() {
             missing.push(format!(
                 "provider {name} is registered but has no fake: add \
-                 examples/fake-providers/{name}.rs and its FakeProvider variant, name and \
-                 routes in examples/fake-providers/server.rs"
+                 examples/fake-providers/{name}.rs (with its FakeProvider constant) and list \
+                 it in FakeProvider::ALL in examples/fake-providers/server.rs"
             ));
         }
         match Target::for_name(name) {

@@ -12,6 +12,12 @@ pub struct Target {
     pub device: Option<&'static str>,
     /// The password the fake starts with.
     pub initial: &'static str,
+    /// Creates the credential at the fake with the initial password.
+    pub create: fn(&Target, &TestEnv),
+    /// The keyring entry of the current password.
+    pub entry: fn(&Target, &TestEnv) -> String,
+    /// The password the provider holds now, if the credential exists.
+    pub live: fn(&Target, &TestEnv) -> Option<String>,
 }
 
 impl Target {
@@ -21,6 +27,9 @@ impl Target {
         id: "conn_target01",
         device: None,
         initial: "Initial-Telepath-Pass-1",
+        create: |t, env| env.fake.add_telepath_trunk(t.id, "sipuser01", t.initial),
+        entry: |t, _| format!("telepath/{}", t.id),
+        live: |t, env| env.fake.telepath_password(t.id),
     };
     pub const EXOTEL: Target = Target {
         provider: FakeProvider::Exotel,
@@ -28,6 +37,15 @@ impl Target {
         id: "0a1b2c3d-user-target",
         device: Some("dev_target"),
         initial: "Initial-Exotel-Pass-1",
+        create: |t, env| {
+            env.fake
+                .add_exotel_device(t.id, t.device.unwrap_or_default(), t.initial)
+        },
+        entry: |t, _| {
+            let device = t.device.unwrap_or_default();
+            format!("exotel/{EXOTEL_SID}/{}/{device}", t.id)
+        },
+        live: |t, env| env.fake.exotel_password(t.id, t.device.unwrap_or_default()),
     };
     pub const VOBIZ: Target = Target {
         provider: FakeProvider::Vobiz,
@@ -35,6 +53,9 @@ impl Target {
         id: "cred-target-0001",
         device: None,
         initial: "Initial-Vobiz-Pass-1",
+        create: |t, env| env.fake.add_vobiz_credential(t.id, "sipuser01", t.initial),
+        entry: |t, env| format!("vobiz/{}/{}", env.fake.config().vobiz_auth_id, t.id),
+        live: |t, env| env.fake.vobiz_credential(t.id).map(|c| c.password),
     };
     pub const ALL: [Target; 3] = [Target::TELEPATH, Target::EXOTEL, Target::VOBIZ];
     /// The providers that take a password siprot chooses (they use `#pending`).
@@ -49,36 +70,13 @@ impl Target {
     /// Creates the credential at the fake with its initial password, and stores that
     /// password in the keyring as current, as after an earlier rotation.
     pub fn seed(&self, env: &TestEnv) {
-        match self.provider {
-            FakeProvider::Telepath => {
-                env.fake
-                    .add_telepath_trunk(self.id, "sipuser01", self.initial)
-            }
-            FakeProvider::Exotel => {
-                env.fake
-                    .add_exotel_device(self.id, self.device.unwrap_or_default(), self.initial)
-            }
-            FakeProvider::Vobiz => {
-                env.fake
-                    .add_vobiz_credential(self.id, "sipuser01", self.initial)
-            }
-        }
+        (self.create)(self, env);
         env.store(&self.entry(env), self.initial);
     }
 
     /// The keyring entry of the current password.
     pub fn entry(&self, env: &TestEnv) -> String {
-        match self.provider {
-            FakeProvider::Telepath => format!("telepath/{}", self.id),
-            FakeProvider::Exotel => format!(
-                "exotel/{EXOTEL_SID}/{}/{}",
-                self.id,
-                self.device.unwrap_or_default()
-            ),
-            FakeProvider::Vobiz => {
-                format!("vobiz/{}/{}", env.fake.config().vobiz_auth_id, self.id)
-            }
-        }
+        (self.entry)(self, env)
     }
 
     pub fn slot(&self, env: &TestEnv, suffix: &str) -> String {
@@ -87,14 +85,7 @@ impl Target {
 
     /// The password the provider holds now.
     pub fn live(&self, env: &TestEnv) -> String {
-        match self.provider {
-            FakeProvider::Telepath => env.fake.telepath_password(self.id),
-            FakeProvider::Exotel => env
-                .fake
-                .exotel_password(self.id, self.device.unwrap_or_default()),
-            FakeProvider::Vobiz => env.fake.vobiz_credential(self.id).map(|c| c.password),
-        }
-        .expect("the credential exists at the fake")
+        (self.live)(self, env).expect("the credential exists at the fake")
     }
 
     /// `rotate --provider NAME ID [--device D]` followed by `extra`.
