@@ -539,6 +539,13 @@ impl World {
         world
     }
 
+    /// Scripts the provider's answer and arms the keyring fault (keyring call number and
+    /// mode, if any) for the run about to start.
+    fn arm(&self, outcome: Outcome, fault: Option<(usize, Mode)>) {
+        self.provider.script([outcome]);
+        faults().reset(&self.service, fault);
+    }
+
     /// Writes a slot directly in the store (not on the keyring thread: setup and checks
     /// need no timeout, and the table runs faster without the thread hops).
     fn put(&self, slot: Slot, password: &str) {
@@ -712,9 +719,8 @@ impl Case {
     async fn first_run(&self) -> (World, Snapshot, u8, Vec<String>) {
         let world = World::at(self.kind, self.start).await;
         let start = world.snapshot();
-        world.provider.script([self.outcome]);
-        faults().reset(
-            &world.service,
+        world.arm(
+            self.outcome,
             self.fault.as_ref().map(|(k, _, mode)| (*k, *mode)),
         );
         let code = world.rotate().await;
@@ -1070,9 +1076,8 @@ impl RecoverCase {
         let kind = ProviderKind::from_name(self.leftover.kind()).expect("a registered provider");
         let world = World::laid_out(kind, self.leftover.layout()).await;
         let start = world.snapshot();
-        world.provider.script([self.outcome]);
-        faults().reset(
-            &world.service,
+        world.arm(
+            self.outcome,
             self.fault.as_ref().map(|(k, _, mode)| (*k, *mode)),
         );
         let code = world.recover().await;

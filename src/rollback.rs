@@ -250,7 +250,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::sip::Verification;
 
     fn options(username: Option<&str>, rollback: bool) -> VerifyOptions {
         VerifyOptions {
@@ -288,14 +287,7 @@ mod tests {
 
     fn checks(outcome: Outcome) -> Checks {
         Checks {
-            current: Verification {
-                outcome,
-                status: None,
-                reason: None,
-                algorithm: None,
-                realm: None,
-                elapsed: Duration::ZERO,
-            },
+            current: crate::verification::tests::verification(outcome),
             previous: None,
         }
     }

@@ -207,10 +207,11 @@ impl Checks {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn verification(outcome: Outcome) -> Verification {
+    /// A verification with this outcome and nothing else known (also for rollback's tests).
+    pub(crate) fn verification(outcome: Outcome) -> Verification {
         Verification {
             outcome,
             status: None,

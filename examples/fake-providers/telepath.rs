@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{
-    Fake, FakeConfig, FakeProvider, FakeProviders, Outcome, bearer_token, conn_of, json_response,
-    remember, with_allow, write_sip_users,
+    Fake, FakeConfig, FakeProvider, FakeProviders, Outcome, Store, bearer_token, conn_of,
+    json_response, remember, with_allow, write_sip_users,
 };
 
 /// Path prefix of the Telepath API on the fake (the part after `http://ADDR`).
@@ -41,10 +41,12 @@ pub(super) struct Trunk {
 pub(super) type Trunks = HashMap<String, Trunk>;
 
 /// The trunks' `(sip_username, password)` pairs, for the shared SIP user table.
-pub(super) fn sip_users(trunks: &Trunks) -> impl Iterator<Item = (&str, &str)> {
+fn sip_users(store: &mut Store) -> Vec<(String, String)> {
+    let trunks: &Trunks = store.state();
     trunks
         .values()
-        .map(|t| (t.sip_username.as_str(), t.password.as_str()))
+        .map(|t| (t.sip_username.clone(), t.password.clone()))
+        .collect()
 }
 
 /// The environment pointing siprot at this fake bound to `addr`.
@@ -73,11 +75,7 @@ impl FakeProvider {
         name: "telepath",
         routes,
         environment,
-        sip_users: |store| {
-            sip_users(store.state())
-                .map(|(user, password)| (user.to_owned(), password.to_owned()))
-                .collect()
-        },
+        sip_users,
     });
 }
 

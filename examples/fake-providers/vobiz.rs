@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    Fake, FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, conn_of, header_str,
+    Fake, FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, Store, conn_of, header_str,
     json_response, remember, with_allow, write_sip_users,
 };
 
@@ -43,11 +43,13 @@ pub struct VobizCredential {
 pub(super) type Credentials = HashMap<String, VobizCredential>;
 
 /// The enabled credentials' `(username, password)` pairs, for the shared SIP user table.
-pub(super) fn sip_users(credentials: &Credentials) -> impl Iterator<Item = (&str, &str)> {
+fn sip_users(store: &mut Store) -> Vec<(String, String)> {
+    let credentials: &Credentials = store.state();
     credentials
         .values()
         .filter(|c| c.enabled)
-        .map(|c| (c.username.as_str(), c.password.as_str()))
+        .map(|c| (c.username.clone(), c.password.clone()))
+        .collect()
 }
 
 /// The environment pointing siprot at this fake bound to `addr`.
@@ -74,11 +76,7 @@ impl FakeProvider {
         name: "vobiz",
         routes,
         environment,
-        sip_users: |store| {
-            sip_users(store.state())
-                .map(|(user, password)| (user.to_owned(), password.to_owned()))
-                .collect()
-        },
+        sip_users,
     });
 }
 
