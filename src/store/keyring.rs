@@ -1,9 +1,10 @@
-//! Keyring entries: their names and time-bounded access to the OS credential store.
+//! The OS keyring as a [`SecretStore`]: time-bounded access to the OS credential store.
 //!
 //! A credential's current secret lives under its entry name (e.g. `telepath/conn_abc`);
 //! `#pending` holds a password that was staged before a request and `#previous` the one
-//! before the current. All entries share one service (`siprot`, or
-//! `SIPROT_KEYRING_SERVICE`). On Linux the store is the Secret Service (pure-Rust zbus
+//! before the current (the names [`EntryName::slot`] builds). All entries share one
+//! service (`siprot`, or `SIPROT_KEYRING_SERVICE`). An item holds the password only: the
+//! [`Facts`] a shared store keeps beside it are not kept here. On Linux the store is the Secret Service (pure-Rust zbus
 //! client), on macOS the Keychain, on Windows the Credential Manager.
 //!
 //! Keyring calls block, and a Secret Service that never answers must not hang siprot:
@@ -23,88 +24,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use keyring_core::{CredentialStore, Entry};
 use secrecy::{ExposeSecret, SecretString};
 
-/// Default time allowed for one keyring call.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The slots of one credential in the keyring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Slot {
-    /// The password in use.
-    Current,
-    /// A client-set password staged before the request that sets it.
-    Pending,
-    /// The password before the current one.
-    Previous,
-    /// A throw-away entry that proves the keyring is writable.
-    Probe,
-}
-
-impl Slot {
-    /// What a slot adds to the current entry's name; names are built by [`EntryName::slot`].
-    fn suffix(self) -> &'static str {
-        match self {
-            Slot::Current => "",
-            Slot::Pending => "#pending",
-            Slot::Previous => "#previous",
-            Slot::Probe => "#probe",
-        }
-    }
-}
-
-/// The keyring names of one credential: its current entry (what reports, recovery items
-/// and the fleet name it by) and the names of its other slots ([`EntryName::slot`], the
-/// one place a slot's name is built). Shown and serialized as the current entry's name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct EntryName(String);
-
-impl EntryName {
-    pub fn new(current: impl Into<String>) -> Self {
-        Self(current.into())
-    }
-
-    pub fn current(&self) -> &str {
-        &self.0
-    }
-
-    pub fn slot(&self, slot: Slot) -> String {
-        format!("{}{}", self.0, slot.suffix())
-    }
-
-    /// The credential and slot a keyring entry's name belongs to: `x#pending` is the
-    /// [`Slot::Pending`] of `x`; a name without a slot's suffix is a current entry.
-    pub fn parse(name: &str) -> (Self, Slot) {
-        [Slot::Pending, Slot::Previous, Slot::Probe]
-            .into_iter()
-            .find_map(|slot| Some((Self::new(name.strip_suffix(slot.suffix())?), slot)))
-            .unwrap_or_else(|| (Self::new(name), Slot::Current))
-    }
-}
-
-impl std::fmt::Display for EntryName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Why a keyring call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    #[error("no credential store could be opened: {0}")]
-    Open(String),
-    #[error("the keyring did not answer within {0:?}")]
-    Timeout(Duration),
-    /// More than one keyring item matches one entry.
-    #[error("{0}")]
-    Ambiguous(Duplicates),
-    #[error("{0}")]
-    Store(String),
-}
+use super::{
+    EntryName, Facts, Precondition, Record, SecretStore, Slot, StoreError, StoreKind, Stored,
+};
 
 impl StoreError {
     /// Maps keyring-core's error for `entry` of `service`; an ambiguous match becomes a
@@ -454,6 +380,30 @@ impl Keyring {
         .await
     }
 
+    /// Creates an entry only if there is none, in one keyring call (nothing runs between
+    /// the check and the write); [`StoreError::Conflict`] when there is one.
+    pub async fn create(&self, entry: &str, secret: &SecretString) -> Result<(), StoreError> {
+        log::debug!("keyring: create '{entry}' if absent");
+        let entry = entry.to_owned();
+        let secret = secret.clone();
+        self.blocking(move |service| {
+            match Entry::new(service, &entry).and_then(|e| e.get_password()) {
+                Ok(_) => {
+                    return Err(StoreError::Conflict {
+                        store: StoreKind::Keyring,
+                        message: format!("keyring entry '{entry}' exists already"),
+                    });
+                }
+                Err(keyring_core::Error::NoEntry) => {}
+                Err(e) => return Err(StoreError::from_core(e, service, &entry)),
+            }
+            labelled_entry(service, &entry)
+                .and_then(|e| e.set_password(secret.expose_secret()))
+                .map_err(|e| StoreError::from_core(e, service, &entry))
+        })
+        .await
+    }
+
     /// Deletes an entry; `false` when there was none.
     pub async fn delete(&self, entry: &str) -> Result<bool, StoreError> {
         log::debug!("keyring: delete '{entry}'");
@@ -571,6 +521,80 @@ impl Keyring {
             if result.is_ok() { "" } else { " and failed" }
         );
         result
+    }
+}
+
+/// The keyring as a [`SecretStore`]: slots are entries named by [`EntryName::slot`];
+/// [`Precondition::Absent`] is checked in the same keyring call as the write (no other
+/// call runs between, see [`Worker`]); [`Precondition::Version`] is ignored, because
+/// items have no versions and the local lock keeps siprot runs of this machine apart.
+#[async_trait]
+impl SecretStore for Keyring {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Keyring
+    }
+
+    fn service(&self) -> &str {
+        &self.service
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn locate(&self, name: &EntryName, slot: Slot) -> String {
+        format!("keyring entry '{}'", name.slot(slot))
+    }
+
+    async fn read(&self, name: &EntryName, slot: Slot) -> Result<Option<Stored>, StoreError> {
+        Ok(self.get(&name.slot(slot)).await?.map(|secret| Stored {
+            secret: Some(secret),
+            version: None,
+            facts: Facts::default(),
+        }))
+    }
+
+    async fn write(
+        &self,
+        name: &EntryName,
+        slot: Slot,
+        record: Record<'_>,
+        when: Precondition,
+    ) -> Result<Option<u64>, StoreError> {
+        let entry = name.slot(slot);
+        let Some(secret) = record.secret else {
+            return Err(StoreError::Store(format!(
+                "the keyring keeps passwords only, not a claim marker ('{entry}')"
+            )));
+        };
+        match when {
+            Precondition::Any | Precondition::Version(_) => self.set(&entry, secret).await,
+            Precondition::Absent => self.create(&entry, secret).await,
+        }
+        .map(|()| None)
+    }
+
+    async fn delete(&self, name: &EntryName, slot: Slot) -> Result<bool, StoreError> {
+        Keyring::delete(self, &name.slot(slot)).await
+    }
+
+    async fn list(&self) -> Result<Vec<(EntryName, Slot)>, StoreError> {
+        let names = Keyring::list(self).await?;
+        Ok(names.iter().map(|n| EntryName::parse(n)).collect())
+    }
+
+    async fn preflight(&self, name: &EntryName) -> Result<(), StoreError> {
+        let slots = [Slot::Current, Slot::Pending, Slot::Previous].map(|s| name.slot(s));
+        let slots: Vec<&str> = slots.iter().map(String::as_str).collect();
+        self.ensure_unique(&slots).await
+    }
+
+    async fn resolve_duplicates(
+        &self,
+        name: &EntryName,
+        slot: Slot,
+    ) -> Result<Vec<String>, StoreError> {
+        Keyring::resolve_duplicates(self, &[&name.slot(slot)]).await
     }
 }
 
@@ -901,7 +925,7 @@ mod tests {
         use_mock_store().unwrap();
         let keyring = Keyring {
             service: Arc::from("siprot-unit"),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: super::DEFAULT_TIMEOUT,
         };
         assert!(keyring.get("a").await.unwrap().is_none());
         keyring.set("a", &SecretString::from("pw-1")).await.unwrap();
@@ -916,7 +940,7 @@ mod tests {
         );
         let other = Keyring {
             service: Arc::from("siprot-unit-other"),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: super::DEFAULT_TIMEOUT,
         };
         other.set("b", &SecretString::from("pw-3")).await.unwrap();
         assert_eq!(keyring.list().await.unwrap(), ["a"]);
