@@ -925,7 +925,7 @@ mod tests {
         use_mock_store().unwrap();
         let keyring = Keyring {
             service: Arc::from("siprot-unit"),
-            timeout: super::DEFAULT_TIMEOUT,
+            timeout: crate::store::DEFAULT_TIMEOUT,
         };
         assert!(keyring.get("a").await.unwrap().is_none());
         keyring.set("a", &SecretString::from("pw-1")).await.unwrap();
@@ -940,7 +940,7 @@ mod tests {
         );
         let other = Keyring {
             service: Arc::from("siprot-unit-other"),
-            timeout: super::DEFAULT_TIMEOUT,
+            timeout: crate::store::DEFAULT_TIMEOUT,
         };
         other.set("b", &SecretString::from("pw-3")).await.unwrap();
         assert_eq!(keyring.list().await.unwrap(), ["a"]);
