@@ -14,6 +14,7 @@ use crate::inventory;
 use crate::providers::{self, PasswordOrigin, ProviderKind, Registration, names_where};
 use crate::retry;
 use crate::sip::Registrar;
+use crate::store::StoreKind;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 unexpected error or request refused (4xx), 2 usage, 3 password fails
@@ -119,9 +120,8 @@ pub struct VerifyArgs {
     /// Print the result as one JSON object on standard output
     #[arg(long)]
     pub json: bool,
-    /// Seconds allowed for each keyring call
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
-    pub keyring_timeout: Duration,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 const STATUS_HELP: &str = "\
@@ -155,9 +155,8 @@ pub struct StatusArgs {
     /// Print one JSON object on standard output
     #[arg(long)]
     pub json: bool,
-    /// Seconds allowed for each keyring call
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
-    pub keyring_timeout: Duration,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 const RECOVER_HELP: &str = "\
@@ -184,9 +183,8 @@ pub struct RecoverArgs {
     /// Print one JSON object on standard output
     #[arg(long)]
     pub json: bool,
-    /// Seconds allowed for each keyring call
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
-    pub keyring_timeout: Duration,
+    #[command(flatten)]
+    pub store: StoreArgs,
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -199,6 +197,33 @@ const CHECK_NOTE: &str =
     "One trailing newline (LF or CRLF) is removed; any other control character fails the policy.";
 
 /// Which provider, parsed from its name.
+/// Where passwords are kept: `--store`, the vault store's mount and prefix, timeouts.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Store")]
+pub struct StoreArgs {
+    /// Where passwords are kept: this machine's keyring, or a Vault/OpenBao KV v2 engine
+    /// (VAULT_ADDR, VAULT_TOKEN ...) [env: SIPROT_STORE] [default: keyring]
+    #[arg(long, value_name = "STORE", value_parser = parse_store)]
+    pub store: Option<StoreKind>,
+    /// Vault store: the KV version 2 mount [default: secret]
+    #[arg(long, value_name = "MOUNT")]
+    pub vault_mount: Option<String>,
+    /// Vault store: the path under the mount that siprot's secrets live under
+    /// [default: siprot/]
+    #[arg(long, value_name = "PREFIX")]
+    pub secret_prefix: Option<String>,
+    /// Seconds allowed for each keyring (or vault store) call
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub keyring_timeout: Duration,
+}
+
+fn parse_store(name: &str) -> Result<StoreKind, String> {
+    StoreKind::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = StoreKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown store '{name}' (expected {})", names.join(" or "))
+    })
+}
+
 #[derive(Debug, Args)]
 pub struct ProviderArg {
     /// The provider
@@ -302,9 +327,8 @@ pub struct RotateArgs {
     /// Also print the new password (the only way a password reaches standard output)
     #[arg(long)]
     pub show_password: bool,
-    /// Seconds allowed for each keyring call
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
-    pub keyring_timeout: Duration,
+    #[command(flatten)]
+    pub store: StoreArgs,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -371,9 +395,8 @@ pub struct SecretGetArgs {
     /// Print the `#pending` (unconfirmed) password instead of the current one
     #[arg(long)]
     pub pending: bool,
-    /// Seconds allowed for each keyring call
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
-    pub keyring_timeout: Duration,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Parses the process's arguments with [`command`]'s help texts (exits on `--help`,

@@ -29,7 +29,7 @@ use crate::providers::{Provider, ProviderKind};
 use crate::recovery::Connect;
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::state::{RecordAge, StateDir};
-use crate::store::{EntryName, Keyring};
+use crate::store::{EntryName, SecretStore};
 
 /// Default number of concurrent rotations per provider.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -101,13 +101,13 @@ impl FleetResult<'_> {
 pub async fn rotate<'a>(
     entries: &[&'a InventoryEntry],
     connect: &Connect<'_>,
-    keyring: &Keyring,
+    store: &dyn SecretStore,
     state: &StateDir,
     options: &FleetOptions,
     report: impl FnMut(FleetResult<'a>),
 ) {
     let report = RefCell::new(report);
-    let last_rotations = state.last_rotations(keyring.service());
+    let last_rotations = state.last_rotations(store.service());
     let mut queues: BTreeMap<&'static str, (ProviderKind, VecDeque<&'a InventoryEntry>)> =
         BTreeMap::new();
     for entry in entries {
@@ -151,7 +151,7 @@ pub async fn rotate<'a>(
                     let result = rotate_one(
                         entry,
                         client.as_ref(),
-                        keyring,
+                        store,
                         state,
                         options,
                         &last_rotations,
@@ -181,7 +181,7 @@ pub async fn rotate<'a>(
 async fn rotate_one<'a>(
     entry: &'a InventoryEntry,
     provider: &dyn Provider,
-    keyring: &Keyring,
+    store: &dyn SecretStore,
     state: &StateDir,
     options: &FleetOptions,
     last_rotations: &HashMap<String, jiff::Timestamp>,
@@ -224,7 +224,7 @@ async fn rotate_one<'a>(
         dry_run: options.dry_run,
         attempts: attempts.clone(),
     };
-    let result = rotation::rotate(provider, &entry.credential, keyring, state, input).await;
+    let result = rotation::rotate(provider, &entry.credential, store, state, input).await;
     let outcome = match result {
         Ok(report) => Outcome::Done(Box::new(report)),
         Err(Error::Interrupted { signal, .. }) => Outcome::NotAttempted { signal },

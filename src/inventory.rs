@@ -9,6 +9,9 @@
 //! tags = ["prod", "eu"]
 //! ```
 //!
+//! Before the first table, `store = "vault"` (with `vault_mount` and `secret_prefix`)
+//! picks the store for the whole fleet; `--store` and `SIPROT_STORE` win over it.
+//!
 //! Every entry is checked when the file is read, before anything is sent: unknown keys,
 //! unknown providers, invalid ids, options a provider does not take, bad ages and
 //! duplicates are configuration errors (exit 4) naming the file and line. Only a regular
@@ -23,6 +26,7 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 use crate::providers::{self, CredentialRef, ProviderKind};
+use crate::store::StoreKind;
 
 /// The inventory read when `--inventory` is given without a path.
 pub const DEFAULT_PATH: &str = "siprot.toml";
@@ -43,6 +47,11 @@ pub const PLACEHOLDERS: [&str; 4] = ["{date}", "{provider}", "{id}", "{device}"]
 pub struct Inventory {
     pub path: PathBuf,
     pub entries: Vec<InventoryEntry>,
+    /// The store for the whole fleet (`store = "vault"`); `--store` and `SIPROT_STORE` win.
+    pub store: Option<StoreKind>,
+    /// The vault store's mount and prefix for the whole fleet; the options win.
+    pub vault_mount: Option<String>,
+    pub secret_prefix: Option<String>,
 }
 
 /// One credential of the inventory.
@@ -84,6 +93,18 @@ impl InventoryEntry {
 struct RawFile {
     #[serde(default)]
     credential: Vec<Spanned<RawEntry>>,
+    /// Settings for the whole file (only before the first table).
+    store: Option<Spanned<String>>,
+    vault_mount: Option<String>,
+    secret_prefix: Option<String>,
+}
+
+/// The file-wide settings found so far.
+#[derive(Default)]
+struct Settings {
+    store: Option<StoreKind>,
+    vault_mount: Option<String>,
+    secret_prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +145,7 @@ impl Inventory {
         }
         bounds.extend(starts.iter().map(|start| (*start, true)));
         let mut entries = Vec::with_capacity(starts.len());
+        let mut settings = Settings::default();
         let mut seen: HashMap<(&'static str, String, Option<String>), usize> = HashMap::new();
         for (i, (start, header)) in bounds.iter().copied().enumerate() {
             let end = bounds.get(i + 1).map_or(text.len(), |(next, _)| *next);
@@ -149,6 +171,20 @@ impl Inventory {
                 let offset = start + e.span().map_or(0, |span| span.start);
                 bad(lines.line_of(offset), e.message().trim().replace('\n', " "))
             })?;
+            if let Some(store) = &raw.store {
+                let kind = StoreKind::parse(store.get_ref()).ok_or_else(|| {
+                    bad(
+                        lines.line_of(start + store.span().start),
+                        format!(
+                            "unknown store '{}' (known: keyring, vault)",
+                            store.get_ref().escape_debug()
+                        ),
+                    )
+                })?;
+                settings.store = Some(kind);
+            }
+            settings.vault_mount = raw.vault_mount.or(settings.vault_mount);
+            settings.secret_prefix = raw.secret_prefix.or(settings.secret_prefix);
             if !header && !raw.credential.is_empty() && !starts.is_empty() {
                 return Err(bad(
                     lines.line_of(starts[0]),
@@ -186,6 +222,9 @@ impl Inventory {
         Ok(Self {
             path: path.to_owned(),
             entries,
+            store: settings.store,
+            vault_mount: settings.vault_mount,
+            secret_prefix: settings.secret_prefix,
         })
     }
 

@@ -38,7 +38,7 @@ use crate::lock::CredentialLock;
 use crate::providers::{self, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationStatus};
 use crate::state::{self, RecoveryFile, StateDir};
-use crate::store::{EntryName, Keyring, Slot};
+use crate::store::{EntryName, Facts, Holder, Precondition, Record, SecretStore, Slot, Stored};
 
 /// What was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,8 @@ pub enum ItemKind {
     Pending,
     RecoveryFile,
     Probe,
+    /// A shared store's claim of a server-generated rotation (no password).
+    Claim,
 }
 
 impl ItemKind {
@@ -55,6 +57,7 @@ impl ItemKind {
             ItemKind::Pending => "pending",
             ItemKind::RecoveryFile => "recovery_file",
             ItemKind::Probe => "probe",
+            ItemKind::Claim => "claim",
         }
     }
 }
@@ -76,6 +79,11 @@ pub enum ItemOutcome {
     Gone,
     /// A probe entry was removed.
     Removed,
+    /// A claim this host's run left in a shared store was removed (no recovery file of
+    /// its entry remained).
+    Cleared,
+    /// A claim another host's run holds in a shared store; left alone.
+    Held,
     /// `--dry-run`: what would be done.
     WouldRecover,
     /// Could not be recovered now; see the message and exit code.
@@ -95,6 +103,8 @@ impl ItemOutcome {
             ItemOutcome::Superseded => "superseded",
             ItemOutcome::Gone => "gone",
             ItemOutcome::Removed => "removed",
+            ItemOutcome::Cleared => "cleared",
+            ItemOutcome::Held => "held",
             ItemOutcome::WouldRecover => "would-recover",
             ItemOutcome::Failed => "failed",
             ItemOutcome::Conflict => "conflict",
@@ -107,6 +117,7 @@ impl ItemOutcome {
         matches!(
             self,
             ItemOutcome::WouldRecover
+                | ItemOutcome::Held
                 | ItemOutcome::Failed
                 | ItemOutcome::Conflict
                 | ItemOutcome::Refused
@@ -133,36 +144,113 @@ pub struct Item {
 /// Builds a provider client; called at most once per provider.
 pub type Connect<'a> = dyn Fn(ProviderKind) -> Result<Box<dyn Provider>> + 'a;
 
-/// Finds everything there is to recover in `keyring`'s service and the state directory,
-/// and recovers it (or, with `dry_run`, only says what it would do).
+/// Finds everything there is to recover in `store` and the state directory, and
+/// recovers it (or, with `dry_run`, only says what it would do).
 pub async fn recover(
-    keyring: &Keyring,
+    store: &dyn SecretStore,
     state: &StateDir,
     connect: &Connect<'_>,
     dry_run: bool,
 ) -> Result<Vec<Item>> {
     // An untrusted state directory stops everything before anything is sent or stored.
     state.check()?;
-    let names = keyring.list().await.map_err(Error::keyring_unavailable)?;
+    let slots = store.list().await.map_err(Error::keyring_unavailable)?;
     let mut items = Vec::new();
+    let mut claims = Vec::new();
     let mut clients: BTreeMap<&'static str, Result<Box<dyn Provider>>> = BTreeMap::new();
-    for name in &names {
-        match EntryName::parse(name) {
-            (entry, Slot::Pending) => {
-                let item =
-                    finish_pending(keyring, state, &entry, connect, &mut clients, dry_run).await;
-                items.push(item);
-            }
-            (entry, Slot::Probe) => {
-                if let Some(item) = remove_probe(keyring, name, &entry, dry_run).await {
+    for (entry, slot) in &slots {
+        match slot {
+            Slot::Pending => match store.read(entry, Slot::Pending).await {
+                Ok(Some(Stored {
+                    secret: None,
+                    facts,
+                    ..
+                })) => claims.push((entry, facts)),
+                Ok(Some(_)) => {
+                    let item =
+                        finish_pending(store, state, entry, connect, &mut clients, dry_run).await;
+                    items.push(item);
+                }
+                Ok(None) => {}
+                Err(e) => items.push(failed(
+                    item(ItemKind::Pending, store.service(), entry),
+                    &Error::keyring_unavailable(e),
+                )),
+            },
+            Slot::Probe => {
+                if let Some(item) = remove_probe(store, entry, dry_run).await {
                     items.push(item);
                 }
             }
             _ => {}
         }
     }
-    items.extend(install_files(keyring, state, dry_run).await?);
+    items.extend(install_files(store, state, dry_run).await?);
+    for (entry, facts) in claims {
+        items.push(settle_claim(store, state, entry, facts, dry_run).await);
+    }
     Ok(items)
+}
+
+/// A claim (no password) a server-generated rotation left in a shared store. This host's
+/// own is removed once no recovery file of its entry remains (the files were settled
+/// first): the rotation stopped before it stored a password, so nothing is lost by
+/// removing it, but the provider may have rotated. Another host's is left alone: only
+/// that host can tell whether its run is still going or left a recovery file.
+async fn settle_claim(
+    store: &dyn SecretStore,
+    state: &StateDir,
+    entry: &EntryName,
+    facts: Facts,
+    dry_run: bool,
+) -> Item {
+    let mut found = item(ItemKind::Claim, store.service(), entry);
+    found.provider = providers::credential_of_entry(entry.current())
+        .ok()
+        .flatten()
+        .map(|(kind, _)| kind);
+    let place = store.locate(entry, Slot::Pending);
+    let here = Holder::here(state);
+    match facts.holder {
+        Some(holder) if !holder.same_place(&here) => {
+            found.outcome = ItemOutcome::Held;
+            found.exit_code = exit::TRANSIENT;
+            found.message = format!(
+                "{place} is a claim of {holder}: run `siprot recover` there (only that host \
+                 knows whether its run is going or left a recovery file); if that host and \
+                 its state are gone, delete the claim by hand"
+            );
+            return found;
+        }
+        _ => {}
+    }
+    match state.recovery_files_of(store.service(), entry.current()) {
+        Ok(files) if !files.is_empty() => {
+            found.outcome = ItemOutcome::Failed;
+            found.exit_code = exit::UNCONFIRMED;
+            found.file = files.into_iter().next();
+            found.message =
+                format!("{place} stays: a recovery file of '{entry}' remains (see its own item)");
+            return found;
+        }
+        Ok(_) => {}
+        Err(error) => return failed(found, &error),
+    }
+    let stopped = "a rotation from this host stopped before it stored a password; if it \
+                   reached the provider, the password it got is lost: rotate again";
+    if dry_run {
+        found.outcome = ItemOutcome::WouldRecover;
+        found.message = format!("would remove the claim in {place} ({stopped})");
+        return found;
+    }
+    match store.delete(entry, Slot::Pending).await {
+        Ok(_) => {
+            found.outcome = ItemOutcome::Cleared;
+            found.message = format!("removed the claim in {place}: {stopped}");
+            found
+        }
+        Err(e) => failed(found, &Error::keyring_unavailable(e)),
+    }
 }
 
 fn item(kind: ItemKind, service: &str, entry: &EntryName) -> Item {
@@ -187,22 +275,22 @@ fn failed(mut item: Item, error: &Error) -> Item {
 }
 
 async fn finish_pending(
-    keyring: &Keyring,
+    store: &dyn SecretStore,
     state: &StateDir,
     entry: &EntryName,
     connect: &Connect<'_>,
     clients: &mut BTreeMap<&'static str, Result<Box<dyn Provider>>>,
     dry_run: bool,
 ) -> Item {
-    let mut found = item(ItemKind::Pending, keyring.service(), entry);
-    let pending = entry.slot(Slot::Pending);
+    let mut found = item(ItemKind::Pending, store.service(), entry);
+    let pending = store.locate(entry, Slot::Pending);
     let (kind, credential) = match providers::credential_of_entry(entry.current()) {
         Ok(Some(parsed)) => parsed,
         Ok(None) => {
             let error = Error::Unconfirmed {
                 message: format!(
-                    "'{pending}' is not the entry of a provider siprot knows: inspect it \
-                     with secret-tool"
+                    "{pending} is not the entry of a provider siprot knows: inspect it by \
+                     hand"
                 ),
                 recovery_file: None,
             };
@@ -214,8 +302,8 @@ async fn finish_pending(
     if kind.origin() != PasswordOrigin::ClientSupplied {
         let error = Error::Unconfirmed {
             message: format!(
-                "{kind} never uses a pending entry, so '{pending}' was not written by \
-                 siprot's rotation: inspect it with secret-tool"
+                "{kind} never stages a password, so {pending} was not written by siprot's \
+                 rotation: inspect it by hand"
             ),
             recovery_file: None,
         };
@@ -238,7 +326,7 @@ async fn finish_pending(
         dry_run,
         attempts: attempts.clone(),
     };
-    let result = rotation::rotate(provider.as_ref(), &credential, keyring, state, input).await;
+    let result = rotation::rotate(provider.as_ref(), &credential, store, state, input).await;
     found.attempts = attempts.count();
     match result {
         Ok(report) => {
@@ -267,27 +355,23 @@ async fn finish_pending(
     }
 }
 
-async fn remove_probe(
-    keyring: &Keyring,
-    name: &str,
-    entry: &EntryName,
-    dry_run: bool,
-) -> Option<Item> {
-    let mut found = item(ItemKind::Probe, keyring.service(), entry);
+async fn remove_probe(store: &dyn SecretStore, entry: &EntryName, dry_run: bool) -> Option<Item> {
+    let mut found = item(ItemKind::Probe, store.service(), entry);
+    let place = store.locate(entry, Slot::Probe);
     found.provider = providers::credential_of_entry(entry.current())
         .ok()
         .flatten()
         .map(|(kind, _)| kind);
     if dry_run {
         found.outcome = ItemOutcome::WouldRecover;
-        found.message = format!("would remove the leftover keyring probe '{name}'");
+        found.message = format!("would remove the leftover probe {place}");
         return Some(found);
     }
-    match keyring.delete(name).await {
+    match store.delete(entry, Slot::Probe).await {
         Ok(false) => None,
         Ok(true) => {
             found.outcome = ItemOutcome::Removed;
-            found.message = format!("removed the leftover keyring probe '{name}'");
+            found.message = format!("removed the leftover probe {place}");
             Some(found)
         }
         Err(e) => Some(failed(found, &Error::keyring_unavailable(e))),
@@ -296,18 +380,22 @@ async fn remove_probe(
 
 /// Installs the recovery files of each entry of the configured keyring service, after
 /// refusing those siprot would not have written (see the module docs).
-async fn install_files(keyring: &Keyring, state: &StateDir, dry_run: bool) -> Result<Vec<Item>> {
+async fn install_files(
+    store: &dyn SecretStore,
+    state: &StateDir,
+    dry_run: bool,
+) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut by_entry: BTreeMap<EntryName, Vec<RecoveryFile>> = BTreeMap::new();
     for file in state.recovery_files()? {
         match file {
-            Ok(file) => match refusal(keyring.service(), &file) {
+            Ok(file) => match refusal(store.service(), &file) {
                 None => by_entry
                     .entry(EntryName::new(file.entry.as_str()))
                     .or_default()
                     .push(file),
                 Some(reason) => {
-                    let mut found = file_item(keyring.service(), &file);
+                    let mut found = file_item(store.service(), &file);
                     found.service.clone_from(&file.service);
                     found.outcome = ItemOutcome::Refused;
                     found.message = format!(
@@ -331,7 +419,7 @@ async fn install_files(keyring: &Keyring, state: &StateDir, dry_run: bool) -> Re
         }
     }
     for (entry, files) in by_entry {
-        items.extend(install_entry(keyring, state, &entry, files, dry_run).await);
+        items.extend(install_entry(store, state, &entry, files, dry_run).await);
     }
     Ok(items)
 }
@@ -405,13 +493,13 @@ fn file_item(service: &str, file: &RecoveryFile) -> Item {
 /// - of the rest, a single file is installed when the entry is untouched since it was
 ///   written; several are a conflict, since nothing in the keyring says which is live.
 async fn install_entry(
-    keyring: &Keyring,
+    store: &dyn SecretStore,
     state: &StateDir,
     entry: &EntryName,
     files: Vec<RecoveryFile>,
     dry_run: bool,
 ) -> Vec<Item> {
-    let service = keyring.service();
+    let service = store.service();
     let all_failed = |error: &Error| {
         files
             .iter()
@@ -423,14 +511,17 @@ async fn install_entry(
         Err(error) => return all_failed(&error),
     };
     let slots = async {
-        let current = keyring.get(entry.current()).await?;
-        let previous = keyring.get(&entry.slot(Slot::Previous)).await?;
+        let current = store.read(entry, Slot::Current).await?;
+        let previous = store.read(entry, Slot::Previous).await?;
         Ok::<_, crate::store::StoreError>((current, previous))
     };
     let (current, previous) = match slots.await {
         Ok(slots) => slots,
         Err(error) => return all_failed(&Error::keyring_unavailable(error)),
     };
+    let unchanged = Stored::unchanged(current.as_ref());
+    let secret = |slot: Option<Stored>| slot.and_then(|s| s.secret);
+    let (current, previous) = (secret(current), secret(previous));
     let passwords: Vec<&SecretString> = files.iter().map(|file| &file.password).collect();
     let verdicts = judge(current.as_ref(), previous.as_ref(), &passwords);
     let mut items = Vec::new();
@@ -464,7 +555,7 @@ async fn install_entry(
         let mut found = file_item(service, &file);
         let settled = match described(verdict, entry, &file) {
             Some(conflict) => Ok(conflict),
-            None => install(keyring, &file, dry_run).await,
+            None => install(store, entry, &file, unchanged, dry_run).await,
         };
         match settled {
             Ok((outcome, message)) => {
@@ -594,33 +685,54 @@ fn holds(slot: &Option<SecretString>, secret: &SecretString) -> bool {
 /// Stores the one recovery file of an entry that [`judge`] found untouched since the file
 /// was written, reads it back, then removes the file.
 async fn install(
-    keyring: &Keyring,
+    store: &dyn SecretStore,
+    entry: &EntryName,
     file: &RecoveryFile,
+    unchanged: Precondition,
     dry_run: bool,
 ) -> Result<(ItemOutcome, String)> {
     let path = file.path.display();
+    let place = store.locate(entry, Slot::Current);
     if dry_run {
         return Ok((
             ItemOutcome::WouldRecover,
-            format!(
-                "would store the password in {path} as '{}' and remove the file",
-                file.entry
-            ),
+            format!("would store the password in {path} as {place} and remove the file"),
         ));
     }
-    keyring
-        .set(&file.entry, &file.password)
+    let credential = providers::credential_of_entry(entry.current())
+        .ok()
+        .flatten()
+        .map(|(_, credential)| credential);
+    let facts = Facts {
+        provider: file.provider.clone(),
+        credential: credential
+            .as_ref()
+            .map(|c| c.id().to_owned())
+            .unwrap_or_default(),
+        device: credential
+            .as_ref()
+            .and_then(|c| c.device().map(str::to_owned)),
+        rotated_at: Some(file.created_at.to_string()),
+        ..Facts::default()
+    };
+    let record = Record {
+        secret: Some(&file.password),
+        facts: &facts,
+    };
+    store
+        .write(entry, Slot::Current, record, unchanged)
         .await
         .map_err(Error::keyring_unavailable)?;
-    let read_back = keyring
-        .get(&file.entry)
+    let read_back = store
+        .read(entry, Slot::Current)
         .await
-        .map_err(Error::keyring_unavailable)?;
+        .map_err(Error::keyring_unavailable)?
+        .and_then(|stored| stored.secret);
     if !holds(&read_back, &file.password) {
         return Err(Error::Unconfirmed {
             message: format!(
-                "the keyring did not return the password just stored as '{}'; {path} is kept",
-                file.entry
+                "the {} did not return the password just stored as {place}; {path} is kept",
+                store.kind().noun()
             ),
             recovery_file: Some(file.path.clone()),
         });
@@ -628,7 +740,7 @@ async fn install(
     remove_file(&file.path)?;
     Ok((
         ItemOutcome::Stored,
-        format!("stored as '{}' and read back; removed {path}", file.entry),
+        format!("stored as {place} and read back; removed {path}"),
     ))
 }
 

@@ -13,7 +13,7 @@ use crate::providers::{self, CredentialRef, PasswordOrigin, Provider, ProviderKi
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::sip::Outcome;
 use crate::state::StateDir;
-use crate::store::{Keyring, Slot};
+use crate::store::{SecretStore, Slot};
 use crate::verification::{self, Checks, SipOptions, SipTarget};
 
 /// What to verify after the rotation, as asked.
@@ -143,7 +143,7 @@ impl Verified {
 pub struct Context<'a> {
     pub provider: &'a dyn Provider,
     pub credential: &'a CredentialRef,
-    pub keyring: &'a Keyring,
+    pub store: &'a dyn SecretStore,
     pub state: &'a StateDir,
 }
 
@@ -163,16 +163,22 @@ pub async fn after_rotation(
         let problem = "the rotation returned no password to verify".to_owned();
         return Verified::not_started(Some(target), problem);
     };
-    let previous_entry = report.entry.slot(Slot::Previous);
     let previous = if plan.expect_rejected_previous || plan.rollback {
-        context.keyring.get(&previous_entry).await
+        context
+            .store
+            .read(&report.entry, Slot::Previous)
+            .await
+            .map(|stored| stored.and_then(|s| s.secret))
     } else {
         Ok(None)
     };
     let previous = match previous {
         Ok(previous) => previous,
         Err(error) => {
-            let problem = format!("cannot read '{previous_entry}': {error}");
+            let problem = format!(
+                "cannot read {}: {error}",
+                context.store.locate(&report.entry, Slot::Previous)
+            );
             return Verified::not_started(Some(target), problem);
         }
     };
@@ -181,6 +187,7 @@ pub async fn after_rotation(
     let rollback = if checks.verified() || !plan.rollback {
         None
     } else {
+        let previous_entry = context.store.locate(&report.entry, Slot::Previous);
         Some(roll_back_if_rejected(&checks, previous, &previous_entry, &target, context).await)
     };
     Verified {
@@ -207,7 +214,7 @@ async fn roll_back_if_rejected(
     match previous {
         None => Rollback::Failed(Error::NotFound {
             provider: context.provider.kind().name(),
-            message: format!("no previous password in '{previous_entry}' to set back"),
+            message: format!("no previous password in {previous_entry} to set back"),
         }),
         Some(previous) => roll_back(previous, target, context).await,
     }
@@ -231,7 +238,7 @@ async fn roll_back(previous: SecretString, target: &SipTarget, context: &Context
     let rotated = rotation::rotate(
         context.provider,
         context.credential,
-        context.keyring,
+        context.store,
         context.state,
         input,
     )

@@ -47,7 +47,10 @@ use crate::providers::{
     CredentialRef, PasswordOrigin, Provider, ProviderKind, RotateRequest, Rotated,
 };
 use crate::state::{AuditRecord, StateDir};
-use crate::store::{EntryName, Keyring, Slot, StoreError};
+use crate::store::{
+    EntryName, Facts, Holder, Precondition, Record, SecretStore, Slot, StoreError, StoreKind,
+    Stored,
+};
 
 /// Where a client-set password comes from.
 #[derive(Debug)]
@@ -110,6 +113,9 @@ impl RotationStatus {
 pub struct RotationReport {
     pub provider: ProviderKind,
     pub credential: CredentialRef,
+    /// Which store holds the password.
+    pub store: StoreKind,
+    /// The store's service (the keyring service, or `vault:<mount>/<prefix>`).
     pub service: String,
     pub entry: EntryName,
     pub status: RotationStatus,
@@ -133,7 +139,7 @@ pub struct RotationReport {
 pub async fn rotate(
     provider: &dyn Provider,
     credential: &CredentialRef,
-    keyring: &Keyring,
+    store: &dyn SecretStore,
     state: &StateDir,
     input: RotationInput,
 ) -> Result<RotationReport> {
@@ -142,13 +148,15 @@ pub async fn rotate(
     let name = kind.entry_name(credential)?;
     let dry_run = input.dry_run;
     let attempts = input.attempts.clone();
-    let _lock = CredentialLock::unless_dry_run(dry_run, state, keyring.service(), name.current())?;
+    let _lock = CredentialLock::unless_dry_run(dry_run, state, store.service(), name.current())?;
     let mut run = Run {
         provider,
         credential,
-        keyring,
+        store,
         name: &name,
-        report: RotationReport::start(kind, credential, keyring, &name),
+        holder: Holder::here(state),
+        start: Precondition::Any,
+        report: RotationReport::start(kind, credential, store, &name),
     };
     log_start(kind, &name);
     let result = match kind.origin() {
@@ -158,7 +166,7 @@ pub async fn rotate(
     let mut report = run.report;
     report.conclude(&result, &attempts);
     if !dry_run && report.status != RotationStatus::NothingPending {
-        audit_rotation(state, keyring, &name, &mut report, &result, &attempts);
+        audit_rotation(state, store, &name, &mut report, &result, &attempts);
     }
     result.map(|()| report)
 }
@@ -192,13 +200,14 @@ impl RotationReport {
     fn start(
         kind: ProviderKind,
         credential: &CredentialRef,
-        keyring: &Keyring,
+        store: &dyn SecretStore,
         name: &EntryName,
     ) -> Self {
         Self {
             provider: kind,
             credential: credential.clone(),
-            service: keyring.service().to_owned(),
+            store: store.kind(),
+            service: store.service().to_owned(),
             entry: name.clone(),
             status: RotationStatus::Rotated,
             username: None,
@@ -231,7 +240,7 @@ impl RotationReport {
 /// outcome); a failure to write it is a warning in the report.
 fn audit_rotation(
     state: &StateDir,
-    keyring: &Keyring,
+    store: &dyn SecretStore,
     name: &EntryName,
     report: &mut RotationReport,
     result: &Result<()>,
@@ -248,7 +257,7 @@ fn audit_rotation(
     };
     let audited = state.audit(&AuditRecord {
         time: jiff::Timestamp::now().to_string(),
-        service: Some(keyring.service()),
+        service: Some(store.service()),
         provider: report.provider.name(),
         entry: name.current(),
         action: AuditAction::Rotate,
@@ -266,12 +275,17 @@ fn audit_rotation(
 struct Run<'a> {
     provider: &'a dyn Provider,
     credential: &'a CredentialRef,
-    keyring: &'a Keyring,
+    store: &'a dyn SecretStore,
     name: &'a EntryName,
+    /// This run, as a claim in a shared store names it.
+    holder: Holder,
+    /// What the current slot was when the rotation read it: writing the new current
+    /// password requires it unchanged (check-and-set in a shared store).
+    start: Precondition,
     report: RotationReport,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     /// Called just before the request that may change the password: stops if a signal
     /// came ([`Error::Interrupted`], nothing sent), else records the rotation as in
     /// progress in the audit log (a failure to do so is a warning, as for the final record).
@@ -289,7 +303,7 @@ impl Run<'_> {
         }
         let recorded = state.audit(&AuditRecord {
             time: jiff::Timestamp::now().to_string(),
-            service: Some(self.keyring.service()),
+            service: Some(self.store.service()),
             provider: self.report.provider.name(),
             entry: self.name.current(),
             action: AuditAction::Rotate,
@@ -310,34 +324,30 @@ impl Run<'_> {
     /// A client-set rotation: choose the password (the one staged by an earlier run, else
     /// the given or a generated one), stage it in `#pending`, send it, promote it.
     async fn client_supplied(&mut self, state: &StateDir, input: RotationInput) -> Result<()> {
-        let pending_entry = self.name.slot(Slot::Pending);
         let RotationInput {
             source,
             description,
             dry_run,
             attempts,
         } = input;
-        let Some((password, resumed)) = self.choose(source, &pending_entry, dry_run).await? else {
+        let Some((password, resumed)) = self.choose(source, dry_run).await? else {
             self.report.status = RotationStatus::NothingPending;
             return Ok(());
         };
         if dry_run {
-            return self.plan_client_supplied(resumed, &pending_entry).await;
+            return self.plan_client_supplied(resumed);
         }
-        self.stage(state, &password, resumed, &pending_entry)
-            .await?;
+        self.stage(state, &password, resumed).await?;
         let request = RotateRequest::Set {
             password: password.clone(),
             description,
         };
-        let rotated = self
-            .send(request, resumed, &pending_entry, &attempts)
-            .await?;
+        let rotated = self.send(request, resumed, &attempts).await?;
         checkpoint::reached("response-received");
         self.report.username = rotated.username;
         self.report.request_id = rotated.request_id;
         self.report.rotated_at = rotated.rotated_at;
-        self.promote(&password, &pending_entry).await?;
+        self.promote(&password).await?;
         self.report.status = if resumed {
             RotationStatus::Resumed
         } else {
@@ -347,23 +357,59 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Where a slot of this credential lives, for messages.
+    fn locate(&self, slot: Slot) -> String {
+        self.store.locate(self.name, slot)
+    }
+
+    /// Reads the current slot and remembers it as the version the new password replaces.
+    async fn read_current(&mut self) -> Result<Option<Stored>> {
+        let current = self
+            .store
+            .read(self.name, Slot::Current)
+            .await
+            .map_err(Error::keyring_unavailable)?;
+        self.start = Stored::unchanged(current.as_ref());
+        Ok(current)
+    }
+
     /// The password to set and whether an earlier run staged it (`#pending`, which wins
     /// over a generated one and must equal a given one); `None` when only a pending one
-    /// was asked for and there is none.
+    /// was asked for and there is none. A `#pending` another host's run holds in a shared
+    /// store stops a new rotation (exit 7); `recover` finishes it.
     async fn choose(
         &mut self,
         source: PasswordSource,
-        pending_entry: &str,
         dry_run: bool,
     ) -> Result<Option<(SecretString, bool)>> {
         let kind = self.report.provider;
-        self.ensure_unique().await?;
+        self.preflight().await?;
         let staged = self
-            .keyring
-            .get(pending_entry)
+            .store
+            .read(self.name, Slot::Pending)
             .await
             .map_err(Error::keyring_unavailable)?;
-        let staged = self.unless_finished(staged, pending_entry, dry_run).await?;
+        let current = self.read_current().await?;
+        let staged = self.unless_finished(staged, current, dry_run).await?;
+        if let Some(staged) = &staged
+            && !matches!(source, PasswordSource::PendingOnly)
+        {
+            self.refuse_foreign_claim(staged)?;
+        }
+        let staged = match staged {
+            Some(Stored {
+                secret: Some(secret),
+                ..
+            }) => Some(secret),
+            Some(Stored { secret: None, .. }) => {
+                return Err(Error::Busy(format!(
+                    "{} holds a claim without a password, which siprot writes only for a \
+                     provider that generates passwords: run `siprot recover` to clear it",
+                    self.locate(Slot::Pending)
+                )));
+            }
+            None => None,
+        };
         let resumed = staged.is_some();
         let password = match (staged, source) {
             (Some(staged), PasswordSource::Given(given))
@@ -371,9 +417,9 @@ impl Run<'_> {
             {
                 return Err(Error::Unconfirmed {
                     message: format!(
-                        "an earlier rotation left an unconfirmed password in keyring entry \
-                         '{pending_entry}'; run the same command without --password-stdin to \
-                         finish it first"
+                        "an earlier rotation left an unconfirmed password in {}; run the same \
+                         command without --password-stdin to finish it first",
+                        self.locate(Slot::Pending)
                     ),
                     recovery_file: None,
                 });
@@ -386,31 +432,100 @@ impl Run<'_> {
         Ok(Some((password, resumed)))
     }
 
+    /// A claim in a shared store written by a run of another host or state directory:
+    /// that run may be in flight, so nothing is sent (exit 7, naming it).
+    fn refuse_foreign_claim(&self, claim: &Stored) -> Result<()> {
+        match &claim.facts.holder {
+            Some(holder) if !holder.same_place(&self.holder) => Err(Error::Busy(format!(
+                "'{}' is being rotated by {holder} (claim in {}); if that run is gone, `siprot \
+                 recover` finishes or clears it",
+                self.name.current(),
+                self.locate(Slot::Pending)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// A dry run's plan of a client-set rotation.
-    async fn plan_client_supplied(&mut self, resumed: bool, pending_entry: &str) -> Result<()> {
-        let current = self
-            .keyring
-            .get(self.name.current())
-            .await
-            .map_err(Error::keyring_unavailable)?;
+    fn plan_client_supplied(&mut self, resumed: bool) -> Result<()> {
+        let pending = self.locate(Slot::Pending);
         self.report.status = RotationStatus::DryRun;
         self.report.plan.extend([
             if resumed {
-                format!("reuse the unconfirmed password in '{pending_entry}'")
+                format!("reuse the unconfirmed password in {pending}")
             } else {
-                format!("generate or take the new password and store it in '{pending_entry}'")
+                format!("generate or take the new password and store it in {pending}")
             },
             self.provider.describe_rotation(self.credential)?,
-            match current {
-                Some(_) => format!(
-                    "move the current password to '{}' and store the new one as '{}'",
-                    self.name.slot(Slot::Previous),
-                    self.name.current()
+            match self.start {
+                Precondition::Absent => {
+                    format!("store the new password as {}", self.locate(Slot::Current))
+                }
+                _ => format!(
+                    "move the current password to {} and store the new one as {}",
+                    self.locate(Slot::Previous),
+                    self.locate(Slot::Current)
                 ),
-                None => format!("store the new password as '{}'", self.name.current()),
             },
         ]);
         Ok(())
+    }
+
+    /// The facts a store keeps beside a password of this credential.
+    fn facts(&self) -> Facts {
+        Facts {
+            username: self.report.username.clone(),
+            provider: self.report.provider.name().to_owned(),
+            credential: self.credential.id().to_owned(),
+            device: self.credential.device().map(str::to_owned),
+            rotated_at: self.report.rotated_at.clone(),
+            holder: None,
+        }
+    }
+
+    /// The facts of this run's claim (`#pending`).
+    fn claim_facts(&self) -> Facts {
+        Facts {
+            holder: Some(self.holder.clone()),
+            ..self.facts()
+        }
+    }
+
+    /// Writes this run's `#pending` (a password, or a claim marker without one) only if
+    /// the slot is empty: another run that got there first stops this one (exit 7, naming
+    /// it; nothing was sent).
+    async fn claim(&mut self, password: Option<&SecretString>) -> Result<()> {
+        let facts = self.claim_facts();
+        let record = Record {
+            secret: password,
+            facts: &facts,
+        };
+        match self
+            .store
+            .write(self.name, Slot::Pending, record, Precondition::Absent)
+            .await
+        {
+            Ok(_) => {
+                self.report.keyring_writes += 1;
+                Ok(())
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let holder = self
+                    .store
+                    .read(self.name, Slot::Pending)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|claim| claim.facts.holder);
+                Err(Error::Busy(format!(
+                    "'{}' is being rotated by {} (claim in {}); nothing was sent",
+                    self.name.current(),
+                    holder.map_or_else(|| "another siprot".to_owned(), |h| h.to_string()),
+                    self.locate(Slot::Pending)
+                )))
+            }
+            Err(e) => Err(Error::keyring_unavailable(e)),
+        }
     }
 
     /// Stages a fresh password in `#pending` (a resumed one is there already), then
@@ -421,29 +536,24 @@ impl Run<'_> {
         state: &StateDir,
         password: &SecretString,
         resumed: bool,
-        pending_entry: &str,
     ) -> Result<()> {
         if !resumed {
-            self.keyring
-                .set(pending_entry, password)
-                .await
-                .map_err(Error::keyring_unavailable)?;
-            self.report.keyring_writes += 1;
+            self.claim(Some(password)).await?;
             checkpoint::reached("pending-written");
         }
         if let Err(stopped) = self.before_request(state) {
             if resumed {
                 return Err(Error::Unconfirmed {
                     message: format!(
-                        "{stopped}; the password staged by an earlier run is kept in keyring \
-                         entry '{pending_entry}': run `siprot recover` (or the same command) to \
-                         resend it"
+                        "{stopped}; the password staged by an earlier run is kept in {}: run \
+                         `siprot recover` (or the same command) to resend it",
+                        self.locate(Slot::Pending)
                     ),
                     recovery_file: None,
                 });
             }
             // As for a request that failed for sure: the fresh `#pending` goes.
-            self.remove_pending(pending_entry).await;
+            self.remove_pending().await;
             return Err(stopped);
         }
         Ok(())
@@ -456,7 +566,6 @@ impl Run<'_> {
         &mut self,
         request: RotateRequest,
         resumed: bool,
-        pending_entry: &str,
         attempts: &Attempts,
     ) -> Result<Rotated> {
         let kind = self.report.provider;
@@ -469,25 +578,28 @@ impl Run<'_> {
             Err(error) if resumed || matches!(error, Error::OutcomeUnknown { .. }) => {
                 Err(Error::Unconfirmed {
                     message: format!(
-                        "{error}; the password may be live at {kind} and is kept in keyring \
-                         entry '{pending_entry}': run the same command again to resend it"
+                        "{error}; the password may be live at {kind} and is kept in {}: run the \
+                         same command again to resend it",
+                        self.locate(Slot::Pending)
                     ),
                     recovery_file: None,
                 })
             }
             Err(error) => {
-                self.remove_pending(pending_entry).await;
+                self.remove_pending().await;
                 Err(error)
             }
         }
     }
 
-    /// Removes a `#pending` whose password was never set; a failure is a warning.
-    async fn remove_pending(&mut self, pending_entry: &str) {
-        if let Err(e) = self.keyring.delete(pending_entry).await {
-            self.report
-                .warnings
-                .push(format!("could not remove '{pending_entry}': {e}"));
+    /// Removes a `#pending` (a password never set, or this run's claim); a failure is a
+    /// warning.
+    async fn remove_pending(&mut self) {
+        if let Err(e) = self.store.delete(self.name, Slot::Pending).await {
+            self.report.warnings.push(format!(
+                "could not remove {}: {e}",
+                self.locate(Slot::Pending)
+            ));
         }
     }
 
@@ -498,30 +610,36 @@ impl Run<'_> {
     /// rerun really rotates instead of resending the password in use.
     async fn unless_finished(
         &mut self,
-        staged: Option<SecretString>,
-        pending_entry: &str,
+        staged: Option<Stored>,
+        current: Option<Stored>,
         dry_run: bool,
-    ) -> Result<Option<SecretString>> {
-        let Some(staged) = staged else {
-            return Ok(None);
+    ) -> Result<Option<Stored>> {
+        let finished = match (&staged, &current) {
+            (
+                Some(Stored {
+                    secret: Some(staged),
+                    ..
+                }),
+                Some(Stored {
+                    secret: Some(current),
+                    ..
+                }),
+            ) => staged.expose_secret() == current.expose_secret(),
+            _ => false,
         };
-        let current = self
-            .keyring
-            .get(self.name.current())
-            .await
-            .map_err(Error::keyring_unavailable)?;
-        if current.is_none_or(|c| c.expose_secret() != staged.expose_secret()) {
-            return Ok(Some(staged));
+        if !finished {
+            return Ok(staged);
         }
-        log::debug!("'{pending_entry}' holds the current password: an earlier rotation finished");
+        let pending = self.locate(Slot::Pending);
+        log::debug!("{pending} holds the current password: an earlier rotation finished");
         if dry_run {
             self.report.plan.push(format!(
-                "remove '{pending_entry}': it holds the current password, left by a rotation \
-                 that finished"
+                "remove {pending}: it holds the current password, left by a rotation that \
+                 finished"
             ));
         } else {
-            self.keyring
-                .delete(pending_entry)
+            self.store
+                .delete(self.name, Slot::Pending)
                 .await
                 .map_err(Error::keyring_unavailable)?;
             self.report.keyring_writes += 1;
@@ -529,59 +647,85 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// Current to `#previous`, pending to current, then drop `#pending`. Until the last
-    /// step the password stays in `#pending`, so a failure here loses nothing.
-    async fn promote(&mut self, password: &SecretString, pending_entry: &str) -> Result<()> {
+    /// Current to `#previous`, pending to current (only over the current the rotation
+    /// read at its start), then drop `#pending`. Until the last step the password stays in
+    /// `#pending`, so a failure here loses nothing.
+    async fn promote(&mut self, password: &SecretString) -> Result<()> {
         let kind = self.report.provider;
+        let pending = self.locate(Slot::Pending);
+        let noun = self.store.kind().noun();
         let unconfirmed = |error: StoreError| Error::Unconfirmed {
             message: match error {
                 StoreError::Ambiguous(duplicates) => format!(
-                    "{kind} accepted the new password, which is kept in keyring entry \
-                     '{pending_entry}', but {duplicates}; then run the same command again to \
-                     finish"
+                    "{kind} accepted the new password, which is kept in {pending}, but \
+                     {duplicates}; then run the same command again to finish"
                 ),
                 error => format!(
-                    "the provider accepted the new password but the keyring failed while \
-                     promoting it ({error}); it is kept in keyring entry '{pending_entry}': run \
-                     the same command again to finish"
+                    "the provider accepted the new password but the {noun} failed while \
+                     promoting it ({error}); it is kept in {pending}: run the same command \
+                     again to finish"
                 ),
             },
             recovery_file: None,
         };
-        let (keyring, name) = (self.keyring, self.name);
         let current = self
-            .resolving(name.current(), || keyring.get(name.current()))
+            .resolving(Slot::Current, |store, name| store.read(name, Slot::Current))
             .await
-            .map_err(unconfirmed)?;
-        if let Some(current) = current.filter(|c| c.expose_secret() != password.expose_secret()) {
-            let previous_entry = name.slot(Slot::Previous);
-            self.resolving(&previous_entry, || keyring.set(&previous_entry, &current))
-                .await
-                .map_err(unconfirmed)?;
+            .map_err(&unconfirmed)?;
+        if let Some(current) = current.filter(|c| {
+            c.secret
+                .as_ref()
+                .is_some_and(|c| c.expose_secret() != password.expose_secret())
+        }) {
+            let record = Record {
+                secret: current.secret.as_ref(),
+                facts: &current.facts,
+            };
+            self.resolving(Slot::Previous, |store, name| {
+                store.write(name, Slot::Previous, record, Precondition::Any)
+            })
+            .await
+            .map_err(&unconfirmed)?;
             self.report.keyring_writes += 1;
             self.report.previous_kept = true;
             checkpoint::reached("previous-written");
         }
-        self.resolving(name.current(), || keyring.set(name.current(), password))
-            .await
-            .map_err(unconfirmed)?;
-        self.report.keyring_writes += 1;
+        self.write_current(password).await.map_err(&unconfirmed)?;
         checkpoint::reached("current-written");
         match self
-            .resolving(pending_entry, || keyring.delete(pending_entry))
+            .resolving(Slot::Pending, |store, name| {
+                store.delete(name, Slot::Pending)
+            })
             .await
         {
             Ok(_) => self.report.keyring_writes += 1,
             Err(e) => self.report.warnings.push(format!(
-                "the new password is stored, but '{pending_entry}' could not be removed: {e}"
+                "the new password is stored, but {pending} could not be removed: {e}"
             )),
         }
         Ok(())
     }
 
-    /// A server-generated rotation: keep the current password in `#previous` (or prove
-    /// the keyring writable), ask the provider for a new one, store it as current (or in
-    /// a recovery file when the keyring fails).
+    /// Writes the new password as current, over the current the rotation read at its
+    /// start only.
+    async fn write_current(&mut self, password: &SecretString) -> Result<(), StoreError> {
+        let facts = self.facts();
+        let when = self.start;
+        let record = Record {
+            secret: Some(password),
+            facts: &facts,
+        };
+        self.resolving(Slot::Current, |store, name| {
+            store.write(name, Slot::Current, record, when)
+        })
+        .await?;
+        self.report.keyring_writes += 1;
+        Ok(())
+    }
+
+    /// A server-generated rotation: claim the credential in a shared store, keep the
+    /// current password in `#previous` (or prove the keyring writable), ask the provider
+    /// for a new one, store it as current (or in a recovery file when the store fails).
     async fn server_generated(
         &mut self,
         state: &StateDir,
@@ -589,50 +733,121 @@ impl Run<'_> {
         attempts: &Attempts,
     ) -> Result<()> {
         self.refuse_over_recovery_file(state)?;
-        let previous_entry = self.name.slot(Slot::Previous);
-        self.ensure_unique().await?;
-        let current = self
-            .keyring
-            .get(self.name.current())
-            .await
-            .map_err(Error::keyring_unavailable)?;
-        if dry_run {
-            return self.plan_server_generated(current.is_some(), &previous_entry);
+        self.preflight().await?;
+        let current = self.read_current().await?;
+        if self.store.shared() {
+            self.refuse_leftover_claim().await?;
         }
-        self.keep_previous(current.as_ref(), &previous_entry)
-            .await?;
-        checkpoint::reached("previous-written");
-        self.before_request(state)?;
-        let rotated = self
-            .request_generated(attempts, current.is_some(), &previous_entry)
-            .await?;
+        let current = current.and_then(|c| c.secret.map(|s| (s, c.facts)));
+        if dry_run {
+            return self.plan_server_generated(current.is_some());
+        }
+        if self.store.shared() {
+            self.claim(None).await?;
+        }
+        let claimed = self.store.shared();
+        if let Err(e) = self.prepare_request(state, current.as_ref()).await {
+            if claimed {
+                self.remove_pending().await;
+            }
+            return Err(e);
+        }
+        let rotated = self.request_generated(attempts, current.is_some()).await;
+        let rotated = match rotated {
+            Ok(rotated) => rotated,
+            Err(e) => {
+                if claimed {
+                    self.remove_pending().await;
+                }
+                return Err(e);
+            }
+        };
         let kind = self.report.provider;
-        let password = rotated.password.ok_or_else(|| Error::Unconfirmed {
-            message: format!("{kind} confirmed the rotation but returned no password"),
-            recovery_file: None,
-        })?;
+        let Some(password) = rotated.password else {
+            if claimed {
+                self.remove_pending().await;
+            }
+            return Err(Error::Unconfirmed {
+                message: format!("{kind} confirmed the rotation but returned no password"),
+                recovery_file: None,
+            });
+        };
         checkpoint::reached("response-received");
         self.report.username = rotated.username;
         self.report.request_id = rotated.request_id;
         self.report.rotated_at = rotated.rotated_at;
-        let (keyring, name) = (self.keyring, self.name);
-        let stored = self
-            .resolving(name.current(), || keyring.set(name.current(), &password))
-            .await;
-        if let Err(store_error) = stored {
-            return Err(self.save_for_recovery(state, &password, &store_error));
+        if let Err(store_error) = self.write_current(&password).await {
+            // The claim stays while a recovery file holds the password, so that no other
+            // host rotates over it before `siprot recover` here has stored it.
+            let error = self.save_for_recovery(state, &password, &store_error);
+            if claimed
+                && !matches!(
+                    &error,
+                    Error::Unconfirmed {
+                        recovery_file: Some(_),
+                        ..
+                    }
+                )
+            {
+                self.remove_pending().await;
+            }
+            return Err(error);
         }
-        self.report.keyring_writes += 1;
+        if claimed {
+            match self.store.delete(self.name, Slot::Pending).await {
+                Ok(_) => self.report.keyring_writes += 1,
+                Err(e) => self.report.warnings.push(format!(
+                    "the new password is stored, but the claim in {} could not be removed \
+                     ({e}): `siprot recover` clears it",
+                    self.locate(Slot::Pending)
+                )),
+            }
+        }
         self.report.password = Some(password);
         Ok(())
     }
 
+    /// Keeps the current password and records the request as in progress.
+    async fn prepare_request(
+        &mut self,
+        state: &StateDir,
+        current: Option<&(SecretString, Facts)>,
+    ) -> Result<()> {
+        self.keep_previous(current).await?;
+        checkpoint::reached("previous-written");
+        self.before_request(state)
+    }
+
+    /// In a shared store, a `#pending` of a server-generated credential is a claim: of
+    /// another run (exit 7, naming it), or a leftover of this host's (exit 9: `siprot
+    /// recover` settles it, with the recovery file it may have left).
+    async fn refuse_leftover_claim(&self) -> Result<()> {
+        let Some(claim) = self
+            .store
+            .read(self.name, Slot::Pending)
+            .await
+            .map_err(Error::keyring_unavailable)?
+        else {
+            return Ok(());
+        };
+        self.refuse_foreign_claim(&claim)?;
+        Err(Error::Unconfirmed {
+            message: format!(
+                "an earlier rotation of '{}' from this host did not finish (its claim is in \
+                 {}): run `siprot recover` first; nothing was sent",
+                self.name.current(),
+                self.locate(Slot::Pending)
+            ),
+            recovery_file: None,
+        })
+    }
+
     /// A new request would kill the password a recovery file of this entry may hold, and
-    /// make it impossible to prove from the keyring which file is live: refused.
+    /// make it impossible to prove from the store which file is live: refused.
     fn refuse_over_recovery_file(&self, state: &StateDir) -> Result<()> {
         let kind = self.report.provider;
         if let Some(path) = state
-            .recovery_files_of(self.keyring.service(), self.name.current())?
+            .recovery_files_of(self.store.service(), self.name.current())?
             .into_iter()
             .next()
         {
@@ -650,49 +865,64 @@ impl Run<'_> {
     }
 
     /// A dry run's plan of a server-generated rotation.
-    fn plan_server_generated(&mut self, has_current: bool, previous_entry: &str) -> Result<()> {
+    fn plan_server_generated(&mut self, has_current: bool) -> Result<()> {
         let kind = self.report.provider;
         self.report.status = RotationStatus::DryRun;
-        self.report.plan = vec![
-            if has_current {
-                format!("copy the current password to '{previous_entry}'")
-            } else {
-                "write and delete a probe entry to prove the keyring is writable".into()
-            },
-            self.provider.describe_rotation(self.credential)?,
-            format!(
-                "store the password {kind} returns as '{}'",
-                self.name.current()
-            ),
-        ];
+        let mut plan = Vec::new();
+        if self.store.shared() {
+            plan.push(format!(
+                "claim the credential in {} (only if nobody else has)",
+                self.locate(Slot::Pending)
+            ));
+        }
+        if has_current {
+            plan.push(format!(
+                "copy the current password to {}",
+                self.locate(Slot::Previous)
+            ));
+        } else if !self.store.shared() {
+            plan.push("write and delete a probe entry to prove the keyring is writable".into());
+        }
+        plan.push(self.provider.describe_rotation(self.credential)?);
+        plan.push(format!(
+            "store the password {kind} returns as {}",
+            self.locate(Slot::Current)
+        ));
+        self.report.plan = plan;
         Ok(())
     }
 
     /// Before the request: the current password is copied to `#previous`; with none, a
-    /// probe entry is written and deleted to prove the keyring takes a write.
-    async fn keep_previous(
-        &mut self,
-        current: Option<&SecretString>,
-        previous_entry: &str,
-    ) -> Result<()> {
+    /// probe entry is written and deleted to prove the keyring takes a write (in a shared
+    /// store the claim has proved that already).
+    async fn keep_previous(&mut self, current: Option<&(SecretString, Facts)>) -> Result<()> {
         match current {
-            Some(current) => {
-                self.keyring
-                    .set(previous_entry, current)
+            Some((current, facts)) => {
+                let record = Record {
+                    secret: Some(current),
+                    facts,
+                };
+                self.store
+                    .write(self.name, Slot::Previous, record, Precondition::Any)
                     .await
                     .map_err(Error::keyring_unavailable)?;
                 self.report.keyring_writes += 1;
                 self.report.previous_kept = true;
             }
+            None if self.store.shared() => {}
             None => {
-                let probe = self.name.slot(Slot::Probe);
                 let marker = SecretString::from("siprot keyring probe");
-                self.keyring
-                    .set(&probe, &marker)
+                let facts = Facts::default();
+                let record = Record {
+                    secret: Some(&marker),
+                    facts: &facts,
+                };
+                self.store
+                    .write(self.name, Slot::Probe, record, Precondition::Any)
                     .await
                     .map_err(Error::keyring_unavailable)?;
-                self.keyring
-                    .delete(&probe)
+                self.store
+                    .delete(self.name, Slot::Probe)
                     .await
                     .map_err(Error::keyring_unavailable)?;
                 self.report.keyring_writes += 2;
@@ -703,13 +933,9 @@ impl Run<'_> {
 
     /// Asks the provider for a new password; an unknown outcome becomes
     /// [`Error::Unconfirmed`] (the provider may have rotated it).
-    async fn request_generated(
-        &self,
-        attempts: &Attempts,
-        had_current: bool,
-        previous_entry: &str,
-    ) -> Result<Rotated> {
+    async fn request_generated(&self, attempts: &Attempts, had_current: bool) -> Result<Rotated> {
         let kind = self.report.provider;
+        let previous = self.locate(Slot::Previous);
         self.provider
             .rotate(self.credential, RotateRequest::Generate, attempts)
             .await
@@ -719,7 +945,7 @@ impl Run<'_> {
                         "{error}; {kind} may have rotated the password without siprot \
                          receiving it; {}run the same command again to get a new, known password",
                         if had_current {
-                            format!("the old one is kept in '{previous_entry}'; ")
+                            format!("the old one is kept in {previous}; ")
                         } else {
                             String::new()
                         }
@@ -730,34 +956,38 @@ impl Run<'_> {
             })
     }
 
-    /// Before any request: every slot the rotation reads or writes must match one keyring
-    /// item at most, or nothing is sent (exit 4, the items and how to remove the extra).
-    async fn ensure_unique(&self) -> Result<()> {
-        let slots = [Slot::Current, Slot::Pending, Slot::Previous].map(|s| self.name.slot(s));
-        let slots: Vec<&str> = slots.iter().map(String::as_str).collect();
-        self.keyring
-            .ensure_unique(&slots)
+    /// Before any request: the store must be usable for every slot the rotation touches
+    /// (one keyring item each at most; a vault token that may write each path), or
+    /// nothing is sent (exit 4, saying what to fix).
+    async fn preflight(&self) -> Result<()> {
+        self.store
+            .preflight(self.name)
             .await
             .map_err(Error::keyring_unavailable)
     }
 
-    /// After the provider accepted, runs a keyring call on `entry`; when a second item
-    /// matching it appeared since [`Run::ensure_unique`], duplicates that hold the same
+    /// After the provider accepted, runs a store call on `slot`; when a second keyring
+    /// item matching it appeared since [`Run::preflight`], duplicates that hold the same
     /// secret are removed (one write each) and the call runs once more. Others stay, and
     /// the error lists them.
-    async fn resolving<T, F>(&mut self, entry: &str, call: impl Fn() -> F) -> Result<T, StoreError>
+    async fn resolving<'s, T, F>(
+        &mut self,
+        slot: Slot,
+        call: impl Fn(&'s dyn SecretStore, &'s EntryName) -> F,
+    ) -> Result<T, StoreError>
     where
         F: std::future::Future<Output = Result<T, StoreError>>,
+        'a: 's,
     {
-        match call().await {
+        match call(self.store, self.name).await {
             Err(StoreError::Ambiguous(_)) => {
-                for item in self.keyring.resolve_duplicates(&[entry]).await? {
+                for item in self.store.resolve_duplicates(self.name, slot).await? {
                     self.report.keyring_writes += 1;
                     self.report.warnings.push(format!(
                         "removed a duplicate keyring item holding the same password: {item}"
                     ));
                 }
-                call().await
+                call(self.store, self.name).await
             }
             other => other,
         }
@@ -771,24 +1001,27 @@ impl Run<'_> {
     ) -> Error {
         let kind = self.report.provider;
         match state.write_recovery(
-            self.keyring.service(),
+            self.store.service(),
             self.name.current(),
             kind.name(),
             password,
         ) {
             Ok(path) => Error::Unconfirmed {
                 message: format!(
-                    "{kind} rotated the password but the keyring could not store it \
-                     ({store_error}); it was saved to {} (mode 0600): store it, then delete the file",
+                    "{kind} rotated the password but the {} could not store it \
+                     ({store_error}); it was saved to {} (mode 0600): run `siprot recover` to \
+                     store it",
+                    self.store.kind().noun(),
                     path.display()
                 ),
                 recovery_file: Some(path),
             },
             Err(file_error) => Error::Unconfirmed {
                 message: format!(
-                    "{kind} rotated the password but neither the keyring ({store_error}) nor a \
+                    "{kind} rotated the password but neither the {store} ({store_error}) nor a \
                      recovery file ({file_error}) could hold it: run the same command again once \
-                     the keyring works, to get a new password"
+                     the {store} works, to get a new password",
+                    store = self.store.kind().noun()
                 ),
                 recovery_file: None,
             },

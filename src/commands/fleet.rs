@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::RotateArgs;
 use crate::commands::block_on;
-use crate::config::{self, ConnectOptions};
+use crate::config::ConnectOptions;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::fleet::{self, FleetOptions, FleetResult, Outcome};
 use crate::interrupt;
@@ -18,12 +18,11 @@ use crate::inventory::Inventory;
 use crate::output;
 use crate::providers::ProviderKind;
 use crate::state::StateDir;
-use crate::store::{EntryName, Keyring};
+use crate::store::EntryName;
 
 pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let inventory = Inventory::load(path)?;
     let selected = inventory.select(args.provider, &args.tag);
-    let service = config::keyring_service()?;
     let state = StateDir::locate()?;
     let options = fleet_options(&args);
     let connect_options = ConnectOptions {
@@ -38,12 +37,17 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
         interrupt::catch()?;
     }
     block_on(async {
-        let keyring = Keyring::open(&service, args.keyring_timeout)
-            .await
-            .map_err(Error::keyring_unavailable)?;
-        fleet::rotate(&selected, &connect, &keyring, &state, &options, |result| {
-            tally.record(&result, args.json, &progress);
-        })
+        let store = args.store.open(Some(&inventory)).await?;
+        fleet::rotate(
+            &selected,
+            &connect,
+            store.as_ref(),
+            &state,
+            &options,
+            |result| {
+                tally.record(&result, args.json, &progress);
+            },
+        )
         .await;
         Ok(())
     })?;

@@ -17,14 +17,16 @@ pub mod verify;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, HttpArgs, NetArgs, SecretCommand};
-use crate::config::ConnectOptions;
+use crate::cli::{Cli, Command, HttpArgs, NetArgs, SecretCommand, StoreArgs};
+use crate::config::{self, ConnectOptions};
 use crate::error::{Error, ExitCode, Result};
 use crate::http::HttpConfig;
+use crate::inventory::Inventory;
 use crate::output;
 use crate::providers::ProviderKind;
 use crate::retry::RetryConfig;
-use crate::store::Keyring;
+use crate::store::vault::{self, VaultOptions, VaultStore};
+use crate::store::{EntryName, Keyring, SecretStore, Slot, StoreKind};
 use secrecy::SecretString;
 
 /// Runs the parsed command line and returns the exit code; errors are printed here, once,
@@ -100,23 +102,108 @@ pub(crate) fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> 
     result
 }
 
-/// The secret in keyring entry `entry`; a missing one is [`Error::NotFound`] (exit 6).
+/// The password in `slot` of `name`; a missing one is [`Error::NotFound`] (exit 6).
 pub(crate) async fn stored_secret(
-    keyring: &Keyring,
+    store: &dyn SecretStore,
     provider: ProviderKind,
-    entry: &str,
+    name: &EntryName,
+    slot: Slot,
 ) -> Result<SecretString> {
-    keyring
-        .get(entry)
+    store
+        .read(name, slot)
         .await
         .map_err(Error::keyring_unavailable)?
+        .and_then(|stored| stored.secret)
         .ok_or_else(|| Error::NotFound {
             provider: provider.name(),
-            message: format!(
-                "no password stored in keyring service '{}', entry '{entry}'",
-                keyring.service()
-            ),
+            message: format!("no password stored in {}", store.locate(name, slot)),
         })
+}
+
+/// The environment variable that picks the store when `--store` does not.
+pub const STORE_VAR: &str = "SIPROT_STORE";
+
+impl StoreArgs {
+    /// The store to use: `--store`, else `SIPROT_STORE`, else `fallback` (an inventory's
+    /// `store` setting), else the keyring.
+    fn kind(&self, fallback: Option<StoreKind>) -> Result<StoreKind> {
+        if let Some(kind) = self.store {
+            return Ok(kind);
+        }
+        match config::optional(STORE_VAR)? {
+            Some(name) => StoreKind::parse(&name).ok_or_else(|| {
+                Error::Config(format!(
+                    "{STORE_VAR} is '{}', not one of keyring, vault",
+                    name.escape_debug()
+                ))
+            }),
+            None => Ok(fallback.unwrap_or_default()),
+        }
+    }
+
+    /// The vault store's options: the command line's, else the inventory's, else the
+    /// defaults.
+    fn vault_options(&self, inventory: Option<&Inventory>) -> VaultOptions {
+        let pick = |given: &Option<String>, file: Option<&String>, default: &str| {
+            given
+                .clone()
+                .or_else(|| file.cloned())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        VaultOptions {
+            mount: pick(
+                &self.vault_mount,
+                inventory.and_then(|i| i.vault_mount.as_ref()),
+                vault::DEFAULT_MOUNT,
+            ),
+            prefix: pick(
+                &self.secret_prefix,
+                inventory.and_then(|i| i.secret_prefix.as_ref()),
+                vault::DEFAULT_PREFIX,
+            ),
+            timeout: self.keyring_timeout,
+        }
+    }
+
+    /// The chosen store (see [`StoreArgs::kind`]); options of a store not chosen are
+    /// refused, so that a typo never silently writes elsewhere.
+    fn chosen(&self, inventory: Option<&Inventory>) -> Result<StoreKind> {
+        let kind = self.kind(inventory.and_then(|i| i.store))?;
+        if kind != StoreKind::Vault && (self.vault_mount.is_some() || self.secret_prefix.is_some())
+        {
+            return Err(Error::Usage(format!(
+                "--vault-mount and --secret-prefix are for the vault store, but the store is \
+                 {kind} (choose it with --store vault or {STORE_VAR}=vault)"
+            )));
+        }
+        Ok(kind)
+    }
+
+    /// The service name of the chosen store (what the audit log, lock and recovery files
+    /// name it by), without opening it.
+    pub(crate) fn service(&self, inventory: Option<&Inventory>) -> Result<String> {
+        match self.chosen(inventory)? {
+            StoreKind::Vault => Ok(self.vault_options(inventory).service()),
+            _ => config::keyring_service(),
+        }
+    }
+
+    /// Opens the chosen store.
+    pub(crate) async fn open(&self, inventory: Option<&Inventory>) -> Result<Box<dyn SecretStore>> {
+        match self.chosen(inventory)? {
+            StoreKind::Vault => {
+                let store = VaultStore::open(&self.vault_options(inventory)).await?;
+                Ok(Box::new(store))
+            }
+            _ => {
+                let service = config::keyring_service()?;
+                let keyring = Keyring::open(&service, self.keyring_timeout)
+                    .await
+                    .map_err(Error::keyring_unavailable)?;
+                Ok(Box::new(keyring))
+            }
+        }
+    }
 }
 
 impl NetArgs {

@@ -4,15 +4,15 @@ use serde::Serialize;
 
 use crate::cli::RecoverArgs;
 use crate::commands::block_on;
-use crate::config::{self, ConnectOptions};
-use crate::error::{Error, ExitCode, Result};
+use crate::config::ConnectOptions;
+use crate::error::{ExitCode, Result};
 use crate::output;
 use crate::recovery::{self, Item, ItemOutcome};
 use crate::state::StateDir;
-use crate::store::{EntryName, Keyring, Slot};
+use crate::store::{EntryName, Slot};
 
 pub fn run(args: RecoverArgs) -> Result<ExitCode> {
-    let service = config::keyring_service()?;
+    let service = args.store.service(None)?;
     let state = StateDir::locate()?;
     let options = ConnectOptions {
         base_url: None,
@@ -20,10 +20,8 @@ pub fn run(args: RecoverArgs) -> Result<ExitCode> {
     };
     let connect = |kind: crate::providers::ProviderKind| kind.connect(&options);
     let items = block_on(async {
-        let keyring = Keyring::open(&service, args.keyring_timeout)
-            .await
-            .map_err(Error::keyring_unavailable)?;
-        recovery::recover(&keyring, &state, &connect, args.dry_run).await
+        let store = args.store.open(None).await?;
+        recovery::recover(store.as_ref(), &state, &connect, args.dry_run).await
     })?;
     let code = recovery::exit_code(&items);
     let remaining = items.iter().filter(|i| i.outcome.remains()).count();
@@ -91,7 +89,8 @@ impl<'a> ItemJson<'a> {
 fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -> Result<()> {
     if items.is_empty() {
         return output::line(&format!(
-            "nothing to recover in keyring service '{service}' or the recovery directory"
+            "nothing to recover in {} or the recovery directory",
+            describe_service(service)
         ));
     }
     for item in items {
@@ -112,6 +111,15 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
         (n, false) => format!("{n} item(s) still need attention (see above)"),
     };
     output::line(&summary)
+}
+
+/// The store's service as prose: `keyring service 'siprot'` or `vault:secret/siprot/`.
+fn describe_service(service: &str) -> String {
+    if service.starts_with("vault:") {
+        format!("the vault store ({service})")
+    } else {
+        format!("keyring service '{service}'")
+    }
 }
 
 /// The keyring slot an item is about.

@@ -8,7 +8,6 @@ use serde::Serialize;
 use crate::cli::RotateArgs;
 use crate::commands::rotate_verify::{self, VerifiedJson};
 use crate::commands::{block_on, fail, fleet};
-use crate::config;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::input;
@@ -18,7 +17,7 @@ use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::rollback::{self, Verified};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
 use crate::state::StateDir;
-use crate::store::{EntryName, Keyring, Slot};
+use crate::store::{EntryName, Slot};
 
 pub fn run(args: RotateArgs) -> Result<ExitCode> {
     if let Some(path) = args.inventory.clone() {
@@ -26,7 +25,7 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
     }
     let (kind, credential) = one_credential(&args)?;
     let provider = kind.connect(&args.net.connect_options())?;
-    let service = config::keyring_service()?;
+    let service = args.store.service(None)?;
     let state = StateDir::locate()?;
     let entry = kind.entry_name(&credential)?;
     let plan = rotate_verify::plan(&args, kind, &state, &service, entry.current())?;
@@ -46,7 +45,6 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
         args: &args,
         provider: provider.as_ref(),
         credential: &credential,
-        service: &service,
         state: &state,
     };
     let result = block_on(rotation.run(input, plan));
@@ -123,7 +121,6 @@ struct Rotation<'a> {
     args: &'a RotateArgs,
     provider: &'a dyn Provider,
     credential: &'a CredentialRef,
-    service: &'a str,
     state: &'a StateDir,
 }
 
@@ -135,11 +132,10 @@ impl Rotation<'_> {
         input: RotationInput,
         plan: Option<rollback::Plan>,
     ) -> Result<(RotationReport, Option<Verified>)> {
-        let keyring = Keyring::open(self.service, self.args.keyring_timeout)
-            .await
-            .map_err(Error::keyring_unavailable)?;
+        let store = self.args.store.open(None).await?;
+        let store = store.as_ref();
         let mut report =
-            rotation::rotate(self.provider, self.credential, &keyring, self.state, input).await?;
+            rotation::rotate(self.provider, self.credential, store, self.state, input).await?;
         let verified = match plan {
             Some(plan) if report.status == RotationStatus::DryRun => {
                 report.plan.push(plan.describe());
@@ -151,7 +147,7 @@ impl Rotation<'_> {
                 let context = rollback::Context {
                     provider: self.provider,
                     credential: self.credential,
-                    keyring: &keyring,
+                    store,
                     state: self.state,
                 };
                 Some(rollback::after_rotation(plan, &report, &context).await)

@@ -6,11 +6,10 @@ use zeroize::Zeroizing;
 
 use crate::cli::SecretGetArgs;
 use crate::commands::{block_on, stored_secret};
-use crate::config;
-use crate::error::{Error, ExitCode, Result, exit};
+use crate::error::{ExitCode, Result, exit};
 use crate::output;
 use crate::providers::CredentialRef;
-use crate::store::{Keyring, Slot};
+use crate::store::Slot;
 
 pub fn get(args: SecretGetArgs) -> Result<ExitCode> {
     let kind = args.provider.provider;
@@ -23,13 +22,9 @@ pub fn get(args: SecretGetArgs) -> Result<ExitCode> {
     } else {
         Slot::Current
     };
-    let entry = name.slot(slot);
-    let service = config::keyring_service()?;
     let secret = block_on(async {
-        let keyring = Keyring::open(&service, args.keyring_timeout)
-            .await
-            .map_err(Error::keyring_unavailable)?;
-        stored_secret(&keyring, kind, &entry).await
+        let store = args.store.open(None).await?;
+        stored_secret(store.as_ref(), kind, &name, slot).await
     })?;
     let mut text = Zeroizing::new(String::with_capacity(secret.expose_secret().len() + 1));
     text.push_str(secret.expose_secret());

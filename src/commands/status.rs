@@ -8,18 +8,17 @@ use serde::Serialize;
 use crate::audit::AuditOutcome;
 use crate::cli::StatusArgs;
 use crate::commands::block_on;
-use crate::config;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
 use crate::providers::PasswordOrigin;
 use crate::state::{History, RecordAge, StateDir};
-use crate::store::{EntryName, Keyring, Slot};
+use crate::store::{EntryName, Slot};
 
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let inventory = Inventory::load(&args.inventory)?;
     let selected = inventory.select(args.provider, &args.tag);
-    let service = config::keyring_service()?;
+    let service = args.store.service(Some(&inventory))?;
     let state = StateDir::locate()?;
     let histories = state.histories(&service);
     let recovery_files: BTreeSet<(String, String)> = state
@@ -31,13 +30,11 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
     // Entry names only: listing needs no secret. A keyring that cannot be read makes
     // `pending` unknown, not the whole report impossible.
     let names = block_on(async {
-        let keyring = Keyring::open(&service, args.keyring_timeout)
-            .await
-            .map_err(Error::keyring_unavailable)?;
-        keyring.list().await.map_err(Error::keyring_unavailable)
+        let store = args.store.open(Some(&inventory)).await?;
+        store.list().await.map_err(Error::keyring_unavailable)
     });
     let names: Option<BTreeSet<String>> = match names {
-        Ok(names) => Some(names.into_iter().collect()),
+        Ok(names) => Some(names.iter().map(|(name, slot)| name.slot(*slot)).collect()),
         Err(error) => {
             output::warning(&format!("{error}; pending entries are not shown"));
             None

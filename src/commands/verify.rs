@@ -8,45 +8,43 @@ use serde::Serialize;
 
 use crate::cli::VerifyArgs;
 use crate::commands::{block_on, stored_secret};
-use crate::config;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::output;
 use crate::providers::{CredentialRef, ProviderKind};
 use crate::sip::{Outcome, Verification};
 use crate::state::StateDir;
-use crate::store::{Keyring, Slot};
+use crate::store::Slot;
 use crate::verification::{self, Checks, SipOptions, SipTarget};
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let kind = args.provider.provider;
     let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
     let name = kind.entry_name(&credential)?;
-    let service = config::keyring_service()?;
     let state = StateDir::locate()?;
-    let options = SipOptions {
-        registrar: args.registrar,
-        username: verification::known_username(
-            args.sip.username.as_deref(),
-            &state,
-            &service,
-            name.current(),
-        ),
-        domain: args.sip.domain,
-        timeout: args.timeout,
-    };
-    let target = SipTarget::new(options, kind, name.current())?;
-
-    let checks = block_on(async {
-        let keyring = Keyring::open(&service, args.keyring_timeout)
+    let (checks, target) = block_on(async {
+        let store = args.store.open(None).await?;
+        let store = store.as_ref();
+        let stored = store
+            .read(&name, Slot::Current)
             .await
             .map_err(Error::keyring_unavailable)?;
-        let current = stored_secret(&keyring, kind, &name.slot(Slot::Current)).await?;
+        let known = stored.as_ref().and_then(|s| s.facts.username.clone());
+        let options = SipOptions {
+            registrar: args.registrar,
+            username: args.sip.username.clone().or(known).or_else(|| {
+                verification::known_username(None, &state, store.service(), name.current())
+            }),
+            domain: args.sip.domain,
+            timeout: args.timeout,
+        };
+        let target = SipTarget::new(options, kind, name.current())?;
+        let current = stored_secret(store, kind, &name, Slot::Current).await?;
         let previous = if args.expect_rejected_previous {
-            Some(stored_secret(&keyring, kind, &name.slot(Slot::Previous)).await?)
+            Some(stored_secret(store, kind, &name, Slot::Previous).await?)
         } else {
             None
         };
-        Ok(target.check(&current, previous.as_ref()).await)
+        Ok((target.check(&current, previous.as_ref()).await, target))
     })?;
     let code = checks.exit_code();
     if args.json {

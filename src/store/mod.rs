@@ -52,6 +52,14 @@ impl StoreKind {
         }
     }
 
+    /// The store as prose names it: `keyring`, `vault store`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            StoreKind::Keyring => "keyring",
+            StoreKind::Vault => "vault store",
+        }
+    }
+
     /// Parses a store's name (`keyring` or `vault`).
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.name() == name)
@@ -153,6 +161,16 @@ pub struct Holder {
 }
 
 impl Holder {
+    /// This run: this host, `state`'s directory, this process, now.
+    pub fn here(state: &crate::state::StateDir) -> Self {
+        Self {
+            host: hostname(),
+            state: state.root().display().to_string(),
+            pid: std::process::id(),
+            since: jiff::Timestamp::now().to_string(),
+        }
+    }
+
     /// Whether `other` is the same host and state directory (not necessarily the same run).
     pub fn same_place(&self, other: &Holder) -> bool {
         self.host == other.host && self.state == other.state
@@ -166,6 +184,22 @@ impl std::fmt::Display for Holder {
             "host {} (process {}, state directory {}) since {}",
             self.host, self.pid, self.state, self.since
         )
+    }
+}
+
+/// This machine's host name (`unknown` when it cannot be told).
+fn hostname() -> String {
+    #[cfg(unix)]
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    #[cfg(not(unix))]
+    let name = std::env::var("COMPUTERNAME").unwrap_or_default();
+    if name.is_empty() {
+        "unknown".to_owned()
+    } else {
+        name
     }
 }
 
