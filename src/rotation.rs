@@ -1,10 +1,20 @@
-//! The rotation protocol: the only place that orders keyring writes and provider calls.
+//! The rotation protocol: the only place that orders store writes and provider calls.
+//! It runs the same steps on every [`SecretStore`]; a shared store (Vault/OpenBao, which
+//! other hosts use at the same time) adds a claim, because the local lock file protects
+//! only this machine.
+//!
+//! Every rotation first checks the store ([`SecretStore::preflight`]: one keyring item per
+//! slot at most, a vault token that may write every path; otherwise exit 4, nothing sent)
+//! and reads the current slot once: the new password is later written over exactly that
+//! (check-and-set in a shared store), and it is what goes to `#previous`.
 //!
 //! Client-set providers (Exotel, Vobiz):
-//! 1. reuse a `#pending` password left by an earlier run, or make one and write it to
-//!    `#pending` (keyring write 1); no keyring, no request (exit 8). A `#pending` that
-//!    equals current is the leftover of a rotation that finished: it is removed, and the
-//!    rotation starts afresh;
+//! 1. stage the password in `#pending`, created only if absent (store write 1; in a
+//!    shared store this is the claim, naming this host). No store, no request (exit 8).
+//!    If a `#pending` is there already: one written by an earlier run here is resent
+//!    instead (a given password must equal it); one equal to current is the leftover of a
+//!    rotation that finished, removed before staging afresh; one another host's run holds
+//!    stops this rotation before anything is sent (exit 7, naming it);
 //! 2. send it (the PUT is idempotent, so a rerun resends the same password);
 //! 3. on confirmed success promote: current to `#previous` (write 2, skipped when there is
 //!    no current), the password to current (write 3), delete `#pending` (write 4).
@@ -14,24 +24,27 @@
 //! Server-generated providers (Telepath):
 //! 0. refuse to start (exit 9, nothing sent) while a recovery file of the entry exists:
 //!    `siprot recover` settles it first;
-//! 1. copy current to `#previous` (write 1): the backup the protocol needs anyway, and the
-//!    proof the keyring is writable; with no current yet, write and delete a probe;
-//! 2. send the request once (it is never retried once sent);
-//! 3. store the returned password as current (write 2). If that fails, write it to a
-//!    recovery file (0600) and exit 9.
+//! 1. in a shared store, claim the credential: a `#pending` marker without a password,
+//!    created only if absent (another run's claim: exit 7; an earlier run's from here:
+//!    exit 9, `siprot recover` clears it). It also proves the store writable;
+//! 2. copy current to `#previous`: the backup the protocol needs anyway, and in the
+//!    keyring the proof it is writable; with no current yet, the keyring writes and
+//!    deletes a probe;
+//! 3. send the request once (it is never retried once sent);
+//! 4. store the returned password as current. If that fails, write it to a recovery file
+//!    (0600) and exit 9; the claim stays until `siprot recover` here has stored it, so
+//!    that no other host rotates over it. Otherwise the claim goes.
 //!
 //! Just before the request that may change the password, an `in-progress` record goes to
 //! the audit log, so that a rotation cut off by SIGKILL or a power loss shows as "outcome
 //! unknown" in `siprot status`; the rotation's final record supersedes it. If SIGINT,
 //! SIGTERM or SIGHUP was caught before that point ([`crate::interrupt`]), the request is
-//! not sent: a fresh `#pending` is removed as for a request that failed for sure, and the
-//! rotation ends with [`Error::Interrupted`] (or exit 9 for a `#pending` from an earlier
-//! run, which stays for `siprot recover`).
+//! not sent: a fresh `#pending` (or claim) is removed as for a request that failed for
+//! sure, and the rotation ends with [`Error::Interrupted`] (or exit 9 for a `#pending`
+//! from an earlier run, which stays for `siprot recover`).
 //!
-//! Before any request, each slot the rotation reads or writes must match at most one
-//! keyring item (another program may have added a second one): otherwise nothing is sent
-//! (exit 4). A duplicate that appears after the provider accepted is removed when it
-//! holds the same password, and otherwise reported like a failed keyring write.
+//! A keyring duplicate that appears after the provider accepted is removed when it holds
+//! the same password, and otherwise reported like a failed store write.
 //!
 //! Every rotation appends one final line to the audit log, whatever its outcome.
 
@@ -155,6 +168,7 @@ pub async fn rotate(
         store,
         name: &name,
         holder: Holder::here(state),
+        current: None,
         start: Precondition::Any,
         report: RotationReport::start(kind, credential, store, &name),
     };
@@ -272,6 +286,49 @@ fn audit_rotation(
     }
 }
 
+/// Why a run could not create its `#pending`.
+enum Claimed {
+    /// The slot holds something already (what, when it could be read).
+    Elsewhere(Box<ClaimConflict>),
+    Failed(Error),
+}
+
+/// A `#pending` found where a run wanted to create its own.
+struct ClaimConflict {
+    name: String,
+    place: String,
+    found: Option<Stored>,
+}
+
+impl Claimed {
+    /// The error of a claim that had to succeed: a `#pending` of another run (exit 7,
+    /// naming it) or one an earlier run from here left (exit 9: `siprot recover` settles
+    /// it). Nothing was sent either way.
+    fn into_error(self, here: &Holder) -> Error {
+        let conflict = match self {
+            Claimed::Failed(error) => return error,
+            Claimed::Elsewhere(conflict) => conflict,
+        };
+        let ClaimConflict { name, place, found } = *conflict;
+        match found.and_then(|found| found.facts.holder) {
+            Some(holder) if !holder.same_place(here) => Error::Busy(format!(
+                "'{name}' is being rotated by {holder} (claim in {place}); if that run is gone, \
+                 `siprot recover` finishes or clears it"
+            )),
+            Some(_) => Error::Unconfirmed {
+                message: format!(
+                    "an earlier rotation of '{name}' from this host did not finish (it left \
+                     {place}): run `siprot recover` first; nothing was sent"
+                ),
+                recovery_file: None,
+            },
+            None => Error::Busy(format!(
+                "another run claimed '{name}' a moment ago ({place})"
+            )),
+        }
+    }
+}
+
 struct Run<'a> {
     provider: &'a dyn Provider,
     credential: &'a CredentialRef,
@@ -279,8 +336,10 @@ struct Run<'a> {
     name: &'a EntryName,
     /// This run, as a claim in a shared store names it.
     holder: Holder,
-    /// What the current slot was when the rotation read it: writing the new current
-    /// password requires it unchanged (check-and-set in a shared store).
+    /// What the current slot held when the rotation read it, at its start.
+    current: Option<Stored>,
+    /// Writing the new current password requires the current slot unchanged since then
+    /// (check-and-set in a shared store).
     start: Precondition,
     report: RotationReport,
 }
@@ -321,8 +380,9 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// A client-set rotation: choose the password (the one staged by an earlier run, else
-    /// the given or a generated one), stage it in `#pending`, send it, promote it.
+    /// A client-set rotation: read current, choose the password (the one staged by an
+    /// earlier run, else the given or a generated one) and stage it in `#pending`, send
+    /// it, promote it.
     async fn client_supplied(&mut self, state: &StateDir, input: RotationInput) -> Result<()> {
         let RotationInput {
             source,
@@ -330,6 +390,8 @@ impl<'a> Run<'a> {
             dry_run,
             attempts,
         } = input;
+        self.preflight().await?;
+        self.read_current().await?;
         let Some((password, resumed)) = self.choose(source, dry_run).await? else {
             self.report.status = RotationStatus::NothingPending;
             return Ok(());
@@ -337,7 +399,7 @@ impl<'a> Run<'a> {
         if dry_run {
             return self.plan_client_supplied(resumed);
         }
-        self.stage(state, &password, resumed).await?;
+        self.stage(state, resumed).await?;
         let request = RotateRequest::Set {
             password: password.clone(),
             description,
@@ -362,74 +424,101 @@ impl<'a> Run<'a> {
         self.store.locate(self.name, slot)
     }
 
-    /// Reads the current slot and remembers it as the version the new password replaces.
-    async fn read_current(&mut self) -> Result<Option<Stored>> {
+    /// Reads the current slot once, at the start: the new password replaces exactly this
+    /// (check-and-set in a shared store), and it is what goes to `#previous`.
+    async fn read_current(&mut self) -> Result<()> {
         let current = self
             .store
             .read(self.name, Slot::Current)
             .await
             .map_err(Error::keyring_unavailable)?;
         self.start = Stored::unchanged(current.as_ref());
-        Ok(current)
+        self.current = current;
+        Ok(())
     }
 
-    /// The password to set and whether an earlier run staged it (`#pending`, which wins
-    /// over a generated one and must equal a given one); `None` when only a pending one
-    /// was asked for and there is none. A `#pending` another host's run holds in a shared
-    /// store stops a new rotation (exit 7); `recover` finishes it.
+    /// The current password read at the start.
+    fn current_secret(&self) -> Option<&SecretString> {
+        self.current.as_ref().and_then(|c| c.secret.as_ref())
+    }
+
+    /// The password to set and whether an earlier run staged it; `None` when only a
+    /// pending one was asked for and there is none.
+    ///
+    /// A real run stages the password it would set straight away (`#pending` created only
+    /// if absent: the claim); only when a `#pending` is there already is it read: a
+    /// password an earlier run staged wins over a generated one and must equal a given
+    /// one; one equal to current is a finished rotation's leftover (removed, then staged
+    /// afresh); one another host's run holds in a shared store stops this rotation (exit 7,
+    /// `recover` finishes it). A dry run and `recover` only read.
     async fn choose(
         &mut self,
         source: PasswordSource,
         dry_run: bool,
     ) -> Result<Option<(SecretString, bool)>> {
         let kind = self.report.provider;
-        self.preflight().await?;
-        let staged = self
-            .store
-            .read(self.name, Slot::Pending)
-            .await
-            .map_err(Error::keyring_unavailable)?;
-        let current = self.read_current().await?;
-        let staged = self.unless_finished(staged, current, dry_run).await?;
-        if let Some(staged) = &staged
-            && !matches!(source, PasswordSource::PendingOnly)
-        {
-            self.refuse_foreign_claim(staged)?;
+        let candidate = match &source {
+            _ if dry_run => None,
+            PasswordSource::PendingOnly => None,
+            PasswordSource::Given(given) => Some(given.clone()),
+            PasswordSource::Generate { length } => Some(kind.policy().generate(*length)?),
+        };
+        let staged = match &candidate {
+            Some(candidate) => match self.claim(Some(candidate)).await {
+                Ok(()) => {
+                    checkpoint::reached("pending-written");
+                    return Ok(Some((candidate.clone(), false)));
+                }
+                Err(Claimed::Elsewhere(conflict)) => conflict.found,
+                Err(Claimed::Failed(error)) => return Err(error),
+            },
+            None => self
+                .store
+                .read(self.name, Slot::Pending)
+                .await
+                .map_err(Error::keyring_unavailable)?,
+        };
+        let Some(staged) = self.unless_finished(staged, dry_run).await? else {
+            return match (candidate, source) {
+                // The leftover is gone: stage afresh (a second leftover means another run).
+                (Some(candidate), _) => {
+                    let here = self.holder.clone();
+                    self.claim(Some(&candidate))
+                        .await
+                        .map_err(|c| c.into_error(&here))?;
+                    checkpoint::reached("pending-written");
+                    Ok(Some((candidate, false)))
+                }
+                (None, PasswordSource::PendingOnly) => Ok(None),
+                (None, PasswordSource::Given(given)) => Ok(Some((given, false))),
+                (None, PasswordSource::Generate { length }) => {
+                    Ok(Some((kind.policy().generate(length)?, false)))
+                }
+            };
+        };
+        if !matches!(source, PasswordSource::PendingOnly) {
+            self.refuse_foreign_claim(&staged)?;
         }
-        let staged = match staged {
-            Some(Stored {
-                secret: Some(secret),
-                ..
-            }) => Some(secret),
-            Some(Stored { secret: None, .. }) => {
-                return Err(Error::Busy(format!(
-                    "{} holds a claim without a password, which siprot writes only for a \
-                     provider that generates passwords: run `siprot recover` to clear it",
+        let Some(staged) = staged.secret else {
+            return Err(Error::Busy(format!(
+                "{} holds a claim without a password, which siprot writes only for a provider \
+                 that generates passwords: run `siprot recover` to clear it",
+                self.locate(Slot::Pending)
+            )));
+        };
+        if let PasswordSource::Given(given) = &source
+            && staged.expose_secret() != given.expose_secret()
+        {
+            return Err(Error::Unconfirmed {
+                message: format!(
+                    "an earlier rotation left an unconfirmed password in {}; run the same \
+                     command without --password-stdin to finish it first",
                     self.locate(Slot::Pending)
-                )));
-            }
-            None => None,
-        };
-        let resumed = staged.is_some();
-        let password = match (staged, source) {
-            (Some(staged), PasswordSource::Given(given))
-                if staged.expose_secret() != given.expose_secret() =>
-            {
-                return Err(Error::Unconfirmed {
-                    message: format!(
-                        "an earlier rotation left an unconfirmed password in {}; run the same \
-                         command without --password-stdin to finish it first",
-                        self.locate(Slot::Pending)
-                    ),
-                    recovery_file: None,
-                });
-            }
-            (None, PasswordSource::PendingOnly) => return Ok(None),
-            (Some(staged), _) => staged,
-            (None, PasswordSource::Given(given)) => given,
-            (None, PasswordSource::Generate { length }) => kind.policy().generate(length)?,
-        };
-        Ok(Some((password, resumed)))
+                ),
+                recovery_file: None,
+            });
+        }
+        Ok(Some((staged, true)))
     }
 
     /// A claim in a shared store written by a run of another host or state directory:
@@ -483,19 +572,13 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The facts of this run's claim (`#pending`).
-    fn claim_facts(&self) -> Facts {
-        Facts {
+    /// Creates this run's `#pending` (a password, or a claim marker without one) only if
+    /// the slot is empty. [`Claimed::Elsewhere`] when it is not (with what it holds).
+    async fn claim(&mut self, password: Option<&SecretString>) -> Result<(), Claimed> {
+        let facts = Facts {
             holder: Some(self.holder.clone()),
             ..self.facts()
-        }
-    }
-
-    /// Writes this run's `#pending` (a password, or a claim marker without one) only if
-    /// the slot is empty: another run that got there first stops this one (exit 7, naming
-    /// it; nothing was sent).
-    async fn claim(&mut self, password: Option<&SecretString>) -> Result<()> {
-        let facts = self.claim_facts();
+        };
         let record = Record {
             secret: password,
             facts: &facts,
@@ -510,37 +593,25 @@ impl<'a> Run<'a> {
                 Ok(())
             }
             Err(StoreError::Conflict { .. }) => {
-                let holder = self
+                let found = self
                     .store
                     .read(self.name, Slot::Pending)
                     .await
-                    .ok()
-                    .flatten()
-                    .and_then(|claim| claim.facts.holder);
-                Err(Error::Busy(format!(
-                    "'{}' is being rotated by {} (claim in {}); nothing was sent",
-                    self.name.current(),
-                    holder.map_or_else(|| "another siprot".to_owned(), |h| h.to_string()),
-                    self.locate(Slot::Pending)
-                )))
+                    .map_err(|e| Claimed::Failed(Error::keyring_unavailable(e)))?;
+                Err(Claimed::Elsewhere(Box::new(ClaimConflict {
+                    name: self.name.current().to_owned(),
+                    place: self.locate(Slot::Pending),
+                    found,
+                })))
             }
-            Err(e) => Err(Error::keyring_unavailable(e)),
+            Err(e) => Err(Claimed::Failed(Error::keyring_unavailable(e))),
         }
     }
 
-    /// Stages a fresh password in `#pending` (a resumed one is there already), then
-    /// [`Run::before_request`]; a signal before the request removes a fresh `#pending`
-    /// (nothing was sent) and keeps a resumed one (it may be live).
-    async fn stage(
-        &mut self,
-        state: &StateDir,
-        password: &SecretString,
-        resumed: bool,
-    ) -> Result<()> {
-        if !resumed {
-            self.claim(Some(password)).await?;
-            checkpoint::reached("pending-written");
-        }
+    /// Before the request: a signal that came stops the rotation ([`Run::before_request`]).
+    /// It removes a fresh `#pending` (nothing was sent) and keeps a resumed one (it may
+    /// be live).
+    async fn stage(&mut self, state: &StateDir, resumed: bool) -> Result<()> {
         if let Err(stopped) = self.before_request(state) {
             if resumed {
                 return Err(Error::Unconfirmed {
@@ -611,20 +682,11 @@ impl<'a> Run<'a> {
     async fn unless_finished(
         &mut self,
         staged: Option<Stored>,
-        current: Option<Stored>,
         dry_run: bool,
     ) -> Result<Option<Stored>> {
-        let finished = match (&staged, &current) {
-            (
-                Some(Stored {
-                    secret: Some(staged),
-                    ..
-                }),
-                Some(Stored {
-                    secret: Some(current),
-                    ..
-                }),
-            ) => staged.expose_secret() == current.expose_secret(),
+        let staged_secret = staged.as_ref().and_then(|s| s.secret.as_ref());
+        let finished = match (staged_secret, self.current_secret()) {
+            (Some(staged), Some(current)) => staged.expose_secret() == current.expose_secret(),
             _ => false,
         };
         if !finished {
@@ -668,18 +730,15 @@ impl<'a> Run<'a> {
             },
             recovery_file: None,
         };
-        let current = self
-            .resolving(Slot::Current, |store, name| store.read(name, Slot::Current))
-            .await
-            .map_err(&unconfirmed)?;
-        if let Some(current) = current.filter(|c| {
-            c.secret
-                .as_ref()
-                .is_some_and(|c| c.expose_secret() != password.expose_secret())
-        }) {
+        let previous = self.current.as_ref().and_then(|current| {
+            let secret = current.secret.as_ref()?;
+            (secret.expose_secret() != password.expose_secret())
+                .then(|| (secret.clone(), current.facts.clone()))
+        });
+        if let Some((secret, facts)) = previous {
             let record = Record {
-                secret: current.secret.as_ref(),
-                facts: &current.facts,
+                secret: Some(&secret),
+                facts: &facts,
             };
             self.resolving(Slot::Previous, |store, name| {
                 store.write(name, Slot::Previous, record, Precondition::Any)
@@ -734,25 +793,23 @@ impl<'a> Run<'a> {
     ) -> Result<()> {
         self.refuse_over_recovery_file(state)?;
         self.preflight().await?;
-        let current = self.read_current().await?;
-        if self.store.shared() {
-            self.refuse_leftover_claim().await?;
-        }
-        let current = current.and_then(|c| c.secret.map(|s| (s, c.facts)));
+        self.read_current().await?;
+        let has_current = self.current_secret().is_some();
         if dry_run {
-            return self.plan_server_generated(current.is_some());
-        }
-        if self.store.shared() {
-            self.claim(None).await?;
+            return self.plan_server_generated(has_current);
         }
         let claimed = self.store.shared();
-        if let Err(e) = self.prepare_request(state, current.as_ref()).await {
+        if claimed {
+            let here = self.holder.clone();
+            self.claim(None).await.map_err(|c| c.into_error(&here))?;
+        }
+        if let Err(e) = self.prepare_request(state).await {
             if claimed {
                 self.remove_pending().await;
             }
             return Err(e);
         }
-        let rotated = self.request_generated(attempts, current.is_some()).await;
+        let rotated = self.request_generated(attempts, has_current).await;
         let rotated = match rotated {
             Ok(rotated) => rotated,
             Err(e) => {
@@ -808,38 +865,10 @@ impl<'a> Run<'a> {
     }
 
     /// Keeps the current password and records the request as in progress.
-    async fn prepare_request(
-        &mut self,
-        state: &StateDir,
-        current: Option<&(SecretString, Facts)>,
-    ) -> Result<()> {
-        self.keep_previous(current).await?;
+    async fn prepare_request(&mut self, state: &StateDir) -> Result<()> {
+        self.keep_previous().await?;
         checkpoint::reached("previous-written");
         self.before_request(state)
-    }
-
-    /// In a shared store, a `#pending` of a server-generated credential is a claim: of
-    /// another run (exit 7, naming it), or a leftover of this host's (exit 9: `siprot
-    /// recover` settles it, with the recovery file it may have left).
-    async fn refuse_leftover_claim(&self) -> Result<()> {
-        let Some(claim) = self
-            .store
-            .read(self.name, Slot::Pending)
-            .await
-            .map_err(Error::keyring_unavailable)?
-        else {
-            return Ok(());
-        };
-        self.refuse_foreign_claim(&claim)?;
-        Err(Error::Unconfirmed {
-            message: format!(
-                "an earlier rotation of '{}' from this host did not finish (its claim is in \
-                 {}): run `siprot recover` first; nothing was sent",
-                self.name.current(),
-                self.locate(Slot::Pending)
-            ),
-            recovery_file: None,
-        })
     }
 
     /// A new request would kill the password a recovery file of this entry may hold, and
@@ -895,7 +924,11 @@ impl<'a> Run<'a> {
     /// Before the request: the current password is copied to `#previous`; with none, a
     /// probe entry is written and deleted to prove the keyring takes a write (in a shared
     /// store the claim has proved that already).
-    async fn keep_previous(&mut self, current: Option<&(SecretString, Facts)>) -> Result<()> {
+    async fn keep_previous(&mut self) -> Result<()> {
+        let current = self
+            .current
+            .as_ref()
+            .and_then(|c| Some((c.secret.as_ref()?, &c.facts)));
         match current {
             Some((current, facts)) => {
                 let record = Record {
