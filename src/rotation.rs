@@ -130,6 +130,10 @@ pub struct RotationReport {
     pub store: StoreKind,
     /// The store's service (the keyring service, or `vault:<mount>/<prefix>`).
     pub service: String,
+    /// Where the current and the previous password live, for messages
+    /// ([`SecretStore::locate`]).
+    pub current_in: String,
+    pub previous_in: String,
     pub entry: EntryName,
     pub status: RotationStatus,
     pub username: Option<String>,
@@ -222,6 +226,8 @@ impl RotationReport {
             credential: credential.clone(),
             store: store.kind(),
             service: store.service().to_owned(),
+            current_in: store.locate(name, Slot::Current),
+            previous_in: store.locate(name, Slot::Previous),
             entry: name.clone(),
             status: RotationStatus::Rotated,
             username: None,

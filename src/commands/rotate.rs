@@ -17,7 +17,7 @@ use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::rollback::{self, Verified};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
 use crate::state::StateDir;
-use crate::store::{EntryName, Slot};
+use crate::store::{EntryName, Slot, StoreKind};
 
 pub fn run(args: RotateArgs) -> Result<ExitCode> {
     if let Some(path) = args.inventory.clone() {
@@ -188,8 +188,8 @@ fn render(
     if let Some(signal) = interrupt::received() {
         output::error_line(&format!(
             "interrupted by {signal}: the rotation in flight was finished first and the new \
-             password is stored in keyring entry '{}'{}",
-            report.entry,
+             password is stored in {}{}",
+            report.current_in,
             if plan_skipped {
                 "; --verify was not run"
             } else {
@@ -211,6 +211,8 @@ struct RotateJson<'a> {
     device: Option<&'a str>,
     username: Option<&'a str>,
     rotated_at: Option<&'a str>,
+    /// `keyring` or `vault`.
+    store: &'static str,
     keyring_service: &'a str,
     keyring_entry: &'a EntryName,
     status: &'a str,
@@ -238,6 +240,7 @@ impl<'a> RotateJson<'a> {
             device: report.credential.device(),
             username: report.username.as_deref(),
             rotated_at: report.rotated_at.as_deref(),
+            store: report.store.name(),
             keyring_service: &report.service,
             keyring_entry: &report.entry,
             status: report.status.as_str(),
@@ -283,18 +286,26 @@ fn print_human(report: &RotationReport, show_password: bool) -> Result<()> {
         .map(|u| format!(" (SIP username {u})"))
         .unwrap_or_default();
     output::line(&format!("{verb} {who}{username}"))?;
-    let previous = if report.previous_kept {
-        format!(
+    let keyring = report.store == StoreKind::Keyring;
+    let previous = match (report.previous_kept, keyring) {
+        (false, _) => String::new(),
+        (true, true) => format!(
             "; the one before is in '{}'",
             report.entry.slot(Slot::Previous)
-        )
-    } else {
-        String::new()
+        ),
+        (true, false) => format!("; the one before is in {}", report.previous_in),
     };
-    output::line(&format!(
-        "new password stored in keyring service '{}', entry '{}'{previous}",
-        report.service, report.entry
-    ))?;
+    if keyring {
+        output::line(&format!(
+            "new password stored in keyring service '{}', entry '{}'{previous}",
+            report.service, report.entry
+        ))?;
+    } else {
+        output::line(&format!(
+            "new password stored in {}{previous}",
+            report.current_in
+        ))?;
+    }
     if let Some(at) = &report.rotated_at {
         output::line(&format!("rotated at {at}"))?;
     }
@@ -304,7 +315,8 @@ fn print_human(report: &RotationReport, show_password: bool) -> Result<()> {
         }
     } else {
         output::line(&format!(
-            "print it with: siprot secret get --provider {} {}{}",
+            "print it with: siprot secret get{} --provider {} {}{}",
+            if keyring { "" } else { " --store vault" },
             report.provider,
             report.credential.id(),
             report

@@ -103,8 +103,9 @@ pub(crate) fn human_lines(verified: &Verified, report: &RotationReport) -> Vec<S
                 lines.push(why.clone());
             }
             lines.push(format!(
-                "NOT VERIFIED: the new password stays in the keyring as current (entry '{}'); \
+                "NOT VERIFIED: the new password stays in the {} as current (entry '{}'); \
                  the one before is in '{previous_entry}'",
+                report.store.noun(),
                 report.entry
             ));
         }
@@ -114,9 +115,10 @@ pub(crate) fn human_lines(verified: &Verified, report: &RotationReport) -> Vec<S
         }) => {
             lines.extend(rollback.warnings.iter().map(|w| format!("warning: {w}")));
             lines.push(format!(
-                "rolled back: {} has the previous password again and the keyring holds it \
+                "rolled back: {} has the previous password again and the {} holds it \
                  as current; the unverified one is now in '{previous_entry}'",
-                report.provider
+                report.provider,
+                report.store.noun()
             ));
             if let Some(target) = &verified.target {
                 lines.extend(
@@ -129,7 +131,8 @@ pub(crate) fn human_lines(verified: &Verified, report: &RotationReport) -> Vec<S
         Some(Rollback::Failed(error)) => {
             lines.push(format!("rollback failed: {error}"));
             lines.push(format!(
-                "the new, unverified password stays in the keyring as current (entry '{}')",
+                "the new, unverified password stays in the {} as current (entry '{}')",
+                report.store.noun(),
                 report.entry
             ));
         }
