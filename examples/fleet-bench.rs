@@ -6,6 +6,7 @@
 //! scripts/bench.sh                      # both modes, the figures in the README
 //! fleet-bench --mode network --n 1000 --concurrency 32 --latency-ms 50
 //! fleet-bench --mode keyring --n 200 --concurrency 32 --latency-ms 50   # needs a Secret Service
+//! fleet-bench --mode vault --n 4000 --concurrency 32 --latency-ms 50     # starts an OpenBao dev server
 //! ```
 //!
 //! - network mode: keyring-core's in-memory mock store, so the network is the floor:
@@ -13,6 +14,11 @@
 //! - keyring mode: the real Secret Service (run it inside `scripts/with-keyring.sh`). The
 //!   keyring floor is measured in the same run: as many Secret Service writes as the fleet
 //!   made, back to back in a minimal loop, on the same keyring.
+//! - vault mode: the vault store against a real OpenBao dev server (in memory) this
+//!   benchmark starts on a free loopback port: `bao` from `SIPROT_BAO`, else the one
+//!   `scripts/install-deps.sh` installs under `target/openbao-venv`. Its store is measured
+//!   against the network floor only; `scripts/bench.sh` compares its wall with network
+//!   mode's in the same run.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -27,15 +33,18 @@ use siprot::http::HttpConfig;
 use siprot::inventory::Inventory;
 use siprot::providers::{PasswordOrigin, ProviderKind};
 use siprot::state::StateDir;
-use siprot::store::{self, Keyring, Slot};
+use siprot::store::vault::{self, VaultOptions, VaultStore};
+use siprot::store::{self, Facts, Keyring, Precondition, Record, SecretStore, Slot};
 
 #[path = "bench-support/memory.rs"]
 mod memory;
+#[path = "bench-support/openbao.rs"]
+mod openbao;
 
 #[derive(Parser)]
 #[command(name = "fleet-bench")]
 struct Args {
-    /// `network` (mock keyring) or `keyring` (the real Secret Service)
+    /// `network` (mock keyring), `keyring` (the real Secret Service) or `vault` (OpenBao)
     #[arg(long, default_value = "network")]
     mode: String,
     /// Credentials in the fleet, spread evenly over the three providers
@@ -55,11 +64,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let real_keyring = match args.mode.as_str() {
-        "network" => false,
-        "keyring" => true,
+    let mode = match args.mode.as_str() {
+        "network" => Mode::Network,
+        "keyring" => Mode::Keyring,
+        "vault" => Mode::Vault,
         other => {
-            eprintln!("fleet-bench: unknown mode {other:?} (network or keyring)");
+            eprintln!("fleet-bench: unknown mode {other:?} (network, keyring or vault)");
             return ExitCode::from(2);
         }
     };
@@ -77,12 +87,34 @@ fn main() -> ExitCode {
             format!("siprot-bench-{}", std::process::id()),
         );
     }
-    if !real_keyring {
+    if mode == Mode::Network {
         store::use_mock_store().expect("mock store");
     }
-    let result = run(&args, &inventory_path);
+    let mut bao = None;
+    if mode == Mode::Vault {
+        match openbao::start() {
+            Ok((child, address, token)) => {
+                bao = Some(child);
+                // Still one thread, as above.
+                unsafe {
+                    std::env::set_var("VAULT_ADDR", address);
+                    std::env::set_var("VAULT_TOKEN", token);
+                }
+            }
+            Err(message) => {
+                let _ = fake.kill();
+                eprintln!("fleet-bench: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let result = run(&args, mode, &inventory_path);
     let _ = fake.kill();
     let _ = fake.wait();
+    if let Some(mut bao) = bao {
+        let _ = bao.kill();
+        let _ = bao.wait();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -126,7 +158,14 @@ fn start_fake(args: &Args, inventory: &std::path::Path) -> (Child, Vec<(String, 
     (child, exports)
 }
 
-fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Network,
+    Keyring,
+    Vault,
+}
+
+fn run(args: &Args, mode: Mode, inventory_path: &std::path::Path) -> Result<(), String> {
     let inventory = Inventory::load(inventory_path).map_err(|e| e.to_string())?;
     let entries: Vec<_> = inventory.entries.iter().collect();
     let state = StateDir::locate().map_err(|e| e.to_string())?;
@@ -135,9 +174,26 @@ fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let keyring = runtime
-        .block_on(Keyring::open(&service, store::DEFAULT_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+    let store: Box<dyn SecretStore> = match mode {
+        Mode::Vault => {
+            let options = VaultOptions {
+                mount: vault::DEFAULT_MOUNT.to_owned(),
+                prefix: "siprot-bench/".to_owned(),
+                timeout: store::DEFAULT_TIMEOUT,
+            };
+            Box::new(
+                runtime
+                    .block_on(VaultStore::open(&options))
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        _ => Box::new(
+            runtime
+                .block_on(Keyring::open(&service, store::DEFAULT_TIMEOUT))
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    let store = store.as_ref();
 
     // Every credential starts with a current password, as in a fleet rotated before:
     // the steady state, where the protocol makes its usual number of writes.
@@ -148,8 +204,13 @@ fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
                 .entry_name(&entry.credential)
                 .map_err(|e| e.to_string())?;
             let seed = secrecy::SecretString::from(format!("Seed-{}", entry.credential.id()));
-            keyring
-                .set(name.current(), &seed)
+            let facts = Facts::default();
+            let record = Record {
+                secret: Some(&seed),
+                facts: &facts,
+            };
+            store
+                .write(&name, Slot::Current, record, Precondition::Any)
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -177,9 +238,9 @@ fn run(args: &Args, inventory_path: &std::path::Path) -> Result<(), String> {
             &runtime,
             &entries,
             &per_provider,
-            &keyring,
+            store,
             &state,
-            &service,
+            (mode != Mode::Vault).then_some(service.as_str()),
         )?;
     }
     Ok(())
@@ -192,9 +253,9 @@ fn measure(
     runtime: &tokio::runtime::Runtime,
     entries: &[&siprot::inventory::InventoryEntry],
     per_provider: &BTreeMap<&str, usize>,
-    keyring: &Keyring,
+    store: &dyn SecretStore,
     state: &StateDir,
-    service: &str,
+    keyring_service: Option<&str>,
 ) -> Result<(), String> {
     let options = FleetOptions {
         concurrency: args.concurrency,
@@ -215,7 +276,7 @@ fn measure(
     runtime.block_on(fleet::rotate(
         entries,
         &connect,
-        keyring,
+        store,
         state,
         &options,
         |result| {
@@ -244,22 +305,30 @@ fn measure(
         .map(|n| latency * n.div_ceil(args.concurrency) as u32)
         .max()
         .unwrap_or_default();
-    let (keyring_floor, floor_writes) = keyring_floor(service, entries)?;
-    if floor_writes != writes {
-        return Err(format!(
-            "the fleet made {writes} keyring writes but the floor loop {floor_writes}"
-        ));
-    }
-    let floor = network_floor.max(keyring_floor);
+    // The keyring floor: measured for a keyring (mock or real); none for the vault
+    // store, which takes writes in parallel.
+    let keyring_floor = match keyring_service {
+        Some(service) => {
+            let (floor, floor_writes) = keyring_floor(service, entries)?;
+            if floor_writes != writes {
+                return Err(format!(
+                    "the fleet made {writes} keyring writes but the floor loop {floor_writes}"
+                ));
+            }
+            Some(floor)
+        }
+        None => None,
+    };
+    let floor = network_floor.max(keyring_floor.unwrap_or_default());
     let rss = peak_rss_kib();
     println!(
-        "| {} | {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.2} | {:.0} | {} | {} |",
+        "| {} | {} | {} | {:.2} s | {:.2} s | {} | {:.2} | {:.2} | {:.0} | {} | {} |",
         label,
         args.n,
         args.concurrency,
         wall.as_secs_f64(),
         network_floor.as_secs_f64(),
-        keyring_floor.as_secs_f64(),
+        keyring_floor.map_or("-".to_owned(), |f| format!("{:.2} s", f.as_secs_f64())),
         writes as f64 / done.max(1) as f64,
         wall.as_secs_f64() / floor.as_secs_f64().max(f64::EPSILON),
         requests as f64 / wall.as_secs_f64(),
