@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Duplicates, StoreError};
+use crate::store::{Duplicates, StoreError, StoreKind};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -172,6 +172,16 @@ pub enum Error {
     #[error("keyring unavailable: {0}; nothing was sent to the provider")]
     KeyringUnavailable(String),
 
+    /// A store other than the keyring cannot be reached or used now (unreachable, sealed,
+    /// no leader); raised before anything was sent to a provider.
+    #[error("{store} store unavailable: {message}; nothing was sent to the provider")]
+    StoreUnavailable { store: StoreKind, message: String },
+
+    /// The store refused siprot's token or settings (a missing capability, an invalid
+    /// token, a missing mount); raised before anything was sent to a provider.
+    #[error("{message}; nothing was sent to the provider")]
+    StoreDenied { store: StoreKind, message: String },
+
     /// More than one keyring item matches one entry (another program added one); raised
     /// before anything was sent. The message lists the items and how to remove the extra.
     #[error("{0}; nothing was sent to the provider")]
@@ -218,12 +228,20 @@ pub enum Error {
 }
 
 impl Error {
-    /// A keyring failure that happened before anything was sent to a provider (exit 8),
-    /// or duplicate items for one entry ([`Error::DuplicateItems`], exit 4).
-    /// Failures after sending are [`Error::Unconfirmed`] instead, never this.
+    /// A store failure that happened before anything was sent to a provider: the keyring
+    /// or another store unavailable (exit 8), duplicate items for one entry
+    /// ([`Error::DuplicateItems`], exit 4), the store refusing the token or a path
+    /// ([`Error::StoreDenied`], exit 4), a slot created or changed by another rotator
+    /// ([`Error::Busy`], exit 7). Failures after sending are [`Error::Unconfirmed`]
+    /// instead, never this.
     pub fn keyring_unavailable(error: StoreError) -> Self {
         match error {
             StoreError::Ambiguous(duplicates) => Error::DuplicateItems(duplicates),
+            StoreError::Unavailable { store, message } => {
+                Error::StoreUnavailable { store, message }
+            }
+            StoreError::Denied { store, message } => Error::StoreDenied { store, message },
+            StoreError::Conflict { message, .. } => Error::Busy(message),
             other => Error::KeyringUnavailable(other.to_string()),
         }
     }
@@ -233,13 +251,14 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Unsupported { .. } => exit::USAGE,
             Error::Policy(_) => exit::POLICY,
-            Error::MissingSetting { .. } | Error::Config(_) | Error::DuplicateItems(_) => {
-                exit::CONFIG
-            }
+            Error::MissingSetting { .. }
+            | Error::Config(_)
+            | Error::DuplicateItems(_)
+            | Error::StoreDenied { .. } => exit::CONFIG,
             Error::Auth { .. } => exit::AUTH,
             Error::NotFound { .. } => exit::NOT_FOUND,
             Error::Transient(_) | Error::Busy(_) => exit::TRANSIENT,
-            Error::KeyringUnavailable(_) => exit::KEYRING,
+            Error::KeyringUnavailable(_) | Error::StoreUnavailable { .. } => exit::KEYRING,
             Error::Unconfirmed { .. } | Error::OutcomeUnknown { .. } => exit::UNCONFIRMED,
             Error::Interrupted { signal, .. } => signal.exit_code(),
             Error::Rejected { .. }
@@ -261,6 +280,7 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn every_family_has_its_documented_code() {
@@ -310,6 +330,27 @@ mod tests {
             ),
             (Error::keyring_unavailable(StoreError::Store("x".into())), 8),
             (
+                Error::keyring_unavailable(StoreError::Unavailable {
+                    store: StoreKind::Vault,
+                    message: "x".into(),
+                }),
+                8,
+            ),
+            (
+                Error::keyring_unavailable(StoreError::Denied {
+                    store: StoreKind::Vault,
+                    message: "x".into(),
+                }),
+                4,
+            ),
+            (
+                Error::keyring_unavailable(StoreError::Conflict {
+                    store: StoreKind::Vault,
+                    message: "x".into(),
+                }),
+                7,
+            ),
+            (
                 Error::Unconfirmed {
                     message: "x".into(),
                     recovery_file: None,
@@ -328,6 +369,28 @@ mod tests {
         for (error, code) in cases {
             assert_eq!(error.exit_code().code(), code, "{error}");
         }
+    }
+
+    #[test]
+    fn store_failures_name_their_store() {
+        let vault = Error::keyring_unavailable(StoreError::Unavailable {
+            store: StoreKind::Vault,
+            message: "vault at http://127.0.0.1:8200 is sealed".into(),
+        });
+        assert!(
+            vault.to_string().starts_with("vault store unavailable: "),
+            "{vault}"
+        );
+        let keyring = Error::keyring_unavailable(StoreError::Timeout(Duration::from_secs(1)));
+        assert!(
+            keyring.to_string().starts_with("keyring unavailable: "),
+            "{keyring}"
+        );
+        let busy = Error::keyring_unavailable(StoreError::Conflict {
+            store: StoreKind::Vault,
+            message: "vault secret 'secret/siprot/.pending/telepath/x' exists already".into(),
+        });
+        assert!(busy.to_string().contains(".pending/telepath/x"), "{busy}");
     }
 
     #[test]

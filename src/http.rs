@@ -37,6 +37,26 @@ pub struct HttpConfig {
     pub max_body: usize,
     /// How often and how long to retry.
     pub retry: RetryConfig,
+    /// Extra trust roots and a client certificate (the vault store's `VAULT_CACERT`,
+    /// `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`); none for the providers.
+    pub tls: TlsOptions,
+}
+
+/// Extra TLS settings of a client: certificates trusted beside the system's roots, and
+/// a client certificate with its key. Debug shows only how many there are.
+#[derive(Clone, Default)]
+pub struct TlsOptions {
+    pub extra_roots: Vec<reqwest::Certificate>,
+    pub identity: Option<reqwest::Identity>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("extra_roots", &self.extra_roots.len())
+            .field("identity", &self.identity.is_some())
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
@@ -46,6 +66,7 @@ impl Default for HttpConfig {
             timeout: Duration::from_secs(30),
             max_body: DEFAULT_MAX_BODY,
             retry: RetryConfig::default(),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -142,7 +163,11 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
-            .user_agent(concat!("siprot/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("siprot/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_merge(config.tls.extra_roots.iter().cloned());
+        if let Some(identity) = &config.tls.identity {
+            builder = builder.identity(identity.clone());
+        }
         if let Some(proxy) = &proxy {
             log::debug!("{}", proxy.describe());
             builder = builder.proxy(proxy.to_reqwest());
@@ -512,7 +537,7 @@ pub fn endpoint(base: &Url, segments: &[&str]) -> Result<Url> {
 }
 
 /// The HTTP types providers use, re-exported so provider modules need not name reqwest.
-pub use reqwest::{Method as HttpMethod, RequestBuilder, header};
+pub use reqwest::{Certificate, Identity, Method as HttpMethod, RequestBuilder, header};
 
 #[cfg(test)]
 mod tests {

@@ -53,7 +53,9 @@ pub fn start() -> Result<(Child, String, String), String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("bao server -dev on {address} did not answer within 30 s"))
+    Err(format!(
+        "bao server -dev on {address} did not answer within 30 s"
+    ))
 }
 
 /// Whether `sys/health` answers 200 (initialized, unsealed, active).

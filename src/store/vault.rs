@@ -1,92 +1,1130 @@
-//! A Vault or OpenBao KV version 2 engine as a [`super::SecretStore`] (being built).
+//! A Vault or OpenBao KV version 2 engine as a [`SecretStore`], over HTTP.
+//!
+//! Settings are the ones the vault and bao CLIs read: `VAULT_ADDR` (else `BAO_ADDR`),
+//! `VAULT_TOKEN` (else `BAO_TOKEN`, else the token file `~/.vault-token`),
+//! `VAULT_NAMESPACE`, `VAULT_CACERT` (a PEM bundle trusted beside the system's roots) and
+//! `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY` (a PEM client certificate and key). Plain
+//! `http://` is allowed only to a loopback address, as for the providers. The token is
+//! sent as `X-Vault-Token` in a header marked sensitive; it never appears in Debug
+//! output, logs or errors.
+//!
+//! Layout, under a mount (`secret`) and a prefix (`siprot/`): a credential's current
+//! password is the secret `<mount>/<prefix><entry>`, its `#pending` slot
+//! `<mount>/<prefix>.pending/<entry>` and its `#previous` slot
+//! `<mount>/<prefix>.previous/<entry>`, so a consumer reading the current secret (or a
+//! policy on `<prefix><provider>/*`) never sees the other two. A secret's data is the
+//! password beside the [`Facts`] flattened: `password`, `username`, `provider`,
+//! `credential`, `device`, `rotated_at` (and `holder` on a claim, which may have no
+//! password).
+//!
+//! Calls and retries: every call is bounded by [`VaultOptions::timeout`], retries and
+//! waits included. Reads, lists, deletes and writes under check-and-set (`Absent`,
+//! `Version`) are retried with [`crate::retry`]'s backoff after a connection failure, a
+//! timeout, a 5xx (a sealed node, a cluster without a leader) or a 307 (a standby's
+//! redirect, never followed); a write without check-and-set only when the try provably
+//! did not reach the server. When a retried check-and-set write meets a mismatch and an
+//! earlier try may have landed, the slot is read back: holding exactly what was written,
+//! the write succeeded.
+//!
+//! A caller that gave up never has its write sent later: tries run inside the caller's
+//! future (no background task), so dropping it (a caller's own timeout, a cancelled
+//! rotation) stops the retries, and no try starts once the call's timeout has passed.
+//! A try in flight when the caller gives up may still reach the server, as any request
+//! may; it is never resent.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{
+    EntryName, Facts, Precondition, Record, SecretStore, Slot, StoreError, StoreKind, Stored,
+};
+use crate::config::{optional, parse_base_url};
 use crate::error::{Error, Result};
+use crate::http::{
+    Attempts, HttpClient, HttpConfig, HttpMethod, RequestBuilder, Response, SendError, TlsOptions,
+    header,
+};
+use crate::retry::{Resend, RetryConfig};
 
-/// The default KV version 2 mount.
+/// The KV version 2 mount siprot uses unless told otherwise (`--vault-mount`).
 pub const DEFAULT_MOUNT: &str = "secret";
-/// The default path under the mount.
+/// The folder of siprot's secrets in the mount unless told otherwise (`--secret-prefix`).
 pub const DEFAULT_PREFIX: &str = "siprot/";
 
-/// `--vault-mount`, `--secret-prefix` and the time allowed per call.
-#[derive(Debug, Clone)]
+/// The folders of the `#pending` and `#previous` slots under the prefix.
+const PENDING_FOLDER: &str = ".pending";
+const PREVIOUS_FOLDER: &str = ".previous";
+
+/// Where the CLIs keep the token `vault login` wrote, under the home directory.
+const TOKEN_FILE: &str = ".vault-token";
+
+/// The mount, the prefix and the time allowed for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VaultOptions {
+    /// A KV version 2 mount (`secret`, or nested like `team/kv`).
     pub mount: String,
+    /// The folder of siprot's secrets in the mount: empty or ending in `/`.
     pub prefix: String,
+    /// Bound on one store call, retries and waits included.
     pub timeout: Duration,
 }
 
 impl VaultOptions {
-    /// The store's service name: `vault:<mount>/<prefix>`, with `VAULT_NAMESPACE/` in
-    /// front when it is set.
+    /// The store's service name without connecting: `vault:<mount>/<prefix>`, with
+    /// `VAULT_NAMESPACE` in front when it is set (what [`SecretStore::service`] says once
+    /// the store is open).
     pub fn service(&self) -> String {
         let namespace = std::env::var("VAULT_NAMESPACE")
             .ok()
-            .filter(|n| !n.is_empty())
-            .map(|n| format!("{}/", n.trim_matches('/')))
-            .unwrap_or_default();
-        format!("vault:{namespace}{}/{}", self.mount, self.prefix)
+            .map(|ns| ns.trim_matches('/').to_owned())
+            .filter(|ns| !ns.is_empty());
+        service_name(
+            namespace.as_deref(),
+            self.mount.trim_matches('/'),
+            &self.prefix,
+        )
     }
 }
 
-/// The vault store.
-#[derive(Debug)]
-pub struct VaultStore {}
+/// `vault:[<namespace>/]<mount>/<prefix>`.
+fn service_name(namespace: Option<&str>, mount: &str, prefix: &str) -> String {
+    match namespace {
+        Some(ns) => format!("vault:{ns}/{mount}/{prefix}"),
+        None => format!("vault:{mount}/{prefix}"),
+    }
+}
+
+impl Default for VaultOptions {
+    fn default() -> Self {
+        Self {
+            mount: DEFAULT_MOUNT.to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: super::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// A Vault or OpenBao server's KV version 2 mount, under siprot's prefix.
+pub struct VaultStore {
+    client: HttpClient,
+    addr: Url,
+    token: SecretString,
+    namespace: Option<String>,
+    /// The mount's path segments.
+    mount: Vec<String>,
+    /// The prefix's path segments (empty for no prefix).
+    prefix: Vec<String>,
+    /// `<mount>/` as the CLI names paths, for messages.
+    mount_path: String,
+    /// The prefix as given (empty or ending in `/`).
+    prefix_path: String,
+    service: String,
+    timeout: Duration,
+    backoff: RetryConfig,
+}
+
+impl std::fmt::Debug for VaultStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultStore")
+            .field("addr", &self.addr.as_str())
+            .field("namespace", &self.namespace)
+            .field("mount", &self.mount_path)
+            .field("prefix", &self.prefix_path)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A non-empty setting, from the first of `vars` that is set.
+fn first_setting(vars: &[&'static str]) -> Result<Option<(&'static str, String)>> {
+    for var in vars {
+        if let Some(value) = optional(var)?.filter(|v| !v.trim().is_empty()) {
+            return Ok(Some((var, value)));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads a file a setting names; an error names the variable and the path, never the
+/// content.
+fn read_setting_file(var: &str, path: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Config(format!("{var}: cannot read '{path}': {e}")))
+}
+
+/// The token: `VAULT_TOKEN`, else `BAO_TOKEN`, else `~/.vault-token`.
+fn token() -> Result<SecretString> {
+    if let Some((_, token)) = first_setting(&["VAULT_TOKEN", "BAO_TOKEN"])? {
+        return Ok(SecretString::from(token.trim().to_owned()));
+    }
+    let missing = Error::MissingSetting {
+        var: "VAULT_TOKEN",
+        hint: "a Vault or OpenBao token with access to siprot's paths (or BAO_TOKEN, or \
+               `vault login`/`bao login` writing ~/.vault-token)",
+    };
+    let Some(file) = dirs::home_dir().map(|home| home.join(TOKEN_FILE)) else {
+        return Err(missing);
+    };
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => zeroize::Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing),
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "the token file {} cannot be read: {e}",
+                file.display()
+            )));
+        }
+    };
+    match std::str::from_utf8(&bytes).map(str::trim) {
+        Ok(token) if !token.is_empty() => Ok(SecretString::from(token.to_owned())),
+        Ok(_) => Err(Error::Config(format!(
+            "the token file {} is empty (VAULT_TOKEN is not set)",
+            file.display()
+        ))),
+        Err(_) => Err(Error::Config(format!(
+            "the token file {} is not UTF-8 text",
+            file.display()
+        ))),
+    }
+}
+
+/// `VAULT_CACERT` and `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`.
+fn tls_options() -> Result<TlsOptions> {
+    let mut tls = TlsOptions::default();
+    if let Some(path) = optional("VAULT_CACERT")?.filter(|p| !p.is_empty()) {
+        let pem = read_setting_file("VAULT_CACERT", &path)?;
+        let roots = crate::http::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|roots| !roots.is_empty())
+            .ok_or_else(|| {
+                Error::Config(format!("VAULT_CACERT: '{path}' holds no PEM certificate"))
+            })?;
+        tls.extra_roots = roots;
+    }
+    let cert = optional("VAULT_CLIENT_CERT")?.filter(|p| !p.is_empty());
+    let key = optional("VAULT_CLIENT_KEY")?.filter(|p| !p.is_empty());
+    match (cert, key) {
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(Error::Config(
+                "VAULT_CLIENT_CERT is set but VAULT_CLIENT_KEY is not".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::Config(
+                "VAULT_CLIENT_KEY is set but VAULT_CLIENT_CERT is not".into(),
+            ));
+        }
+        (Some(cert), Some(key)) => {
+            let mut pem = zeroize::Zeroizing::new(read_setting_file("VAULT_CLIENT_CERT", &cert)?);
+            let key_pem = zeroize::Zeroizing::new(read_setting_file("VAULT_CLIENT_KEY", &key)?);
+            pem.push(b'\n');
+            pem.extend_from_slice(&key_pem);
+            let identity = crate::http::Identity::from_pem(&pem).map_err(|_| {
+                Error::Config(format!(
+                    "VAULT_CLIENT_CERT/VAULT_CLIENT_KEY: '{cert}' and '{key}' are not a PEM \
+                     certificate and its private key"
+                ))
+            })?;
+            tls.identity = Some(identity);
+        }
+    }
+    Ok(tls)
+}
+
+/// The path segments of a mount or prefix; `what` names the setting in errors.
+fn segments(value: &str, what: &str, folder: bool) -> Result<Vec<String>> {
+    let bad = |why: &str| Error::Config(format!("{what} '{value}': {why}"));
+    if value.chars().any(char::is_control) {
+        return Err(bad("contains a control character"));
+    }
+    let body = if folder {
+        if value.is_empty() {
+            return Ok(Vec::new());
+        }
+        value
+            .strip_suffix('/')
+            .ok_or_else(|| bad("must be empty or end in '/'"))?
+    } else {
+        value.trim_matches('/')
+    };
+    let parts: Vec<String> = body.split('/').map(str::to_owned).collect();
+    for part in &parts {
+        if part.is_empty() {
+            return Err(bad("has an empty path segment"));
+        }
+        if part == "." || part == ".." {
+            return Err(bad("has a '.' or '..' path segment"));
+        }
+    }
+    if !folder && parts.first().is_some_and(|p| p == "sys") {
+        return Err(bad("is not a KV mount"));
+    }
+    if folder
+        && parts
+            .first()
+            .is_some_and(|p| p == PENDING_FOLDER || p == PREVIOUS_FOLDER)
+    {
+        return Err(bad("starts with a folder siprot keeps its other slots in"));
+    }
+    Ok(parts)
+}
+
+/// One path segment, percent-encoded (everything but unreserved characters).
+fn encode_segment(segment: &str, out: &mut String) {
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
+/// What a call does, for retries and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read,
+    Write,
+    Delete,
+    List,
+    Check,
+}
+
+impl Op {
+    /// The capability a 403 on this call is about.
+    fn capability(self) -> &'static str {
+        match self {
+            Op::Read | Op::Check => "read",
+            Op::Write => "create/update",
+            Op::Delete => "delete",
+            Op::List => "list",
+        }
+    }
+}
+
+/// The answer to a call whose status the store judges itself (2xx, 4xx).
+struct Answer {
+    response: Response,
+    /// An earlier try may have reached the server (and changed the slot).
+    maybe_landed: bool,
+}
+
+/// `{"errors": [...]}`, Vault's error body.
+#[derive(Deserialize, Default)]
+struct Errors {
+    #[serde(default)]
+    errors: Vec<String>,
+}
+
+/// A KV version 2 read: `data.data` and `data.metadata`.
+#[derive(Deserialize)]
+struct ReadBody {
+    data: ReadData,
+}
+
+#[derive(Deserialize)]
+struct ReadData {
+    #[serde(default)]
+    data: Option<SecretData>,
+    metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    version: u64,
+    #[serde(default)]
+    deletion_time: String,
+    #[serde(default)]
+    destroyed: bool,
+}
+
+impl Metadata {
+    fn live(&self) -> bool {
+        self.deletion_time.is_empty() && !self.destroyed
+    }
+}
+
+#[derive(Deserialize)]
+struct SecretData {
+    #[serde(default)]
+    password: Option<SecretString>,
+    #[serde(flatten)]
+    facts: Facts,
+}
+
+#[derive(Deserialize)]
+struct WriteAnswer {
+    data: WriteMeta,
+}
+
+#[derive(Deserialize)]
+struct WriteMeta {
+    version: u64,
+}
+
+#[derive(Serialize)]
+struct WriteBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<Cas>,
+    data: WriteData<'a>,
+}
+
+#[derive(Serialize)]
+struct Cas {
+    cas: u64,
+}
+
+#[derive(Serialize)]
+struct WriteData<'a> {
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_password"
+    )]
+    password: Option<&'a SecretString>,
+    #[serde(flatten)]
+    facts: &'a Facts,
+}
+
+fn expose_password<S: serde::Serializer>(
+    password: &Option<&SecretString>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match password {
+        Some(password) => serializer.serialize_str(password.expose_secret()),
+        None => serializer.serialize_none(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListBody {
+    data: ListKeys,
+}
+
+#[derive(Deserialize)]
+struct ListKeys {
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
+/// A slot as it is on the server: live, deleted (soft, still with a version that a
+/// create must check against), or never written.
+enum Found {
+    Live(Box<Stored>),
+    Deleted(u64),
+    None,
+}
 
 impl VaultStore {
-    /// Opens the store the environment names.
-    pub async fn open(_options: &VaultOptions) -> Result<Self> {
-        Err(Error::Config("the vault store is not built yet".into()))
+    /// Connects to the server the environment names (nothing is sent yet: the first
+    /// call finds out whether it answers).
+    pub async fn open(options: &VaultOptions) -> Result<VaultStore> {
+        let (var, addr) =
+            first_setting(&["VAULT_ADDR", "BAO_ADDR"])?.ok_or(Error::MissingSetting {
+                var: "VAULT_ADDR",
+                hint: "the address of the Vault or OpenBao server, e.g. \
+                       https://vault.example.com:8200 (or BAO_ADDR)",
+            })?;
+        let addr = parse_base_url(&addr, var)?;
+        let token = token()?;
+        let namespace = optional("VAULT_NAMESPACE")?
+            .map(|ns| ns.trim_matches('/').to_owned())
+            .filter(|ns| !ns.is_empty());
+        if let Some(ns) = &namespace {
+            segments(ns, "VAULT_NAMESPACE", false)?;
+            header::HeaderValue::from_str(ns)
+                .map_err(|_| Error::Config("VAULT_NAMESPACE is not a valid header".into()))?;
+        }
+        let mount = segments(&options.mount, "the vault mount", false)?;
+        let prefix = segments(&options.prefix, "the secret prefix", true)?;
+        if options.timeout.is_zero() {
+            return Err(Error::Config("the vault store's timeout is zero".into()));
+        }
+        let http = HttpConfig {
+            connect_timeout: options.timeout.min(Duration::from_secs(10)),
+            timeout: options.timeout,
+            retry: RetryConfig {
+                max_retries: 0,
+                deadline: options.timeout,
+                ..RetryConfig::default()
+            },
+            tls: tls_options()?,
+            ..HttpConfig::default()
+        };
+        let client = HttpClient::new(&http)?;
+        let mount_path = mount.join("/");
+        let prefix_path = options.prefix.clone();
+        let service = service_name(namespace.as_deref(), &mount_path, &prefix_path);
+        Ok(VaultStore {
+            client,
+            addr,
+            token,
+            namespace,
+            mount,
+            prefix,
+            mount_path,
+            prefix_path,
+            service,
+            timeout: options.timeout,
+            backoff: RetryConfig {
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                ..RetryConfig::default()
+            },
+        })
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> &Url {
+        &self.addr
+    }
+
+    /// The path of a slot under the prefix, as segments (`.pending`, `telepath`, `x`).
+    fn slot_segments(&self, name: &EntryName, slot: Slot) -> Result<Vec<String>, StoreError> {
+        let mut out = self.prefix.clone();
+        match slot {
+            Slot::Current => {}
+            Slot::Pending => out.push(PENDING_FOLDER.to_owned()),
+            Slot::Previous => out.push(PREVIOUS_FOLDER.to_owned()),
+            Slot::Probe => {
+                return Err(self.denied(format!(
+                    "the vault store has no probe slot ('{}')",
+                    name.slot(slot)
+                )));
+            }
+        }
+        for part in name.current().split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                return Err(self.denied(format!(
+                    "refusing entry name '{name}': an empty, '.' or '..' path segment"
+                )));
+            }
+            out.push(part.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// `secret/siprot/.pending/telepath/x`: a slot's path as the CLI names it.
+    fn kv_path(&self, name: &EntryName, slot: Slot) -> String {
+        let folder = match slot {
+            Slot::Current => "",
+            Slot::Pending => ".pending/",
+            Slot::Previous => ".previous/",
+            Slot::Probe => ".probe/",
+        };
+        format!("{}/{}{folder}{name}", self.mount_path, self.prefix_path)
+    }
+
+    /// `secret/data/siprot/...` or `secret/metadata/siprot/...`: the API path (for
+    /// capabilities and messages).
+    fn api_path(&self, kind: &str, rest: &[String]) -> String {
+        let mut path = format!("{}/{kind}", self.mount_path);
+        for part in rest {
+            path.push('/');
+            path.push_str(part);
+        }
+        path
+    }
+
+    /// The URL of `/v1/<mount>/<kind>/<rest>`, each segment encoded (a trailing `/` for
+    /// a folder).
+    fn url(&self, kind: &str, rest: &[String], folder: bool) -> Url {
+        let mut path = self.addr.path().trim_end_matches('/').to_owned();
+        path.push_str("/v1");
+        for part in self.mount.iter().map(String::as_str).chain([kind]) {
+            path.push('/');
+            encode_segment(part, &mut path);
+        }
+        for part in rest {
+            path.push('/');
+            encode_segment(part, &mut path);
+        }
+        if folder {
+            path.push('/');
+        }
+        let mut url = self.addr.clone();
+        url.set_path(&path);
+        url
+    }
+
+    fn sys_url(&self, path: &str) -> Url {
+        let mut url = self.addr.clone();
+        url.set_path(&format!(
+            "{}/v1/sys/{path}",
+            self.addr.path().trim_end_matches('/')
+        ));
+        url
+    }
+
+    fn request(&self, method: HttpMethod, url: Url) -> Result<RequestBuilder, StoreError> {
+        let mut token = header::HeaderValue::from_str(self.token.expose_secret())
+            .map_err(|_| self.denied("the vault token is not a valid header value".into()))?;
+        token.set_sensitive(true);
+        let mut request = self
+            .client
+            .request(method, url)
+            .header("X-Vault-Token", token)
+            .header("X-Vault-Request", "true");
+        if let Some(ns) = &self.namespace {
+            request = request.header("X-Vault-Namespace", ns.as_str());
+        }
+        Ok(request)
+    }
+
+    fn unavailable(&self, message: String) -> StoreError {
+        StoreError::Unavailable {
+            store: StoreKind::Vault,
+            message,
+        }
+    }
+
+    fn denied(&self, message: String) -> StoreError {
+        StoreError::Denied {
+            store: StoreKind::Vault,
+            message,
+        }
+    }
+
+    /// Sends a request, retrying what may be retried until the call's timeout, and
+    /// returns the first answer that is not a transient failure. `path` names what the
+    /// call is about in messages; `idempotent` allows retries after a try that may have
+    /// reached the server.
+    async fn call(
+        &self,
+        op: Op,
+        path: &str,
+        idempotent: bool,
+        build: impl Fn() -> Result<RequestBuilder, StoreError>,
+    ) -> Result<Answer, StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut maybe_landed = false;
+        let mut tries: u32 = 0;
+        loop {
+            if let Some(signal) = crate::interrupt::received() {
+                return Err(self.unavailable(format!(
+                    "{path} at {}: not sent, siprot was interrupted by {signal}",
+                    self.addr
+                )));
+            }
+            tries += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let outcome = tokio::time::timeout(
+                left,
+                self.client
+                    .send(build()?, Resend::OnlyIfNotSent, &Attempts::new()),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendError::Unknown(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )))
+            });
+            // What went wrong, whether another try is allowed, whether this one may
+            // have landed.
+            let (what, retry, landed) = match outcome {
+                Ok(response) => match response.status.as_u16() {
+                    200..=299 | 400..=499 => {
+                        return Ok(Answer {
+                            response,
+                            maybe_landed,
+                        });
+                    }
+                    307 => (
+                        "a standby redirected the request (HTTP 307, not followed)".to_owned(),
+                        true,
+                        false,
+                    ),
+                    503 => (self.server_error(&response), true, false),
+                    500..=599 => (self.server_error(&response), idempotent, true),
+                    status => (format!("unexpected HTTP {status}"), false, false),
+                },
+                Err(SendError::NotSent(message)) => (message, true, false),
+                Err(SendError::Unknown(message)) => (message, idempotent, true),
+            };
+            maybe_landed |= landed;
+            let wait = self.backoff.backoff(tries);
+            log::debug!("vault: {op:?} {path}: try {tries}: {what}");
+            if !retry || Instant::now() + wait >= deadline {
+                let after = if tries > 1 {
+                    format!(" (after {tries} tries in {:?})", self.timeout)
+                } else {
+                    String::new()
+                };
+                let unknown = if maybe_landed && op == Op::Write {
+                    "; the write may or may not have been stored"
+                } else {
+                    ""
+                };
+                return Err(self.unavailable(format!(
+                    "vault at {} did not answer for '{path}': {what}{after}{unknown}",
+                    self.addr
+                )));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = crate::interrupt::signalled() => {}
+            }
+        }
+    }
+
+    /// A 5xx's description: `sealed` when the server says so.
+    fn server_error(&self, response: &Response) -> String {
+        let errors = serde_json::from_slice::<Errors>(&response.body).unwrap_or_default();
+        let text = crate::redact::one_line(&errors.errors.join("; "));
+        let text: String = text.chars().take(300).collect();
+        if text.to_ascii_lowercase().contains("sealed") {
+            format!("the server is sealed (HTTP {}: {text})", response.status)
+        } else if text.is_empty() {
+            format!("HTTP {}", response.status)
+        } else {
+            format!("HTTP {}: {text}", response.status)
+        }
+    }
+
+    /// The error for a 4xx answer that is not the call's expected outcome.
+    fn refused(&self, op: Op, path: &str, response: &Response) -> StoreError {
+        let errors = serde_json::from_slice::<Errors>(&response.body).unwrap_or_default();
+        let text: String = crate::redact::one_line(&errors.errors.join("; "))
+            .chars()
+            .take(300)
+            .collect();
+        match response.status.as_u16() {
+            403 => self.denied(format!(
+                "vault at {} refused the token for '{path}' (HTTP 403: {text}): the token is \
+                 invalid or expired, or its policy lacks '{}' on '{path}'",
+                self.addr,
+                op.capability()
+            )),
+            404 if text.contains("no handler for route") => self.denied(format!(
+                "vault at {} has no KV version 2 mount at '{}' ({text})",
+                self.addr, self.mount_path
+            )),
+            status => self.denied(format!(
+                "vault at {} refused '{path}' (HTTP {status}: {text})",
+                self.addr
+            )),
+        }
+    }
+
+    fn bad_json(&self, path: &str, what: &str) -> StoreError {
+        self.unavailable(format!(
+            "vault at {} sent an unusable answer for '{path}': {what}",
+            self.addr
+        ))
+    }
+
+    /// Reads a slot as it is on the server.
+    async fn find(&self, name: &EntryName, slot: Slot) -> Result<Found, StoreError> {
+        let rest = self.slot_segments(name, slot)?;
+        let path = self.api_path("data", &rest);
+        let url = self.url("data", &rest, false);
+        let answer = self
+            .call(Op::Read, &path, true, || {
+                self.request(HttpMethod::GET, url.clone())
+            })
+            .await?;
+        let response = answer.response;
+        match response.status.as_u16() {
+            200 => {}
+            404 => {
+                // A soft-deleted secret answers 404 with its metadata.
+                return Ok(match serde_json::from_slice::<ReadBody>(&response.body) {
+                    Ok(body) => Found::Deleted(body.data.metadata.version),
+                    Err(_) => {
+                        let errors =
+                            serde_json::from_slice::<Errors>(&response.body).unwrap_or_default();
+                        if errors.errors.is_empty() {
+                            Found::None
+                        } else {
+                            return Err(self.refused(Op::Read, &path, &response));
+                        }
+                    }
+                });
+            }
+            _ => return Err(self.refused(Op::Read, &path, &response)),
+        }
+        let body: ReadBody = serde_json::from_slice(&response.body)
+            .map_err(|_| self.bad_json(&path, "not a KV version 2 secret"))?;
+        let metadata = body.data.metadata;
+        match body.data.data {
+            Some(data) if metadata.live() => Ok(Found::Live(Box::new(Stored {
+                secret: data.password,
+                version: Some(metadata.version),
+                facts: data.facts,
+            }))),
+            _ => Ok(Found::Deleted(metadata.version)),
+        }
+    }
+
+    /// One write try under `cas` (none: unconditional).
+    async fn put(
+        &self,
+        rest: &[String],
+        record: Record<'_>,
+        cas: Option<u64>,
+    ) -> Result<(Answer, String), StoreError> {
+        let path = self.api_path("data", rest);
+        let url = self.url("data", rest, false);
+        let body = zeroize::Zeroizing::new(
+            serde_json::to_vec(&WriteBody {
+                options: cas.map(|cas| Cas { cas }),
+                data: WriteData {
+                    password: record.secret,
+                    facts: record.facts,
+                },
+            })
+            .map_err(|_| self.unavailable(format!("cannot encode the secret for '{path}'")))?,
+        );
+        let answer = self
+            .call(Op::Write, &path, cas.is_some(), || {
+                Ok(self
+                    .request(HttpMethod::POST, url.clone())?
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body.to_vec()))
+            })
+            .await?;
+        Ok((answer, path))
+    }
+
+    /// Whether a slot holds exactly `record`.
+    async fn holds(
+        &self,
+        name: &EntryName,
+        slot: Slot,
+        record: Record<'_>,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(match self.find(name, slot).await? {
+            Found::Live(stored)
+                if stored.facts == *record.facts
+                    && stored.secret.as_ref().map(ExposeSecret::expose_secret)
+                        == record.secret.map(ExposeSecret::expose_secret) =>
+            {
+                stored.version
+            }
+            _ => None,
+        })
+    }
+
+    /// Every leaf under `folder` (segments below the prefix), recursively, as paths
+    /// relative to it; `skip` names folders left out at its top.
+    async fn walk(&self, folder: &[String], skip: &[&str]) -> Result<Vec<String>, StoreError> {
+        let mut found = Vec::new();
+        let mut todo: Vec<(Vec<String>, String)> = vec![(folder.to_vec(), String::new())];
+        while let Some((dir, relative)) = todo.pop() {
+            let path = format!("{}/", self.api_path("metadata", &dir));
+            let mut url = self.url("metadata", &dir, true);
+            url.set_query(Some("list=true"));
+            let answer = self
+                .call(Op::List, &path, true, || {
+                    self.request(HttpMethod::GET, url.clone())
+                })
+                .await?;
+            let response = answer.response;
+            match response.status.as_u16() {
+                200 => {}
+                404 => {
+                    let errors =
+                        serde_json::from_slice::<Errors>(&response.body).unwrap_or_default();
+                    if errors.errors.is_empty() {
+                        continue;
+                    }
+                    return Err(self.refused(Op::List, &path, &response));
+                }
+                _ => return Err(self.refused(Op::List, &path, &response)),
+            }
+            let body: ListBody = serde_json::from_slice(&response.body)
+                .map_err(|_| self.bad_json(&path, "not a list of keys"))?;
+            for key in body.data.keys {
+                if let Some(sub) = key.strip_suffix('/') {
+                    if relative.is_empty() && skip.contains(&sub) {
+                        continue;
+                    }
+                    if sub.is_empty() || sub == "." || sub == ".." || sub.contains('/') {
+                        continue;
+                    }
+                    let mut next = dir.clone();
+                    next.push(sub.to_owned());
+                    todo.push((next, format!("{relative}{sub}/")));
+                } else if !key.is_empty() && !key.contains('/') {
+                    found.push(format!("{relative}{key}"));
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
-#[async_trait::async_trait]
-impl super::SecretStore for VaultStore {
-    fn kind(&self) -> super::StoreKind {
-        super::StoreKind::Vault
+#[async_trait]
+impl SecretStore for VaultStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Vault
     }
+
     fn service(&self) -> &str {
-        "vault"
+        &self.service
     }
+
     fn shared(&self) -> bool {
         true
     }
-    fn locate(&self, name: &super::EntryName, _slot: super::Slot) -> String {
-        name.to_string()
+
+    fn locate(&self, name: &EntryName, slot: Slot) -> String {
+        format!("vault secret '{}'", self.kv_path(name, slot))
     }
-    async fn read(
-        &self,
-        _name: &super::EntryName,
-        _slot: super::Slot,
-    ) -> std::result::Result<Option<super::Stored>, super::StoreError> {
-        Ok(None)
+
+    async fn read(&self, name: &EntryName, slot: Slot) -> Result<Option<Stored>, StoreError> {
+        log::debug!("vault: read {}", self.kv_path(name, slot));
+        Ok(match self.find(name, slot).await? {
+            Found::Live(stored) => Some(*stored),
+            Found::Deleted(_) | Found::None => None,
+        })
     }
+
     async fn write(
         &self,
-        _name: &super::EntryName,
-        _slot: super::Slot,
-        _record: super::Record<'_>,
-        _when: super::Precondition,
-    ) -> std::result::Result<Option<u64>, super::StoreError> {
-        Ok(None)
+        name: &EntryName,
+        slot: Slot,
+        record: Record<'_>,
+        when: Precondition,
+    ) -> Result<Option<u64>, StoreError> {
+        log::debug!("vault: write {} ({when:?})", self.kv_path(name, slot));
+        let rest = self.slot_segments(name, slot)?;
+        let cas = match when {
+            Precondition::Any => None,
+            Precondition::Absent => Some(0),
+            Precondition::Version(version) => Some(version),
+        };
+        let (mut answer, path) = self.put(&rest, record, cas).await?;
+        if answer.response.status.as_u16() == 400 && is_cas_mismatch(&answer.response) {
+            // An earlier try of this very write may have landed: then the slot holds it.
+            if answer.maybe_landed
+                && let Some(version) = self.holds(name, slot, record).await?
+            {
+                return Ok(Some(version));
+            }
+            // A create over a soft-deleted secret checks against its last version.
+            if when == Precondition::Absent
+                && let Found::Deleted(version) = self.find(name, slot).await?
+                && version > 0
+            {
+                (answer, _) = self.put(&rest, record, Some(version)).await?;
+            }
+        }
+        let response = &answer.response;
+        match response.status.as_u16() {
+            200..=299 => {
+                let body: WriteAnswer = serde_json::from_slice(&response.body)
+                    .map_err(|_| self.bad_json(&path, "no version in the answer"))?;
+                Ok(Some(body.data.version))
+            }
+            400 if is_cas_mismatch(response) => Err(StoreError::Conflict {
+                store: StoreKind::Vault,
+                message: match when {
+                    Precondition::Absent => format!(
+                        "{} exists already (created by another rotation)",
+                        self.locate(name, slot)
+                    ),
+                    _ => format!(
+                        "{} was changed by someone else since siprot read it \
+                         (check-and-set on '{path}' did not match)",
+                        self.locate(name, slot)
+                    ),
+                },
+            }),
+            _ => Err(self.refused(Op::Write, &path, response)),
+        }
     }
-    async fn delete(
-        &self,
-        _name: &super::EntryName,
-        _slot: super::Slot,
-    ) -> std::result::Result<bool, super::StoreError> {
-        Ok(false)
+
+    async fn delete(&self, name: &EntryName, slot: Slot) -> Result<bool, StoreError> {
+        log::debug!("vault: delete {}", self.kv_path(name, slot));
+        let rest = self.slot_segments(name, slot)?;
+        let existed = match self.find(name, slot).await? {
+            Found::Live(_) => true,
+            Found::Deleted(_) => false,
+            Found::None => return Ok(false),
+        };
+        let path = self.api_path("metadata", &rest);
+        let url = self.url("metadata", &rest, false);
+        let answer = self
+            .call(Op::Delete, &path, true, || {
+                self.request(HttpMethod::DELETE, url.clone())
+            })
+            .await?;
+        match answer.response.status.as_u16() {
+            200..=299 | 404 => Ok(existed),
+            _ => Err(self.refused(Op::Delete, &path, &answer.response)),
+        }
     }
-    async fn list(
-        &self,
-    ) -> std::result::Result<Vec<(super::EntryName, super::Slot)>, super::StoreError> {
-        Ok(Vec::new())
+
+    async fn list(&self) -> Result<Vec<(EntryName, Slot)>, StoreError> {
+        let mut entries = Vec::new();
+        for (folder, slot) in [
+            (None, Slot::Current),
+            (Some(PENDING_FOLDER), Slot::Pending),
+            (Some(PREVIOUS_FOLDER), Slot::Previous),
+        ] {
+            let mut dir = self.prefix.clone();
+            dir.extend(folder.map(str::to_owned));
+            let skip: &[&str] = if folder.is_none() {
+                &[PENDING_FOLDER, PREVIOUS_FOLDER]
+            } else {
+                &[]
+            };
+            for leaf in self.walk(&dir, skip).await? {
+                entries.push((EntryName::new(leaf), slot));
+            }
+        }
+        entries.sort_by(|(a, sa), (b, sb)| {
+            a.cmp(b).then_with(|| slot_order(*sa).cmp(&slot_order(*sb)))
+        });
+        Ok(entries)
     }
-    async fn preflight(
-        &self,
-        _name: &super::EntryName,
-    ) -> std::result::Result<(), super::StoreError> {
+
+    async fn preflight(&self, name: &EntryName) -> Result<(), StoreError> {
+        let mut needs: Vec<(String, &'static [&'static str])> = Vec::new();
+        for slot in [Slot::Current, Slot::Pending, Slot::Previous] {
+            let rest = self.slot_segments(name, slot)?;
+            needs.push((self.api_path("data", &rest), &["create", "update", "read"]));
+            needs.push((self.api_path("metadata", &rest), &["delete"]));
+        }
+        let paths: Vec<&str> = needs.iter().map(|(p, _)| p.as_str()).collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "paths": paths }))
+            .map_err(|_| self.unavailable("cannot encode the capability check".into()))?;
+        let url = self.sys_url("capabilities-self");
+        let check = "sys/capabilities-self";
+        let answer = self
+            .call(Op::Check, check, true, || {
+                Ok(self
+                    .request(HttpMethod::POST, url.clone())?
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body.clone()))
+            })
+            .await?;
+        let response = answer.response;
+        if response.status.as_u16() == 403 {
+            return Err(self.denied(format!(
+                "vault at {} refused the token (HTTP 403 on {check}): it is invalid or \
+                 expired, or may not look up its own capabilities",
+                self.addr
+            )));
+        }
+        if !response.status.is_success() {
+            return Err(self.refused(Op::Check, check, &response));
+        }
+        #[derive(Deserialize)]
+        struct Capabilities {
+            data: std::collections::HashMap<String, Vec<String>>,
+        }
+        let caps: Capabilities = serde_json::from_slice(&response.body)
+            .map_err(|_| self.bad_json(check, "not a capability list"))?;
+        for (path, wanted) in &needs {
+            let has = caps.data.get(path).cloned().unwrap_or_default();
+            if has.iter().any(|c| c == "root") {
+                continue;
+            }
+            let deny = has.iter().any(|c| c == "deny");
+            if let Some(missing) = wanted
+                .iter()
+                .find(|cap| deny || !has.iter().any(|c| c == *cap))
+            {
+                let verb = if *missing == "create" || *missing == "update" {
+                    format!("{missing} (write)")
+                } else {
+                    (*missing).to_owned()
+                };
+                let holds = if has.is_empty() || deny {
+                    "no capability".to_owned()
+                } else {
+                    has.join(", ")
+                };
+                return Err(self.denied(format!(
+                    "vault token may not {verb} {path} at {} (its policy grants {holds}; a \
+                     rotation needs create, update and read on {}/data/{}* and delete on \
+                     {}/metadata/{}*)",
+                    self.addr, self.mount_path, self.prefix_path, self.mount_path, self.prefix_path
+                )));
+            }
+        }
         Ok(())
+    }
+}
+
+/// Current before pending before previous, for a sorted listing.
+fn slot_order(slot: Slot) -> u8 {
+    match slot {
+        Slot::Current => 0,
+        Slot::Pending => 1,
+        Slot::Previous => 2,
+        Slot::Probe => 3,
+    }
+}
+
+/// A KV version 2 check-and-set mismatch (HTTP 400).
+fn is_cas_mismatch(response: &Response) -> bool {
+    serde_json::from_slice::<Errors>(&response.body)
+        .unwrap_or_default()
+        .errors
+        .iter()
+        .any(|e| e.contains("check-and-set parameter did not match"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_and_prefix_segments_are_checked() {
+        assert_eq!(segments("secret", "m", false).unwrap(), ["secret"]);
+        assert_eq!(segments("team/kv", "m", false).unwrap(), ["team", "kv"]);
+        assert_eq!(segments("siprot/", "p", true).unwrap(), ["siprot"]);
+        assert!(segments("", "p", true).unwrap().is_empty());
+        assert_eq!(segments("a/b/", "p", true).unwrap(), ["a", "b"]);
+        for bad in ["siprot", "a//b/", "./", "a/../", "/", ".pending/"] {
+            let err = segments(bad, "the secret prefix", true).unwrap_err();
+            assert_eq!(err.exit_code().code(), 4, "{bad}");
+            assert!(err.to_string().contains("the secret prefix"), "{err}");
+        }
+        for bad in ["", "a//b", "..", "sys", "a\nb"] {
+            assert!(segments(bad, "the vault mount", false).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn segments_are_encoded_one_by_one() {
+        let mut out = String::new();
+        encode_segment("a b/c?d#e%f.g", &mut out);
+        assert_eq!(out, "a%20b%2Fc%3Fd%23e%25f.g");
+    }
+
+    #[test]
+    fn the_password_is_flattened_beside_the_facts() {
+        let secret = SecretString::from("pw-1");
+        let facts = Facts {
+            username: Some("u".into()),
+            provider: "telepath".into(),
+            credential: "conn_x".into(),
+            ..Facts::default()
+        };
+        let body = serde_json::to_value(WriteBody {
+            options: Some(Cas { cas: 0 }),
+            data: WriteData {
+                password: Some(&secret),
+                facts: &facts,
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"options": {"cas": 0}, "data": {"password": "pw-1",
+                "username": "u", "provider": "telepath", "credential": "conn_x"}})
+        );
+        let read: SecretData = serde_json::from_value(body["data"].clone()).unwrap();
+        assert_eq!(read.password.unwrap().expose_secret(), "pw-1");
+        assert_eq!(read.facts, facts);
     }
 }
