@@ -5,8 +5,10 @@
 //!
 //! Every rotation first checks the store ([`SecretStore::preflight`]: one keyring item per
 //! slot at most, a vault token that may write every path; otherwise exit 4, nothing sent)
-//! and reads the current slot once: the new password is later written over exactly that
-//! (check-and-set in a shared store), and it is what goes to `#previous`.
+//! and reads the current slot once, just after creating its `#pending` (so that in a
+//! shared store a rotation another host finished a moment before is seen): the new
+//! password is later written over exactly that (check-and-set in a shared store), and it
+//! is what goes to `#previous`.
 //!
 //! Client-set providers (Exotel, Vobiz):
 //! 1. stage the password in `#pending`, created only if absent (store write 1; in a
@@ -397,7 +399,6 @@ impl<'a> Run<'a> {
             attempts,
         } = input;
         self.preflight().await?;
-        self.read_current().await?;
         let Some((password, resumed)) = self.choose(source, dry_run).await? else {
             self.report.status = RotationStatus::NothingPending;
             return Ok(());
@@ -443,6 +444,18 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// [`Run::read_current`] just after this run created its `#pending`: in a shared store
+    /// a rotation another host finished a moment ago is then what the new password keeps
+    /// in `#previous` and replaces. If the store fails, the fresh `#pending` goes (nothing
+    /// was sent).
+    async fn read_current_claimed(&mut self) -> Result<()> {
+        if let Err(error) = self.read_current().await {
+            self.remove_pending().await;
+            return Err(error);
+        }
+        Ok(())
+    }
+
     /// The current password read at the start.
     fn current_secret(&self) -> Option<&SecretString> {
         self.current.as_ref().and_then(|c| c.secret.as_ref())
@@ -473,16 +486,22 @@ impl<'a> Run<'a> {
             Some(candidate) => match self.claim(Some(candidate)).await {
                 Ok(()) => {
                     checkpoint::reached("pending-written");
+                    self.read_current_claimed().await?;
                     return Ok(Some((candidate.clone(), false)));
                 }
-                Err(Claimed::Elsewhere(conflict)) => conflict.found,
+                Err(Claimed::Elsewhere(conflict)) => {
+                    self.read_current().await?;
+                    conflict.found
+                }
                 Err(Claimed::Failed(error)) => return Err(error),
             },
-            None => self
-                .store
-                .read(self.name, Slot::Pending)
-                .await
-                .map_err(Error::keyring_unavailable)?,
+            None => {
+                self.read_current().await?;
+                self.store
+                    .read(self.name, Slot::Pending)
+                    .await
+                    .map_err(Error::keyring_unavailable)?
+            }
         };
         let Some(staged) = self.unless_finished(staged, dry_run).await? else {
             return match (candidate, source) {
@@ -799,16 +818,19 @@ impl<'a> Run<'a> {
     ) -> Result<()> {
         self.refuse_over_recovery_file(state)?;
         self.preflight().await?;
-        self.read_current().await?;
-        let has_current = self.current_secret().is_some();
         if dry_run {
-            return self.plan_server_generated(has_current);
+            self.read_current().await?;
+            return self.plan_server_generated(self.current_secret().is_some());
         }
         let claimed = self.store.shared();
         if claimed {
             let here = self.holder.clone();
             self.claim(None).await.map_err(|c| c.into_error(&here))?;
+            self.read_current_claimed().await?;
+        } else {
+            self.read_current().await?;
         }
+        let has_current = self.current_secret().is_some();
         if let Err(e) = self.prepare_request(state).await {
             if claimed {
                 self.remove_pending().await;
