@@ -707,9 +707,13 @@ impl<'a> Run<'a> {
     }
 
     /// Writes the new password as current, over the current the rotation read at its
-    /// start only.
+    /// start only. Its facts carry the time of the rotation (now, when the provider
+    /// told none), which the report then gives too.
     async fn write_current(&mut self, password: &SecretString) -> Result<(), StoreError> {
-        let facts = self.facts();
+        let mut facts = self.facts();
+        facts
+            .rotated_at
+            .get_or_insert_with(|| jiff::Timestamp::now().to_string());
         let when = self.start;
         let record = Record {
             secret: Some(password),
@@ -720,6 +724,7 @@ impl<'a> Run<'a> {
         })
         .await?;
         self.report.keyring_writes += 1;
+        self.report.rotated_at = facts.rotated_at;
         Ok(())
     }
 
