@@ -14,7 +14,8 @@
 //!   ([`StoreError::Unavailable`]).
 //!
 //! A fault hits only the chosen call (`once`), or that call and every later one of the
-//! run (`dead`, a store that stopped).
+//! run (`dead`, a store that stopped); in the shared store also the chosen call after it
+//! took effect (`landed`: a write committed whose answer was lost).
 //!
 //! A table is built from fault-free baselines: for each protocol, each starting state and
 //! each provider outcome, the baseline's store calls are recorded (and where the request
@@ -38,8 +39,8 @@
 //! table checks that judgement ([`recovery::judge`]) on its own.
 //!
 //! Table sizes (cases, each with its follow-ups): client-set rotation 468 in the keyring
-//! and 306 in the shared store, server-generated rotation 198 and 196, `recover` 427 and
-//! 344; `cargo test --lib` runs them all in about a second.
+//! and 443 in the shared store, server-generated rotation 198 and 286, `recover` 427 and
+//! 501; `cargo test --lib` runs them all in about a second.
 //!
 //! The last tests run two hosts (two state directories) on one shared [`MemoryStore`]:
 //! concurrent rotators, another holder's claim, this host's leftover claim, a
@@ -113,6 +114,27 @@ enum Mode {
     Once,
     /// The chosen call and every later one fail, until the fault is cleared.
     Dead,
+    /// The chosen call takes effect, then fails (a shared store that committed a write and
+    /// lost its answer); shared stores only.
+    Landed,
+}
+
+impl Mode {
+    /// The modes a table tries against `backing`.
+    fn of(backing: Backing) -> &'static [Mode] {
+        match backing {
+            Backing::Keyring => &[Mode::Once, Mode::Dead],
+            Backing::Shared => &[Mode::Once, Mode::Dead, Mode::Landed],
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Mode::Once => "once",
+            Mode::Dead => "from then on",
+            Mode::Landed => "after taking effect",
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -134,21 +156,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Faults {
-    /// Records a call; whether it is to fail. Untracked services never fail.
-    fn call(&self, service: &str, entry: &str, op: Op) -> bool {
+    /// Records a call; how it is to fail, if it is. Untracked services never fail.
+    fn call(&self, service: &str, entry: &str, op: Op) -> Option<Mode> {
         let mut services = lock(&self.services);
-        let Some(log) = services.get_mut(service) else {
-            return false;
-        };
+        let log = services.get_mut(service)?;
         let index = log.calls.len();
         log.calls.push(Call {
             entry: entry.to_owned(),
             op,
         });
         match log.fail_from {
-            Some((k, Mode::Once)) => index == k,
-            Some((k, Mode::Dead)) => index >= k,
-            None => false,
+            Some((k, mode @ (Mode::Once | Mode::Landed))) => (index == k).then_some(mode),
+            Some((k, Mode::Dead)) => (index >= k).then_some(Mode::Dead),
+            None => None,
         }
     }
 
@@ -207,7 +227,7 @@ struct FaultCred {
 
 impl FaultCred {
     fn arm(&self, op: Op) {
-        if self.faults.call(&self.service, &self.user, op) {
+        if self.faults.call(&self.service, &self.user, op).is_some() {
             let mock: &keyring_core::mock::Cred = self
                 .mock
                 .as_any()
@@ -297,7 +317,7 @@ impl CredentialStoreApi for FaultStore {
         if !self.faults.tracks(service) {
             return self.mock.search(spec);
         }
-        if self.faults.call(service, "", Op::List) {
+        if self.faults.call(service, "", Op::List).is_some() {
             return Err(injected());
         }
         let tracked = lock(&self.tracked);
@@ -345,8 +365,8 @@ fn faults() -> &'static Arc<Faults> {
 
 /// A [`MemoryStore`] seen through the [`SecretStore`] interface, with every call of its
 /// service recorded in [`faults`] and failed on demand (as [`StoreError::Unavailable`],
-/// what a vault store returns for a server that stopped answering), as [`FaultStore`]
-/// does for the keyring. Gates ([`FaultyStore::hold`]) stop chosen calls until the test
+/// what a vault store returns for a server that stopped answering), before it runs or,
+/// for [`Mode::Landed`], after it took effect, as [`FaultStore`] does for the keyring. Gates ([`FaultyStore::hold`]) stop chosen calls until the test
 /// lets them go, so that two rotations on one store interleave exactly where a test wants.
 #[derive(Debug)]
 struct FaultyStore {
@@ -431,15 +451,20 @@ impl FaultyStore {
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         self.pass(op, slot, Hold::Before).await;
-        if faults().call(self.memory.service(), entry, op) {
-            return Err(StoreError::Unavailable {
-                store: self.memory.kind(),
-                message: "injected store fault".into(),
-            });
+        let fault = faults().call(self.memory.service(), entry, op);
+        let injected = || StoreError::Unavailable {
+            store: self.memory.kind(),
+            message: "injected store fault".into(),
+        };
+        if matches!(fault, Some(Mode::Once | Mode::Dead)) {
+            return Err(injected());
         }
         let result = call.await;
         self.pass(op, slot, Hold::After).await;
-        result
+        match fault {
+            Some(Mode::Landed) => Err(injected()),
+            _ => result,
+        }
     }
 }
 
@@ -987,10 +1012,7 @@ impl std::fmt::Display for Case {
                 } else {
                     "after"
                 },
-                match mode {
-                    Mode::Once => "once",
-                    Mode::Dead => "from then on",
-                }
+                mode.describe()
             ),
         }
     }
@@ -1184,7 +1206,7 @@ async fn cases(kind: ProviderKind, starts: &[Start], backing: Backing) -> Vec<Ca
                 request_at,
             });
             for (k, call) in calls.into_iter().enumerate() {
-                for mode in [Mode::Once, Mode::Dead] {
+                for &mode in Mode::of(backing) {
                     cases.push(Case {
                         backing,
                         kind,
@@ -1420,10 +1442,7 @@ impl std::fmt::Display for RecoverCase {
                     Some(r) if *k < r => ", before the request",
                     Some(_) => ", after the request",
                 },
-                match mode {
-                    Mode::Once => "once",
-                    Mode::Dead => "from then on",
-                }
+                mode.describe()
             ),
         }
     }
@@ -1507,7 +1526,9 @@ async fn recover_cases(leftover: Leftover, backing: Backing) -> Vec<RecoverCase>
         world.recover().await;
         let log = faults().take(&world.service);
         let faults = log.calls.into_iter().enumerate().flat_map(|(k, call)| {
-            [Mode::Once, Mode::Dead].map(|mode| Some((k, call.clone(), mode)))
+            Mode::of(backing)
+                .iter()
+                .map(move |&mode| Some((k, call.clone(), mode)))
         });
         for fault in std::iter::once(None).chain(faults) {
             cases.push(RecoverCase {
