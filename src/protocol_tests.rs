@@ -44,8 +44,8 @@
 //!
 //! The last tests run two hosts (two state directories) on one shared [`MemoryStore`]:
 //! concurrent rotators, another holder's claim, this host's leftover claim, a
-//! check-and-set conflict when the new current is written, and the facts kept beside
-//! each password. [`FaultyStore::hold`] stops one run at a chosen store call, so that two
+//! check-and-set conflict when the new current is written, another host's rotation
+//! finished between a run's start and its claim, and the facts kept beside each password. [`FaultyStore::hold`] stops one run at a chosen store call, so that two
 //! runs interleave exactly there.
 //!
 //! Each case uses a store service of its own and a state directory of its own, so that
@@ -1996,5 +1996,36 @@ async fn a_shared_store_keeps_the_facts_of_each_password() {
         );
         let second = world.read(Slot::Current).expect("a current password");
         assert!(second.version > first.version, "{kind}: a new version");
+    }
+}
+
+/// Another host's whole rotation that runs between this one's start and its claim (the
+/// claim was free again when this one wrote it): this rotation builds on the password
+/// that rotation stored (keeps it in `#previous`, replaces it by check-and-set) instead of
+/// failing after its request over a current it read before claiming.
+#[tokio::test]
+async fn a_rotation_another_host_finished_before_the_claim_is_built_upon() {
+    for kind in ["telepath", "vobiz"] {
+        let (a, b) = two_hosts(kind, Start::Current.layout()).await;
+        let (claiming, let_it_claim) = a.faulty().hold(Op::Set, Slot::Pending, Hold::Before);
+        let other = async {
+            claiming.await.expect("a reaches its claim");
+            assert_eq!(b.rotate().await, 0, "{kind}: b rotates while a waits");
+            let b_password = b.snapshot().current;
+            let_it_claim.send(()).expect("a waits");
+            b_password
+        };
+        let (rotated, b_password) = tokio::join!(a.rotation(), other);
+        if let Err(error) = rotated {
+            panic!("{kind}: the later rotation failed: {error}");
+        }
+        let end = a.snapshot();
+        assert!(end.settled(), "{kind}: {}", end.describe(&end));
+        assert_eq!(end.requests, 2, "{kind}");
+        assert!(
+            same(end.previous.as_ref(), b_password.as_ref()),
+            "{kind}: the other host's password is kept as previous: {}",
+            end.describe(&end)
+        );
     }
 }

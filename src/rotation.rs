@@ -373,6 +373,20 @@ impl<'a> Run<'a> {
         Ok(current)
     }
 
+    /// In a shared store, once this run holds the claim: reads current again, since a
+    /// rotation another host finished between this run's start and its claim has replaced
+    /// it; the new password then keeps that one in `#previous` and replaces it by
+    /// check-and-set. If the store fails, the claim is removed (nothing was sent).
+    async fn reread_current(&mut self) -> Result<Option<Stored>> {
+        match self.read_current().await {
+            Ok(current) => Ok(current),
+            Err(e) => {
+                self.remove_pending().await;
+                Err(e)
+            }
+        }
+    }
+
     /// The password to set and whether an earlier run staged it (`#pending`, which wins
     /// over a generated one and must equal a given one); `None` when only a pending one
     /// was asked for and there is none. A `#pending` another host's run holds in a shared
@@ -540,6 +554,9 @@ impl<'a> Run<'a> {
         if !resumed {
             self.claim(Some(password)).await?;
             checkpoint::reached("pending-written");
+            if self.store.shared() {
+                self.reread_current().await?;
+            }
         }
         if let Err(stopped) = self.before_request(state) {
             if resumed {
@@ -751,6 +768,13 @@ impl<'a> Run<'a> {
             self.claim(None).await?;
         }
         let claimed = self.store.shared();
+        let current = match claimed {
+            true => self
+                .reread_current()
+                .await?
+                .and_then(|c| c.secret.map(|s| (s, c.facts))),
+            false => current,
+        };
         if let Err(e) = self.prepare_request(state, current.as_ref()).await {
             if claimed {
                 self.remove_pending().await;
