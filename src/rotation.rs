@@ -724,7 +724,7 @@ impl<'a> Run<'a> {
     }
 
     /// Writes the new password as current, over the current the rotation read at its
-    /// start only. Its facts carry the time of the rotation (now, when the provider
+    /// start (in a shared store, once it held the claim) only. Its facts carry the time of the rotation (now, when the provider
     /// told none), which the report then gives too.
     async fn write_current(&mut self, password: &SecretString) -> Result<(), StoreError> {
         let mut facts = self.facts();
