@@ -45,7 +45,8 @@
 //! The last tests run two hosts (two state directories) on one shared [`MemoryStore`]:
 //! concurrent rotators, another holder's claim, this host's leftover claim, a
 //! check-and-set conflict when the new current is written, another host's rotation
-//! finished between a run's start and its claim, and the facts kept beside each password. [`FaultyStore::hold`] stops one run at a chosen store call, so that two
+//! finished between a run's start and its claim, `recover` beside a run in flight on the
+//! same host, and the facts kept beside each password. [`FaultyStore::hold`] stops one run at a chosen store call, so that two
 //! runs interleave exactly there.
 //!
 //! Each case uses a store service of its own and a state directory of its own, so that
@@ -2028,4 +2029,34 @@ async fn a_rotation_another_host_finished_before_the_claim_is_built_upon() {
             end.describe(&end)
         );
     }
+}
+
+/// `recover` on the host (and state directory) whose rotation is in flight must not take
+/// that rotation's claim for a leftover: the run holds the credential's lock, so the
+/// claim stays (exit 7) and no other host can start a second rotation beside it.
+#[tokio::test]
+async fn recover_leaves_the_claim_of_a_rotation_in_flight_on_this_host() {
+    let (a, b) = two_hosts("telepath", Start::Current.layout()).await;
+    let (claimed, let_it_go_on) = a.faulty().hold(Op::Set, Slot::Pending, Hold::After);
+    let meanwhile = async {
+        claimed.await.expect("the rotation claims the credential");
+        let items = a.recovery().await.expect("recover");
+        let claim = the_item(&items, recovery::ItemKind::Claim);
+        assert_eq!(
+            claim.outcome,
+            recovery::ItemOutcome::Failed,
+            "{}",
+            claim.message
+        );
+        assert_eq!(recovery::exit_code(&items).code(), 7, "{}", claim.message);
+        assert!(a.snapshot().claim, "the claim of the run in flight stays");
+        let (code, message) = failure(b.rotation().await);
+        assert_eq!(code, 7, "{message}");
+        let_it_go_on.send(()).expect("the rotation waits");
+    };
+    let (rotated, ()) = tokio::join!(a.rotation(), meanwhile);
+    rotated.unwrap_or_else(|e| panic!("the rotation in flight failed: {e}"));
+    let end = a.snapshot();
+    assert!(end.settled(), "{}", end.describe(&end));
+    assert_eq!(end.requests, 1, "one rotation reached the provider");
 }
