@@ -1,29 +1,55 @@
 //! In-process fault tables of the rotation protocol ([`rotation::rotate`]) and of
-//! [`recovery::recover`], run by `cargo test --lib` without D-Bus.
+//! [`recovery::recover`], run by `cargo test --lib` without D-Bus, and unit tests of the
+//! protocol on a shared store.
 //!
 //! Every case runs against a [`MemoryProvider`] of a real kind (Telepath for the
-//! server-generated protocol, Vobiz for the client-set one) and keyring-core's mock store,
-//! wrapped by [`FaultStore`], which records every keyring call of a case's own keyring
-//! service and makes a chosen one fail (through `mock::Cred::set_error`): only that call
-//! (`once`), or that call and every later one of the run (`dead`, a keyring that stopped).
+//! server-generated protocol, Vobiz for the client-set one) and one of two stores
+//! ([`Backing`]); each table runs once against each:
+//! - the keyring: keyring-core's mock store wrapped by [`FaultStore`], which records every
+//!   keyring call of a case's own keyring service and makes a chosen one fail (through
+//!   `mock::Cred::set_error`);
+//! - a shared store: a [`MemoryStore`] that behaves as the vault store (versions,
+//!   check-and-set, claims), wrapped by [`FaultyStore`], which records every
+//!   [`SecretStore`] call and fails a chosen one as a store that stopped answering
+//!   ([`StoreError::Unavailable`]).
+//!
+//! A fault hits only the chosen call (`once`), or that call and every later one of the
+//! run (`dead`, a store that stopped); in the shared store also the chosen call after it
+//! took effect (`landed`: a write committed whose answer was lost).
 //!
 //! A table is built from fault-free baselines: for each protocol, each starting state and
-//! each provider outcome, the baseline's keyring calls are recorded (and where the request
+//! each provider outcome, the baseline's store calls are recorded (and where the request
 //! came among them); then each of those calls fails in turn, in both modes. After the
 //! first run the case checks the documented exit code (8 before the request; the
-//! outcome's after it; 9 when the provider may hold a password the keyring does not
-//! confirm) and that the provider's password is still known locally (current, `#pending`
-//! or a recovery file; Telepath's lost answer excepted). Then it runs each documented
-//! follow-up on the healthy keyring (the same `rotate` again, or `siprot recover`) and
-//! checks that it exits 0 with the keyring's current password equal to the provider's,
-//! nothing pending, no probe and no recovery file left.
+//! outcome's after it; 9 when the provider may hold a password the store does not
+//! confirm), that the provider's password is still known locally (current, `#pending`
+//! or a recovery file; Telepath's lost answer excepted), and that an exit 0 left nothing
+//! to recover (a `#pending` or claim whose removal failed excepted). Then it runs each
+//! documented follow-up on the healthy store (the same `rotate` again, `siprot recover`,
+//! or, for a claim this host left after the provider may have rotated, `recover` then
+//! `rotate`; while a recovery file or this host's claim is there, `rotate` must first
+//! refuse with exit 9 and send nothing) and checks that it exits 0 with the store's
+//! current password equal to the provider's, nothing pending, no claim, no probe and no
+//! recovery file left.
 //!
 //! The same is done for `recover` itself: each kind of leftover (a `#pending` the provider
-//! took or never took, a recovery file of each kind `recover` judges, a probe) with each
-//! keyring call of its baseline failing, then one more `recover` must settle it. A last
+//! took or never took, a recovery file of each kind `recover` judges, a probe in the
+//! keyring, this host's claim in a shared store alone or beside its recovery file) with
+//! each store call of its baseline failing, then one more `recover` must settle it. A
 //! table checks that judgement ([`recovery::judge`]) on its own.
 //!
-//! Each case uses a keyring service of its own and a state directory of its own, so that
+//! Table sizes (cases, each with its follow-ups): client-set rotation 468 in the keyring
+//! and 443 in the shared store, server-generated rotation 198 and 286, `recover` 427 and
+//! 501; `cargo test --lib` runs them all in about a second.
+//!
+//! The last tests run two hosts (two state directories) on one shared [`MemoryStore`]:
+//! concurrent rotators, another holder's claim, this host's leftover claim, a
+//! check-and-set conflict when the new current is written, another host's rotation
+//! finished between a run's start and its claim, `recover` beside a run in flight on the
+//! same host, and the facts kept beside each password. [`FaultyStore::hold`] stops one run at a chosen store call, so that two
+//! runs interleave exactly there.
+//!
+//! Each case uses a store service of its own and a state directory of its own, so that
 //! cases (and other unit tests sharing the process-wide mock store) never meet.
 
 use std::collections::HashMap;
@@ -40,7 +66,11 @@ use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::recovery;
 use crate::rotation::{self, PasswordSource, RotationInput};
 use crate::state::StateDir;
-use crate::store::{self, EntryName, Keyring, Slot};
+use crate::store::memory::MemoryStore;
+use crate::store::{
+    self, EntryName, Facts, Holder, Keyring, Precondition, Record, SecretStore, Slot, StoreError,
+    Stored,
+};
 
 // ---------------------------------------------------------------------------------------
 // The fault-injecting store
@@ -54,6 +84,8 @@ enum Op {
     Delete,
     /// A search of the whole service (`Keyring::list`).
     List,
+    /// [`SecretStore::preflight`] of a store other than the keyring.
+    Preflight,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +102,7 @@ impl std::fmt::Display for Call {
             Op::Set => "write",
             Op::Delete => "delete",
             Op::List => return write!(f, "list of the service's entries"),
+            Op::Preflight => "preflight of",
         };
         write!(f, "{op} '{}'", self.entry)
     }
@@ -82,6 +115,27 @@ enum Mode {
     Once,
     /// The chosen call and every later one fail, until the fault is cleared.
     Dead,
+    /// The chosen call takes effect, then fails (a shared store that committed a write and
+    /// lost its answer); shared stores only.
+    Landed,
+}
+
+impl Mode {
+    /// The modes a table tries against `backing`.
+    fn of(backing: Backing) -> &'static [Mode] {
+        match backing {
+            Backing::Keyring => &[Mode::Once, Mode::Dead],
+            Backing::Shared => &[Mode::Once, Mode::Dead, Mode::Landed],
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Mode::Once => "once",
+            Mode::Dead => "from then on",
+            Mode::Landed => "after taking effect",
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -103,21 +157,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Faults {
-    /// Records a call; whether it is to fail. Untracked services never fail.
-    fn call(&self, service: &str, entry: &str, op: Op) -> bool {
+    /// Records a call; how it is to fail, if it is. Untracked services never fail.
+    fn call(&self, service: &str, entry: &str, op: Op) -> Option<Mode> {
         let mut services = lock(&self.services);
-        let Some(log) = services.get_mut(service) else {
-            return false;
-        };
+        let log = services.get_mut(service)?;
         let index = log.calls.len();
         log.calls.push(Call {
             entry: entry.to_owned(),
             op,
         });
         match log.fail_from {
-            Some((k, Mode::Once)) => index == k,
-            Some((k, Mode::Dead)) => index >= k,
-            None => false,
+            Some((k, mode @ (Mode::Once | Mode::Landed))) => (index == k).then_some(mode),
+            Some((k, Mode::Dead)) => (index >= k).then_some(Mode::Dead),
+            None => None,
         }
     }
 
@@ -176,7 +228,7 @@ struct FaultCred {
 
 impl FaultCred {
     fn arm(&self, op: Op) {
-        if self.faults.call(&self.service, &self.user, op) {
+        if self.faults.call(&self.service, &self.user, op).is_some() {
             let mock: &keyring_core::mock::Cred = self
                 .mock
                 .as_any()
@@ -266,7 +318,7 @@ impl CredentialStoreApi for FaultStore {
         if !self.faults.tracks(service) {
             return self.mock.search(spec);
         }
-        if self.faults.call(service, "", Op::List) {
+        if self.faults.call(service, "", Op::List).is_some() {
             return Err(injected());
         }
         let tracked = lock(&self.tracked);
@@ -310,9 +362,168 @@ fn faults() -> &'static Arc<Faults> {
 }
 
 // ---------------------------------------------------------------------------------------
+// The fault-injecting wrapper of a shared store
+
+/// A [`MemoryStore`] seen through the [`SecretStore`] interface, with every call of its
+/// service recorded in [`faults`] and failed on demand (as [`StoreError::Unavailable`],
+/// what a vault store returns for a server that stopped answering), before it runs or,
+/// for [`Mode::Landed`], after it took effect, as [`FaultStore`] does for the keyring. Gates ([`FaultyStore::hold`]) stop chosen calls until the test
+/// lets them go, so that two rotations on one store interleave exactly where a test wants.
+#[derive(Debug)]
+struct FaultyStore {
+    memory: MemoryStore,
+    /// Armed gates, in order: only the first one can hold a call.
+    gates: Mutex<std::collections::VecDeque<Gate>>,
+}
+
+/// Whether a gate holds a call before it runs or after it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Before,
+    After,
+}
+
+/// Holds the next call of `op` on `slot`: says when it is reached, and waits to be let go.
+#[derive(Debug)]
+struct Gate {
+    op: Op,
+    slot: Slot,
+    hold: Hold,
+    reached: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl FaultyStore {
+    fn new(memory: MemoryStore) -> Self {
+        Self {
+            memory,
+            gates: Mutex::default(),
+        }
+    }
+
+    /// Arms a gate (after those armed already) on the next call of `op` on `slot`: the
+    /// receiver is told when the call is held, and the call goes on once the sender is
+    /// used (or dropped).
+    fn hold(
+        &self,
+        op: Op,
+        slot: Slot,
+        hold: Hold,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (reached, reached_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release) = tokio::sync::oneshot::channel();
+        lock(&self.gates).push_back(Gate {
+            op,
+            slot,
+            hold,
+            reached,
+            release,
+        });
+        (reached_rx, release_tx)
+    }
+
+    /// Waits at the first armed gate if it is for this call at this point.
+    async fn pass(&self, op: Op, slot: Option<Slot>, hold: Hold) {
+        let gate = {
+            let mut gates = lock(&self.gates);
+            match gates.front() {
+                Some(g) if g.op == op && Some(g.slot) == slot && g.hold == hold => {
+                    gates.pop_front()
+                }
+                _ => None,
+            }
+        };
+        if let Some(gate) = gate {
+            let _ = gate.reached.send(());
+            let _ = gate.release.await;
+        }
+    }
+
+    /// Runs one call of the memory store: held by a gate before or after it, recorded,
+    /// and failed instead if chosen.
+    async fn call<T>(
+        &self,
+        entry: &str,
+        slot: Option<Slot>,
+        op: Op,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.pass(op, slot, Hold::Before).await;
+        let fault = faults().call(self.memory.service(), entry, op);
+        let injected = || StoreError::Unavailable {
+            store: self.memory.kind(),
+            message: "injected store fault".into(),
+        };
+        if matches!(fault, Some(Mode::Once | Mode::Dead)) {
+            return Err(injected());
+        }
+        let result = call.await;
+        self.pass(op, slot, Hold::After).await;
+        match fault {
+            Some(Mode::Landed) => Err(injected()),
+            _ => result,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for FaultyStore {
+    fn kind(&self) -> store::StoreKind {
+        self.memory.kind()
+    }
+
+    fn service(&self) -> &str {
+        self.memory.service()
+    }
+
+    fn shared(&self) -> bool {
+        self.memory.shared()
+    }
+
+    fn locate(&self, name: &EntryName, slot: Slot) -> String {
+        self.memory.locate(name, slot)
+    }
+
+    async fn read(&self, name: &EntryName, slot: Slot) -> Result<Option<Stored>, StoreError> {
+        let call = self.memory.read(name, slot);
+        self.call(&name.slot(slot), Some(slot), Op::Get, call).await
+    }
+
+    async fn write(
+        &self,
+        name: &EntryName,
+        slot: Slot,
+        record: Record<'_>,
+        when: Precondition,
+    ) -> Result<Option<u64>, StoreError> {
+        let call = self.memory.write(name, slot, record, when);
+        self.call(&name.slot(slot), Some(slot), Op::Set, call).await
+    }
+
+    async fn delete(&self, name: &EntryName, slot: Slot) -> Result<bool, StoreError> {
+        let call = self.memory.delete(name, slot);
+        self.call(&name.slot(slot), Some(slot), Op::Delete, call)
+            .await
+    }
+
+    async fn list(&self) -> Result<Vec<(EntryName, Slot)>, StoreError> {
+        self.call("", None, Op::List, self.memory.list()).await
+    }
+
+    async fn preflight(&self, name: &EntryName) -> Result<(), StoreError> {
+        let call = self.memory.preflight(name);
+        self.call(name.current(), None, Op::Preflight, call).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // One case's world
 
-/// The account setting Vobiz names its entries with (read from the environment).
+/// The account settings Vobiz and Exotel name their entries with (read from the
+/// environment).
 fn configure_accounts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -320,6 +531,10 @@ fn configure_accounts() {
             // SAFETY: set once, before any case reads it, and read by no other unit test;
             // std's environment lock orders it with every read through `std::env`.
             unsafe { std::env::set_var("VOBIZ_AUTH_ID", "MA_UNIT") };
+        }
+        if std::env::var_os("EXOTEL_ACCOUNT_SID").is_none() {
+            // SAFETY: as above.
+            unsafe { std::env::set_var("EXOTEL_ACCOUNT_SID", "ac_unit") };
         }
     });
 }
@@ -376,6 +591,8 @@ struct Layout {
     previous: Option<&'static str>,
     probe: Option<&'static str>,
     file: Option<&'static str>,
+    /// A claim marker of this world's own (shared stores only).
+    claim: bool,
     provider: &'static str,
 }
 
@@ -383,9 +600,23 @@ const P0: &str = "p0-Initial-pw-1";
 const P1: &str = "p1-Staged-pw-2";
 const P2: &str = "p2-Recovered-pw-3";
 
+/// Which store a case runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backing {
+    /// The keyring, over keyring-core's mock store wrapped by [`FaultStore`].
+    Keyring,
+    /// A shared [`MemoryStore`] (as the vault store behaves) wrapped by [`FaultyStore`].
+    Shared,
+}
+
+enum Backend {
+    Keyring(Keyring),
+    Shared(FaultyStore),
+}
+
 struct World {
     service: String,
-    keyring: Keyring,
+    backend: Backend,
     provider: MemoryProvider,
     credential: CredentialRef,
     name: EntryName,
@@ -399,6 +630,8 @@ struct Snapshot {
     pending: Option<SecretString>,
     previous: Option<SecretString>,
     probe: Option<SecretString>,
+    /// A shared store's claim marker (a `#pending` without a password).
+    claim: bool,
     files: Vec<SecretString>,
     provider: Option<SecretString>,
     requests: usize,
@@ -432,10 +665,11 @@ impl Snapshot {
         let now = |p: Option<&SecretString>| name(p, self.provider.as_ref());
         let files: Vec<String> = self.files.iter().map(|f| now(Some(f))).collect();
         format!(
-            "now current {}, #pending {}, #previous {}, #probe {}, recovery files [{}], provider \
-             {} after {} request(s); at the start current {}, #pending {}, provider {}",
+            "now current {}, #pending {}{}, #previous {}, #probe {}, recovery files [{}], \
+             provider {} after {} request(s); at the start current {}, #pending {}, provider {}",
             now(self.current.as_ref()),
             now(self.pending.as_ref()),
+            if self.claim { " (a claim)" } else { "" },
             now(self.previous.as_ref()),
             if self.probe.is_some() {
                 "present"
@@ -467,20 +701,25 @@ impl Snapshot {
     }
 
     fn nothing_left(&self) -> bool {
-        self.pending.is_none() && self.probe.is_none() && self.files.is_empty()
+        self.pending.is_none() && !self.claim && self.probe.is_none() && self.files.is_empty()
     }
 }
 
 impl World {
-    async fn new(kind: ProviderKind) -> Self {
+    async fn new(kind: ProviderKind, backing: Backing) -> Self {
         configure_accounts();
         let faults = faults();
         let n = NEXT_SERVICE.fetch_add(1, Ordering::Relaxed);
         let service = format!("siprot-unit-fault-{}-{n}", std::process::id());
         faults.reset(&service, None);
-        let keyring = Keyring::open(&service, store::DEFAULT_TIMEOUT)
-            .await
-            .expect("the mock keyring");
+        let backend = match backing {
+            Backing::Keyring => Backend::Keyring(
+                Keyring::open(&service, store::DEFAULT_TIMEOUT)
+                    .await
+                    .expect("the mock keyring"),
+            ),
+            Backing::Shared => Backend::Shared(FaultyStore::new(MemoryStore::shared(&service))),
+        };
         let credential = match kind.registration().needs_device {
             true => CredentialRef::new(kind, "user-1", Some("dev-1")),
             false => CredentialRef::new(kind, "cred-1", None),
@@ -492,7 +731,7 @@ impl World {
         let provider = MemoryProvider::new(kind, &service, None);
         Self {
             service,
-            keyring,
+            backend,
             provider,
             credential,
             name,
@@ -501,14 +740,14 @@ impl World {
         }
     }
 
-    /// A world standing as `start` says; its keyring log starts after the setup.
-    async fn at(kind: ProviderKind, start: Start) -> Self {
-        Self::laid_out(kind, start.layout()).await
+    /// A world standing as `start` says; its store log starts after the setup.
+    async fn at(kind: ProviderKind, start: Start, backing: Backing) -> Self {
+        Self::laid_out(kind, start.layout(), backing).await
     }
 
-    /// A world holding what `layout` says; its keyring log starts after the setup.
-    async fn laid_out(kind: ProviderKind, layout: Layout) -> Self {
-        let mut world = Self::new(kind).await;
+    /// A world holding what `layout` says; its store log starts after the setup.
+    async fn laid_out(kind: ProviderKind, layout: Layout, backing: Backing) -> Self {
+        let mut world = Self::new(kind, backing).await;
         for (slot, password) in [
             (Slot::Current, layout.current),
             (Slot::Pending, layout.pending),
@@ -518,6 +757,9 @@ impl World {
             if let Some(password) = password {
                 world.put(slot, password);
             }
+        }
+        if layout.claim {
+            world.put_claim(Holder::here(&world.state));
         }
         if let Some(password) = layout.file {
             world
@@ -539,7 +781,55 @@ impl World {
         world
     }
 
-    /// Scripts the provider's answer and arms the keyring fault (keyring call number and
+    /// A second host on this world's shared store: the same store, credential and
+    /// provider, its own state directory (and so another holder).
+    fn beside(&self) -> Self {
+        let memory = self.memory().expect("a shared store").clone();
+        let dir = temp_dir();
+        Self {
+            service: self.service.clone(),
+            backend: Backend::Shared(FaultyStore::new(memory)),
+            provider: self.provider.clone(),
+            credential: self.credential.clone(),
+            name: self.name.clone(),
+            state: StateDir::at(dir.path().join("siprot")),
+            _dir: dir,
+        }
+    }
+
+    fn store(&self) -> &dyn SecretStore {
+        match &self.backend {
+            Backend::Keyring(keyring) => keyring,
+            Backend::Shared(faulty) => faulty,
+        }
+    }
+
+    /// The shared store's wrapper of this world (where gates are armed).
+    fn faulty(&self) -> &FaultyStore {
+        match &self.backend {
+            Backend::Keyring(_) => panic!("the keyring has no gates"),
+            Backend::Shared(faulty) => faulty,
+        }
+    }
+
+    fn memory(&self) -> Option<&MemoryStore> {
+        match &self.backend {
+            Backend::Keyring(_) => None,
+            Backend::Shared(faulty) => Some(&faulty.memory),
+        }
+    }
+
+    /// The facts a rotation of this world's credential writes beside a password.
+    fn facts(&self) -> Facts {
+        Facts {
+            provider: self.provider.kind().name().to_owned(),
+            credential: self.credential.id().to_owned(),
+            device: self.credential.device().map(str::to_owned),
+            ..Facts::default()
+        }
+    }
+
+    /// Scripts the provider's answer and arms the store fault (store call number and
     /// mode, if any) for the run about to start.
     fn arm(&self, outcome: Outcome, fault: Option<(usize, Mode)>) {
         self.provider.script([outcome]);
@@ -547,14 +837,42 @@ impl World {
     }
 
     /// Writes a slot directly in the store (not on the keyring thread: setup and checks
-    /// need no timeout, and the table runs faster without the thread hops).
+    /// need no timeout, and the table runs faster without the thread hops). In a shared
+    /// store a `#pending` is this world's claim.
     fn put(&self, slot: Slot, password: &str) {
-        Entry::new(&self.service, &self.name.slot(slot))
-            .and_then(|entry| entry.set_password(password))
-            .expect("a healthy mock keyring");
+        match self.memory() {
+            None => Entry::new(&self.service, &self.name.slot(slot))
+                .and_then(|entry| entry.set_password(password))
+                .expect("a healthy mock keyring"),
+            Some(memory) => {
+                let holder = (slot == Slot::Pending).then(|| Holder::here(&self.state));
+                let facts = Facts {
+                    holder,
+                    ..self.facts()
+                };
+                memory.put(&self.name, slot, Some(password), facts);
+            }
+        }
+    }
+
+    /// Writes a claim marker of `holder` in the shared store.
+    fn put_claim(&self, holder: Holder) {
+        let facts = Facts {
+            holder: Some(holder),
+            ..self.facts()
+        };
+        let memory = self.memory().expect("claims live in a shared store");
+        memory.put(&self.name, Slot::Pending, None, facts);
+    }
+
+    fn read(&self, slot: Slot) -> Option<Stored> {
+        self.memory().expect("a shared store").get(&self.name, slot)
     }
 
     fn get(&self, slot: Slot) -> Option<SecretString> {
+        if let Some(memory) = self.memory() {
+            return memory.get(&self.name, slot).and_then(|s| s.secret);
+        }
         match Entry::new(&self.service, &self.name.slot(slot)).and_then(|e| e.get_password()) {
             Ok(password) => Some(password.into()),
             Err(keyring_core::Error::NoEntry) => None,
@@ -562,30 +880,34 @@ impl World {
         }
     }
 
-    /// The exit code of one `rotate` of the credential, as the command would exit.
-    async fn rotate(&self) -> u8 {
+    /// One `rotate` of the credential with a generated password.
+    async fn rotation(&self) -> crate::Result<rotation::RotationReport> {
         let input = RotationInput {
             source: PasswordSource::Generate { length: None },
             description: None,
             dry_run: false,
             attempts: Attempts::new(),
         };
-        let rotated = rotation::rotate(
+        rotation::rotate(
             &self.provider,
             &self.credential,
-            &self.keyring,
+            self.store(),
             &self.state,
             input,
         )
-        .await;
-        match rotated {
+        .await
+    }
+
+    /// The exit code of one `rotate` of the credential, as the command would exit.
+    async fn rotate(&self) -> u8 {
+        match self.rotation().await {
             Ok(_) => 0,
             Err(error) => error.exit_code().code(),
         }
     }
 
-    /// The exit code of `siprot recover`, as the command would exit.
-    async fn recover(&self) -> u8 {
+    /// What `siprot recover` found and did.
+    async fn recovery(&self) -> crate::Result<Vec<recovery::Item>> {
         let provider = self.provider.clone();
         let connect = move |kind: ProviderKind| -> crate::Result<Box<dyn Provider>> {
             assert_eq!(
@@ -595,7 +917,12 @@ impl World {
             );
             Ok(Box::new(provider.clone()))
         };
-        match recovery::recover(&self.keyring, &self.state, &connect, false).await {
+        recovery::recover(self.store(), &self.state, &connect, false).await
+    }
+
+    /// The exit code of `siprot recover`, as the command would exit.
+    async fn recover(&self) -> u8 {
+        match self.recovery().await {
             Ok(items) => recovery::exit_code(&items).code(),
             Err(error) => error.exit_code().code(),
         }
@@ -612,11 +939,17 @@ impl World {
             .filter(|file| file.service == self.service && file.entry == self.name.current())
             .map(|file| file.password)
             .collect();
+        let claim = self.memory().is_some_and(|memory| {
+            memory
+                .get(&self.name, Slot::Pending)
+                .is_some_and(|pending| pending.secret.is_none())
+        });
         Snapshot {
             current: self.get(Slot::Current),
             pending: self.get(Slot::Pending),
             previous: self.get(Slot::Previous),
             probe: self.get(Slot::Probe),
+            claim,
             files,
             provider: self.provider.password(),
             requests: self.provider.requests(),
@@ -633,6 +966,11 @@ enum FollowUp {
     Rerun,
     /// `siprot recover`.
     Recover,
+    /// `siprot recover`, then the same `rotate` again: for a shared store's claim this
+    /// host left after the provider may have rotated (the password it got is lost, so
+    /// only a new rotation makes a known one, and `rotate` refuses until `recover`
+    /// cleared the claim).
+    RecoverThenRerun,
 }
 
 const OUTCOMES: [Outcome; 8] = [
@@ -647,12 +985,13 @@ const OUTCOMES: [Outcome; 8] = [
 ];
 
 struct Case {
+    backing: Backing,
     kind: ProviderKind,
     start: Start,
     outcome: Outcome,
     /// The failing call (its index in the baseline and what it is) and how long it fails.
     fault: Option<(usize, Call, Mode)>,
-    /// How many keyring calls the baseline made before its request.
+    /// How many store calls the baseline made before its request.
     request_at: Option<usize>,
 }
 
@@ -660,24 +999,21 @@ impl std::fmt::Display for Case {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} from {:?}, provider {:?}, ",
-            self.kind, self.start, self.outcome
+            "{} in the {:?} store from {:?}, provider {:?}, ",
+            self.kind, self.backing, self.start, self.outcome
         )?;
         match &self.fault {
-            None => write!(f, "no keyring fault"),
+            None => write!(f, "no store fault"),
             Some((k, call, mode)) => write!(
                 f,
-                "keyring call {} ({call}, {} the request) failing {}",
+                "store call {} ({call}, {} the request) failing {}",
                 k + 1,
                 if self.request_at.is_some_and(|r| *k < r) {
                     "before"
                 } else {
                     "after"
                 },
-                match mode {
-                    Mode::Once => "once",
-                    Mode::Dead => "from then on",
-                }
+                mode.describe()
             ),
         }
     }
@@ -717,7 +1053,7 @@ impl Case {
 
     /// Runs the first run in a new world; the world and the problems found.
     async fn first_run(&self) -> (World, Snapshot, u8, Vec<String>) {
-        let world = World::at(self.kind, self.start).await;
+        let world = World::at(self.kind, self.start, self.backing).await;
         let start = world.snapshot();
         world.arm(
             self.outcome,
@@ -745,6 +1081,13 @@ impl Case {
         if code == 0 && !same(after.current.as_ref(), after.provider.as_ref()) {
             problems.push("first run: exit 0 but current is not the provider's password".into());
         }
+        let pending_kept = matches!(
+            &self.fault,
+            Some((_, call, _)) if call.op == Op::Delete && call.entry.ends_with("#pending")
+        );
+        if code == 0 && !pending_kept && !after.nothing_left() {
+            problems.push("first run: exit 0 but something is left to recover".into());
+        }
         if [1, 5, 6, 7, 8].contains(&code) && !unchanged {
             problems.push(format!(
                 "first run: exit {code} but the provider's password changed"
@@ -761,6 +1104,14 @@ impl Case {
         match self.kind.origin() {
             // A recovery file: `rotate` refuses, `recover` stores it.
             PasswordOrigin::ServerGenerated if !after.files.is_empty() => vec![FollowUp::Recover],
+            // A claim this host left: `rotate` refuses, `recover` clears it; when the
+            // provider may have rotated, only a new rotation makes a known password.
+            PasswordOrigin::ServerGenerated if after.claim && code == 9 => {
+                vec![FollowUp::RecoverThenRerun]
+            }
+            PasswordOrigin::ServerGenerated if after.claim => {
+                vec![FollowUp::Recover, FollowUp::RecoverThenRerun]
+            }
             // The answer was lost: only a new rotation makes a known password.
             PasswordOrigin::ServerGenerated if code == 9 => vec![FollowUp::Rerun],
             _ => vec![FollowUp::Rerun, FollowUp::Recover],
@@ -793,13 +1144,15 @@ impl Case {
 
     async fn follow(world: &World, start: &Snapshot, follow_up: FollowUp) -> Option<String> {
         let before = world.snapshot();
-        if follow_up == FollowUp::Recover && !before.files.is_empty() {
-            // The same `rotate` must refuse and send nothing while the file is there.
+        if follow_up != FollowUp::Rerun && (!before.files.is_empty() || before.claim) {
+            // The same `rotate` must refuse and send nothing while the file or this
+            // host's claim is there.
             let refused = world.rotate().await;
             let requests = world.provider.requests();
             if refused != 9 || requests != before.requests {
                 return Some(format!(
-                    "a rerun with a recovery file left exit {refused} after {} new request(s)",
+                    "a rerun with a recovery file or claim left exit {refused} after {} new \
+                     request(s)",
                     requests - before.requests
                 ));
             }
@@ -807,6 +1160,10 @@ impl Case {
         let code = match follow_up {
             FollowUp::Rerun => world.rotate().await,
             FollowUp::Recover => world.recover().await,
+            FollowUp::RecoverThenRerun => match world.recover().await {
+                0 => world.rotate().await,
+                code => code,
+            },
         };
         let end = world.snapshot();
         let untouched = same(end.provider.as_ref(), start.provider.as_ref())
@@ -826,8 +1183,9 @@ async fn baseline(
     kind: ProviderKind,
     start: Start,
     outcome: Outcome,
+    backing: Backing,
 ) -> (Vec<Call>, Option<usize>) {
-    let world = World::at(kind, start).await;
+    let world = World::at(kind, start, backing).await;
     world.provider.script([outcome]);
     world.rotate().await;
     let log = faults().take(&world.service);
@@ -835,12 +1193,13 @@ async fn baseline(
 }
 
 /// Every case of the table for `kind` from `starts`.
-async fn cases(kind: ProviderKind, starts: &[Start]) -> Vec<Case> {
+async fn cases(kind: ProviderKind, starts: &[Start], backing: Backing) -> Vec<Case> {
     let mut cases = Vec::new();
     for &start in starts {
         for outcome in OUTCOMES {
-            let (calls, request_at) = baseline(kind, start, outcome).await;
+            let (calls, request_at) = baseline(kind, start, outcome, backing).await;
             cases.push(Case {
+                backing,
                 kind,
                 start,
                 outcome,
@@ -848,8 +1207,9 @@ async fn cases(kind: ProviderKind, starts: &[Start]) -> Vec<Case> {
                 request_at,
             });
             for (k, call) in calls.into_iter().enumerate() {
-                for mode in [Mode::Once, Mode::Dead] {
+                for &mode in Mode::of(backing) {
                     cases.push(Case {
+                        backing,
                         kind,
                         start,
                         outcome,
@@ -863,9 +1223,9 @@ async fn cases(kind: ProviderKind, starts: &[Start]) -> Vec<Case> {
     cases
 }
 
-async fn run_table(kind: &str, starts: &[Start]) {
+async fn run_table(kind: &str, starts: &[Start], backing: Backing) {
     let kind = ProviderKind::from_name(kind).expect("a registered provider");
-    let cases = cases(kind, starts).await;
+    let cases = cases(kind, starts, backing).await;
     let mut problems = Vec::new();
     // Cases run side by side, so that the keyring thread always has work queued.
     for chunk in cases.chunks(32) {
@@ -891,13 +1251,39 @@ async fn client_set_rotation_survives_every_keyring_fault_and_provider_outcome()
             Start::PendingLive,
             Start::PendingDead,
         ],
+        Backing::Keyring,
     )
     .await;
 }
 
 #[tokio::test]
 async fn server_generated_rotation_survives_every_keyring_fault_and_provider_outcome() {
-    run_table("telepath", &[Start::Current, Start::Empty]).await;
+    run_table(
+        "telepath",
+        &[Start::Current, Start::Empty],
+        Backing::Keyring,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_set_rotation_survives_every_shared_store_fault_and_provider_outcome() {
+    run_table(
+        "vobiz",
+        &[
+            Start::Current,
+            Start::Empty,
+            Start::PendingLive,
+            Start::PendingDead,
+        ],
+        Backing::Shared,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn server_generated_rotation_survives_every_shared_store_fault_and_provider_outcome() {
+    run_table("telepath", &[Start::Current, Start::Empty], Backing::Shared).await;
 }
 
 /// A `#pending` equal to current is what a rotation leaves when it finished all but
@@ -913,7 +1299,7 @@ async fn a_pending_equal_to_current_is_dropped_and_the_rotation_starts_afresh() 
         provider: P0,
         ..Layout::default()
     };
-    let world = World::laid_out(kind, layout).await;
+    let world = World::laid_out(kind, layout, Backing::Keyring).await;
     assert_eq!(world.rotate().await, 0);
     let now = world.snapshot();
     assert!(now.settled(), "{}", now.describe(&now));
@@ -946,8 +1332,14 @@ enum Leftover {
     FileStored,
     /// A recovery file a later rotation superseded (its password is in `#previous`).
     FileSuperseded,
-    /// A probe a rotation could not delete.
+    /// A probe a rotation could not delete (the keyring only).
     Probe,
+    /// This host's claim of a Telepath rotation that stopped before the request (shared
+    /// stores only).
+    Claim,
+    /// A recovery file of an untouched entry with the claim its rotation kept (shared
+    /// stores only).
+    ClaimedFile,
 }
 
 impl Leftover {
@@ -1010,11 +1402,22 @@ impl Leftover {
                 provider: P0,
                 ..base
             },
+            Leftover::Claim => Layout {
+                current: Some(P0),
+                claim: true,
+                provider: P0,
+                ..base
+            },
+            Leftover::ClaimedFile => Layout {
+                claim: true,
+                ..Leftover::FileUntouched.layout()
+            },
         }
     }
 }
 
 struct RecoverCase {
+    backing: Backing,
     leftover: Leftover,
     /// The answer to a resent `#pending` password.
     outcome: Outcome,
@@ -1026,24 +1429,21 @@ impl std::fmt::Display for RecoverCase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "recover of {:?}, provider {:?}, ",
-            self.leftover, self.outcome
+            "recover in the {:?} store of {:?}, provider {:?}, ",
+            self.backing, self.leftover, self.outcome
         )?;
         match &self.fault {
-            None => write!(f, "no keyring fault"),
+            None => write!(f, "no store fault"),
             Some((k, call, mode)) => write!(
                 f,
-                "keyring call {} ({call}{}) failing {}",
+                "store call {} ({call}{}) failing {}",
                 k + 1,
                 match self.request_at {
                     None => "",
                     Some(r) if *k < r => ", before the request",
                     Some(_) => ", after the request",
                 },
-                match mode {
-                    Mode::Once => "once",
-                    Mode::Dead => "from then on",
-                }
+                mode.describe()
             ),
         }
     }
@@ -1052,10 +1452,17 @@ impl std::fmt::Display for RecoverCase {
 impl RecoverCase {
     /// The exit code the README documents for the faulted `recover`.
     fn expected_code(&self) -> u8 {
+        if let Some((_, call, _)) = &self.fault
+            && self.leftover == Leftover::ClaimedFile
+            && !(call.op == Op::List || call.entry.ends_with("#pending"))
+        {
+            // The file could not be stored, so the claim stays beside it (exit 9).
+            return 9;
+        }
         if let Some((k, _, _)) = &self.fault
             && self.request_at.is_none_or(|r| *k < r)
         {
-            // Nothing sent: the keyring was unusable.
+            // Nothing sent: the store was unusable.
             return 8;
         }
         match (self.request_at, self.outcome) {
@@ -1074,7 +1481,7 @@ impl RecoverCase {
 
     async fn run(&self) -> Vec<String> {
         let kind = ProviderKind::from_name(self.leftover.kind()).expect("a registered provider");
-        let world = World::laid_out(kind, self.leftover.layout()).await;
+        let world = World::laid_out(kind, self.leftover.layout(), self.backing).await;
         let start = world.snapshot();
         world.arm(
             self.outcome,
@@ -1107,7 +1514,7 @@ impl RecoverCase {
     }
 }
 
-async fn recover_cases(leftover: Leftover) -> Vec<RecoverCase> {
+async fn recover_cases(leftover: Leftover, backing: Backing) -> Vec<RecoverCase> {
     let kind = ProviderKind::from_name(leftover.kind()).expect("a registered provider");
     let outcomes: &[Outcome] = match kind.origin() {
         PasswordOrigin::ClientSupplied => &OUTCOMES,
@@ -1115,15 +1522,18 @@ async fn recover_cases(leftover: Leftover) -> Vec<RecoverCase> {
     };
     let mut cases = Vec::new();
     for &outcome in outcomes {
-        let world = World::laid_out(kind, leftover.layout()).await;
+        let world = World::laid_out(kind, leftover.layout(), backing).await;
         world.provider.script([outcome]);
         world.recover().await;
         let log = faults().take(&world.service);
         let faults = log.calls.into_iter().enumerate().flat_map(|(k, call)| {
-            [Mode::Once, Mode::Dead].map(|mode| Some((k, call.clone(), mode)))
+            Mode::of(backing)
+                .iter()
+                .map(move |&mode| Some((k, call.clone(), mode)))
         });
         for fault in std::iter::once(None).chain(faults) {
             cases.push(RecoverCase {
+                backing,
                 leftover,
                 outcome,
                 fault,
@@ -1134,20 +1544,10 @@ async fn recover_cases(leftover: Leftover) -> Vec<RecoverCase> {
     cases
 }
 
-#[tokio::test]
-async fn recover_survives_every_keyring_fault_and_provider_outcome() {
+async fn run_recover_table(leftovers: &[Leftover], backing: Backing) {
     let mut cases = Vec::new();
-    for leftover in [
-        Leftover::PendingLive,
-        Leftover::PendingDead,
-        Leftover::PendingFirst,
-        Leftover::FileUntouched,
-        Leftover::FileFirst,
-        Leftover::FileStored,
-        Leftover::FileSuperseded,
-        Leftover::Probe,
-    ] {
-        cases.extend(recover_cases(leftover).await);
+    for &leftover in leftovers {
+        cases.extend(recover_cases(leftover, backing).await);
     }
     let mut problems = Vec::new();
     for chunk in cases.chunks(32) {
@@ -1161,6 +1561,43 @@ async fn recover_survives_every_keyring_fault_and_provider_outcome() {
         cases.len(),
         problems.join("\n")
     );
+}
+
+#[tokio::test]
+async fn recover_survives_every_keyring_fault_and_provider_outcome() {
+    run_recover_table(
+        &[
+            Leftover::PendingLive,
+            Leftover::PendingDead,
+            Leftover::PendingFirst,
+            Leftover::FileUntouched,
+            Leftover::FileFirst,
+            Leftover::FileStored,
+            Leftover::FileSuperseded,
+            Leftover::Probe,
+        ],
+        Backing::Keyring,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn recover_survives_every_shared_store_fault_and_provider_outcome() {
+    run_recover_table(
+        &[
+            Leftover::PendingLive,
+            Leftover::PendingDead,
+            Leftover::PendingFirst,
+            Leftover::FileUntouched,
+            Leftover::FileFirst,
+            Leftover::FileStored,
+            Leftover::FileSuperseded,
+            Leftover::Claim,
+            Leftover::ClaimedFile,
+        ],
+        Backing::Shared,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1215,4 +1652,411 @@ fn recovery_files_are_judged_from_the_keyring_alone() {
             "row {row} of the table"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The protocol on a shared store: two hosts, one store
+
+fn provider_kind(name: &str) -> ProviderKind {
+    ProviderKind::from_name(name).expect("a registered provider")
+}
+
+/// Two hosts (two state directories) on one shared store that holds what `layout` says.
+async fn two_hosts(kind: &str, layout: Layout) -> (World, World) {
+    let a = World::laid_out(provider_kind(kind), layout, Backing::Shared).await;
+    let b = a.beside();
+    (a, b)
+}
+
+/// The message and exit code of a failed rotation.
+fn failure(result: crate::Result<rotation::RotationReport>) -> (u8, String) {
+    match result {
+        Ok(report) => panic!("the rotation succeeded: {:?}", report.status),
+        Err(error) => (error.exit_code().code(), error.to_string()),
+    }
+}
+
+/// The one recover item of `kind` (a claim, a pending password, a recovery file).
+fn the_item(items: &[recovery::Item], kind: recovery::ItemKind) -> &recovery::Item {
+    let found: Vec<&recovery::Item> = items.iter().filter(|i| i.kind == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind:?} item: {items:?}");
+    found[0]
+}
+
+/// Two rotations of one credential from two hosts that both found it unclaimed: both
+/// reach the claim, the first one's lands, and the second one stops with exit 7 before
+/// anything is sent, naming the first one's host and state directory; the first finishes.
+#[tokio::test]
+async fn of_two_concurrent_rotators_in_a_shared_store_exactly_one_proceeds() {
+    for kind in ["telepath", "vobiz", "exotel"] {
+        let (a, b) = two_hosts(kind, Start::Current.layout()).await;
+        let (a_claiming, let_a_claim) = a.faulty().hold(Op::Set, Slot::Pending, Hold::Before);
+        let (a_claimed, let_a_go_on) = a.faulty().hold(Op::Set, Slot::Pending, Hold::After);
+        let (b_claiming, let_b_claim) = b.faulty().hold(Op::Set, Slot::Pending, Hold::Before);
+        let driver = async {
+            // Both read the store and found no claim.
+            a_claiming.await.expect("a reaches its claim");
+            b_claiming.await.expect("b reaches its claim");
+            let_a_claim.send(()).expect("a waits");
+            a_claimed.await.expect("a's claim lands");
+            let_b_claim.send(()).expect("b waits");
+        };
+        let second = async {
+            let result = b.rotation().await;
+            // Nothing reached the provider from either host yet: a waits after its claim.
+            let requests = b.provider.requests();
+            let _ = let_a_go_on.send(());
+            (result, requests)
+        };
+        let (first, (second, requests_by_then), ()) = tokio::join!(a.rotation(), second, driver);
+        let (code, message) = failure(second);
+        assert_eq!(code, 7, "{kind}: {message}");
+        assert_eq!(
+            requests_by_then, 0,
+            "{kind}: a request went out before b stopped"
+        );
+        let holder = Holder::here(&a.state);
+        for part in [
+            holder.host.as_str(),
+            holder.state.as_str(),
+            "nothing was sent",
+        ] {
+            assert!(message.contains(part), "{kind}: '{part}' not in: {message}");
+        }
+        let first = first.unwrap_or_else(|e| panic!("{kind}: the first rotator failed: {e}"));
+        assert_eq!(first.status, rotation::RotationStatus::Rotated);
+        let end = a.snapshot();
+        assert!(end.settled(), "{kind}: {}", end.describe(&end));
+        assert_eq!(
+            end.requests, 1,
+            "{kind}: only the first rotator sent a request"
+        );
+        assert!(b.recovery().await.expect("recover").is_empty(), "{kind}");
+    }
+}
+
+/// A second host that starts while the first one's claim is in the store (a run in
+/// flight, or one that died): its rotation stops before anything is sent, and its
+/// `recover` leaves another host's Telepath claim alone (`held`, exit 7) while the
+/// holder's `recover` clears it. A client-set `#pending` of another host is finished by
+/// either host's `recover`.
+#[tokio::test]
+async fn a_claim_of_another_holder_stops_the_rotation_and_only_its_holder_clears_it() {
+    // A Telepath claim of host a, which died before its request.
+    let (a, b) = two_hosts("telepath", Start::Current.layout()).await;
+    a.put_claim(Holder::here(&a.state));
+    let (code, message) = failure(b.rotation().await);
+    assert_eq!(code, 7, "{message}");
+    assert!(
+        message.contains(&a.state.root().display().to_string()),
+        "{message}"
+    );
+    assert_eq!(
+        b.provider.requests(),
+        0,
+        "nothing is sent over another's claim"
+    );
+    let items = b.recovery().await.expect("recover");
+    let claim = the_item(&items, recovery::ItemKind::Claim);
+    assert_eq!(
+        claim.outcome,
+        recovery::ItemOutcome::Held,
+        "{}",
+        claim.message
+    );
+    assert_eq!(recovery::exit_code(&items).code(), 7);
+    assert!(b.snapshot().claim, "another host's claim stays");
+    let items = a.recovery().await.expect("recover");
+    let claim = the_item(&items, recovery::ItemKind::Claim);
+    assert_eq!(
+        claim.outcome,
+        recovery::ItemOutcome::Cleared,
+        "{}",
+        claim.message
+    );
+    assert_eq!(recovery::exit_code(&items).code(), 0);
+    assert_eq!(b.rotate().await, 0);
+    let end = b.snapshot();
+    assert!(end.settled(), "{}", end.describe(&end));
+
+    // A claim of a host that is not this one at all names that host and its time.
+    let (_, b) = two_hosts("telepath", Start::Current.layout()).await;
+    let elsewhere = Holder {
+        host: "pbx-ci-7".into(),
+        state: "/var/lib/siprot".into(),
+        pid: 4242,
+        since: "2026-11-29T08:00:00Z".into(),
+    };
+    b.put_claim(elsewhere.clone());
+    let (code, message) = failure(b.rotation().await);
+    assert_eq!(code, 7, "{message}");
+    for part in [elsewhere.host.as_str(), elsewhere.since.as_str()] {
+        assert!(message.contains(part), "'{part}' not in: {message}");
+    }
+    assert_eq!(b.provider.requests(), 0);
+
+    // A client-set `#pending` host a staged and the provider took.
+    for kind in ["vobiz", "exotel"] {
+        let (a, b) = two_hosts(kind, Start::PendingLive.layout()).await;
+        let (code, message) = failure(b.rotation().await);
+        assert_eq!(code, 7, "{kind}: {message}");
+        assert!(
+            message.contains(&a.state.root().display().to_string()),
+            "{message}"
+        );
+        assert_eq!(
+            b.provider.requests(),
+            0,
+            "{kind}: nothing is sent over another's claim"
+        );
+        let items = b.recovery().await.expect("recover");
+        let pending = the_item(&items, recovery::ItemKind::Pending);
+        assert_eq!(
+            pending.outcome,
+            recovery::ItemOutcome::Finished,
+            "{}",
+            pending.message
+        );
+        let end = b.snapshot();
+        assert!(end.settled(), "{kind}: {}", end.describe(&end));
+        assert!(
+            same(end.current.as_ref(), Some(&P1.into())),
+            "{kind}: the staged one"
+        );
+    }
+}
+
+/// This host's own leftover Telepath claim (a run that died between its claim and its
+/// end, with no recovery file): `rotate` stops with exit 9 and sends nothing, telling to
+/// run `siprot recover`, which clears it; then `rotate` works again.
+#[tokio::test]
+async fn this_hosts_leftover_claim_is_cleared_by_recover_and_blocks_rotate_until_then() {
+    let world = World::laid_out(
+        provider_kind("telepath"),
+        Leftover::Claim.layout(),
+        Backing::Shared,
+    )
+    .await;
+    let (code, message) = failure(world.rotation().await);
+    assert_eq!(code, 9, "{message}");
+    assert!(message.contains("siprot recover"), "{message}");
+    assert_eq!(world.provider.requests(), 0);
+    assert!(world.snapshot().claim);
+    let items = world.recovery().await.expect("recover");
+    let claim = the_item(&items, recovery::ItemKind::Claim);
+    assert_eq!(
+        claim.outcome,
+        recovery::ItemOutcome::Cleared,
+        "{}",
+        claim.message
+    );
+    assert_eq!(recovery::exit_code(&items).code(), 0);
+    assert!(!world.snapshot().claim);
+    assert_eq!(world.rotate().await, 0);
+    let end = world.snapshot();
+    assert!(end.settled(), "{}", end.describe(&end));
+    assert_eq!(end.requests, 1);
+}
+
+/// Someone else writes the current password while a rotation is between its start and
+/// its new current: the check-and-set write fails (exit 9) and the new password is kept
+/// (client-set: in `#pending`, resent by a rerun; Telepath: in a recovery file, with the
+/// claim kept until `recover` stored it).
+#[tokio::test]
+async fn a_current_changed_during_the_rotation_is_not_overwritten() {
+    for kind in ["vobiz", "exotel"] {
+        let world = World::laid_out(
+            provider_kind(kind),
+            Start::Current.layout(),
+            Backing::Shared,
+        )
+        .await;
+        let memory = world.memory().expect("a shared store").clone();
+        let (promoting, let_it_go) = world.faulty().hold(Op::Set, Slot::Current, Hold::Before);
+        let other = async {
+            promoting
+                .await
+                .expect("the rotation reaches its new current");
+            memory.put(&world.name, Slot::Current, Some(P2), world.facts());
+            let_it_go.send(()).expect("the rotation waits");
+        };
+        let (rotated, ()) = tokio::join!(world.rotation(), other);
+        let (code, message) = failure(rotated);
+        assert_eq!(code, 9, "{kind}: {message}");
+        let after = world.snapshot();
+        assert!(
+            same(after.current.as_ref(), Some(&P2.into())),
+            "{kind}: not overwritten"
+        );
+        assert!(
+            after.pending.is_some() && same(after.pending.as_ref(), after.provider.as_ref()),
+            "{kind}: the accepted password is kept in #pending: {}",
+            after.describe(&after)
+        );
+        assert_eq!(
+            world.rotate().await,
+            0,
+            "{kind}: a rerun resends and promotes it"
+        );
+        let end = world.snapshot();
+        assert!(end.settled(), "{kind}: {}", end.describe(&end));
+        assert!(
+            same(end.previous.as_ref(), Some(&P2.into())),
+            "{kind}: kept as previous"
+        );
+    }
+
+    // Telepath, where the other writer stored the same password again (a new version):
+    // `recover` installs the file over that version and clears the claim.
+    let world = World::laid_out(
+        provider_kind("telepath"),
+        Start::Current.layout(),
+        Backing::Shared,
+    )
+    .await;
+    let memory = world.memory().expect("a shared store").clone();
+    let (storing, let_it_go) = world.faulty().hold(Op::Set, Slot::Current, Hold::Before);
+    let other = async {
+        storing.await.expect("the rotation reaches its new current");
+        memory.put(&world.name, Slot::Current, Some(P0), world.facts());
+        let_it_go.send(()).expect("the rotation waits");
+    };
+    let (rotated, ()) = tokio::join!(world.rotation(), other);
+    let (code, message) = failure(rotated);
+    assert_eq!(code, 9, "{message}");
+    let after = world.snapshot();
+    assert!(same(after.current.as_ref(), Some(&P0.into())));
+    assert_eq!(after.files.len(), 1, "{}", after.describe(&after));
+    assert!(same(after.files.first(), after.provider.as_ref()));
+    assert!(after.claim, "the claim stays beside the recovery file");
+    assert_eq!(
+        world.rotate().await,
+        9,
+        "rotate refuses while the file is there"
+    );
+    assert_eq!(world.provider.requests(), 1);
+    assert_eq!(world.recover().await, 0);
+    let end = world.snapshot();
+    assert!(end.settled(), "{}", end.describe(&end));
+
+    // Telepath, where the other writer stored another password: nothing is guessed, the
+    // file and the claim stay for the operator.
+    let world = World::laid_out(
+        provider_kind("telepath"),
+        Start::Current.layout(),
+        Backing::Shared,
+    )
+    .await;
+    let memory = world.memory().expect("a shared store").clone();
+    let (storing, let_it_go) = world.faulty().hold(Op::Set, Slot::Current, Hold::Before);
+    let other = async {
+        storing.await.expect("the rotation reaches its new current");
+        memory.put(&world.name, Slot::Current, Some(P2), world.facts());
+        let_it_go.send(()).expect("the rotation waits");
+    };
+    let (rotated, ()) = tokio::join!(world.rotation(), other);
+    assert_eq!(failure(rotated).0, 9);
+    assert_eq!(world.recover().await, 9);
+    let end = world.snapshot();
+    assert!(same(end.current.as_ref(), Some(&P2.into())));
+    assert!(same(end.files.first(), end.provider.as_ref()) && end.claim);
+}
+
+/// What a shared store keeps beside a password: the facts a PBX template reads, written
+/// with current, and carried to `#previous` with the password they describe.
+#[tokio::test]
+async fn a_shared_store_keeps_the_facts_of_each_password() {
+    for kind in ["telepath", "vobiz", "exotel"] {
+        let world = World::laid_out(
+            provider_kind(kind),
+            Start::Current.layout(),
+            Backing::Shared,
+        )
+        .await;
+        assert_eq!(world.rotate().await, 0, "{kind}");
+        let first = world.read(Slot::Current).expect("a current password");
+        let facts = &first.facts;
+        assert_eq!(facts.provider, kind);
+        assert_eq!(facts.credential, world.credential.id());
+        assert_eq!(facts.device.as_deref(), world.credential.device(), "{kind}");
+        assert_eq!(facts.username, Some(format!("{}-user", world.service)));
+        let rotated_at = facts.rotated_at.as_deref().expect("rotated_at is written");
+        rotated_at
+            .parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{kind}: rotated_at '{rotated_at}': {e}"));
+        assert_eq!(facts.holder, None, "{kind}: current carries no claim");
+        assert_eq!(world.rotate().await, 0, "{kind}");
+        let previous = world.read(Slot::Previous).expect("a previous password");
+        assert!(
+            same(previous.secret.as_ref(), first.secret.as_ref()),
+            "{kind}"
+        );
+        assert_eq!(
+            previous.facts, first.facts,
+            "{kind}: #previous keeps its facts"
+        );
+        let second = world.read(Slot::Current).expect("a current password");
+        assert!(second.version > first.version, "{kind}: a new version");
+    }
+}
+
+/// Another host's whole rotation that runs between this one's start and its claim (the
+/// claim was free again when this one wrote it): this rotation builds on the password
+/// that rotation stored (keeps it in `#previous`, replaces it by check-and-set) instead of
+/// failing after its request over a current it read before claiming.
+#[tokio::test]
+async fn a_rotation_another_host_finished_before_the_claim_is_built_upon() {
+    for kind in ["telepath", "vobiz"] {
+        let (a, b) = two_hosts(kind, Start::Current.layout()).await;
+        let (claiming, let_it_claim) = a.faulty().hold(Op::Set, Slot::Pending, Hold::Before);
+        let other = async {
+            claiming.await.expect("a reaches its claim");
+            assert_eq!(b.rotate().await, 0, "{kind}: b rotates while a waits");
+            let b_password = b.snapshot().current;
+            let_it_claim.send(()).expect("a waits");
+            b_password
+        };
+        let (rotated, b_password) = tokio::join!(a.rotation(), other);
+        if let Err(error) = rotated {
+            panic!("{kind}: the later rotation failed: {error}");
+        }
+        let end = a.snapshot();
+        assert!(end.settled(), "{kind}: {}", end.describe(&end));
+        assert_eq!(end.requests, 2, "{kind}");
+        assert!(
+            same(end.previous.as_ref(), b_password.as_ref()),
+            "{kind}: the other host's password is kept as previous: {}",
+            end.describe(&end)
+        );
+    }
+}
+
+/// `recover` on the host (and state directory) whose rotation is in flight must not take
+/// that rotation's claim for a leftover: the run holds the credential's lock, so the
+/// claim stays (exit 7) and no other host can start a second rotation beside it.
+#[tokio::test]
+async fn recover_leaves_the_claim_of_a_rotation_in_flight_on_this_host() {
+    let (a, b) = two_hosts("telepath", Start::Current.layout()).await;
+    let (claimed, let_it_go_on) = a.faulty().hold(Op::Set, Slot::Pending, Hold::After);
+    let meanwhile = async {
+        claimed.await.expect("the rotation claims the credential");
+        let items = a.recovery().await.expect("recover");
+        let claim = the_item(&items, recovery::ItemKind::Claim);
+        assert_eq!(
+            claim.outcome,
+            recovery::ItemOutcome::Failed,
+            "{}",
+            claim.message
+        );
+        assert_eq!(recovery::exit_code(&items).code(), 7, "{}", claim.message);
+        assert!(a.snapshot().claim, "the claim of the run in flight stays");
+        let (code, message) = failure(b.rotation().await);
+        assert_eq!(code, 7, "{message}");
+        let_it_go_on.send(()).expect("the rotation waits");
+    };
+    let (rotated, ()) = tokio::join!(a.rotation(), meanwhile);
+    rotated.unwrap_or_else(|e| panic!("the rotation in flight failed: {e}"));
+    let end = a.snapshot();
+    assert!(end.settled(), "{}", end.describe(&end));
+    assert_eq!(end.requests, 1, "one rotation reached the provider");
 }

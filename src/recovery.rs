@@ -194,7 +194,8 @@ pub async fn recover(
 
 /// A claim (no password) a server-generated rotation left in a shared store. This host's
 /// own is removed once no recovery file of its entry remains (the files were settled
-/// first): the rotation stopped before it stored a password, so nothing is lost by
+/// first) and no run of this host holds the credential's lock (one in flight keeps its
+/// claim; exit 7): the rotation stopped before it stored a password, so nothing is lost by
 /// removing it, but the provider may have rotated. Another host's is left alone: only
 /// that host can tell whether its run is still going or left a recovery file.
 async fn settle_claim(
@@ -224,6 +225,12 @@ async fn settle_claim(
         }
         _ => {}
     }
+    // A run of this host in flight holds the credential's lock: its claim is no leftover.
+    let _lock =
+        match CredentialLock::unless_dry_run(dry_run, state, store.service(), entry.current()) {
+            Ok(lock) => lock,
+            Err(error) => return failed(found, &error),
+        };
     match state.recovery_files_of(store.service(), entry.current()) {
         Ok(files) if !files.is_empty() => {
             found.outcome = ItemOutcome::Failed;

@@ -320,8 +320,8 @@ impl Claimed {
         let ClaimConflict { name, place, found } = *conflict;
         match found.and_then(|found| found.facts.holder) {
             Some(holder) if !holder.same_place(here) => Error::Busy(format!(
-                "'{name}' is being rotated by {holder} (claim in {place}); if that run is gone, \
-                 `siprot recover` finishes or clears it"
+                "'{name}' is being rotated by {holder} (claim in {place}), so nothing was sent; \
+                 if that run is gone, `siprot recover` finishes or clears it"
             )),
             Some(_) => Error::Unconfirmed {
                 message: format!(
@@ -551,8 +551,8 @@ impl<'a> Run<'a> {
     fn refuse_foreign_claim(&self, claim: &Stored) -> Result<()> {
         match &claim.facts.holder {
             Some(holder) if !holder.same_place(&self.holder) => Err(Error::Busy(format!(
-                "'{}' is being rotated by {holder} (claim in {}); if that run is gone, `siprot \
-                 recover` finishes or clears it",
+                "'{}' is being rotated by {holder} (claim in {}), so nothing was sent; if that \
+                 run is gone, `siprot recover` finishes or clears it",
                 self.name.current(),
                 self.locate(Slot::Pending)
             ))),
@@ -791,9 +791,13 @@ impl<'a> Run<'a> {
     }
 
     /// Writes the new password as current, over the current the rotation read at its
-    /// start only.
+    /// start (in a shared store, once it held the claim) only. Its facts carry the time of the rotation (now, when the provider
+    /// told none), which the report then gives too.
     async fn write_current(&mut self, password: &SecretString) -> Result<(), StoreError> {
-        let facts = self.facts();
+        let mut facts = self.facts();
+        facts
+            .rotated_at
+            .get_or_insert_with(|| jiff::Timestamp::now().to_string());
         let when = self.start;
         let record = Record {
             secret: Some(password),
@@ -804,6 +808,7 @@ impl<'a> Run<'a> {
         })
         .await?;
         self.report.keyring_writes += 1;
+        self.report.rotated_at = facts.rotated_at;
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! Where rotated passwords are kept: one [`SecretStore`] interface over the OS keyring
-//! ([`keyring`], the default) and a shared Vault/OpenBao KV v2 store ([`vault`]).
+//! ([`keyring`], the default) and a shared Vault/OpenBao KV v2 store ([`vault`]); unit
+//! tests also use an in-memory store of either kind (`memory`).
 //!
 //! A credential has slots ([`Slot`]): its current password, a `#pending` one staged
 //! before the request that sets it (or, in a shared store, a claim marker with no
@@ -17,6 +18,8 @@
 //! token; [`crate::error::Error::keyring_unavailable`] maps them to exit codes.
 
 pub mod keyring;
+#[cfg(test)]
+pub mod memory;
 pub mod vault;
 
 use std::time::Duration;
