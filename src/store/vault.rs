@@ -108,6 +108,62 @@ impl Default for VaultOptions {
     }
 }
 
+/// Where the server is and how siprot authenticates: what [`VaultConnection::from_env`]
+/// reads from the CLIs' variables. Debug never shows the token.
+#[derive(Clone)]
+pub struct VaultConnection {
+    /// `http://` only to a loopback address (checked by [`VaultConnection::new`]).
+    pub addr: Url,
+    pub token: SecretString,
+    /// `VAULT_NAMESPACE`, without leading or trailing `/`.
+    pub namespace: Option<String>,
+    pub tls: TlsOptions,
+}
+
+impl std::fmt::Debug for VaultConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultConnection")
+            .field("addr", &self.addr.as_str())
+            .field("namespace", &self.namespace)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultConnection {
+    /// A connection to `addr` (checked as `source` names it) with `token`, no namespace
+    /// and the system's trust roots.
+    pub fn new(addr: &str, source: &str, token: SecretString) -> Result<Self> {
+        Ok(Self {
+            addr: parse_base_url(addr, source)?,
+            token,
+            namespace: None,
+            tls: TlsOptions::default(),
+        })
+    }
+
+    /// `VAULT_ADDR` (else `BAO_ADDR`), `VAULT_TOKEN` (else `BAO_TOKEN`, else
+    /// `~/.vault-token`), `VAULT_NAMESPACE`, `VAULT_CACERT`, `VAULT_CLIENT_CERT` and
+    /// `VAULT_CLIENT_KEY`.
+    pub fn from_env() -> Result<Self> {
+        let (var, addr) =
+            first_setting(&["VAULT_ADDR", "BAO_ADDR"])?.ok_or(Error::MissingSetting {
+                var: "VAULT_ADDR",
+                hint: "the address of the Vault or OpenBao server, e.g. \
+                       https://vault.example.com:8200 (or BAO_ADDR)",
+            })?;
+        let mut connection = Self::new(&addr, var, token()?)?;
+        connection.namespace = optional("VAULT_NAMESPACE")?
+            .map(|ns| ns.trim_matches('/').to_owned())
+            .filter(|ns| !ns.is_empty());
+        if let Some(ns) = &connection.namespace {
+            segments(ns, "VAULT_NAMESPACE", false)?;
+        }
+        connection.tls = tls_options()?;
+        Ok(connection)
+    }
+}
+
 /// A Vault or OpenBao server's KV version 2 mount, under siprot's prefix.
 pub struct VaultStore {
     client: HttpClient,
@@ -259,9 +315,6 @@ fn segments(value: &str, what: &str, folder: bool) -> Result<Vec<String>> {
         if part == "." || part == ".." {
             return Err(bad("has a '.' or '..' path segment"));
         }
-    }
-    if !folder && parts.first().is_some_and(|p| p == "sys") {
-        return Err(bad("is not a KV mount"));
     }
     if folder
         && parts
@@ -423,23 +476,29 @@ impl VaultStore {
     /// Connects to the server the environment names (nothing is sent yet: the first
     /// call finds out whether it answers).
     pub async fn open(options: &VaultOptions) -> Result<VaultStore> {
-        let (var, addr) =
-            first_setting(&["VAULT_ADDR", "BAO_ADDR"])?.ok_or(Error::MissingSetting {
-                var: "VAULT_ADDR",
-                hint: "the address of the Vault or OpenBao server, e.g. \
-                       https://vault.example.com:8200 (or BAO_ADDR)",
-            })?;
-        let addr = parse_base_url(&addr, var)?;
-        let token = token()?;
-        let namespace = optional("VAULT_NAMESPACE")?
-            .map(|ns| ns.trim_matches('/').to_owned())
-            .filter(|ns| !ns.is_empty());
+        Self::connect(VaultConnection::from_env()?, options)
+    }
+
+    /// Connects to the server `connection` names.
+    pub fn connect(connection: VaultConnection, options: &VaultOptions) -> Result<VaultStore> {
+        let VaultConnection {
+            addr,
+            token,
+            namespace,
+            tls,
+        } = connection;
         if let Some(ns) = &namespace {
             segments(ns, "VAULT_NAMESPACE", false)?;
             header::HeaderValue::from_str(ns)
                 .map_err(|_| Error::Config("VAULT_NAMESPACE is not a valid header".into()))?;
         }
         let mount = segments(&options.mount, "the vault mount", false)?;
+        if mount.first().is_some_and(|m| m == "sys") {
+            return Err(Error::Config(format!(
+                "the vault mount '{}' is not a KV mount",
+                options.mount
+            )));
+        }
         let prefix = segments(&options.prefix, "the secret prefix", true)?;
         if options.timeout.is_zero() {
             return Err(Error::Config("the vault store's timeout is zero".into()));
@@ -452,7 +511,7 @@ impl VaultStore {
                 deadline: options.timeout,
                 ..RetryConfig::default()
             },
-            tls: tls_options()?,
+            tls,
             ..HttpConfig::default()
         };
         let client = HttpClient::new(&http)?;
@@ -627,6 +686,11 @@ impl VaultStore {
             // What went wrong, whether another try is allowed, whether this one may
             // have landed.
             let (what, retry, landed) = match outcome {
+                Ok(response) if is_upgrading(&response) => (
+                    "the KV mount is still upgrading to version 2 (HTTP 400)".to_owned(),
+                    true,
+                    false,
+                ),
                 Ok(response) => match response.status.as_u16() {
                     200..=299 | 400..=499 => {
                         return Ok(Answer {
@@ -1064,6 +1128,20 @@ fn slot_order(slot: Slot) -> u8 {
     }
 }
 
+/// A KV version 2 mount that is not ready yet (HTTP 400 right after it was enabled, or
+/// on a standby until the active node has set it up): nothing was done, try again.
+fn is_upgrading(response: &Response) -> bool {
+    response.status.as_u16() == 400
+        && serde_json::from_slice::<Errors>(&response.body)
+            .unwrap_or_default()
+            .errors
+            .iter()
+            .any(|e| {
+                e.contains("upgrade from non-versioned to versioned")
+                    || e.contains("Upgrading from non-versioned")
+            })
+}
+
 /// A KV version 2 check-and-set mismatch (HTTP 400).
 fn is_cas_mismatch(response: &Response) -> bool {
     serde_json::from_slice::<Errors>(&response.body)
@@ -1089,7 +1167,7 @@ mod tests {
             assert_eq!(err.exit_code().code(), 4, "{bad}");
             assert!(err.to_string().contains("the secret prefix"), "{err}");
         }
-        for bad in ["", "a//b", "..", "sys", "a\nb"] {
+        for bad in ["", "a//b", "..", "a\nb"] {
             assert!(segments(bad, "the vault mount", false).is_err(), "{bad:?}");
         }
     }

@@ -24,6 +24,7 @@ mod secret;
 mod signals;
 #[cfg(unix)]
 mod state_dir;
+mod store_conformance;
 mod telepath;
 mod verify;
 mod vobiz;

@@ -17,6 +17,7 @@
 pub mod fake;
 pub mod kamailio;
 pub mod keyring;
+pub mod openbao;
 pub mod targets;
 
 use std::collections::BTreeSet;
