@@ -26,5 +26,6 @@ mod signals;
 mod state_dir;
 mod store_conformance;
 mod telepath;
+mod vault;
 mod verify;
 mod vobiz;

@@ -135,12 +135,22 @@ pub struct Paused {
     args: Vec<String>,
     lines: std::sync::mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// Standard output, read as it comes (a full pipe would stop siprot mid-run).
+    stdout: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Paused {
     fn new(child: &mut std::process::Child, args: &[&str]) -> Self {
         use std::io::BufRead;
         let stderr = child.stderr.take().expect("stderr");
+        let stdout = child.stdout.take().map(|mut out| {
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut text = String::new();
+                let _ = out.read_to_string(&mut text);
+                text
+            })
+        });
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
@@ -155,6 +165,7 @@ impl Paused {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             lines,
             seen: Vec::new(),
+            stdout,
         }
     }
 
@@ -548,7 +559,7 @@ impl TestEnv {
         child.kill().expect("SIGKILL siprot");
         let status = child.wait().expect("wait siprot");
         let stderr = paused.stderr_so_far();
-        self.collected(&paused, child, status, stderr)
+        self.collected(&mut paused, child, status, stderr)
     }
 
     /// Sends `signal` (a `kill -s` name such as `INT`, `TERM`, `HUP`) to a running siprot.
@@ -603,23 +614,24 @@ impl TestEnv {
             .filter(|l| !l.starts_with("siprot: test pause at "))
             .map(|l| format!("{l}\n"))
             .collect();
-        without_log_lines(self.collected(&paused, child, status, stderr))
+        without_log_lines(self.collected(&mut paused, child, status, stderr))
     }
 
     /// The run of a paused siprot that has ended: its standard output read to the end,
     /// checked for leaks together with `stderr`.
     fn collected(
         &self,
-        paused: &Paused,
-        mut child: std::process::Child,
+        paused: &mut Paused,
+        child: std::process::Child,
         status: std::process::ExitStatus,
         stderr: String,
     ) -> Run {
-        let mut stdout = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            use std::io::Read;
-            let _ = out.read_to_string(&mut stdout);
-        }
+        drop(child);
+        let stdout = paused
+            .stdout
+            .take()
+            .map(|reader| reader.join().unwrap_or_default())
+            .unwrap_or_default();
         let run = Run {
             code: status.code().unwrap_or(-1),
             stdout,

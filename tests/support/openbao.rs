@@ -342,6 +342,7 @@ pub struct Cluster {
     pub nodes: Vec<(u16, u16)>,
     children: Mutex<Vec<Option<Child>>>,
     pub root_token: String,
+    unseal_key: String,
     dir: tempfile::TempDir,
     /// How long the cluster took from the first start to a first write.
     pub started_in: Duration,
@@ -359,11 +360,18 @@ fn free_ports(n: usize) -> Vec<u16> {
 }
 
 impl Cluster {
+    /// Three nodes.
     pub fn start() -> Cluster {
+        Cluster::of(3)
+    }
+
+    /// `n` nodes (1 is a single server whose data survives a restart, see
+    /// [`Cluster::restart`]).
+    pub fn of(n: usize) -> Cluster {
         let started = Instant::now();
         let dir = tempfile::tempdir().expect("tempdir");
-        let ports = free_ports(6);
-        let nodes: Vec<(u16, u16)> = (0..3).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
+        let ports = free_ports(2 * n);
+        let nodes: Vec<(u16, u16)> = (0..n).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
         let mut children = Vec::new();
         for (i, (api, cluster)) in nodes.iter().enumerate() {
             let data = dir.path().join(format!("node{i}"));
@@ -404,10 +412,11 @@ impl Cluster {
             nodes,
             children: Mutex::new(children),
             root_token: String::new(),
+            unseal_key: String::new(),
             dir,
             started_in: Duration::ZERO,
         };
-        for i in 0..3 {
+        for i in 0..n {
             cluster.wait_for(i, |status| status.is_some(), "listening");
         }
         let out = run_cli(
@@ -429,6 +438,7 @@ impl Cluster {
         let init: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let key = init["unseal_keys_b64"][0].as_str().unwrap().to_owned();
         cluster.root_token = init["root_token"].as_str().unwrap().to_owned();
+        cluster.unseal_key.clone_from(&key);
         cluster.unseal(0, &key);
         cluster.wait_for(0, |s| s == Some(200), "active");
         // Autopilot makes a joined node a voter once it has been stable this long (10 s
@@ -448,7 +458,7 @@ impl Cluster {
             "autopilot: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        for i in 1..3 {
+        for i in 1..n {
             // A follower joins through retry_join once it can be unsealed.
             let until = Instant::now() + Duration::from_secs(60);
             loop {
@@ -474,7 +484,7 @@ impl Cluster {
         );
         // A new KV version 2 mount takes writes once it has set itself up, on every node.
         let until = Instant::now() + Duration::from_secs(30);
-        for i in 0..3 {
+        for i in 0..n {
             while !cluster
                 .cli(i, &["kv", "put", "secret/ready", "ok=1"])
                 .status
@@ -488,7 +498,7 @@ impl Cluster {
             }
         }
         let until = Instant::now() + Duration::from_secs(60);
-        while cluster.voters() < 3 {
+        while cluster.voters() < n {
             assert!(Instant::now() < until, "not every node became a voter");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -555,9 +565,38 @@ impl Cluster {
         run_cli(&self.addr(i), Some(&self.root_token), args)
     }
 
+    /// Kills node `i` (SIGKILL).
+    pub fn kill(&self, i: usize) {
+        if let Some(mut child) = self.children.lock().unwrap()[i].take() {
+            kill(&mut child);
+        }
+    }
+
+    /// Starts node `i` again on its data and configuration, unseals it and waits until it
+    /// is active (a single node) or a standby.
+    pub fn restart(&self, i: usize) {
+        self.kill(i);
+        let path = self.dir.path().join(format!("node{i}.hcl"));
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join(format!("node{i}.log")))
+            .unwrap();
+        let mut command = Command::new(binary());
+        command
+            .args(["server", "-config", path.to_str().unwrap()])
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        self.children.lock().unwrap()[i] = Some(spawn(command));
+        self.wait_for(i, |status| status.is_some(), "listening again");
+        self.unseal(i, &self.unseal_key);
+        self.wait_for(i, |s| matches!(s, Some(200 | 429)), "unsealed again");
+    }
+
     /// The node that is active now, as the running nodes see it.
     pub fn leader(&self) -> Option<usize> {
-        (0..3).find(|&i| self.is_running(i) && self.health(i) == Some(200))
+        (0..self.nodes.len()).find(|&i| self.is_running(i) && self.health(i) == Some(200))
     }
 
     pub fn is_running(&self, i: usize) -> bool {
@@ -576,7 +615,7 @@ impl Cluster {
     /// A running node other than the leader.
     pub fn standby(&self) -> usize {
         let leader = self.leader();
-        (0..3)
+        (0..self.nodes.len())
             .find(|&i| Some(i) != leader && self.is_running(i))
             .expect("a standby")
     }
