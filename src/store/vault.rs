@@ -339,6 +339,8 @@ struct Answer {
     response: Response,
     /// An earlier try may have reached the server (and changed the slot).
     maybe_landed: bool,
+    /// How many tries the answer took.
+    tries: u32,
 }
 
 /// `{"errors": [...]}`, Vault's error body.
@@ -674,6 +676,7 @@ impl VaultStore {
                         return Ok(Answer {
                             response,
                             maybe_landed,
+                            tries,
                         });
                     }
                     307 => (
@@ -681,7 +684,9 @@ impl VaultStore {
                         true,
                         false,
                     ),
-                    503 => (self.server_error(&response), true, false),
+                    // A sealed node did nothing; any other 5xx (a standby that lost the
+                    // active node while forwarding) may come after the write landed.
+                    503 if is_sealed(&response) => (self.server_error(&response), true, false),
                     500..=599 => (self.server_error(&response), idempotent, true),
                     status => (format!("unexpected HTTP {status}"), false, false),
                 },
@@ -719,7 +724,7 @@ impl VaultStore {
         let errors = serde_json::from_slice::<Errors>(&response.body).unwrap_or_default();
         let text = crate::redact::one_line(&errors.errors.join("; "));
         let text: String = text.chars().take(300).collect();
-        if text.to_ascii_lowercase().contains("sealed") {
+        if is_sealed(response) {
             format!("the server is sealed (HTTP {}: {text})", response.status)
         } else if text.is_empty() {
             format!("HTTP {}", response.status)
@@ -943,8 +948,9 @@ impl SecretStore for VaultStore {
         };
         let (mut answer, path) = self.put(&rest, record, cas).await?;
         if answer.response.status.as_u16() == 400 && is_cas_mismatch(&answer.response) {
-            // An earlier try of this very write may have landed: then the slot holds it.
-            if answer.maybe_landed
+            // An earlier try of this very write may have landed: then the slot holds it
+            // (exactly this password and these facts, which no other writer has).
+            if (answer.maybe_landed || answer.tries > 1)
                 && let Some(version) = self.holds(name, slot, record).await?
             {
                 return Ok(Some(version));
@@ -1106,6 +1112,16 @@ fn slot_order(slot: Slot) -> u8 {
     }
 }
 
+/// A 503 because the server is sealed.
+fn is_sealed(response: &Response) -> bool {
+    response.status.as_u16() == 503
+        && serde_json::from_slice::<Errors>(&response.body)
+            .unwrap_or_default()
+            .errors
+            .iter()
+            .any(|e| e.to_ascii_lowercase().contains("sealed"))
+}
+
 /// A KV version 2 mount that is not ready yet (HTTP 400 right after it was enabled, or
 /// on a standby until the active node has set it up): nothing was done, try again.
 fn is_upgrading(response: &Response) -> bool {
@@ -1182,5 +1198,192 @@ mod tests {
         let read: SecretData = serde_json::from_value(body["data"].clone()).unwrap();
         assert_eq!(read.password.unwrap().expose_secret(), "pw-1");
         assert_eq!(read.facts, facts);
+    }
+
+    /// A fake KV version 2 server for what a real one will not do on demand: answer 500
+    /// after a write landed, or 307 from a standby.
+    mod fake {
+        use std::sync::{Arc, Mutex};
+
+        use axum::Router;
+        use axum::extract::State;
+        use axum::http::StatusCode;
+        use axum::response::{IntoResponse, Response};
+        use axum::routing::get;
+
+        #[derive(Default)]
+        pub struct Server {
+            /// The stored data, with its version.
+            pub data: Option<(serde_json::Value, u64)>,
+            /// Answers to give before behaving: status and body.
+            pub script: Vec<(u16, String)>,
+            /// Whether a scripted answer comes after the write was applied.
+            pub apply_first: bool,
+            pub requests: usize,
+        }
+
+        type Shared = Arc<Mutex<Server>>;
+
+        async fn read(State(server): State<Shared>) -> Response {
+            let mut server = server.lock().unwrap();
+            server.requests += 1;
+            if !server.script.is_empty() {
+                let (status, body) = server.script.remove(0);
+                return (
+                    StatusCode::from_u16(status).unwrap(),
+                    [("location", "/x")],
+                    body,
+                )
+                    .into_response();
+            }
+            match &server.data {
+                Some((data, version)) => axum::Json(serde_json::json!({"data": {"data": data,
+                    "metadata": {"version": version, "deletion_time": "", "destroyed": false}}}))
+                .into_response(),
+                None => (StatusCode::NOT_FOUND, r#"{"errors":[]}"#).into_response(),
+            }
+        }
+
+        async fn write(State(server): State<Shared>, body: String) -> Response {
+            let mut server = server.lock().unwrap();
+            server.requests += 1;
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let cas = body["options"]["cas"].as_u64();
+            let current = server.data.as_ref().map_or(0, |(_, v)| *v);
+            let applies = cas.is_none_or(|cas| cas == current);
+            if applies && server.apply_first {
+                server.data = Some((body["data"].clone(), current + 1));
+            }
+            if !server.script.is_empty() {
+                let (status, answer) = server.script.remove(0);
+                return (StatusCode::from_u16(status).unwrap(), answer).into_response();
+            }
+            if !applies {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    r#"{"errors":["check-and-set parameter did not match the current version"]}"#,
+                )
+                    .into_response();
+            }
+            if !server.apply_first {
+                server.data = Some((body["data"].clone(), current + 1));
+            }
+            let version = server.data.as_ref().map_or(0, |(_, v)| *v);
+            axum::Json(serde_json::json!({"data": {"version": version}})).into_response()
+        }
+
+        /// Serves `server` on a loopback port; returns its address.
+        pub async fn start(server: Shared) -> String {
+            let app = Router::new()
+                .route("/v1/secret/data/{*path}", get(read).post(write))
+                .with_state(server);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            format!("http://{addr}")
+        }
+    }
+
+    async fn fake_store(
+        server: fake::Server,
+    ) -> (VaultStore, std::sync::Arc<std::sync::Mutex<fake::Server>>) {
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(server));
+        let addr = fake::start(shared.clone()).await;
+        let connection =
+            VaultConnection::new(&addr, "test", SecretString::from("fake-token")).unwrap();
+        let store = VaultStore::connect(
+            connection,
+            &VaultOptions {
+                timeout: Duration::from_secs(5),
+                ..VaultOptions::default()
+            },
+        )
+        .unwrap();
+        (store, shared)
+    }
+
+    #[tokio::test]
+    async fn a_retried_create_that_landed_is_a_success_not_a_conflict() {
+        let (store, server) = fake_store(fake::Server {
+            script: vec![(
+                500,
+                r#"{"errors":["error during forwarding RPC request"]}"#.into(),
+            )],
+            apply_first: true,
+            ..fake::Server::default()
+        })
+        .await;
+        let name = EntryName::new("telepath/conn_x");
+        let secret = SecretString::from("landed-pw");
+        let facts = Facts::default();
+        let record = Record {
+            secret: Some(&secret),
+            facts: &facts,
+        };
+        let version = store
+            .write(&name, Slot::Current, record, Precondition::Absent)
+            .await
+            .unwrap();
+        assert_eq!(version, Some(1));
+        // Sent twice, then read back once.
+        assert_eq!(server.lock().unwrap().requests, 3);
+
+        // Someone else's password there: a conflict.
+        let other = SecretString::from("other-pw");
+        let err = store
+            .write(
+                &name,
+                Slot::Current,
+                Record {
+                    secret: Some(&other),
+                    facts: &facts,
+                },
+                Precondition::Absent,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("secret/siprot/telepath/conn_x"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_standby_redirect_is_retried_not_followed() {
+        let (store, server) = fake_store(fake::Server {
+            script: vec![
+                (307, String::new()),
+                (503, r#"{"errors":["Vault is sealed"]}"#.into()),
+            ],
+            ..fake::Server::default()
+        })
+        .await;
+        let name = EntryName::new("telepath/conn_y");
+        assert!(store.read(&name, Slot::Current).await.unwrap().is_none());
+        assert_eq!(server.lock().unwrap().requests, 3);
+
+        // An unconditional write is not resent after a 500: it may have landed.
+        server.lock().unwrap().script = vec![(500, r#"{"errors":["internal"]}"#.into())];
+        let secret = SecretString::from("any-pw");
+        let facts = Facts::default();
+        let err = store
+            .write(
+                &name,
+                Slot::Current,
+                Record {
+                    secret: Some(&secret),
+                    facts: &facts,
+                },
+                Precondition::Any,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("may or may not have been stored"),
+            "{err}"
+        );
+        assert_eq!(server.lock().unwrap().requests, 4);
     }
 }

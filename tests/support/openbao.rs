@@ -451,6 +451,12 @@ impl Cluster {
         for i in 1..3 {
             // A follower joins through retry_join once it can be unsealed.
             let until = Instant::now() + Duration::from_secs(60);
+            // Join now rather than at retry_join's next attempt.
+            let _ = run_cli(
+                &cluster.addr(i),
+                None,
+                &["operator", "raft", "join", &cluster.addr(0)],
+            );
             loop {
                 cluster.unseal(i, &key);
                 if cluster.wait_briefly(i, |s| s == Some(429), Duration::from_secs(1)) {
