@@ -121,20 +121,27 @@ impl VaultConnection {
     /// `~/.vault-token`), `VAULT_NAMESPACE`, `VAULT_CACERT`, `VAULT_CLIENT_CERT` and
     /// `VAULT_CLIENT_KEY`.
     pub fn from_env() -> Result<Self> {
+        Self::from_vars(&Env {
+            var: &optional,
+            home: dirs::home_dir(),
+        })
+    }
+
+    fn from_vars(env: &Env<'_>) -> Result<Self> {
         let (var, addr) =
-            first_setting(&["VAULT_ADDR", "BAO_ADDR"])?.ok_or(Error::MissingSetting {
+            first_setting(env, &["VAULT_ADDR", "BAO_ADDR"])?.ok_or(Error::MissingSetting {
                 var: "VAULT_ADDR",
                 hint: "the address of the Vault or OpenBao server, e.g. \
                        https://vault.example.com:8200 (or BAO_ADDR)",
             })?;
-        let mut connection = Self::new(&addr, var, token()?)?;
-        connection.namespace = optional("VAULT_NAMESPACE")?
+        let mut connection = Self::new(&addr, var, token(env)?)?;
+        connection.namespace = (env.var)("VAULT_NAMESPACE")?
             .map(|ns| ns.trim_matches('/').to_owned())
             .filter(|ns| !ns.is_empty());
         if let Some(ns) = &connection.namespace {
             segments(ns, "VAULT_NAMESPACE", false)?;
         }
-        connection.tls = tls_options()?;
+        connection.tls = tls_options(env)?;
         Ok(connection)
     }
 }
@@ -170,10 +177,17 @@ impl std::fmt::Debug for VaultStore {
     }
 }
 
+/// Where settings come from: the environment and the home directory (a map and a
+/// directory of their own in the tests).
+struct Env<'a> {
+    var: &'a dyn Fn(&'static str) -> Result<Option<String>>,
+    home: Option<std::path::PathBuf>,
+}
+
 /// A non-empty setting, from the first of `vars` that is set.
-fn first_setting(vars: &[&'static str]) -> Result<Option<(&'static str, String)>> {
+fn first_setting(env: &Env<'_>, vars: &[&'static str]) -> Result<Option<(&'static str, String)>> {
     for var in vars {
-        if let Some(value) = optional(var)?.filter(|v| !v.trim().is_empty()) {
+        if let Some(value) = (env.var)(var)?.filter(|v| !v.trim().is_empty()) {
             return Ok(Some((var, value)));
         }
     }
@@ -187,8 +201,8 @@ fn read_setting_file(var: &str, path: &str) -> Result<Vec<u8>> {
 }
 
 /// The token: `VAULT_TOKEN`, else `BAO_TOKEN`, else `~/.vault-token`.
-fn token() -> Result<SecretString> {
-    if let Some((_, token)) = first_setting(&["VAULT_TOKEN", "BAO_TOKEN"])? {
+fn token(env: &Env<'_>) -> Result<SecretString> {
+    if let Some((_, token)) = first_setting(env, &["VAULT_TOKEN", "BAO_TOKEN"])? {
         return Ok(SecretString::from(token.trim().to_owned()));
     }
     let missing = Error::MissingSetting {
@@ -196,7 +210,7 @@ fn token() -> Result<SecretString> {
         hint: "a Vault or OpenBao token with access to siprot's paths (or BAO_TOKEN, or \
                `vault login`/`bao login` writing ~/.vault-token)",
     };
-    let Some(file) = dirs::home_dir().map(|home| home.join(TOKEN_FILE)) else {
+    let Some(file) = env.home.as_ref().map(|home| home.join(TOKEN_FILE)) else {
         return Err(missing);
     };
     let bytes = match std::fs::read(&file) {
@@ -223,9 +237,9 @@ fn token() -> Result<SecretString> {
 }
 
 /// `VAULT_CACERT` and `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`.
-fn tls_options() -> Result<TlsOptions> {
+fn tls_options(env: &Env<'_>) -> Result<TlsOptions> {
     let mut tls = TlsOptions::default();
-    if let Some(path) = optional("VAULT_CACERT")?.filter(|p| !p.is_empty()) {
+    if let Some(path) = (env.var)("VAULT_CACERT")?.filter(|p| !p.is_empty()) {
         let pem = read_setting_file("VAULT_CACERT", &path)?;
         let roots = crate::http::Certificate::from_pem_bundle(&pem)
             .ok()
@@ -235,8 +249,8 @@ fn tls_options() -> Result<TlsOptions> {
             })?;
         tls.extra_roots = roots;
     }
-    let cert = optional("VAULT_CLIENT_CERT")?.filter(|p| !p.is_empty());
-    let key = optional("VAULT_CLIENT_KEY")?.filter(|p| !p.is_empty());
+    let cert = (env.var)("VAULT_CLIENT_CERT")?.filter(|p| !p.is_empty());
+    let key = (env.var)("VAULT_CLIENT_KEY")?.filter(|p| !p.is_empty());
     match (cert, key) {
         (None, None) => {}
         (Some(_), None) => {
@@ -1198,6 +1212,112 @@ mod tests {
         let read: SecretData = serde_json::from_value(body["data"].clone()).unwrap();
         assert_eq!(read.password.unwrap().expose_secret(), "pw-1");
         assert_eq!(read.facts, facts);
+    }
+
+    fn from_vars(vars: &[(&'static str, &str)], home: &std::path::Path) -> Result<VaultConnection> {
+        let map: std::collections::HashMap<&'static str, String> =
+            vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let var = move |name: &'static str| Ok(map.get(name).cloned());
+        VaultConnection::from_vars(&Env {
+            var: &var,
+            home: Some(home.to_owned()),
+        })
+    }
+
+    #[test]
+    fn settings_come_from_the_clis_variables_and_the_token_file() {
+        let home = tempfile::tempdir().unwrap();
+        let err = from_vars(&[("VAULT_TOKEN", "t")], home.path()).unwrap_err();
+        assert_eq!(err.exit_code().code(), 4);
+        assert!(err.to_string().contains("VAULT_ADDR is not set"), "{err}");
+        assert!(err.to_string().contains("BAO_ADDR"), "{err}");
+
+        let err = from_vars(&[("VAULT_ADDR", "http://127.0.0.1:8200")], home.path()).unwrap_err();
+        assert!(err.to_string().contains("VAULT_TOKEN is not set"), "{err}");
+        assert!(err.to_string().contains("~/.vault-token"), "{err}");
+
+        let ok = from_vars(
+            &[
+                ("BAO_ADDR", "http://127.0.0.1:8200/"),
+                ("BAO_TOKEN", "bao-tok"),
+            ],
+            home.path(),
+        )
+        .unwrap();
+        assert_eq!(ok.token.expose_secret(), "bao-tok");
+        assert_eq!(ok.addr.as_str(), "http://127.0.0.1:8200/");
+
+        std::fs::write(home.path().join(".vault-token"), "file-tok\n").unwrap();
+        let ok = from_vars(
+            &[
+                ("VAULT_ADDR", "https://vault.example.com:8200"),
+                ("VAULT_NAMESPACE", "/team/"),
+            ],
+            home.path(),
+        )
+        .unwrap();
+        assert_eq!(ok.token.expose_secret(), "file-tok");
+        assert_eq!(ok.namespace.as_deref(), Some("team"));
+        assert!(!format!("{ok:?}").contains("file-tok"));
+        // VAULT_TOKEN beats the file.
+        let ok = from_vars(
+            &[
+                ("VAULT_ADDR", "http://localhost:8200"),
+                ("VAULT_TOKEN", "env-tok"),
+            ],
+            home.path(),
+        )
+        .unwrap();
+        assert_eq!(ok.token.expose_secret(), "env-tok");
+
+        std::fs::write(home.path().join(".vault-token"), "  \n").unwrap();
+        let err = from_vars(&[("VAULT_ADDR", "http://127.0.0.1:1")], home.path()).unwrap_err();
+        assert_eq!(err.exit_code().code(), 4);
+        assert!(err.to_string().contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn unsafe_addresses_and_unusable_files_are_configuration_errors() {
+        let home = tempfile::tempdir().unwrap();
+        let token = ("VAULT_TOKEN", "secret-token-xyz");
+        let err = from_vars(
+            &[("VAULT_ADDR", "http://10.0.0.5:8200"), token],
+            home.path(),
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code().code(), 4);
+        assert!(err.to_string().contains("VAULT_ADDR"), "{err}");
+        assert!(err.to_string().contains("loopback"), "{err}");
+
+        let addr = ("VAULT_ADDR", "https://vault.example.com");
+        let missing = home.path().join("nope.pem");
+        let missing = missing.to_str().unwrap();
+        let junk = home.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate, but a secret-looking line").unwrap();
+        let junk = junk.to_str().unwrap();
+        for (vars, names) in [
+            (vec![("VAULT_CACERT", missing)], "VAULT_CACERT"),
+            (vec![("VAULT_CACERT", junk)], "VAULT_CACERT"),
+            (vec![("VAULT_CLIENT_CERT", junk)], "VAULT_CLIENT_KEY is not"),
+            (vec![("VAULT_CLIENT_KEY", junk)], "VAULT_CLIENT_CERT is not"),
+            (
+                vec![("VAULT_CLIENT_CERT", junk), ("VAULT_CLIENT_KEY", junk)],
+                "VAULT_CLIENT_CERT/VAULT_CLIENT_KEY",
+            ),
+            (
+                vec![("VAULT_CLIENT_CERT", missing), ("VAULT_CLIENT_KEY", junk)],
+                "VAULT_CLIENT_CERT",
+            ),
+        ] {
+            let mut all = vec![addr, token];
+            all.extend(vars);
+            let err = from_vars(&all, home.path()).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.exit_code().code(), 4, "{text}");
+            assert!(text.contains(names), "{text} lacks {names}");
+            assert!(!text.contains("secret-looking"), "{text}");
+            assert!(!text.contains("secret-token-xyz"), "{text}");
+        }
     }
 
     /// A fake KV version 2 server for what a real one will not do on demand: answer 500
