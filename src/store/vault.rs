@@ -20,9 +20,10 @@
 //! Calls and retries: every call is bounded by [`VaultOptions::timeout`], retries and
 //! waits included. Reads, lists, deletes and writes under check-and-set (`Absent`,
 //! `Version`) are retried with [`crate::retry`]'s backoff after a connection failure, a
-//! timeout, a 5xx (a sealed node, a cluster without a leader) or a 307 (a standby's
-//! redirect, never followed); a write without check-and-set only when the try provably
-//! did not reach the server. When a retried check-and-set write meets a mismatch and an
+//! timeout, a 5xx (a sealed node, a cluster without a leader), a 429 or 412, a KV mount
+//! still setting itself up, or a 307 (a standby's redirect, never followed); a write
+//! without check-and-set only when the try provably did not reach the server (refused
+//! connection, 307, sealed, 429). When a retried check-and-set write meets a mismatch and an
 //! earlier try may have landed, the slot is read back: holding exactly what was written,
 //! the write succeeded.
 //!
@@ -658,8 +659,15 @@ impl VaultStore {
         let mut tries: u32 = 0;
         loop {
             if let Some(signal) = crate::interrupt::received() {
+                let unknown = if maybe_landed && op == Op::Write {
+                    " (an earlier try may have been stored)"
+                } else {
+                    ""
+                };
+                let again = if tries == 0 { "" } else { " again" };
                 return Err(self.unavailable(format!(
-                    "{path} at {}: not sent, siprot was interrupted by {signal}",
+                    "vault at {}: '{path}' not sent{again}, siprot was interrupted by \
+                     {signal}{unknown}",
                     self.addr
                 )));
             }
@@ -686,6 +694,8 @@ impl VaultStore {
                     false,
                 ),
                 Ok(response) => match response.status.as_u16() {
+                    // A rate limit, or a node behind the state the request needs.
+                    status @ (412 | 429) => (format!("HTTP {status}"), true, false),
                     200..=299 | 400..=499 => {
                         return Ok(Answer {
                             response,
@@ -712,7 +722,10 @@ impl VaultStore {
             log::debug!("vault: {op:?} {path}: try {tries}: {what}");
             if !retry || Instant::now() + wait >= deadline {
                 let after = if tries > 1 {
-                    format!(" (after {tries} tries in {:?})", self.timeout)
+                    format!(
+                        " (after {tries} tries within the store's timeout of {:?})",
+                        self.timeout
+                    )
                 } else {
                     String::new()
                 };
