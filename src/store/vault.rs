@@ -1064,7 +1064,7 @@ impl SecretStore for VaultStore {
         let mut needs: Vec<(String, &'static [&'static str])> = Vec::new();
         for slot in [Slot::Current, Slot::Pending, Slot::Previous] {
             let rest = self.slot_segments(name, slot)?;
-            needs.push((self.api_path("data", &rest), &["create", "update", "read"]));
+            needs.push((self.api_path("data", &rest), &["update", "create", "read"]));
             needs.push((self.api_path("metadata", &rest), &["delete"]));
         }
         let paths: Vec<&str> = needs.iter().map(|(p, _)| p.as_str()).collect();
@@ -1107,11 +1107,7 @@ impl SecretStore for VaultStore {
                 .iter()
                 .find(|cap| deny || !has.iter().any(|c| c == *cap))
             {
-                let verb = if *missing == "create" || *missing == "update" {
-                    format!("{missing} (write)")
-                } else {
-                    (*missing).to_owned()
-                };
+                let verb = *missing;
                 let holds = if has.is_empty() || deny {
                     "no capability".to_owned()
                 } else {

@@ -549,7 +549,7 @@ impl Fixture for VaultFixture {
             "a read-only token",
             denied,
             4,
-            format!("token may not create (write) secret/data/{prefix}telepath/conn_fail"),
+            format!("vault token may not update secret/data/{prefix}telepath/conn_fail at"),
         ));
 
         let invalid = bao.store_with("not-a-token-5fa3", &prefix, VAULT_TIMEOUT);
