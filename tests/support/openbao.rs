@@ -127,6 +127,10 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// Runs the bao CLI against `addr` with `token` (in the child's environment only).
 fn run_cli(addr: &str, token: Option<&str>, args: &[&str]) -> Output {
+    run_cli_with(addr, token, args, &[])
+}
+
+fn run_cli_with(addr: &str, token: Option<&str>, args: &[&str], env: &[(&str, &Path)]) -> Output {
     let home = std::env::temp_dir();
     let mut command = Command::new(binary());
     command
@@ -138,6 +142,7 @@ fn run_cli(addr: &str, token: Option<&str>, args: &[&str]) -> Output {
     if let Some(token) = token {
         command.env("VAULT_TOKEN", token);
     }
+    command.envs(env.iter().map(|(k, v)| (*k, *v)));
     command.output().expect("run bao")
 }
 
@@ -150,6 +155,8 @@ fn kill(child: &mut Child) {
 pub struct Bao {
     pub port: u16,
     pub addr: String,
+    /// `-dev-tls`: HTTPS with a generated CA (`ca_pem`).
+    tls: bool,
     child: Mutex<Option<Child>>,
     dir: tempfile::TempDir,
     /// How long the last start took until `sys/health` answered.
@@ -166,11 +173,27 @@ impl Bao {
 
     /// A dev server of the test's own, killed when dropped.
     pub fn start() -> Bao {
+        Self::start_with(false)
+    }
+
+    /// A dev server of the test's own on HTTPS, with a CA of its own ([`Bao::tls_file`]).
+    pub fn start_tls() -> Bao {
+        Self::start_with(true)
+    }
+
+    /// One of the `-dev-tls` files: `vault-ca.pem`, `vault-cert.pem`, `vault-key.pem`.
+    pub fn tls_file(&self, name: &str) -> PathBuf {
+        self.dir.path().join("tls").join(name)
+    }
+
+    fn start_with(tls: bool) -> Bao {
         for _ in 0..5 {
             let port = free_port_pair();
+            let scheme = if tls { "https" } else { "http" };
             let bao = Bao {
                 port,
-                addr: format!("http://127.0.0.1:{port}"),
+                addr: format!("{scheme}://127.0.0.1:{port}"),
+                tls,
                 child: Mutex::new(None),
                 dir: tempfile::tempdir().expect("tempdir"),
                 started_in: Mutex::new(Duration::ZERO),
@@ -202,13 +225,24 @@ impl Bao {
             .env("HOME", self.dir.path())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
+        if self.tls {
+            let dir = self.dir.path().join("tls");
+            std::fs::create_dir_all(&dir).expect("tls dir");
+            command.args(["-dev-tls", &format!("-dev-tls-cert-dir={}", dir.display())]);
+        }
         let mut child = spawn(command);
         let until = Instant::now() + Duration::from_secs(30);
         while Instant::now() < until {
             if let Ok(Some(_)) = child.try_wait() {
                 return false;
             }
-            if matches!(http_get(self.port, "/v1/sys/health"), Some((200, _))) {
+            // Over TLS, a plain request gets a 400: the server is up.
+            let ready = match http_get(self.port, "/v1/sys/health") {
+                Some((200, _)) => true,
+                Some(_) => self.tls && self.tls_file("vault-ca.pem").is_file(),
+                None => false,
+            };
+            if ready {
                 *self.started_in.lock().unwrap() = started.elapsed();
                 *self.child.lock().unwrap() = Some(child);
                 return true;
@@ -246,7 +280,13 @@ impl Bao {
 
     /// The bao CLI against this server with `token`.
     pub fn cli(&self, token: &str, args: &[&str]) -> Output {
-        run_cli(&self.addr, Some(token), args)
+        let ca = self.tls_file("vault-ca.pem");
+        let env: &[(&str, &Path)] = if self.tls {
+            &[("VAULT_CACERT", &ca)]
+        } else {
+            &[]
+        };
+        run_cli_with(&self.addr, Some(token), args, env)
     }
 
     /// `bao kv get -field=<field> <path>` as root: the value, or `None` when it fails.
@@ -461,6 +501,12 @@ impl Cluster {
         for i in 1..n {
             // A follower joins through retry_join once it can be unsealed.
             let until = Instant::now() + Duration::from_secs(60);
+            // Join now rather than at retry_join's next attempt.
+            let _ = run_cli(
+                &cluster.addr(i),
+                None,
+                &["operator", "raft", "join", &cluster.addr(0)],
+            );
             loop {
                 cluster.unseal(i, &key);
                 if cluster.wait_briefly(i, |s| s == Some(429), Duration::from_secs(1)) {
