@@ -383,6 +383,9 @@ pub struct Cluster {
     children: Mutex<Vec<Option<Child>>>,
     pub root_token: String,
     unseal_key: String,
+    /// One cluster at a time in a test binary: two on two shared cores starve each
+    /// other's elections.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     /// How long the cluster took from the first start to a first write.
     pub started_in: Duration,
@@ -408,6 +411,8 @@ impl Cluster {
     /// `n` nodes (1 is a single server whose data survives a restart, see
     /// [`Cluster::restart`]).
     pub fn of(n: usize) -> Cluster {
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(2 * n);
@@ -453,6 +458,7 @@ impl Cluster {
             children: Mutex::new(children),
             root_token: String::new(),
             unseal_key: String::new(),
+            _one_at_a_time: turn,
             dir,
             started_in: Duration::ZERO,
         };
