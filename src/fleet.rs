@@ -108,6 +108,13 @@ pub async fn rotate<'a>(
 ) {
     let report = RefCell::new(report);
     let last_rotations = state.last_rotations(store.service());
+    // One check of the store for the whole fleet where the store can (see
+    // `SecretStore::prepare`); each rotation still checks what this could not.
+    let names: Vec<EntryName> = entries
+        .iter()
+        .filter_map(|entry| entry.provider.entry_name(&entry.credential).ok())
+        .collect();
+    store.prepare(&names).await;
     let mut queues: BTreeMap<&'static str, (ProviderKind, VecDeque<&'a InventoryEntry>)> =
         BTreeMap::new();
     for entry in entries {

@@ -691,7 +691,7 @@ impl<'a> Run<'a> {
     /// Removes a `#pending` (a password never set, or this run's claim); a failure is a
     /// warning.
     async fn remove_pending(&mut self) {
-        if let Err(e) = self.store.delete(self.name, Slot::Pending).await {
+        if let Err(e) = self.store.remove(self.name, Slot::Pending).await {
             self.report.warnings.push(format!(
                 "could not remove {}: {e}",
                 self.locate(Slot::Pending)
@@ -726,7 +726,7 @@ impl<'a> Run<'a> {
             ));
         } else {
             self.store
-                .delete(self.name, Slot::Pending)
+                .remove(self.name, Slot::Pending)
                 .await
                 .map_err(Error::keyring_unavailable)?;
             self.report.keyring_writes += 1;
@@ -778,7 +778,7 @@ impl<'a> Run<'a> {
         checkpoint::reached("current-written");
         match self
             .resolving(Slot::Pending, |store, name| {
-                store.delete(name, Slot::Pending)
+                store.remove(name, Slot::Pending)
             })
             .await
         {
@@ -884,7 +884,7 @@ impl<'a> Run<'a> {
             return Err(error);
         }
         if claimed {
-            match self.store.delete(self.name, Slot::Pending).await {
+            match self.store.remove(self.name, Slot::Pending).await {
                 Ok(_) => self.report.keyring_writes += 1,
                 Err(e) => self.report.warnings.push(format!(
                     "the new password is stored, but the claim in {} could not be removed \

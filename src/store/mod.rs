@@ -346,6 +346,18 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
     /// ([`StoreError::Denied`] naming the path and the capability).
     async fn preflight(&self, name: &EntryName) -> Result<(), StoreError>;
 
+    /// A fleet's hint before its rotations: a store may check every credential at once
+    /// (the vault store checks the token's capabilities on all their paths in a few
+    /// requests instead of one per rotation). Never fails: whatever it could not check,
+    /// each rotation's [`SecretStore::preflight`] checks and reports.
+    async fn prepare(&self, _names: &[EntryName]) {}
+
+    /// Empties a slot without telling whether it held anything (the protocol never needs
+    /// to know; the vault store then saves a read).
+    async fn remove(&self, name: &EntryName, slot: Slot) -> Result<(), StoreError> {
+        self.delete(name, slot).await.map(|_| ())
+    }
+
     /// Where more than one keyring item matches a slot and all hold the same secret,
     /// removes the extras and describes each removed item; stores where a slot is always
     /// one item have nothing to resolve.

@@ -60,6 +60,9 @@ pub const DEFAULT_PREFIX: &str = "siprot/";
 const PENDING_FOLDER: &str = ".pending";
 const PREVIOUS_FOLDER: &str = ".previous";
 
+/// Credentials per capability check of a fleet (six paths each).
+const CHECK_CHUNK: usize = 200;
+
 /// Where the CLIs keep the token `vault login` wrote, under the home directory.
 const TOKEN_FILE: &str = ".vault-token";
 
@@ -189,6 +192,8 @@ pub struct VaultStore {
     service: String,
     timeout: Duration,
     backoff: RetryConfig,
+    /// Credentials whose paths a fleet's capability check found writable.
+    checked: std::sync::Mutex<std::collections::HashSet<EntryName>>,
 }
 
 impl std::fmt::Debug for VaultStore {
@@ -551,6 +556,7 @@ impl VaultStore {
                 max_backoff: Duration::from_secs(2),
                 ..RetryConfig::default()
             },
+            checked: std::sync::Mutex::default(),
         })
     }
 
@@ -955,6 +961,103 @@ impl VaultStore {
     }
 }
 
+impl VaultStore {
+    /// Whether a fleet's [`SecretStore::prepare`] found `name`'s paths writable.
+    fn checked(&self, name: &EntryName) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+    }
+
+    /// The capability check of every path a rotation of each of `names` touches, in one
+    /// request: per name, `Ok` or [`StoreError::Denied`] naming its first missing
+    /// capability. A token the server refuses outright fails the whole check.
+    async fn capabilities(
+        &self,
+        names: &[EntryName],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut needs: Vec<Vec<(String, &'static [&'static str])>> = Vec::new();
+        for name in names {
+            let mut of_name: Vec<(String, &'static [&'static str])> = Vec::new();
+            for slot in [Slot::Current, Slot::Pending, Slot::Previous] {
+                let rest = self.slot_segments(name, slot)?;
+                of_name.push((self.api_path("data", &rest), &["update", "create", "read"]));
+                of_name.push((self.api_path("metadata", &rest), &["delete"]));
+            }
+            needs.push(of_name);
+        }
+        let paths: Vec<&str> = needs.iter().flatten().map(|(p, _)| p.as_str()).collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "paths": paths }))
+            .map_err(|_| self.unavailable("cannot encode the capability check".into()))?;
+        let url = self.sys_url("capabilities-self");
+        let check = "sys/capabilities-self";
+        let answer = self
+            .call(Op::Check, check, true, || {
+                Ok(self
+                    .request(HttpMethod::POST, url.clone())?
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body.clone()))
+            })
+            .await?;
+        let response = answer.response;
+        if response.status.as_u16() == 403 {
+            return Err(self.denied(format!(
+                "vault at {} refused the token (HTTP 403 on {check}): it is invalid or \
+                 expired, or may not look up its own capabilities",
+                self.addr
+            )));
+        }
+        if !response.status.is_success() {
+            return Err(self.refused(Op::Check, check, &response));
+        }
+        #[derive(Deserialize)]
+        struct Capabilities {
+            data: std::collections::HashMap<String, Vec<String>>,
+        }
+        let caps: Capabilities = serde_json::from_slice(&response.body)
+            .map_err(|_| self.bad_json(check, "not a capability list"))?;
+        Ok(needs
+            .iter()
+            .map(|of_name| self.judge_capabilities(of_name, &caps.data))
+            .collect())
+    }
+
+    /// `Ok` when the token holds every capability `needs` names, else
+    /// [`StoreError::Denied`] naming the first one missing.
+    fn judge_capabilities(
+        &self,
+        needs: &[(String, &'static [&'static str])],
+        caps: &std::collections::HashMap<String, Vec<String>>,
+    ) -> Result<(), StoreError> {
+        for (path, wanted) in needs {
+            let has = caps.get(path).cloned().unwrap_or_default();
+            if has.iter().any(|c| c == "root") {
+                continue;
+            }
+            let deny = has.iter().any(|c| c == "deny");
+            if let Some(missing) = wanted
+                .iter()
+                .find(|cap| deny || !has.iter().any(|c| c == *cap))
+            {
+                let verb = *missing;
+                let holds = if has.is_empty() || deny {
+                    "no capability".to_owned()
+                } else {
+                    has.join(", ")
+                };
+                return Err(self.denied(format!(
+                    "vault token may not {verb} {path} at {} (its policy grants {holds}; a \
+                     rotation needs create, update and read on {}/data/{}* and delete on \
+                     {}/metadata/{}*)",
+                    self.addr, self.mount_path, self.prefix_path, self.mount_path, self.prefix_path
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl SecretStore for VaultStore {
     fn kind(&self) -> StoreKind {
@@ -1083,67 +1186,44 @@ impl SecretStore for VaultStore {
     }
 
     async fn preflight(&self, name: &EntryName) -> Result<(), StoreError> {
-        let mut needs: Vec<(String, &'static [&'static str])> = Vec::new();
-        for slot in [Slot::Current, Slot::Pending, Slot::Previous] {
-            let rest = self.slot_segments(name, slot)?;
-            needs.push((self.api_path("data", &rest), &["update", "create", "read"]));
-            needs.push((self.api_path("metadata", &rest), &["delete"]));
+        if self.checked(name) {
+            return Ok(());
         }
-        let paths: Vec<&str> = needs.iter().map(|(p, _)| p.as_str()).collect();
-        let body = serde_json::to_vec(&serde_json::json!({ "paths": paths }))
-            .map_err(|_| self.unavailable("cannot encode the capability check".into()))?;
-        let url = self.sys_url("capabilities-self");
-        let check = "sys/capabilities-self";
+        let mut verdicts = self.capabilities(std::slice::from_ref(name)).await?;
+        verdicts.pop().unwrap_or(Ok(()))
+    }
+
+    async fn prepare(&self, names: &[EntryName]) {
+        for chunk in names.chunks(CHECK_CHUNK) {
+            match self.capabilities(chunk).await {
+                Ok(verdicts) => {
+                    let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+                    for (name, verdict) in chunk.iter().zip(verdicts) {
+                        if verdict.is_ok() {
+                            checked.insert(name.clone());
+                        }
+                    }
+                }
+                // Each rotation's own preflight checks (and reports) it.
+                Err(e) => log::debug!("vault: the fleet's capability check failed: {e}"),
+            }
+        }
+    }
+
+    async fn remove(&self, name: &EntryName, slot: Slot) -> Result<(), StoreError> {
+        log::debug!("vault: remove {}", self.kv_path(name, slot));
+        let rest = self.slot_segments(name, slot)?;
+        let path = self.api_path("metadata", &rest);
+        let url = self.url("metadata", &rest, false);
         let answer = self
-            .call(Op::Check, check, true, || {
-                Ok(self
-                    .request(HttpMethod::POST, url.clone())?
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(body.clone()))
+            .call(Op::Delete, &path, true, || {
+                self.request(HttpMethod::DELETE, url.clone())
             })
             .await?;
-        let response = answer.response;
-        if response.status.as_u16() == 403 {
-            return Err(self.denied(format!(
-                "vault at {} refused the token (HTTP 403 on {check}): it is invalid or \
-                 expired, or may not look up its own capabilities",
-                self.addr
-            )));
+        match answer.response.status.as_u16() {
+            200..=299 | 404 => Ok(()),
+            _ => Err(self.refused(Op::Delete, &path, &answer.response)),
         }
-        if !response.status.is_success() {
-            return Err(self.refused(Op::Check, check, &response));
-        }
-        #[derive(Deserialize)]
-        struct Capabilities {
-            data: std::collections::HashMap<String, Vec<String>>,
-        }
-        let caps: Capabilities = serde_json::from_slice(&response.body)
-            .map_err(|_| self.bad_json(check, "not a capability list"))?;
-        for (path, wanted) in &needs {
-            let has = caps.data.get(path).cloned().unwrap_or_default();
-            if has.iter().any(|c| c == "root") {
-                continue;
-            }
-            let deny = has.iter().any(|c| c == "deny");
-            if let Some(missing) = wanted
-                .iter()
-                .find(|cap| deny || !has.iter().any(|c| c == *cap))
-            {
-                let verb = *missing;
-                let holds = if has.is_empty() || deny {
-                    "no capability".to_owned()
-                } else {
-                    has.join(", ")
-                };
-                return Err(self.denied(format!(
-                    "vault token may not {verb} {path} at {} (its policy grants {holds}; a \
-                     rotation needs create, update and read on {}/data/{}* and delete on \
-                     {}/metadata/{}*)",
-                    self.addr, self.mount_path, self.prefix_path, self.mount_path, self.prefix_path
-                )));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1007,3 +1007,72 @@ async fn vault_over_https_trusts_the_ca_it_is_given_and_no_other() {
         Some("tls-pw-1")
     );
 }
+
+/// A fleet's `prepare` checks every credential's paths in one request and remembers those
+/// the token may write: their `preflight` then asks nothing (shown by taking the token's
+/// rights away afterwards), while a credential the check refused is still refused by its
+/// own `preflight`, naming the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_prepare_checks_a_fleet_at_once_and_preflight_skips_what_it_found_writable() {
+    let bao = Bao::shared();
+    let prefix = unique_prefix("prepare");
+    let allowed = EntryName::new("telepath/conn_allowed");
+    let refused = EntryName::new("telepath/conn_refused");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = |paths: &str| {
+        let file = dir.path().join("p.hcl");
+        std::fs::write(&file, paths).unwrap();
+        let out = bao.cli(
+            "root",
+            &["policy", "write", "siprot-prepare", file.to_str().unwrap()],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let grant = |sub: &str| {
+        format!(
+            "path \"secret/data/{prefix}{sub}\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\n\
+             path \"secret/metadata/{prefix}{sub}\" {{ capabilities = [\"delete\"] }}\n"
+        )
+    };
+    // Only the allowed credential's three slots.
+    policy(
+        &[
+            grant("telepath/conn_allowed"),
+            grant(".pending/telepath/conn_allowed"),
+            grant(".previous/telepath/conn_allowed"),
+        ]
+        .concat(),
+    );
+    let out = bao.cli(
+        "root",
+        &[
+            "token",
+            "create",
+            "-policy",
+            "siprot-prepare",
+            "-field=token",
+        ],
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let store = bao.store_with(&token, &prefix, Duration::from_secs(10));
+
+    store.prepare(&[allowed.clone(), refused.clone()]).await;
+    // Take every right away: a preflight that asked the server now would be refused.
+    policy("path \"secret/data/nothing\" { capabilities = [\"read\"] }\n");
+    store
+        .preflight(&allowed)
+        .await
+        .expect("remembered from prepare");
+    let error = store.preflight(&refused).await.unwrap_err();
+    assert!(matches!(error, StoreError::Denied { .. }), "{error:?}");
+    assert!(error.to_string().contains("conn_refused"), "{error}");
+    assert_eq!(Error::keyring_unavailable(error).exit_code().code(), 4);
+
+    // A store that was never prepared asks, and is refused.
+    let fresh = bao.store_with(&token, &prefix, Duration::from_secs(10));
+    assert!(fresh.preflight(&allowed).await.is_err());
+}

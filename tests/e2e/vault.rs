@@ -24,14 +24,26 @@ fn rotator_policy(prefix: &str) -> String {
 }
 
 /// A token with [`rotator_policy`] for `prefix`, made with `admin` (a root token).
-fn rotator_token(cli: impl Fn(&[&str]) -> std::process::Output, dir: &Path, prefix: &str) -> String {
+fn rotator_token(
+    cli: impl Fn(&[&str]) -> std::process::Output,
+    dir: &Path,
+    prefix: &str,
+) -> String {
     let name = format!("siprot-{}", prefix.trim_end_matches('/'));
     let file = dir.join(format!("{name}.hcl"));
     std::fs::write(&file, rotator_policy(prefix)).unwrap();
     let out = cli(&["policy", "write", &name, file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cli(&["token", "create", "-policy", &name, "-field=token"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -85,7 +97,12 @@ impl World {
 
 /// `bao kv put` as root: the current secret of `entry` holds `password`, as after an
 /// earlier rotation.
-fn seed(bao_cli: impl Fn(&[&str]) -> std::process::Output, path: &str, target: &Target, password: &str) {
+fn seed(
+    bao_cli: impl Fn(&[&str]) -> std::process::Output,
+    path: &str,
+    target: &Target,
+    password: &str,
+) {
     let mut args = vec![
         "kv".to_owned(),
         "put".to_owned(),
@@ -99,7 +116,11 @@ fn seed(bao_cli: impl Fn(&[&str]) -> std::process::Output, path: &str, target: &
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = bao_cli(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn secret_get(world: &World, target: &Target, extra: &[&str]) -> Run {
@@ -119,7 +140,12 @@ fn every_provider_rotates_into_the_vault_store_where_a_pbx_reads_it_without_any_
         let env = &world.env;
         (target.create)(&target, env);
         let entry = target.entry(env);
-        seed(|a| bao.cli(ROOT_TOKEN, a), &world.current(&entry), &target, target.initial);
+        seed(
+            |a| bao.cli(ROOT_TOKEN, a),
+            &world.current(&entry),
+            &target,
+            target.initial,
+        );
 
         let run = world.rotate(&target, &["--json"]);
         run.assert_code(0);
@@ -127,11 +153,18 @@ fn every_provider_rotates_into_the_vault_store_where_a_pbx_reads_it_without_any_
         assert_eq!(json["store"], "vault", "{}", run.stdout);
         assert_eq!(json["status"], "rotated");
         let live = target.live(env);
-        assert_ne!(live, target.initial, "{}: the provider's password changed", target.name);
+        assert_ne!(
+            live, target.initial,
+            "{}: the provider's password changed",
+            target.name
+        );
 
         // What a PBX reads: `bao kv get -field=password secret/<prefix><entry>`.
         let current = world.current(&entry);
-        assert_eq!(bao.kv_get(&current, "password").as_deref(), Some(live.as_str()));
+        assert_eq!(
+            bao.kv_get(&current, "password").as_deref(),
+            Some(live.as_str())
+        );
         let data = bao.kv_data(&current).expect("the current secret");
         assert_eq!(data["provider"], target.name);
         assert_eq!(data["credential"], target.id);
@@ -139,18 +172,35 @@ fn every_provider_rotates_into_the_vault_store_where_a_pbx_reads_it_without_any_
             Some(device) => assert_eq!(data["device"], device),
             None => assert!(data.get("device").is_none(), "{data}"),
         }
-        assert!(data["rotated_at"].as_str().is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()), "{data}");
+        assert!(
+            data["rotated_at"]
+                .as_str()
+                .is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()),
+            "{data}"
+        );
         if target.name != "exotel" {
-            assert!(data["username"].as_str().is_some(), "{}: {data}", target.name);
+            assert!(
+                data["username"].as_str().is_some(),
+                "{}: {data}",
+                target.name
+            );
         }
-        assert!(data.get("holder").is_none(), "no claim data in the current secret: {data}");
+        assert!(
+            data.get("holder").is_none(),
+            "no claim data in the current secret: {data}"
+        );
 
         // The slots a consumer never sees beside the current secret.
         assert_eq!(
-            bao.kv_get(&world.path(&entry, ".previous/"), "password").as_deref(),
+            bao.kv_get(&world.path(&entry, ".previous/"), "password")
+                .as_deref(),
             Some(target.initial)
         );
-        assert_eq!(bao.kv_data(&world.path(&entry, ".pending/")), None, "nothing pending");
+        assert_eq!(
+            bao.kv_data(&world.path(&entry, ".pending/")),
+            None,
+            "nothing pending"
+        );
 
         let run = secret_get(&world, &target, &[]);
         run.assert_code(0);
@@ -176,13 +226,19 @@ fn a_first_rotation_creates_the_secret_and_a_second_keeps_the_first_in_previous(
         let entry = target.entry(&world.env);
         world.rotate(&target, &[]).assert_code(0);
         let first = target.live(&world.env);
-        assert_eq!(bao.kv_get(&world.current(&entry), "password").as_deref(), Some(first.as_str()));
+        assert_eq!(
+            bao.kv_get(&world.current(&entry), "password").as_deref(),
+            Some(first.as_str())
+        );
         assert_eq!(bao.kv_data(&world.path(&entry, ".previous/")), None);
 
         world.rotate(&target, &[]).assert_code(0);
         let second = target.live(&world.env);
         assert_ne!(first, second);
-        assert_eq!(bao.kv_get(&world.current(&entry), "password").as_deref(), Some(second.as_str()));
+        assert_eq!(
+            bao.kv_get(&world.current(&entry), "password").as_deref(),
+            Some(second.as_str())
+        );
         let run = secret_get(&world, &target, &["--previous"]);
         assert_eq!(run.stdout, format!("{first}\n"));
     }
@@ -201,7 +257,11 @@ fn on_cluster(cluster: &Cluster, node: usize, tag: &str) -> World {
 
 /// `args` with the world's prefix, paused at `point` (see `src/checkpoint.rs`); resumed
 /// by [`resume`].
-fn spawn_paused(world: &mut World, args: &[&str], point: &str) -> (crate::support::Paused, PathBuf) {
+fn spawn_paused(
+    world: &mut World,
+    args: &[&str],
+    point: &str,
+) -> (crate::support::Paused, PathBuf) {
     let resume = world.env.state.path().join(format!("resume-{point}"));
     world
         .env
@@ -232,7 +292,11 @@ fn the_store_killed_after_the_provider_answered_loses_no_password() {
         let args = target.rotate_args(&["--keyring-timeout", "2"]);
         let (paused, file) = spawn_paused(&mut world, &args, "response-received");
         let live = target.live(&world.env);
-        assert_ne!(live, target.initial, "{}: the provider accepted", target.name);
+        assert_ne!(
+            live, target.initial,
+            "{}: the provider accepted",
+            target.name
+        );
         cluster.kill(0);
         let run = resume(&mut world, paused, &file);
         run.assert_code(9);
@@ -254,7 +318,11 @@ fn the_store_killed_after_the_provider_answered_loses_no_password() {
             assert!(run.stderr.contains("recovery"), "{}", run.stderr);
             let run = world.run(&["recover", "--json"]);
             run.assert_code(0);
-            assert_eq!(world.env.fake.requests().len(), requests, "recover sent nothing");
+            assert_eq!(
+                world.env.fake.requests().len(),
+                requests,
+                "recover sent nothing"
+            );
         } else {
             // Client-set: the password waits in the store's #pending; a rerun resends it.
             assert!(recovery.is_empty(), "{recovery:?}");
@@ -265,10 +333,24 @@ fn the_store_killed_after_the_provider_answered_loses_no_password() {
                 target.name
             );
             world.rotate(&target, &[]).assert_code(0);
-            assert_eq!(target.live(&world.env), live, "the same password was resent");
+            assert_eq!(
+                target.live(&world.env),
+                live,
+                "the same password was resent"
+            );
         }
-        assert_eq!(kv(&world.current(&entry)).as_deref(), Some(live.as_str()), "{}", target.name);
-        assert_eq!(kv(&world.path(&entry, ".pending/")), None, "{}: nothing pending", target.name);
+        assert_eq!(
+            kv(&world.current(&entry)).as_deref(),
+            Some(live.as_str()),
+            "{}",
+            target.name
+        );
+        assert_eq!(
+            kv(&world.path(&entry, ".pending/")),
+            None,
+            "{}: nothing pending",
+            target.name
+        );
         assert_eq!(
             kv(&world.path(&entry, ".previous/")).as_deref(),
             Some(target.initial),
@@ -311,40 +393,78 @@ fn of_two_hosts_rotating_one_credential_exactly_one_proceeds() {
         let mut world = World::shared("twohosts");
         (target.create)(&target, &world.env);
         let entry = target.entry(&world.env);
-        seed(|a| bao.cli(ROOT_TOKEN, a), &world.current(&entry), &target, target.initial);
+        seed(
+            |a| bao.cli(ROOT_TOKEN, a),
+            &world.current(&entry),
+            &target,
+            target.initial,
+        );
         let other = tempfile::tempdir().unwrap();
 
         // Host A holds the claim; host B (another state directory) tries the same.
         let (paused, file) = spawn_paused(&mut world, &target.rotate_args(&[]), point);
         let second = run_elsewhere(&world, other.path(), &target.rotate_args(&[]));
         second.assert_code(7);
-        assert!(second.stderr.contains("is being rotated by host"), "{}", second.stderr);
         assert!(
-            second.stderr.contains(&world.env.state_root().display().to_string()),
+            second.stderr.contains("is being rotated by host"),
+            "{}",
+            second.stderr
+        );
+        assert!(
+            second
+                .stderr
+                .contains(&world.env.state_root().display().to_string()),
             "names the holder's state directory: {}",
             second.stderr
         );
-        assert!(second.stderr.contains("nothing was sent"), "{}", second.stderr);
-        assert!(world.env.fake.requests().is_empty(), "{}: B sent a request", target.name);
+        assert!(
+            second.stderr.contains("nothing was sent"),
+            "{}",
+            second.stderr
+        );
+        assert!(
+            world.env.fake.requests().is_empty(),
+            "{}: B sent a request",
+            target.name
+        );
 
         resume(&mut world, paused, &file).assert_code(0);
         let live = target.live(&world.env);
-        assert_eq!(bao.kv_get(&world.current(&entry), "password").as_deref(), Some(live.as_str()));
-        assert_eq!(world.env.fake.requests().len(), 1, "{}: one rotation in all", target.name);
+        assert_eq!(
+            bao.kv_get(&world.current(&entry), "password").as_deref(),
+            Some(live.as_str())
+        );
+        assert_eq!(
+            world.env.fake.requests().len(),
+            1,
+            "{}: one rotation in all",
+            target.name
+        );
 
         // Once A is done, B may rotate.
         run_elsewhere(&world, other.path(), &target.rotate_args(&[])).assert_code(0);
         let newer = target.live(&world.env);
         assert_ne!(newer, live);
-        assert_eq!(bao.kv_get(&world.current(&entry), "password").as_deref(), Some(newer.as_str()));
-        assert_eq!(bao.kv_get(&world.path(&entry, ".previous/"), "password").as_deref(), Some(live.as_str()));
+        assert_eq!(
+            bao.kv_get(&world.current(&entry), "password").as_deref(),
+            Some(newer.as_str())
+        );
+        assert_eq!(
+            bao.kv_get(&world.path(&entry, ".previous/"), "password")
+                .as_deref(),
+            Some(live.as_str())
+        );
     }
 }
 
 #[test]
 fn an_unreachable_or_sealed_store_stops_the_rotation_before_anything_is_sent() {
     // Nothing listens on the address.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let world = World::with(
         TestEnv::without_keyring(),
         &format!("http://127.0.0.1:{port}"),
@@ -388,7 +508,9 @@ fn a_token_that_may_only_read_is_refused_before_anything_is_sent() {
         run.assert_code(4);
         let entry = target.entry(&world.env);
         assert!(
-            run.stderr.contains(&format!("secret/data/{}", world.prefix)) && run.stderr.contains(&entry),
+            run.stderr
+                .contains(&format!("secret/data/{}", world.prefix))
+                && run.stderr.contains(&entry),
             "names the path: {}",
             run.stderr
         );
@@ -415,9 +537,18 @@ fn vault_fleet(
     for i in 0..per_provider {
         let trunk = format!("conn_vf{i:03}");
         let pass = format!("Vault-Fleet-Telepath-{i:03}");
-        env.fake.add_telepath_trunk(&trunk, &format!("sip{i:03}"), &pass);
-        toml.push_str(&format!("\n[[credential]]\nprovider = \"telepath\"\nid = \"{trunk}\"\n"));
-        members.push(("telepath", trunk.clone(), None, format!("telepath/{trunk}"), pass));
+        env.fake
+            .add_telepath_trunk(&trunk, &format!("sip{i:03}"), &pass);
+        toml.push_str(&format!(
+            "\n[[credential]]\nprovider = \"telepath\"\nid = \"{trunk}\"\n"
+        ));
+        members.push((
+            "telepath",
+            trunk.clone(),
+            None,
+            format!("telepath/{trunk}"),
+            pass,
+        ));
 
         let user = format!("user-vf-{i:03}");
         let pass = format!("Vault-Fleet-Exotel-{i:03}");
@@ -425,14 +556,29 @@ fn vault_fleet(
         toml.push_str(&format!(
             "\n[[credential]]\nprovider = \"exotel\"\nid = \"{user}\"\ndevice = \"dev\"\n"
         ));
-        members.push(("exotel", user.clone(), Some("dev"), format!("exotel/{EXOTEL_SID}/{user}/dev"), pass));
+        members.push((
+            "exotel",
+            user.clone(),
+            Some("dev"),
+            format!("exotel/{EXOTEL_SID}/{user}/dev"),
+            pass,
+        ));
 
         let cred = format!("cred-vf-{i:03}");
         let pass = format!("Vault-Fleet-Vobiz-{i:03}");
-        env.fake.add_vobiz_credential(&cred, &format!("sip{i:03}"), &pass);
-        toml.push_str(&format!("\n[[credential]]\nprovider = \"vobiz\"\nid = \"{cred}\"\n"));
+        env.fake
+            .add_vobiz_credential(&cred, &format!("sip{i:03}"), &pass);
+        toml.push_str(&format!(
+            "\n[[credential]]\nprovider = \"vobiz\"\nid = \"{cred}\"\n"
+        ));
         let auth = env.fake.config().vobiz_auth_id.clone();
-        members.push(("vobiz", cred.clone(), None, format!("vobiz/{auth}/{cred}"), pass));
+        members.push((
+            "vobiz",
+            cred.clone(),
+            None,
+            format!("vobiz/{auth}/{cred}"),
+            pass,
+        ));
     }
     let mut out = Vec::new();
     for (provider, id, device, entry, pass) in members {
@@ -467,7 +613,12 @@ fn vault_fleet(
                 facts: &facts,
             };
             store
-                .write(&EntryName::new(entry.as_str()), Slot::Current, record, Precondition::Any)
+                .write(
+                    &EntryName::new(entry.as_str()),
+                    Slot::Current,
+                    record,
+                    Precondition::Any,
+                )
                 .await
                 .unwrap();
         }
@@ -486,16 +637,30 @@ fn a_fleet_rotates_into_the_vault_store_its_inventory_names_and_status_reads_it(
     let store = bao.store(&world.prefix, Duration::from_secs(10));
     let (path, members) = vault_fleet(&world, 10, &store);
     let path = path.display().to_string();
-    let run = world.env.run(&["rotate", "--inventory", &path, "--json"], None);
+    let run = world
+        .env
+        .run(&["rotate", "--inventory", &path, "--json"], None);
     run.assert_code(0);
     for (target, entry, initial) in &members {
         let live = target.live(&world.env);
         assert_ne!(&live, initial, "{entry} was rotated");
-        assert_eq!(bao.kv_get(&world.current(entry), "password").as_deref(), Some(live.as_str()), "{entry}");
+        assert_eq!(
+            bao.kv_get(&world.current(entry), "password").as_deref(),
+            Some(live.as_str()),
+            "{entry}"
+        );
         let run = world.env.run(
             &[
-                "secret", "get", "--previous", "--provider", target.name, target.id,
-                "--secret-prefix", &world.prefix, "--store", "vault",
+                "secret",
+                "get",
+                "--previous",
+                "--provider",
+                target.name,
+                target.id,
+                "--secret-prefix",
+                &world.prefix,
+                "--store",
+                "vault",
             ]
             .into_iter()
             .chain(target.device.map(|d| ["--device", d]).into_iter().flatten())
@@ -505,14 +670,23 @@ fn a_fleet_rotates_into_the_vault_store_its_inventory_names_and_status_reads_it(
         run.assert_code(0);
         assert_eq!(run.stdout, format!("{initial}\n"), "{entry}");
     }
-    let run = world.env.run(&["status", "--inventory", &path, "--json"], None);
+    let run = world
+        .env
+        .run(&["status", "--inventory", &path, "--json"], None);
     run.assert_code(0);
     let json = run.json();
     assert_eq!(json["total"], 30);
     assert_eq!(json["needs_recovery"], 0, "{}", run.stdout);
-    assert_eq!(json["keyring_service"], format!("vault:secret/{}", world.prefix));
+    assert_eq!(
+        json["keyring_service"],
+        format!("vault:secret/{}", world.prefix)
+    );
     assert!(
-        json["credentials"].as_array().unwrap().iter().all(|c| c["pending"] == false),
+        json["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["pending"] == false),
         "{}",
         run.stdout
     );
@@ -529,7 +703,14 @@ fn a_fleet_survives_the_leader_of_a_raft_cluster_killed_in_its_middle() {
     let (path, members) = vault_fleet(&world, 100, &store);
     let path = path.display().to_string();
     let args = [
-        "rotate", "--inventory", &path, "--json", "--concurrency", "4", "--keyring-timeout", "30",
+        "rotate",
+        "--inventory",
+        &path,
+        "--json",
+        "--concurrency",
+        "4",
+        "--keyring-timeout",
+        "30",
     ];
     let running = world.env.spawn_running(&args);
     world.env.wait_for_requests(60);
@@ -548,10 +729,23 @@ fn a_fleet_survives_the_leader_of_a_raft_cluster_killed_in_its_middle() {
         first.stderr
     );
     let rotated_first = world.env.fake.requests().len();
-    assert!(rotated_first > 60, "the fleet went on after the kill: {rotated_first}");
+    assert!(
+        rotated_first > 60,
+        "the fleet went on after the kill: {rotated_first}"
+    );
     // At most one rerun or recover: recover settles what may be live (a #pending, a
     // recovery file); what failed before its request never changed.
-    let run = world.env.run(&["recover", "--json", "--store", "vault", "--secret-prefix", &world.prefix], None);
+    let run = world.env.run(
+        &[
+            "recover",
+            "--json",
+            "--store",
+            "vault",
+            "--secret-prefix",
+            &world.prefix,
+        ],
+        None,
+    );
     run.assert_code(0);
     let kv = |path: &str| {
         let out = cluster.cli(node, &["kv", "get", "-field=password", path]);
@@ -562,12 +756,59 @@ fn a_fleet_survives_the_leader_of_a_raft_cluster_killed_in_its_middle() {
     let mut rotated = 0;
     for (target, entry, initial) in &members {
         let live = target.live(&world.env);
-        assert_eq!(kv(&world.current(entry)).as_deref(), Some(live.as_str()), "{entry}");
+        assert_eq!(
+            kv(&world.current(entry)).as_deref(),
+            Some(live.as_str()),
+            "{entry}"
+        );
         assert_eq!(kv(&world.path(entry, ".pending/")), None, "{entry}");
         if &live != initial {
             rotated += 1;
         }
     }
     eprintln!("raft fleet: {rotated} of 300 rotated, every current equal to the provider's");
-    assert!(rotated >= 200, "most of the fleet rotated: {rotated} of 300");
+    assert!(
+        rotated >= 200,
+        "most of the fleet rotated: {rotated} of 300"
+    );
+}
+
+#[test]
+fn store_settings_that_cannot_be_used_are_refused_before_anything_is_sent() {
+    let mut env = TestEnv::without_keyring();
+    (Target::VOBIZ.create)(&Target::VOBIZ, &env);
+    env.set_env("SIPROT_STORE", "consul");
+    let run = Target::VOBIZ.rotate(&env, &[]);
+    run.assert_code(4);
+    run.assert_one_line_error("SIPROT_STORE is 'consul', not one of keyring, vault");
+
+    env.set_env("SIPROT_STORE", "keyring");
+    let run = Target::VOBIZ.rotate(&env, &["--vault-mount", "kv"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--store vault"), "{}", run.stderr);
+
+    let run = Target::VOBIZ.rotate(&env, &["--store", "etcd"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("unknown store 'etcd'"),
+        "{}",
+        run.stderr
+    );
+
+    // The vault store without an address or a token: exit 4, naming what to set.
+    env.set_env("SIPROT_STORE", "vault");
+    let run = Target::VOBIZ.rotate(&env, &[]);
+    run.assert_code(4);
+    assert!(run.stderr.contains("VAULT_ADDR"), "{}", run.stderr);
+    env.set_env("VAULT_ADDR", "http://127.0.0.1:1");
+    let run = Target::VOBIZ.rotate(&env, &[]);
+    run.assert_code(4);
+    assert!(run.stderr.contains("VAULT_TOKEN"), "{}", run.stderr);
+    // Plain http:// only to a loopback address.
+    env.set_env("VAULT_ADDR", "http://vault.example.com:8200");
+    env.set_env("VAULT_TOKEN", "s.some-token-0123456789");
+    let run = Target::VOBIZ.rotate(&env, &[]);
+    run.assert_code(4);
+    assert!(run.stderr.contains("VAULT_ADDR"), "{}", run.stderr);
+    assert!(env.fake.requests().is_empty());
 }
