@@ -160,10 +160,12 @@ pub struct StatusArgs {
 }
 
 const RECOVER_HELP: &str = "\
-What it does with what it finds (in the keyring service and $XDG_STATE_HOME/siprot/recovery):
+What it does with what it finds (in the store and $XDG_STATE_HOME/siprot/recovery):
   <entry>#pending   resend that password (the PUT is idempotent) and make it current
   recovery file     store its password as the entry's current one, read it back, delete the file
   <entry>#probe     remove it (a leftover of a keyring check)
+  claim             (vault store) a Telepath rotation's claim: this host's is removed once no
+                    recovery file of it is left; another host's is reported and left (exit 7)
 
 A recovery file is only stored when the entry was not rotated since it was written; if it
 was, the file's password is dead and the file is removed. Anything else is a conflict that
