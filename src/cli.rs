@@ -117,6 +117,10 @@ pub struct VerifyArgs {
     /// Seconds allowed for each verification (resolution, retransmissions, challenge)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// While the registrar rejects the password, ask it again (backing off) until
+    /// DURATION (30s, 2m) has passed; 0: one try
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_wait)]
+    pub wait: Duration,
     /// Print the result as one JSON object on standard output
     #[arg(long)]
     pub json: bool,
@@ -217,6 +221,25 @@ pub struct StoreArgs {
     pub keyring_timeout: Duration,
 }
 
+/// A wait such as `30s`, `2m` or `1h` (a bare number is seconds), at most an hour; `0`
+/// for none.
+pub fn parse_wait(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    if raw.chars().all(|c| c.is_ascii_digit()) && raw.parse::<u64>().is_ok_and(|n| n == 0) {
+        return Ok(Duration::ZERO);
+    }
+    let age = if raw.chars().all(|c| c.is_ascii_digit()) {
+        inventory::parse_age(&format!("{raw}s"))?
+    } else {
+        inventory::parse_age(raw)?
+    };
+    let seconds = age.as_secs();
+    if seconds > 3600 {
+        return Err(format!("'{raw}' must be at most 1h"));
+    }
+    Ok(Duration::from_secs(seconds.unsigned_abs()))
+}
+
 fn parse_store(name: &str) -> Result<StoreKind, String> {
     StoreKind::parse(name).ok_or_else(|| {
         let names: Vec<&str> = StoreKind::ALL.iter().map(|k| k.name()).collect();
@@ -295,9 +318,10 @@ pub struct RotateArgs {
     #[arg(long, value_name = "TAG")]
     pub tag: Vec<String>,
     /// After storing the new password, prove it with a SIP REGISTER to this registrar
-    /// (sip:HOST[:PORT][;transport=udp|tcp]); exit 10 when it is not verified
-    #[arg(long, value_name = "URI", conflicts_with = "inventory")]
-    pub verify: Option<Registrar>,
+    /// (sip:HOST[:PORT][;transport=udp|tcp]); exit 10 when it is not verified. With
+    /// --inventory, give no URI: each entry's `registrar` is used
+    #[arg(long, value_name = "URI", num_args = 0..=1)]
+    pub verify: Option<Option<Registrar>>,
     #[command(flatten)]
     pub sip: SipUserArgs,
     /// With --verify: also try the #previous password and count it a failure if the
@@ -311,6 +335,10 @@ pub struct RotateArgs {
     /// With --verify: seconds allowed for the verification
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub verify_timeout: Duration,
+    /// With --verify: while the registrar rejects the new password, ask it again (backing
+    /// off) until DURATION (30s, 2m) has passed; 0: one try
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_wait)]
+    pub verify_wait: Duration,
     /// With --inventory: skip credentials rotated less than AGE ago (30d, 12h, 2w; beats
     /// each entry's max_age)
     #[arg(long, value_name = "AGE", value_parser = inventory::parse_age)]
