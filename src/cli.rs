@@ -134,9 +134,11 @@ its age, the outcome of the last attempt, whether it is overdue for its max_age 
 --max-age), and whether a #pending entry or a recovery file waits for `siprot recover`.
 A rotation cut off mid-request (SIGKILL, power loss) shows as \"outcome unknown\" with
 the next step; a last rotation dated more than 5 minutes in the future shows its clock
-skew, has no age and counts as overdue.
-Exit code 0 whenever the report could be made; read `overdue` and `needs_recovery` in
---json to alert on them.
+skew, has no age and counts as overdue. The last verification (verify, rotate --verify)
+shows with its time and result; a credential whose current password no verification
+accepted since its last rotation is flagged \"not verified since its rotation\".
+Exit code 0 whenever the report could be made; read `overdue`, `needs_recovery` and
+`unverified` in --json to alert on them.
 
 Examples:
   siprot status
@@ -195,7 +197,8 @@ pub struct RecoverArgs {
 
 const ROTATE_FLEET_EXAMPLES: &str = "\
 A fleet from an inventory (see the README for the file format):
-  siprot rotate --inventory fleet.toml --if-older-than 30d";
+  siprot rotate --inventory fleet.toml --if-older-than 30d
+  siprot rotate --inventory fleet.toml --verify --verify-wait 30s   # entries' `registrar`";
 
 const CHECK_NOTE: &str =
     "One trailing newline (LF or CRLF) is removed; any other control character fails the policy.";
@@ -636,6 +639,49 @@ impl ValueEnum for ProviderKind {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_wait_is_zero_or_a_duration_of_at_most_an_hour() {
+        for (raw, secs) in [
+            ("0", 0),
+            ("00", 0),
+            ("30s", 30),
+            ("2m", 120),
+            ("45", 45),
+            ("1h", 3600),
+        ] {
+            assert_eq!(parse_wait(raw), Ok(Duration::from_secs(secs)), "{raw}");
+        }
+        for raw in ["", "-1s", "2h", "3601", "1.5s", "soon"] {
+            assert!(parse_wait(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn verify_takes_an_optional_uri() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["siprot", "rotate"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv).map(|cli| cli.command) {
+                Ok(Command::Rotate(args)) => Ok(args.verify.map(|v| v.map(|r| r.to_string()))),
+                Ok(_) => panic!("not rotate"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(
+            parse(&["--inventory", "f.toml", "--verify"]),
+            Ok(Some(None))
+        );
+        assert_eq!(
+            parse(&["--verify", "--inventory", "f.toml"]),
+            Ok(Some(None))
+        );
+        assert_eq!(
+            parse(&["-p", "vobiz", "c", "--verify", "sip:h"]),
+            Ok(Some(Some("sip:h:5060;transport=udp".into())))
+        );
+        assert_eq!(parse(&["-p", "vobiz", "c"]), Ok(None));
+    }
 
     #[test]
     fn the_command_tree_is_consistent() {
