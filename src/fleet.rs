@@ -206,10 +206,11 @@ pub async fn rotate<'a>(
         while workers.next().await.is_some() {}
         rotations_done.set(true);
     };
+    // As many verifiers as rotation workers, and at least the default concurrency.
     let verifiers_wanted = match &options.verify {
-        Some(plans) if !plans.is_empty() => {
-            (options.concurrency.max(1) * clients.len().max(1)).min(plans.len())
-        }
+        Some(plans) if !plans.is_empty() => (options.concurrency.max(1) * clients.len().max(1))
+            .max(DEFAULT_CONCURRENCY)
+            .min(plans.len()),
         _ => 0,
     };
     let mut verifiers = FuturesUnordered::new();

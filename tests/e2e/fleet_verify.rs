@@ -323,6 +323,65 @@ fn a_fleet_of_30_is_verified_per_entry_and_status_shows_each_last_verification()
     drop(silent);
 }
 
+/// With one worker per provider, a registrar that never answers would hold each rotation
+/// up by its timeout if the worker verified: every rotation is done (audited) before the
+/// first verification ends.
+#[test]
+fn a_slow_registrar_never_holds_up_the_next_rotation() {
+    let env = TestEnv::start();
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let registrar = format!("sip:127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let mut toml = format!("registrar = \"{registrar}\"\n");
+    for i in 0..5 {
+        let cred = format!("cred-slow-{i}");
+        env.fake
+            .add_vobiz_credential(&cred, &format!("slow-{i}"), &format!("Slow-Vobiz-Pass-{i}"));
+        toml.push_str(&format!(
+            "\n[[credential]]\nprovider = \"vobiz\"\nid = \"{cred}\"\n"
+        ));
+    }
+    let path = env.state.path().join("slow.toml");
+    std::fs::write(&path, toml).unwrap();
+    let started = Instant::now();
+    let run = env.run(
+        &[
+            "rotate",
+            "--inventory",
+            &path.display().to_string(),
+            "--verify",
+            "--verify-timeout",
+            "3",
+            "--concurrency",
+            "1",
+            "--json",
+        ],
+        None,
+    );
+    let took = started.elapsed();
+    run.assert_code(10);
+    let (_, summary) = lines(&run);
+    assert_eq!(summary["rotated"], 5, "{summary}");
+    assert_eq!(summary["unreachable"], 5, "{summary}");
+    let actions: Vec<String> = env
+        .audit_lines()
+        .iter()
+        .map(|l| l["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["rotate"; 5]
+            .into_iter()
+            .chain(["verify"; 5])
+            .collect::<Vec<_>>(),
+        "rotations waited for verifications"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "verified one after another: {took:?}"
+    );
+    drop(silent);
+}
+
 #[test]
 fn a_fleet_without_verify_is_unchanged_and_verify_options_are_checked_first() {
     let env = TestEnv::start();
