@@ -1,7 +1,9 @@
 //! The `--verify` step of `rotate`, as the command sees it: the `--verify` options turned
 //! into a [`crate::rollback::Plan`] (checked before anything is sent), and what
 //! [`crate::rollback::after_rotation`] found, rendered as lines and as the fields of
-//! `rotate --json`. Verifying and rolling back are [`crate::rollback`]'s.
+//! `rotate --json`; for a fleet, the `--verify` options checked (`check_fleet`) and
+//! each entry's plan from its inventory keys (`fleet_plan`). Verifying and rolling back
+//! are [`crate::rollback`]'s.
 
 use serde::Serialize;
 
