@@ -261,6 +261,7 @@ fn measure(
         concurrency: args.concurrency,
         if_older_than: None,
         dry_run: false,
+        verify: None,
     };
     let connect_options = ConnectOptions {
         base_url: None,

@@ -22,6 +22,9 @@ pub enum AuditAction {
     Enable,
     /// `siprot disable`.
     Disable,
+    /// A SIP REGISTER of the stored password (`verify`, `rotate --verify`); its outcome
+    /// is [`AuditOutcome::Verified`], `Rejected`, `Unreachable`, `NotVerified` or `Failed`.
+    Verify,
     /// An action this version does not know, as written.
     Other(String),
 }
@@ -45,6 +48,15 @@ pub enum AuditOutcome {
     InProgress,
     /// A rotation stopped by a signal before its request was sent.
     Interrupted,
+    /// A verification: the registrar accepted the current password.
+    Verified,
+    /// A verification: the registrar refused the current password.
+    Rejected,
+    /// A verification: no answer, or the registrar said it is unavailable.
+    Unreachable,
+    /// A verification that proved nothing: the registrar never asked for a password, it
+    /// still accepts the previous one, or the check could not start.
+    NotVerified,
     /// An outcome this version does not know, as written.
     Other(String),
 }
@@ -55,6 +67,7 @@ impl AuditAction {
             AuditAction::Rotate => "rotate",
             AuditAction::Enable => "enable",
             AuditAction::Disable => "disable",
+            AuditAction::Verify => "verify",
             AuditAction::Other(other) => other,
         }
     }
@@ -64,6 +77,7 @@ impl AuditAction {
             "rotate" => AuditAction::Rotate,
             "enable" => AuditAction::Enable,
             "disable" => AuditAction::Disable,
+            "verify" => AuditAction::Verify,
             other => AuditAction::Other(other.to_owned()),
         }
     }
@@ -79,6 +93,10 @@ impl AuditOutcome {
             AuditOutcome::Unconfirmed => "unconfirmed",
             AuditOutcome::InProgress => "in-progress",
             AuditOutcome::Interrupted => "interrupted",
+            AuditOutcome::Verified => "verified",
+            AuditOutcome::Rejected => "rejected",
+            AuditOutcome::Unreachable => "unreachable",
+            AuditOutcome::NotVerified => "not-verified",
             AuditOutcome::Other(other) => other,
         }
     }
@@ -92,6 +110,10 @@ impl AuditOutcome {
             "unconfirmed" => AuditOutcome::Unconfirmed,
             "in-progress" => AuditOutcome::InProgress,
             "interrupted" => AuditOutcome::Interrupted,
+            "verified" => AuditOutcome::Verified,
+            "rejected" => AuditOutcome::Rejected,
+            "unreachable" => AuditOutcome::Unreachable,
+            "not-verified" => AuditOutcome::NotVerified,
             other => AuditOutcome::Other(other.to_owned()),
         }
     }
@@ -147,6 +169,10 @@ mod tests {
             (AuditOutcome::Unconfirmed, "unconfirmed"),
             (AuditOutcome::InProgress, "in-progress"),
             (AuditOutcome::Interrupted, "interrupted"),
+            (AuditOutcome::Verified, "verified"),
+            (AuditOutcome::Rejected, "rejected"),
+            (AuditOutcome::Unreachable, "unreachable"),
+            (AuditOutcome::NotVerified, "not-verified"),
         ];
         for (outcome, text) in known {
             let json = serde_json::to_string(&outcome).unwrap();
@@ -160,6 +186,7 @@ mod tests {
             (AuditAction::Rotate, "rotate"),
             (AuditAction::Enable, "enable"),
             (AuditAction::Disable, "disable"),
+            (AuditAction::Verify, "verify"),
         ] {
             let json = serde_json::to_string(&action).unwrap();
             assert_eq!(json, format!("\"{text}\""));
@@ -173,8 +200,8 @@ mod tests {
         assert_eq!(outcome, AuditOutcome::Other("rolled-back".into()));
         assert_eq!(serde_json::to_string(&outcome).unwrap(), "\"rolled-back\"");
         assert!(!outcome.is_rotation() && !outcome.is_failure());
-        let action: AuditAction = serde_json::from_str("\"verify\"").unwrap();
-        assert_eq!(action, AuditAction::Other("verify".into()));
+        let action: AuditAction = serde_json::from_str("\"rekey\"").unwrap();
+        assert_eq!(action, AuditAction::Other("rekey".into()));
         // Escaped strings (not borrowable from the input) read too.
         let escaped: AuditOutcome = serde_json::from_str("\"rot\\u0061ted\"").unwrap();
         assert_eq!(escaped, AuditOutcome::Rotated);

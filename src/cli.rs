@@ -117,6 +117,10 @@ pub struct VerifyArgs {
     /// Seconds allowed for each verification (resolution, retransmissions, challenge)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// While the registrar rejects the password, ask it again (backing off) until
+    /// DURATION (30s, 2m) has passed; 0: one try
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_wait)]
+    pub wait: Duration,
     /// Print the result as one JSON object on standard output
     #[arg(long)]
     pub json: bool,
@@ -130,9 +134,11 @@ its age, the outcome of the last attempt, whether it is overdue for its max_age 
 --max-age), and whether a #pending entry or a recovery file waits for `siprot recover`.
 A rotation cut off mid-request (SIGKILL, power loss) shows as \"outcome unknown\" with
 the next step; a last rotation dated more than 5 minutes in the future shows its clock
-skew, has no age and counts as overdue.
-Exit code 0 whenever the report could be made; read `overdue` and `needs_recovery` in
---json to alert on them.
+skew, has no age and counts as overdue. The last verification (verify, rotate --verify)
+shows with its time and result; a credential whose current password no verification
+accepted since its last rotation is flagged \"not verified since its rotation\".
+Exit code 0 whenever the report could be made; read `overdue`, `needs_recovery` and
+`unverified` in --json to alert on them.
 
 Examples:
   siprot status
@@ -193,7 +199,8 @@ pub struct RecoverArgs {
 
 const ROTATE_FLEET_EXAMPLES: &str = "\
 A fleet from an inventory (see the README for the file format):
-  siprot rotate --inventory fleet.toml --if-older-than 30d";
+  siprot rotate --inventory fleet.toml --if-older-than 30d
+  siprot rotate --inventory fleet.toml --verify --verify-wait 30s   # entries' `registrar`";
 
 const CHECK_NOTE: &str =
     "One trailing newline (LF or CRLF) is removed; any other control character fails the policy.";
@@ -217,6 +224,25 @@ pub struct StoreArgs {
     /// Seconds allowed for each keyring (or vault store) call
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub keyring_timeout: Duration,
+}
+
+/// A wait such as `30s`, `2m` or `1h` (a bare number is seconds), at most an hour; `0`
+/// for none.
+pub fn parse_wait(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    if raw.chars().all(|c| c.is_ascii_digit()) && raw.parse::<u64>().is_ok_and(|n| n == 0) {
+        return Ok(Duration::ZERO);
+    }
+    let age = if raw.chars().all(|c| c.is_ascii_digit()) {
+        inventory::parse_age(&format!("{raw}s"))?
+    } else {
+        inventory::parse_age(raw)?
+    };
+    let seconds = age.as_secs();
+    if seconds > 3600 {
+        return Err(format!("'{raw}' must be at most 1h"));
+    }
+    Ok(Duration::from_secs(seconds.unsigned_abs()))
 }
 
 fn parse_store(name: &str) -> Result<StoreKind, String> {
@@ -297,9 +323,10 @@ pub struct RotateArgs {
     #[arg(long, value_name = "TAG")]
     pub tag: Vec<String>,
     /// After storing the new password, prove it with a SIP REGISTER to this registrar
-    /// (sip:HOST[:PORT][;transport=udp|tcp]); exit 10 when it is not verified
-    #[arg(long, value_name = "URI", conflicts_with = "inventory")]
-    pub verify: Option<Registrar>,
+    /// (sip:HOST[:PORT][;transport=udp|tcp]); exit 10 when it is not verified. With
+    /// --inventory, give no URI: each entry's `registrar` is used
+    #[arg(long, value_name = "URI", num_args = 0..=1)]
+    pub verify: Option<Option<Registrar>>,
     #[command(flatten)]
     pub sip: SipUserArgs,
     /// With --verify: also try the #previous password and count it a failure if the
@@ -313,6 +340,10 @@ pub struct RotateArgs {
     /// With --verify: seconds allowed for the verification
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub verify_timeout: Duration,
+    /// With --verify: while the registrar rejects the new password, ask it again (backing
+    /// off) until DURATION (30s, 2m) has passed; 0: one try
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_wait)]
+    pub verify_wait: Duration,
     /// With --inventory: skip credentials rotated less than AGE ago (30d, 12h, 2w; beats
     /// each entry's max_age)
     #[arg(long, value_name = "AGE", value_parser = inventory::parse_age)]
@@ -610,6 +641,49 @@ impl ValueEnum for ProviderKind {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_wait_is_zero_or_a_duration_of_at_most_an_hour() {
+        for (raw, secs) in [
+            ("0", 0),
+            ("00", 0),
+            ("30s", 30),
+            ("2m", 120),
+            ("45", 45),
+            ("1h", 3600),
+        ] {
+            assert_eq!(parse_wait(raw), Ok(Duration::from_secs(secs)), "{raw}");
+        }
+        for raw in ["", "-1s", "2h", "3601", "1.5s", "soon"] {
+            assert!(parse_wait(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn verify_takes_an_optional_uri() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["siprot", "rotate"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv).map(|cli| cli.command) {
+                Ok(Command::Rotate(args)) => Ok(args.verify.map(|v| v.map(|r| r.to_string()))),
+                Ok(_) => panic!("not rotate"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(
+            parse(&["--inventory", "f.toml", "--verify"]),
+            Ok(Some(None))
+        );
+        assert_eq!(
+            parse(&["--verify", "--inventory", "f.toml"]),
+            Ok(Some(None))
+        );
+        assert_eq!(
+            parse(&["-p", "vobiz", "c", "--verify", "sip:h"]),
+            Ok(Some(Some("sip:h:5060;transport=udp".into())))
+        );
+        assert_eq!(parse(&["-p", "vobiz", "c"]), Ok(None));
+    }
 
     #[test]
     fn the_command_tree_is_consistent() {

@@ -12,12 +12,20 @@
 //! credential: the rotations in flight finish (or stop before their request), and every
 //! credential not started is reported as [`Outcome::NotAttempted`].
 //!
+//! With `--verify`, a credential whose entry names a registrar is verified after its
+//! rotation ([`crate::rollback::after_rotation`], no rollback) by a separate pool of
+//! verifiers, so that a slow or waiting registrar (`--verify-wait`) never holds a
+//! provider's worker: the provider's concurrency bounds its requests, and the next
+//! rotation starts while the last one is being verified. Its result is reported once
+//! verified. A signal stops verifiers from starting another verification.
+//!
 //! A last rotation dated in the future beyond [`crate::state::FUTURE_TOLERANCE`] (a clock
 //! that ran ahead, or a forged audit line) gives no age to compare with a maximum age:
 //! the credential is rotated as overdue and its result says why ([`ClockSkew`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
@@ -27,7 +35,8 @@ use crate::interrupt::{self, Signal};
 use crate::inventory::InventoryEntry;
 use crate::providers::{Provider, ProviderKind};
 use crate::recovery::Connect;
-use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
+use crate::rollback::{self, Plan, Verified};
+use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
 use crate::state::{RecordAge, StateDir};
 use crate::store::{EntryName, SecretStore};
 
@@ -42,6 +51,23 @@ pub struct FleetOptions {
     /// Skip credentials rotated more recently than this (beats each entry's `max_age`).
     pub if_older_than: Option<jiff::SignedDuration>,
     pub dry_run: bool,
+    /// With `--verify`: the verify step of each entry that names a registrar, by the
+    /// entry's line; `None` without `--verify`.
+    pub verify: Option<HashMap<usize, Plan>>,
+}
+
+/// What came of `--verify` for one credential.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FleetVerification {
+    /// No `--verify`, or the credential was not rotated (skipped, failed, not attempted).
+    NotAsked,
+    /// Rotated, but its entry names no registrar: not verified.
+    NoRegistrar,
+    /// Verified, or tried to be.
+    Done(Box<Verified>),
+    /// Not run: a dry run, or a signal came first.
+    NotRun(&'static str),
 }
 
 /// What happened to one credential.
@@ -83,6 +109,7 @@ pub struct FleetResult<'a> {
     pub outcome: Outcome,
     /// Set when the audit log's last rotation is dated in the future.
     pub clock_skew: Option<ClockSkew>,
+    pub verification: FleetVerification,
 }
 
 impl FleetResult<'_> {
@@ -141,6 +168,9 @@ pub async fn rotate<'a>(
         .into_iter()
         .map(|(name, (_, queue))| (name, RefCell::new(queue)))
         .collect();
+    // Rotated credentials waiting for their verification.
+    let to_verify: RefCell<VecDeque<(FleetResult<'a>, Plan)>> = RefCell::default();
+    let rotations_done = Cell::new(false);
     let mut workers = FuturesUnordered::new();
     for (name, queue) in &queues {
         let Some(client) = clients.get(name) else {
@@ -155,7 +185,7 @@ pub async fn rotate<'a>(
                     }
                     let next = queue.borrow_mut().pop_front();
                     let Some(entry) = next else { break };
-                    let result = rotate_one(
+                    let mut result = rotate_one(
                         entry,
                         client.as_ref(),
                         store,
@@ -164,12 +194,60 @@ pub async fn rotate<'a>(
                         &last_rotations,
                     )
                     .await;
-                    report.borrow_mut()(result);
+                    match verify_step(&mut result, options) {
+                        Some(plan) => to_verify.borrow_mut().push_back((result, plan)),
+                        None => report.borrow_mut()(result),
+                    }
                 }
             });
         }
     }
-    while workers.next().await.is_some() {}
+    let rotating = async {
+        while workers.next().await.is_some() {}
+        rotations_done.set(true);
+    };
+    // As many verifiers as rotation workers, and at least the default concurrency.
+    let verifiers_wanted = match &options.verify {
+        Some(plans) if !plans.is_empty() => (options.concurrency.max(1) * clients.len().max(1))
+            .max(DEFAULT_CONCURRENCY)
+            .min(plans.len()),
+        _ => 0,
+    };
+    let mut verifiers = FuturesUnordered::new();
+    for _ in 0..verifiers_wanted {
+        verifiers.push(async {
+            loop {
+                let next = to_verify.borrow_mut().pop_front();
+                let Some((mut result, plan)) = next else {
+                    if rotations_done.get() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                result.verification =
+                    match (&result.outcome, clients.get(result.entry.provider.name())) {
+                        _ if interrupt::received().is_some() => {
+                            FleetVerification::NotRun("interrupted")
+                        }
+                        (Outcome::Done(done), Some(client)) => {
+                            let context = rollback::Context {
+                                provider: client.as_ref(),
+                                credential: &result.entry.credential,
+                                store,
+                                state,
+                            };
+                            let verified = rollback::after_rotation(plan, done, &context).await;
+                            FleetVerification::Done(Box::new(verified))
+                        }
+                        _ => FleetVerification::NotAsked,
+                    };
+                report.borrow_mut()(result);
+            }
+        });
+    }
+    let verifying = async { while verifiers.next().await.is_some() {} };
+    futures_util::future::join(rotating, verifying).await;
     if let Some(signal) = interrupt::received() {
         for (_, queue) in &queues {
             for entry in queue.borrow_mut().drain(..) {
@@ -179,6 +257,7 @@ pub async fn rotate<'a>(
                     attempts: 0,
                     outcome: Outcome::NotAttempted { signal },
                     clock_skew: None,
+                    verification: FleetVerification::NotAsked,
                 });
             }
         }
@@ -213,6 +292,7 @@ async fn rotate_one<'a>(
                         max_age,
                     },
                     clock_skew: None,
+                    verification: FleetVerification::NotAsked,
                 };
             }
             RecordAge::Known(_) => {}
@@ -243,7 +323,31 @@ async fn rotate_one<'a>(
         attempts: attempts.count(),
         outcome,
         clock_skew,
+        verification: FleetVerification::NotAsked,
     }
+}
+
+/// Settles `--verify` for a result: the plan to run when it was rotated and its entry
+/// names a registrar (and no signal came); otherwise its verification as it stands.
+fn verify_step(result: &mut FleetResult<'_>, options: &FleetOptions) -> Option<Plan> {
+    let plans = options.verify.as_ref()?;
+    let Outcome::Done(report) = &mut result.outcome else {
+        return None;
+    };
+    let Some(plan) = plans.get(&result.entry.line) else {
+        result.verification = FleetVerification::NoRegistrar;
+        return None;
+    };
+    if report.status == RotationStatus::DryRun {
+        report.plan.push(plan.describe());
+        result.verification = FleetVerification::NotRun("dry run");
+        return None;
+    }
+    if interrupt::received().is_some() {
+        result.verification = FleetVerification::NotRun("interrupted");
+        return None;
+    }
+    Some(plan.clone())
 }
 
 fn failed<'a>(
@@ -261,5 +365,6 @@ fn failed<'a>(
             exit_code: error.exit_code(),
         },
         clock_skew: None,
+        verification: FleetVerification::NotAsked,
     }
 }

@@ -12,6 +12,10 @@
 //! Before the first table, `store = "vault"` (with `vault_mount` and `secret_prefix`)
 //! picks the store for the whole fleet; `--store` and `SIPROT_STORE` win over it.
 //!
+//! For `rotate --inventory --verify`, an entry may name the registrar that proves its
+//! new password, `registrar = "sip:HOST[:PORT][;transport=udp|tcp]"`, with `sip_username`
+//! and `domain`; given before the first table, each is the default of every entry.
+//!
 //! Every entry is checked when the file is read, before anything is sent: unknown keys,
 //! unknown providers, invalid ids, options a provider does not take, bad ages and
 //! duplicates are configuration errors (exit 4) naming the file and line. Only a regular
@@ -26,7 +30,9 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 use crate::providers::{self, CredentialRef, ProviderKind};
+use crate::sip::Registrar;
 use crate::store::StoreKind;
+use crate::verification;
 
 /// The inventory read when `--inventory` is given without a path.
 pub const DEFAULT_PATH: &str = "siprot.toml";
@@ -66,6 +72,12 @@ pub struct InventoryEntry {
     /// Rotate only when the last rotation is older than this.
     pub max_age: Option<jiff::SignedDuration>,
     pub tags: Vec<String>,
+    /// Where `rotate --inventory --verify` registers (the entry's, or the file's default).
+    pub registrar: Option<Registrar>,
+    /// The SIP username to verify as (else the one the provider returns).
+    pub sip_username: Option<String>,
+    /// The SIP domain of the From and To URIs (else the registrar's host).
+    pub domain: Option<String>,
 }
 
 impl InventoryEntry {
@@ -97,6 +109,18 @@ struct RawFile {
     store: Option<Spanned<String>>,
     vault_mount: Option<String>,
     secret_prefix: Option<String>,
+    /// Defaults of every entry (not flattened: `deny_unknown_fields` ignores flattening).
+    registrar: Option<String>,
+    sip_username: Option<String>,
+    domain: Option<String>,
+}
+
+/// The verification keys, of an entry or (before the first table) of the file.
+#[derive(Default, Clone)]
+struct RawSip {
+    registrar: Option<String>,
+    sip_username: Option<String>,
+    domain: Option<String>,
 }
 
 /// The file-wide settings found so far.
@@ -105,6 +129,7 @@ struct Settings {
     store: Option<StoreKind>,
     vault_mount: Option<String>,
     secret_prefix: Option<String>,
+    sip: RawSip,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +142,9 @@ struct RawEntry {
     max_age: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    registrar: Option<String>,
+    sip_username: Option<String>,
+    domain: Option<String>,
 }
 
 impl Inventory {
@@ -185,6 +213,11 @@ impl Inventory {
             }
             settings.vault_mount = raw.vault_mount.or(settings.vault_mount);
             settings.secret_prefix = raw.secret_prefix.or(settings.secret_prefix);
+            settings.sip = RawSip {
+                registrar: raw.registrar.or(settings.sip.registrar),
+                sip_username: raw.sip_username.or(settings.sip.sip_username),
+                domain: raw.domain.or(settings.sip.domain),
+            };
             if !header && !raw.credential.is_empty() && !starts.is_empty() {
                 return Err(bad(
                     lines.line_of(starts[0]),
@@ -200,7 +233,8 @@ impl Inventory {
                     start + spanned.span().start
                 });
                 let raw = spanned.into_inner();
-                let entry = validate(raw, line).map_err(|message| bad(line, message))?;
+                let entry =
+                    validate(raw, &settings.sip, line).map_err(|message| bad(line, message))?;
                 let key = (
                     entry.provider.name(),
                     entry.credential.id().to_owned(),
@@ -237,7 +271,11 @@ impl Inventory {
     }
 }
 
-fn validate(raw: RawEntry, line: usize) -> std::result::Result<InventoryEntry, String> {
+fn validate(
+    raw: RawEntry,
+    defaults: &RawSip,
+    line: usize,
+) -> std::result::Result<InventoryEntry, String> {
     let provider = ProviderKind::from_name(&raw.provider).ok_or_else(|| {
         let known: Vec<_> = providers::ALL.iter().map(|p| p.name()).collect();
         format!(
@@ -265,6 +303,28 @@ fn validate(raw: RawEntry, line: usize) -> std::result::Result<InventoryEntry, S
             return Err(format!("tag {tag:?} must be a non-empty word"));
         }
     }
+    let registrar = raw
+        .registrar
+        .or_else(|| defaults.registrar.clone())
+        .map(|uri| uri.parse::<Registrar>())
+        .transpose()
+        .map_err(|e| format!("registrar: {e}"))?;
+    let sip_username = raw.sip_username.or_else(|| defaults.sip_username.clone());
+    let domain = raw.domain.or_else(|| defaults.domain.clone());
+    if let Some(username) = &sip_username {
+        verification::validate_sip_token("username", username).map_err(|e| e.to_string())?;
+    }
+    if let Some(domain) = &domain {
+        verification::validate_sip_token("domain", domain).map_err(|e| e.to_string())?;
+    }
+    if registrar.is_some()
+        && sip_username.is_none()
+        && !provider.registration().returns_sip_username
+    {
+        return Err(format!(
+            "{provider} returns no SIP username: give `sip_username` with `registrar`"
+        ));
+    }
     Ok(InventoryEntry {
         line,
         provider,
@@ -272,6 +332,9 @@ fn validate(raw: RawEntry, line: usize) -> std::result::Result<InventoryEntry, S
         description: raw.description,
         max_age,
         tags: raw.tags,
+        registrar,
+        sip_username,
+        domain,
     })
 }
 
@@ -655,6 +718,65 @@ description = "Rotated by siprot on {date} ({provider} {id})"
         assert!(
             message(&unclosed).contains("fleet.toml:1: the table starting here is over 1024 KiB")
         );
+    }
+
+    #[test]
+    fn registrars_come_from_the_entry_or_the_file_and_are_checked() {
+        let text = "registrar = \"sip:10.0.0.1\"\ndomain = \"example.net\"\n\
+            [[credential]]\nprovider = \"vobiz\"\nid = \"a\"\n\
+            [[credential]]\nprovider = \"telepath\"\nid = \"conn_b\"\n\
+            registrar = \"sip:10.0.0.2:5080;transport=tcp\"\n\
+            [[credential]]\nprovider = \"exotel\"\nid = \"u\"\ndevice = \"d\"\n\
+            sip_username = \"u-d\"\n";
+        let inventory = parse(text).unwrap();
+        let registrars: Vec<String> = inventory
+            .entries
+            .iter()
+            .map(|e| e.registrar.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            registrars,
+            [
+                "sip:10.0.0.1:5060;transport=udp",
+                "sip:10.0.0.2:5080;transport=tcp",
+                "sip:10.0.0.1:5060;transport=udp"
+            ]
+        );
+        assert!(
+            inventory
+                .entries
+                .iter()
+                .all(|e| e.domain.as_deref() == Some("example.net"))
+        );
+        assert_eq!(inventory.entries[2].sip_username.as_deref(), Some("u-d"));
+        assert!(
+            parse(GOOD)
+                .unwrap()
+                .entries
+                .iter()
+                .all(|e| e.registrar.is_none())
+        );
+        let cases = [
+            (
+                "registrar = \"sip:h\"\n[[credential]]\nprovider = \"exotel\"\nid = \"u\"\ndevice = \"d\"\n",
+                "fleet.toml:2:",
+                "exotel returns no SIP username: give `sip_username`",
+            ),
+            (
+                "[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\nregistrar = \"http://h\"\n",
+                "fleet.toml:1:",
+                "registrar: ",
+            ),
+            (
+                "[[credential]]\nprovider = \"vobiz\"\nid = \"a\"\nsip_username = \"a b\"\n",
+                "fleet.toml:1:",
+                "SIP username must be",
+            ),
+        ];
+        for (text, at, expected) in cases {
+            let error = message(text);
+            assert!(error.contains(at) && error.contains(expected), "{error}");
+        }
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //! - [`cli`]: clap definitions only;
 //! - [`commands`]: one module per subcommand, wiring and output;
 //! - [`rotation`]: the protocol, the only place that orders keyring writes and requests;
-//! - [`fleet`]: many rotations at once, bounded per provider;
+//! - [`fleet`]: many rotations at once, bounded per provider, verified apart with `--verify`;
 //! - [`inventory`]: the fleet's TOML inventory, validated with line numbers;
 //! - [`recovery`]: finishing what interrupted rotations left (`#pending`, recovery files);
 //! - [`rollback`]: `rotate --verify` after the rotation: verify, and set the previous
 //!   password back through [`rotation`] when asked and rejected;
 //! - [`verification`]: what `verify` and `rotate --verify` check (target, previous
-//!   password) and what the answers mean;
+//!   password, asking again with `--verify-wait`), what the answers mean, and their audit
+//!   line;
 //! - [`sip`]: proving a password works with a SIP REGISTER to the registrar;
 //! - [`providers`]: the [`providers::Provider`] trait and one module per provider;
 //! - [`policy`]: password rules per provider and generation;

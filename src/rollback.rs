@@ -4,9 +4,13 @@
 //! [`rotation::rotate`], the same protocol, which alone orders the keyring writes and the
 //! provider's request, then verify it. Nothing is ever rolled back silently, and an
 //! unverified password stays stored: the keyring always holds what the provider has.
+//! Each verification's outcome is appended to the audit log ([`verification::record`]).
+
+use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::audit::AuditOutcome;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::providers::{self, CredentialRef, PasswordOrigin, Provider, ProviderKind};
@@ -14,7 +18,7 @@ use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::sip::Outcome;
 use crate::state::StateDir;
 use crate::store::{SecretStore, Slot};
-use crate::verification::{self, Checks, SipOptions, SipTarget};
+use crate::verification::{self, Checks, Recorded, SipOptions, SipTarget};
 
 /// What to verify after the rotation, as asked.
 #[derive(Debug, Clone)]
@@ -25,15 +29,18 @@ pub struct VerifyOptions {
     pub expect_rejected_previous: bool,
     /// Set `#previous` back when the registrar rejects the new password.
     pub rollback: bool,
+    /// `--verify-wait`: how long a registrar that rejects the new password is asked again.
+    pub wait: Duration,
 }
 
 /// The verify step, settled before anything is sent.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Plan {
     /// The username given, or the one the audit log knows; else the rotation's answer.
     sip: SipOptions,
     expect_rejected_previous: bool,
     rollback: bool,
+    wait: Duration,
 }
 
 impl Plan {
@@ -50,6 +57,7 @@ impl Plan {
             mut sip,
             expect_rejected_previous,
             rollback,
+            wait,
         } = options;
         if rollback && kind.origin() == PasswordOrigin::ServerGenerated {
             return Err(Error::Usage(format!(
@@ -73,6 +81,7 @@ impl Plan {
             sip,
             expect_rejected_previous,
             rollback,
+            wait,
         })
     }
 
@@ -97,6 +106,8 @@ pub struct Verified {
     /// `Err`: verification could not even start (e.g. no username in the answer).
     pub checks: std::result::Result<Checks, String>,
     pub rollback: Option<Rollback>,
+    /// Problems that changed nothing (the audit log could not be written).
+    pub warnings: Vec<String>,
 }
 
 /// What came of a rollback that was asked for.
@@ -119,6 +130,7 @@ impl Verified {
             target,
             checks: Err(problem),
             rollback: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -147,8 +159,36 @@ pub struct Context<'a> {
     pub state: &'a StateDir,
 }
 
-/// Verifies the password `report` stored, and rolls back if asked and rejected.
+/// Verifies the password `report` stored, and rolls back if asked and rejected; the
+/// outcome (and the rolled-back password's) is appended to the audit log.
 pub async fn after_rotation(
+    plan: Plan,
+    report: &RotationReport,
+    context: &Context<'_>,
+) -> Verified {
+    let mut verified = verify_and_roll_back(plan, report, context).await;
+    let record = |checks: Option<&Checks>| Recorded {
+        service: context.store.service(),
+        kind: report.provider,
+        entry: report.entry.current(),
+        outcome: checks.map_or(AuditOutcome::NotVerified, |c| c.verdict().audit_outcome()),
+        exit_code: checks.map_or(exit::NOT_VERIFIED, Checks::exit_code),
+        registrar: verified.target.as_ref().map(SipTarget::registrar),
+    };
+    let mut records = vec![record(verified.checks.as_ref().ok())];
+    if let Some(Rollback::Done { checks, .. }) = &verified.rollback {
+        records.push(record(Some(checks)));
+    }
+    let warnings: Vec<String> = records
+        .into_iter()
+        .filter_map(|r| verification::record(context.state, r).err())
+        .map(|e| format!("the verification is not in the audit log: {e}"))
+        .collect();
+    verified.warnings.extend(warnings);
+    verified
+}
+
+async fn verify_and_roll_back(
     plan: Plan,
     report: &RotationReport,
     context: &Context<'_>,
@@ -183,7 +223,9 @@ pub async fn after_rotation(
         }
     };
     let expected_rejected = previous.as_ref().filter(|_| plan.expect_rejected_previous);
-    let checks = target.check(password, expected_rejected).await;
+    let checks = target
+        .check_waiting(password, expected_rejected, plan.wait)
+        .await;
     let rollback = if checks.verified() || !plan.rollback {
         None
     } else {
@@ -194,6 +236,7 @@ pub async fn after_rotation(
         target: Some(target),
         checks: Ok(checks),
         rollback,
+        warnings: Vec::new(),
     }
 }
 
@@ -254,8 +297,6 @@ async fn roll_back(previous: SecretString, target: &SipTarget, context: &Context
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn options(username: Option<&str>, rollback: bool) -> VerifyOptions {
@@ -268,6 +309,7 @@ mod tests {
             },
             expect_rejected_previous: false,
             rollback,
+            wait: Duration::ZERO,
         }
     }
 
@@ -296,6 +338,7 @@ mod tests {
         Checks {
             current: crate::verification::tests::verification(outcome),
             previous: None,
+            tries: 1,
         }
     }
 
@@ -305,6 +348,7 @@ mod tests {
             target: None,
             checks,
             rollback,
+            warnings: Vec::new(),
         };
         let accepted = Ok(checks(Outcome::Accepted { bindings: 0 }));
         assert_eq!(verified(accepted, None).exit_code(), exit::SUCCESS);

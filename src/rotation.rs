@@ -288,6 +288,7 @@ fn audit_rotation(
         attempts: Some(attempts.count()),
         exit_code: code,
         username: report.username.as_deref(),
+        registrar: None,
     });
     if let Err(e) = audited {
         report.warnings.push(format!("audit log not written: {e}"));
@@ -379,6 +380,7 @@ impl<'a> Run<'a> {
             attempts: None,
             exit_code: exit::UNCONFIRMED,
             username: None,
+            registrar: None,
         });
         if let Err(e) = recorded {
             self.report

@@ -53,6 +53,9 @@ pub struct AuditRecord<'a> {
     /// The SIP username the provider returned (Telepath, Vobiz), for `verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<&'a str>,
+    /// The registrar a verification registered with (`verify` records only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<&'a str>,
 }
 
 /// How far in the future an audit record may be dated and still count as "now": clocks of
@@ -91,6 +94,21 @@ pub struct History {
     pub last_attempt: Option<Attempt>,
     /// The SIP username the provider returned most recently, if it ever did.
     pub username: Option<String>,
+    /// The last verification (`verify`, `rotate --verify`) in the log.
+    pub last_verification: Option<Verification>,
+    /// Whether a verification accepted the current password after the last successful
+    /// rotation (by log order: a rotation line resets it, a `verified` line sets it).
+    pub verified_since_rotation: bool,
+}
+
+/// One verification recorded in the audit log.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub time: jiff::Timestamp,
+    /// `verified`, `rejected`, `unreachable`, `not-verified`, `failed` (or one this
+    /// version does not know).
+    pub outcome: AuditOutcome,
+    pub registrar: Option<String>,
 }
 
 /// One rotation attempt recorded in the audit log.
@@ -256,6 +274,7 @@ impl StateDir {
             outcome: AuditOutcome,
             exit_code: ExitCode,
             username: Option<String>,
+            registrar: Option<String>,
         }
         let mut histories: HashMap<String, History> = HashMap::new();
         let Ok(file) = fs::File::open(self.audit_log()) else {
@@ -280,11 +299,21 @@ impl StateDir {
             if line.username.is_some() {
                 history.username = line.username;
             }
+            if line.action == AuditAction::Verify {
+                history.verified_since_rotation |= line.outcome == AuditOutcome::Verified;
+                history.last_verification = Some(Verification {
+                    time: line.time,
+                    outcome: line.outcome,
+                    registrar: line.registrar,
+                });
+                continue;
+            }
             if line.action != AuditAction::Rotate {
                 continue;
             }
             if line.outcome.is_rotation() {
                 history.last_rotated = Some(line.time);
+                history.verified_since_rotation = false;
             }
             history.last_attempt = Some(Attempt {
                 time: line.time,
@@ -653,6 +682,7 @@ mod tests {
                     attempts: Some(1),
                     exit_code: crate::error::exit::SUCCESS,
                     username: None,
+                    registrar: None,
                 })
                 .unwrap();
         }
@@ -777,6 +807,59 @@ mod tests {
         );
         assert!(history.last_rotated.is_some());
         assert_eq!(history.username.as_deref(), Some("sip-3"));
+    }
+
+    #[test]
+    fn the_last_verification_is_kept_and_a_rotation_makes_the_password_unverified() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        let write = |action: AuditAction, outcome: AuditOutcome, registrar: Option<&str>| {
+            state
+                .audit(&AuditRecord {
+                    time: jiff::Timestamp::now().to_string(),
+                    service: Some("siprot"),
+                    provider: "vobiz",
+                    entry: "vobiz/a",
+                    action,
+                    outcome,
+                    request_id: None,
+                    attempts: None,
+                    exit_code: crate::error::exit::SUCCESS,
+                    username: None,
+                    registrar,
+                })
+                .unwrap();
+        };
+        let history = || state.histories("siprot").remove("vobiz/a").unwrap();
+        write(AuditAction::Rotate, AuditOutcome::Rotated, None);
+        assert!(!history().verified_since_rotation);
+        assert!(history().last_verification.is_none());
+        let registrar = Some("sip:127.0.0.1:5060;transport=udp");
+        write(AuditAction::Verify, AuditOutcome::Verified, registrar);
+        write(AuditAction::Verify, AuditOutcome::Unreachable, registrar);
+        let h = history();
+        assert!(
+            h.verified_since_rotation,
+            "a later failed try takes nothing back"
+        );
+        let last = h.last_verification.unwrap();
+        assert_eq!(last.outcome, AuditOutcome::Unreachable);
+        assert_eq!(last.registrar.as_deref(), registrar);
+        assert!(h.last_rotated.is_some() && h.last_attempt.is_some());
+        write(AuditAction::Rotate, AuditOutcome::Failed, None);
+        assert!(
+            history().verified_since_rotation,
+            "a failed rotation changed nothing"
+        );
+        write(AuditAction::Rotate, AuditOutcome::Rotated, None);
+        assert!(!history().verified_since_rotation);
+        write(AuditAction::Verify, AuditOutcome::Rejected, registrar);
+        assert!(!history().verified_since_rotation);
+        let text = fs::read_to_string(state.audit_log()).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["action"], "verify");
+        assert_eq!(last["outcome"], "rejected");
+        assert_eq!(last["registrar"], "sip:127.0.0.1:5060;transport=udp");
     }
 
     #[test]

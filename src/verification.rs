@@ -1,16 +1,25 @@
 //! Verification, shared by `verify` and `rotate --verify`: who to register as and where
 //! ([`SipTarget`], from plain [`SipOptions`]), trying a password and, once it is accepted,
-//! the one before it ([`SipTarget::check`]), and what the answers mean ([`Checks`],
-//! [`Verdict`]). The SIP exchange itself is [`crate::sip`]; rendering is the commands'.
+//! the one before it ([`SipTarget::check`]), asking again while a registrar that has not
+//! learnt the new password yet rejects it ([`SipTarget::check_waiting`], `--verify-wait`),
+//! what the answers mean ([`Checks`], [`Verdict`]) and the audit line that remembers them
+//! ([`record`]). The SIP exchange itself is [`crate::sip`]; rendering is the commands'.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::{Error, ExitCode, Result, exit};
+use crate::interrupt;
 use crate::providers::ProviderKind;
 use crate::sip::{self, Credentials, Outcome, Registrar, Verification};
-use crate::state::StateDir;
+use crate::state::{AuditRecord, StateDir};
+
+/// The first pause before asking a registrar that rejected the password again; each
+/// pause doubles up to [`MAX_PAUSE`] (and never runs past the wait).
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// Where to verify and, as far as given, as whom.
 #[derive(Debug, Clone)]
@@ -103,7 +112,44 @@ impl SipTarget {
             (Some(previous), Outcome::Accepted { .. }) => Some(self.verify(previous).await),
             _ => None,
         };
-        Checks { current, previous }
+        Checks {
+            current,
+            previous,
+            tries: 1,
+        }
+    }
+
+    /// [`SipTarget::check`], asked again (after a pause that doubles from 0.5 s up to
+    /// 5 s) while the registrar rejects the current password and `wait` has not passed
+    /// since the first try; the last try is at the end of `wait`. Any other answer ends
+    /// it at once: an unreachable registrar is never asked again, so no try runs past
+    /// its own timeout. A signal ends the wait too. `wait` zero: one try.
+    pub async fn check_waiting(
+        &self,
+        current: &SecretString,
+        previous: Option<&SecretString>,
+        wait: Duration,
+    ) -> Checks {
+        let started = Instant::now();
+        let mut pause = FIRST_PAUSE;
+        let mut tries = 1;
+        loop {
+            let mut checks = self.check(current, previous).await;
+            checks.tries = tries;
+            let left = wait.saturating_sub(started.elapsed());
+            if checks.current.outcome != Outcome::Rejected
+                || left.is_zero()
+                || interrupt::received().is_some()
+            {
+                return checks;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause.min(left)) => {}
+                () = interrupt::signalled() => return checks,
+            }
+            pause = (pause * 2).min(MAX_PAUSE);
+            tries += 1;
+        }
     }
 
     async fn verify(&self, password: &SecretString) -> Verification {
@@ -134,6 +180,8 @@ pub struct Checks {
     pub current: Verification,
     /// Tried only when asked for and the current password was accepted.
     pub previous: Option<Verification>,
+    /// How many times the registrar was asked (more than one with `--verify-wait`).
+    pub tries: u32,
 }
 
 /// What [`Checks`] amount to.
@@ -152,6 +200,17 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The outcome of its audit line.
+    pub fn audit_outcome(self) -> AuditOutcome {
+        match self {
+            Verdict::Verified => AuditOutcome::Verified,
+            Verdict::Rejected => AuditOutcome::Rejected,
+            Verdict::Unreachable => AuditOutcome::Unreachable,
+            Verdict::NotVerified => AuditOutcome::NotVerified,
+            Verdict::Failed => AuditOutcome::Failed,
+        }
+    }
+
     /// 0 verified, 5 rejected, 7 unreachable, 10 not verified, 1 failed.
     pub fn exit_code(self) -> ExitCode {
         match self {
@@ -206,6 +265,37 @@ impl Checks {
     }
 }
 
+/// What one verification of a credential amounts to, for its audit line.
+#[derive(Debug, Clone)]
+pub struct Recorded<'a> {
+    pub service: &'a str,
+    pub kind: ProviderKind,
+    /// The credential's store entry (its current password's name).
+    pub entry: &'a str,
+    pub outcome: AuditOutcome,
+    pub exit_code: ExitCode,
+    pub registrar: Option<&'a Registrar>,
+}
+
+/// Appends a `verify` line to the audit log, so that `status` can show the last
+/// verification and whether the current password was verified since its rotation.
+pub fn record(state: &StateDir, recorded: Recorded<'_>) -> Result<()> {
+    let registrar = recorded.registrar.map(ToString::to_string);
+    state.audit(&AuditRecord {
+        time: jiff::Timestamp::now().to_string(),
+        service: Some(recorded.service),
+        provider: recorded.kind.name(),
+        entry: recorded.entry,
+        action: AuditAction::Verify,
+        outcome: recorded.outcome,
+        request_id: None,
+        attempts: None,
+        exit_code: recorded.exit_code,
+        username: None,
+        registrar: registrar.as_deref(),
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -226,6 +316,7 @@ pub(crate) mod tests {
         Checks {
             current: verification(current),
             previous: previous.map(verification),
+            tries: 1,
         }
     }
 

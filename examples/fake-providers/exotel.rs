@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    Fake, FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, basic_credentials, conn_of,
-    json_response, remember, with_allow,
+    Fake, FakeConfig, FakeProvider, FakeProviders, MAX_BODY, Outcome, Store, basic_credentials,
+    conn_of, json_response, remember, with_allow, write_sip_users,
 };
 
 /// Path prefix of the Exotel API on the fake.
@@ -31,6 +31,21 @@ const POLICY: &str = "The SIP password must contain at least 8 characters and at
 
 /// User uuid -> device id -> password.
 pub(super) type Users = HashMap<String, HashMap<String, String>>;
+
+/// Every device's `(SIP username, password)` for the shared SIP user table: Exotel's API
+/// returns no SIP username, so the fake names a device `{uuid}-{device}` at its registrar
+/// (an inventory entry gives it as `sip_username`).
+fn sip_users(store: &mut Store) -> Vec<(String, String)> {
+    let users: &Users = store.state();
+    users
+        .iter()
+        .flat_map(|(uuid, devices)| {
+            devices
+                .iter()
+                .map(move |(device, password)| (format!("{uuid}-{device}"), password.clone()))
+        })
+        .collect()
+}
 
 /// The environment pointing siprot at this fake bound to `addr`.
 pub(super) fn environment(config: &FakeConfig, addr: SocketAddr) -> Vec<(&'static str, String)> {
@@ -57,7 +72,7 @@ impl FakeProvider {
         name: "exotel",
         routes,
         environment,
-        sip_users: |_| Vec::new(),
+        sip_users,
     });
 }
 
@@ -77,6 +92,7 @@ impl FakeProviders {
             .entry(uuid.to_owned())
             .or_default()
             .insert(device.to_owned(), password.to_owned());
+        write_sip_users(&mut store);
     }
 
     /// The live SIP password of an Exotel user's device.
@@ -151,6 +167,7 @@ impl FakeProviders {
         }
         stored.clone_from(&password);
         remember(&mut store.secrets, &password);
+        write_sip_users(&mut store);
         Outcome::committed(envelope("PUT", StatusCode::OK, None))
     }
 }

@@ -323,8 +323,8 @@ impl FakeProviders {
 
     /// Keeps a Kamailio db_text `subscriber` table at `path` in step with the live
     /// passwords, as a provider's own registrar would be: every Telepath trunk (by its
-    /// `sip_username`) and every enabled Vobiz credential (by its `username`). Exotel
-    /// returns no SIP username, so its devices are not in it. Written now and after every
+    /// `sip_username`), every enabled Vobiz credential (by its `username`) and every Exotel
+    /// device (as `{uuid}-{device}`: Exotel returns no SIP username). Written now and after every
     /// change, each time with a later modification time (db_text rereads a table when
     /// its mtime, in whole seconds, changes).
     pub fn share_sip_users(&self, path: &std::path::Path) {

@@ -1,6 +1,9 @@
 //! `siprot rotate --inventory`: rotates a fleet and reports it as a progress bar and a
-//! summary (or JSON Lines: one object per credential, then a summary object).
+//! summary (or JSON Lines: one object per credential, then a summary object). With
+//! `--verify`, each entry that names a registrar is verified after its rotation and the
+//! summary counts verified, rejected, unreachable and unverified credentials.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,21 +13,30 @@ use serde::Serialize;
 
 use crate::cli::RotateArgs;
 use crate::commands::block_on;
+use crate::commands::rotate_verify;
+use crate::commands::verify::{self as verify_command, VerificationJson};
 use crate::config::ConnectOptions;
 use crate::error::{Error, ExitCode, Result, exit};
-use crate::fleet::{self, FleetOptions, FleetResult, Outcome};
+use crate::fleet::{self, FleetOptions, FleetResult, FleetVerification, Outcome};
 use crate::interrupt;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
 use crate::providers::ProviderKind;
+use crate::rollback::Plan;
 use crate::state::StateDir;
 use crate::store::EntryName;
+use crate::verification::Verdict;
 
 pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let inventory = Inventory::load(path)?;
     let selected = inventory.select(args.provider, &args.tag);
     let state = StateDir::locate()?;
-    let options = fleet_options(&args);
+    let verify = rotate_verify::check_fleet(&args)?;
+    let mut options = fleet_options(&args);
+    if verify {
+        let service = args.store.service(Some(&inventory))?;
+        options.verify = Some(plans(&args, &selected, &state, &service)?);
+    }
     let connect_options = ConnectOptions {
         base_url: None,
         http: args.net.http.config(),
@@ -33,6 +45,9 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let progress = progress_bar(selected.len(), args.json);
     let started = Instant::now();
     let mut tally = Tally::default();
+    if verify && !args.dry_run {
+        tally.summary.verification = Some(VerifyCounts::default());
+    }
     if !args.dry_run {
         interrupt::catch()?;
     }
@@ -63,7 +78,41 @@ fn fleet_options(args: &RotateArgs) -> FleetOptions {
             .map_or(fleet::DEFAULT_CONCURRENCY, usize::from),
         if_older_than: args.if_older_than,
         dry_run: args.dry_run,
+        verify: None,
     }
+}
+
+/// The verify step of every selected entry that names a registrar, by line, checked
+/// before anything is sent. The SIP username the audit log knows is read once for all.
+fn plans(
+    args: &RotateArgs,
+    selected: &[&InventoryEntry],
+    state: &StateDir,
+    service: &str,
+) -> Result<HashMap<usize, Plan>> {
+    let histories = state.histories(service);
+    let mut plans = HashMap::new();
+    for entry in selected {
+        let mut entry = (*entry).clone();
+        if entry.sip_username.is_none()
+            && let Ok(name) = entry.provider.entry_name(&entry.credential)
+        {
+            entry.sip_username = histories
+                .get(name.current())
+                .and_then(|h| h.username.clone());
+        }
+        let plan = rotate_verify::fleet_plan(args, &entry, state, service).map_err(|e| {
+            Error::Config(format!(
+                "{}:{}: {e}",
+                args.inventory.as_deref().unwrap_or(Path::new("")).display(),
+                entry.line
+            ))
+        })?;
+        if let Some(plan) = plan {
+            plans.insert(entry.line, plan);
+        }
+    }
+    Ok(plans)
 }
 
 /// What the run gathers from each credential's result, for the summary.
@@ -84,6 +133,14 @@ impl Tally {
     fn record(&mut self, result: &FleetResult<'_>, json: bool, progress: &ProgressBar) {
         self.summary.count(result);
         progress.inc(1);
+        if let FleetVerification::Done(verified) = &result.verification {
+            for warning in &verified.warnings {
+                output::warning(warning);
+            }
+        }
+        if !json && let Some(problem) = verification_problem(result) {
+            self.problems.push((result.entry.line, problem));
+        }
         if !json && let Some(note) = clock_skew_note(result) {
             self.notes.push((result.entry.line, note));
         }
@@ -114,6 +171,16 @@ impl Tally {
             return Err(error);
         }
         self.summary.elapsed = started.elapsed();
+        // A rotation's failure (9 first) says more than a missing verification.
+        if self.summary.exit_code == exit::SUCCESS
+            && self
+                .summary
+                .verification
+                .as_ref()
+                .is_some_and(|v| v.unverified() > 0)
+        {
+            self.summary.exit_code = exit::NOT_VERIFIED;
+        }
         self.summary.exit_code = interrupt::final_code(self.summary.exit_code);
         if args.json {
             output::json(&SummaryJson::new(&self.summary))?;
@@ -130,6 +197,71 @@ impl Tally {
         }
         Ok(self.summary.exit_code)
     }
+}
+
+/// What a credential's verification found, in words (and the registrar), or `None` when
+/// it was verified or not asked for.
+fn verification_verdict(result: &FleetResult<'_>) -> Option<(&'static str, String)> {
+    match &result.verification {
+        FleetVerification::NotAsked => None,
+        FleetVerification::NoRegistrar => Some((
+            "no-registrar",
+            "not verified: its entry names no registrar".to_owned(),
+        )),
+        FleetVerification::NotRun(why) => Some(("not-run", format!("not verified: {why}"))),
+        FleetVerification::Done(verified) => {
+            let registrar = verified
+                .target
+                .as_ref()
+                .map(|t| t.registrar().to_string())
+                .unwrap_or_default();
+            match &verified.checks {
+                Ok(checks) if checks.verified() => Some(("verified", String::new())),
+                Ok(checks) => Some((
+                    verdict_name(checks.verdict()),
+                    format!(
+                        "not verified at {registrar}: {}{}",
+                        checks.failure_reason(),
+                        tries(checks.tries)
+                    ),
+                )),
+                Err(problem) => Some(("not-verified", format!("not verified: {problem}"))),
+            }
+        }
+    }
+}
+
+/// The verdict's name, as in the audit log.
+fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Verified => "verified",
+        Verdict::Rejected => "rejected",
+        Verdict::Unreachable => "unreachable",
+        Verdict::NotVerified => "not-verified",
+        Verdict::Failed => "failed",
+    }
+}
+
+/// ` (after N tries)` when the registrar was asked more than once.
+fn tries(n: u32) -> String {
+    if n > 1 {
+        format!(" (after {n} tries)")
+    } else {
+        String::new()
+    }
+}
+
+/// The summary's line for a credential that was rotated but not verified.
+fn verification_problem(result: &FleetResult<'_>) -> Option<String> {
+    let (kind, why) = verification_verdict(result)?;
+    (kind != "verified").then(|| {
+        format!(
+            "{} {} (line {}): rotated and stored, {why}",
+            result.entry.provider,
+            result.entry.credential.display(),
+            result.entry.line
+        )
+    })
 }
 
 /// The note for a credential whose last rotation is dated in the future.
@@ -179,14 +311,60 @@ struct Summary {
     needs_recovery: usize,
     /// Not started (or stopped before the request) because of SIGINT, SIGTERM or SIGHUP.
     not_attempted: usize,
+    /// With `--verify` (not on a dry run): what the rotated credentials' verifications found.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    verification: Option<VerifyCounts>,
     exit_code: ExitCode,
     #[serde(skip)]
     elapsed: Duration,
 }
 
+/// The verifications of a fleet's rotated credentials, each counted once.
+#[derive(Default, Serialize)]
+struct VerifyCounts {
+    /// The registrar accepted the new password.
+    verified: usize,
+    /// The registrar refused it (after `--verify-wait`, if given).
+    rejected: usize,
+    /// No answer, or the registrar said it is unavailable.
+    unreachable: usize,
+    /// Anything else: not asked for a password, the previous password still registers,
+    /// another answer, a check that could not start, or a signal came first.
+    not_verified: usize,
+    /// Rotated, but the entry names no registrar.
+    no_registrar: usize,
+}
+
+impl VerifyCounts {
+    fn count(&mut self, verification: &FleetVerification) {
+        match verification {
+            FleetVerification::NotAsked => {}
+            FleetVerification::NoRegistrar => self.no_registrar += 1,
+            FleetVerification::NotRun(_) => self.not_verified += 1,
+            FleetVerification::Done(verified) => match &verified.checks {
+                Ok(checks) => match checks.verdict() {
+                    Verdict::Verified => self.verified += 1,
+                    Verdict::Rejected => self.rejected += 1,
+                    Verdict::Unreachable => self.unreachable += 1,
+                    Verdict::NotVerified | Verdict::Failed => self.not_verified += 1,
+                },
+                Err(_) => self.not_verified += 1,
+            },
+        }
+    }
+
+    /// Rotated credentials that were not verified, for whatever reason.
+    fn unverified(&self) -> usize {
+        self.rejected + self.unreachable + self.not_verified + self.no_registrar
+    }
+}
+
 impl Summary {
     fn count(&mut self, result: &FleetResult<'_>) {
         self.total += 1;
+        if let Some(counts) = &mut self.verification {
+            counts.count(&result.verification);
+        }
         match &result.outcome {
             Outcome::Done(_) => self.rotated += 1,
             Outcome::Skipped { .. } => self.skipped += 1,
@@ -231,6 +409,17 @@ fn print_summary(
     ] {
         output::line(&format!("  {label:<28} {count:>6}"))?;
     }
+    if let Some(v) = &summary.verification {
+        for (label, count) in [
+            ("verified", v.verified),
+            ("rejected by the registrar", v.rejected),
+            ("registrar unreachable", v.unreachable),
+            ("not verified (other)", v.not_verified),
+            ("no registrar (not verified)", v.no_registrar),
+        ] {
+            output::line(&format!("  {label:<28} {count:>6}"))?;
+        }
+    }
     for (_, problem) in problems {
         output::line(&format!("  - {problem}"))?;
     }
@@ -246,7 +435,16 @@ fn print_summary(
     if summary.needs_recovery > 0 {
         output::line("run `siprot recover` to finish the rotations that need recovery")?;
     }
-    if summary.exit_code != exit::SUCCESS {
+    if summary.exit_code == exit::NOT_VERIFIED
+        && let Some(v) = &summary.verification
+    {
+        output::error_line(&format!(
+            "{} of {} rotated credential(s) were not verified (exit 10): the new passwords \
+             are stored; see the summary on standard output",
+            v.unverified(),
+            summary.rotated
+        ));
+    } else if summary.exit_code != exit::SUCCESS {
         output::error_line(&format!(
             "{} of {} credential(s) were not rotated (exit {}): see the summary on standard output",
             summary.failed + summary.needs_recovery + summary.not_attempted,
@@ -283,6 +481,16 @@ struct CredentialJson<'a> {
     clock_skew_seconds: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// With `--verify`, for a rotated credential: `verified`, `rejected`,
+    /// `unreachable`, `not-verified`, `failed`, `no-registrar` or `not-run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification_result: Option<&'static str>,
+    /// Where and as whom, and what the registrar said (as `rotate --verify --json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<VerificationJson<'a>>,
+    /// Why it is not verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification_problem: Option<String>,
 }
 
 impl<'a> CredentialJson<'a> {
@@ -302,7 +510,19 @@ impl<'a> CredentialJson<'a> {
             last_rotated: None,
             clock_skew_seconds: None,
             error: None,
+            verification_result: None,
+            verification: None,
+            verification_problem: None,
         };
+        if let Some((result_name, problem)) = verification_verdict(result) {
+            json.verification_result = Some(result_name);
+            json.verification_problem = Some(problem).filter(|p| !p.is_empty());
+        }
+        if let FleetVerification::Done(verified) = &result.verification
+            && let (Some(target), Ok(checks)) = (&verified.target, &verified.checks)
+        {
+            json.verification = Some(verify_command::json(checks, target));
+        }
         if let Some(skew) = &result.clock_skew {
             json.last_rotated = Some(skew.last_rotated.to_string());
             json.clock_skew_seconds = Some(skew.ahead.as_secs());

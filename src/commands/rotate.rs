@@ -169,6 +169,9 @@ fn render(
     for warning in &report.warnings {
         output::warning(warning);
     }
+    for warning in verified.iter().flat_map(|v| &v.warnings) {
+        output::warning(warning);
+    }
     let code = interrupt::final_code(verified.map_or(exit::SUCCESS, Verified::exit_code));
     if args.json {
         let mut json = RotateJson::new(report, args.show_password);

@@ -1,13 +1,16 @@
 //! The `--verify` step of `rotate`, as the command sees it: the `--verify` options turned
 //! into a [`crate::rollback::Plan`] (checked before anything is sent), and what
 //! [`crate::rollback::after_rotation`] found, rendered as lines and as the fields of
-//! `rotate --json`. Verifying and rolling back are [`crate::rollback`]'s.
+//! `rotate --json`; for a fleet, the `--verify` options checked (`check_fleet`) and
+//! each entry's plan from its inventory keys (`fleet_plan`). Verifying and rolling back
+//! are [`crate::rollback`]'s.
 
 use serde::Serialize;
 
 use crate::cli::RotateArgs;
 use crate::commands::verify::{self, VerificationJson};
 use crate::error::{Error, Result, exit};
+use crate::inventory::InventoryEntry;
 use crate::providers::ProviderKind;
 use crate::rollback::{Plan, Rollback, Verified, VerifyOptions};
 use crate::rotation::RotationReport;
@@ -24,18 +27,16 @@ pub(crate) fn plan(
     entry: &str,
 ) -> Result<Option<Plan>> {
     let Some(registrar) = args.verify.clone() else {
-        if args.sip.username.is_some()
-            || args.sip.domain.is_some()
-            || args.expect_rejected_previous
-            || args.rollback_on_verify_failure
-        {
-            return Err(Error::Usage(
-                "--username, --domain, --expect-rejected-previous and \
-                 --rollback-on-verify-failure go with --verify"
-                    .into(),
-            ));
-        }
+        refuse_options_without_verify(args)?;
         return Ok(None);
+    };
+    let Some(registrar) = registrar else {
+        return Err(Error::Usage(
+            "--verify needs the registrar's URI for one credential: --verify \
+             sip:HOST[:PORT][;transport=udp|tcp] (--verify alone is for --inventory, whose \
+             entries name their registrar)"
+                .into(),
+        ));
     };
     let options = VerifyOptions {
         sip: SipOptions {
@@ -46,8 +47,77 @@ pub(crate) fn plan(
         },
         expect_rejected_previous: args.expect_rejected_previous,
         rollback: args.rollback_on_verify_failure,
+        wait: args.verify_wait,
     };
     Plan::new(options, kind, state, service, entry).map(Some)
+}
+
+/// The `--verify` options are refused without `--verify`.
+fn refuse_options_without_verify(args: &RotateArgs) -> Result<()> {
+    if args.sip.username.is_some()
+        || args.sip.domain.is_some()
+        || args.expect_rejected_previous
+        || args.rollback_on_verify_failure
+        || !args.verify_wait.is_zero()
+    {
+        return Err(Error::Usage(
+            "--username, --domain, --expect-rejected-previous, --verify-wait and \
+             --rollback-on-verify-failure go with --verify"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the `--verify` options of a fleet (`rotate --inventory`) before anything is
+/// sent: `--verify` takes no URI there (each entry names its registrar), and the username,
+/// domain and rollback are not fleet options. Whether the fleet verifies.
+pub(crate) fn check_fleet(args: &RotateArgs) -> Result<bool> {
+    match &args.verify {
+        None => refuse_options_without_verify(args).map(|()| false),
+        Some(Some(_)) => Err(Error::Usage(
+            "with --inventory, --verify takes no URI: each entry names its registrar \
+             (`registrar = \"sip:...\"` in the entry, or before the first table for all)"
+                .into(),
+        )),
+        Some(None)
+            if args.sip.username.is_some()
+                || args.sip.domain.is_some()
+                || args.rollback_on_verify_failure =>
+        {
+            Err(Error::Usage(
+                "with --inventory, give `sip_username` and `domain` in the inventory; \
+                 --rollback-on-verify-failure is for one credential"
+                    .into(),
+            ))
+        }
+        Some(None) => Ok(true),
+    }
+}
+
+/// The verify step of one fleet entry that names a registrar; `None` when it names none.
+pub(crate) fn fleet_plan(
+    args: &RotateArgs,
+    entry: &InventoryEntry,
+    state: &StateDir,
+    service: &str,
+) -> Result<Option<Plan>> {
+    let Some(registrar) = entry.registrar.clone() else {
+        return Ok(None);
+    };
+    let name = entry.provider.entry_name(&entry.credential)?;
+    let options = VerifyOptions {
+        sip: SipOptions {
+            registrar,
+            username: entry.sip_username.clone(),
+            domain: entry.domain.clone(),
+            timeout: args.verify_timeout,
+        },
+        expect_rejected_previous: args.expect_rejected_previous,
+        rollback: false,
+        wait: args.verify_wait,
+    };
+    Plan::new(options, entry.provider, state, service, name.current()).map(Some)
 }
 
 /// The `--verify` part of `rotate --json`.

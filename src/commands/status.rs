@@ -1,5 +1,7 @@
 //! `siprot status`: what the audit log, the keyring and the recovery directory say
-//! about each credential of the inventory. Reads only; never reads a secret.
+//! about each credential of the inventory: its rotations, its last verification
+//! (`verify`, `rotate --verify`) and whether its current password was verified since
+//! its last rotation. Reads only; never reads a secret.
 
 use std::collections::BTreeSet;
 
@@ -57,6 +59,7 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
         .collect();
     let overdue = rows.iter().filter(|r| r.overdue).count();
     let needs_recovery = rows.iter().filter(|r| r.needs_recovery()).count();
+    let unverified = rows.iter().filter(|r| r.unverified).count();
     if args.json {
         output::json(&StatusJson {
             inventory: args.inventory.display().to_string(),
@@ -64,10 +67,11 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
             total: rows.len(),
             overdue,
             needs_recovery,
+            unverified,
             credentials: &rows,
         })?;
     } else {
-        print_table(&rows, overdue, needs_recovery)?;
+        print_table(&rows, overdue, needs_recovery, unverified)?;
     }
     Ok(exit::SUCCESS)
 }
@@ -97,6 +101,15 @@ struct Row {
     /// `None` when the keyring could not be listed.
     pending: Option<bool>,
     recovery_file: bool,
+    /// The time of the last verification (`verify`, `rotate --verify`), if any.
+    last_verified: Option<String>,
+    /// Its outcome: `verified`, `rejected`, `unreachable`, `not-verified` or `failed`.
+    last_verification: Option<AuditOutcome>,
+    /// The registrar it registered with.
+    last_verification_registrar: Option<String>,
+    /// Rotated, and no verification accepted the current password since its last
+    /// rotation (never verified, or only rejected, unreachable, ...).
+    unverified: bool,
     /// The command that settles what needs attention, if anything does.
     next_step: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,6 +143,10 @@ impl Row {
             outcome_unknown: false,
             pending: None,
             recovery_file: false,
+            last_verified: None,
+            last_verification: None,
+            last_verification_registrar: None,
+            unverified: false,
             next_step: None,
             error: None,
         };
@@ -143,6 +160,12 @@ impl Row {
         let history = histories.get(name.current()).cloned().unwrap_or_default();
         let age = history.last_rotated.map(|at| RecordAge::of(at, now));
         row.last_rotated = history.last_rotated.map(|t| t.to_string());
+        if let Some(verification) = &history.last_verification {
+            row.last_verified = Some(verification.time.to_string());
+            row.last_verification = Some(verification.outcome.clone());
+            row.last_verification_registrar = verification.registrar.clone();
+        }
+        row.unverified = history.last_rotated.is_some() && !history.verified_since_rotation;
         match age {
             Some(RecordAge::Known(age)) => row.age_seconds = Some(age.as_secs()),
             Some(RecordAge::Future(ahead)) => row.clock_skew_seconds = Some(ahead.as_secs()),
@@ -214,6 +237,9 @@ impl Row {
         if self.overdue {
             notes.push("overdue".into());
         }
+        if self.unverified {
+            notes.push("not verified since its rotation".into());
+        }
         if self
             .last_outcome
             .as_ref()
@@ -237,10 +263,17 @@ struct StatusJson<'a> {
     total: usize,
     overdue: usize,
     needs_recovery: usize,
+    /// Credentials whose current password was not verified since its last rotation.
+    unverified: usize,
     credentials: &'a [Row],
 }
 
-fn print_table(rows: &[Row], overdue: usize, needs_recovery: usize) -> Result<()> {
+fn print_table(
+    rows: &[Row],
+    overdue: usize,
+    needs_recovery: usize,
+    unverified: usize,
+) -> Result<()> {
     let width = rows
         .iter()
         .map(|r| display(r).chars().count())
@@ -248,8 +281,8 @@ fn print_table(rows: &[Row], overdue: usize, needs_recovery: usize) -> Result<()
         .unwrap_or(10)
         .max(10);
     output::line(&format!(
-        "{:<9} {:<width$} {:<21} {:>7} {:>7}  STATE",
-        "PROVIDER", "CREDENTIAL", "LAST ROTATED", "AGE", "MAX AGE"
+        "{:<9} {:<width$} {:<21} {:>7} {:>7}  {:<30}  STATE",
+        "PROVIDER", "CREDENTIAL", "LAST ROTATED", "AGE", "MAX AGE", "LAST VERIFIED"
     ))?;
     for row in rows {
         let last = row
@@ -257,8 +290,15 @@ fn print_table(rows: &[Row], overdue: usize, needs_recovery: usize) -> Result<()
             .as_deref()
             .map(|t| t.chars().take(19).collect::<String>() + "Z")
             .unwrap_or_else(|| "never".to_owned());
+        let verified = match (&row.last_verification, &row.last_verified) {
+            (Some(outcome), Some(time)) => {
+                let time: String = time.chars().take(16).collect();
+                format!("{outcome} {time}Z")
+            }
+            _ => "never".to_owned(),
+        };
         output::line(&format!(
-            "{:<9} {:<width$} {:<21} {:>7} {:>7}  {}",
+            "{:<9} {:<width$} {:<21} {:>7} {:>7}  {verified:<30}  {}",
             row.provider,
             display(row),
             last,
@@ -270,7 +310,8 @@ fn print_table(rows: &[Row], overdue: usize, needs_recovery: usize) -> Result<()
         ))?;
     }
     output::line(&format!(
-        "{} credential(s): {overdue} overdue, {needs_recovery} need recovery",
+        "{} credential(s): {overdue} overdue, {needs_recovery} need recovery, {unverified} not \
+         verified since their last rotation",
         rows.len()
     ))
 }

@@ -47,6 +47,7 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<ExitCode> {
         request_id: result.as_ref().ok().and_then(|t| t.request_id.as_deref()),
         attempts: Some(attempts.count()),
         username: result.as_ref().ok().and_then(|t| t.username.as_deref()),
+        registrar: None,
         exit_code: result
             .as_ref()
             .map_or_else(Error::exit_code, |_| exit::SUCCESS),

@@ -1,8 +1,9 @@
 //! `siprot verify`: registers the stored password with a SIP registrar (a binding query)
 //! and reports whether it was accepted; with `--expect-rejected-previous`, also that the
-//! `#previous` password no longer is. The checks are [`crate::verification`]'s; this
-//! module reads the passwords and renders the result, and `rotate --verify` renders its
-//! checks with the same `human_lines` and `json`.
+//! `#previous` password no longer is; with `--wait`, asks again while the registrar
+//! rejects the password. The outcome is appended to the audit log (for `status`). The
+//! checks are [`crate::verification`]'s; this module reads the passwords and renders the
+//! result, and `rotate --verify` renders its checks with the same `human_lines` and `json`.
 
 use serde::Serialize;
 
@@ -14,7 +15,7 @@ use crate::providers::{CredentialRef, ProviderKind};
 use crate::sip::{Outcome, Verification};
 use crate::state::StateDir;
 use crate::store::Slot;
-use crate::verification::{self, Checks, SipOptions, SipTarget};
+use crate::verification::{self, Checks, Recorded, SipOptions, SipTarget};
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let kind = args.provider.provider;
@@ -44,7 +45,26 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
         } else {
             None
         };
-        Ok((target.check(&current, previous.as_ref()).await, target))
+        let checks = target
+            .check_waiting(&current, previous.as_ref(), args.wait)
+            .await;
+        let recorded = verification::record(
+            &state,
+            Recorded {
+                service: store.service(),
+                kind,
+                entry: name.current(),
+                outcome: checks.verdict().audit_outcome(),
+                exit_code: checks.exit_code(),
+                registrar: Some(target.registrar()),
+            },
+        );
+        if let Err(error) = recorded {
+            output::warning(&format!(
+                "the verification is not in the audit log: {error}"
+            ));
+        }
+        Ok((checks, target))
     })?;
     let code = checks.exit_code();
     if args.json {
@@ -80,6 +100,7 @@ pub(crate) fn json<'a>(checks: &'a Checks, target: &'a SipTarget) -> Verificatio
         domain: target.domain(),
         current: Checked::from(&checks.current),
         previous: checks.previous.as_ref().map(Checked::from),
+        tries: checks.tries,
     }
 }
 
@@ -112,6 +133,14 @@ pub(crate) fn human_lines(
             format!("{}: {problem}", c.outcome.name())
         }
     }];
+    if checks.tries > 1 {
+        lines.push(format!(
+            "asked {} times: the registrar rejected the first {} (waiting for it to learn \
+             the password)",
+            checks.tries,
+            checks.tries - 1
+        ));
+    }
     if let Some(p) = &checks.previous {
         lines.push(match &p.outcome {
             Outcome::Rejected => {
@@ -164,6 +193,8 @@ pub(crate) struct VerificationJson<'a> {
     /// With `--expect-rejected-previous`, once the current password was accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
     previous: Option<Checked>,
+    /// How many times the registrar was asked (more than one with a wait).
+    tries: u32,
 }
 
 /// One password's verification, as printed.

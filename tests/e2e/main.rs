@@ -10,6 +10,7 @@ mod conformance;
 mod duplicates;
 mod exotel;
 mod fleet;
+mod fleet_verify;
 mod generate;
 mod hostile;
 mod inventory;
