@@ -261,6 +261,9 @@ fn measure(
         concurrency: args.concurrency,
         if_older_than: None,
         dry_run: false,
+        exec: None,
+        default_exec: None,
+        exec_timeout: siprot::hook::DEFAULT_TIMEOUT,
     };
     let connect_options = ConnectOptions {
         base_url: None,

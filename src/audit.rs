@@ -22,6 +22,9 @@ pub enum AuditAction {
     Enable,
     /// `siprot disable`.
     Disable,
+    /// The post-rotation hook (`rotate --exec`, an inventory's `exec`, `siprot exec`):
+    /// its outcome is `ok`, `failed` or `timed-out`.
+    Hook,
     /// An action this version does not know, as written.
     Other(String),
 }
@@ -45,6 +48,10 @@ pub enum AuditOutcome {
     InProgress,
     /// A rotation stopped by a signal before its request was sent.
     Interrupted,
+    /// A hook that exited 0.
+    Ok,
+    /// A hook still running at its timeout (its process group was killed).
+    TimedOut,
     /// An outcome this version does not know, as written.
     Other(String),
 }
@@ -55,6 +62,7 @@ impl AuditAction {
             AuditAction::Rotate => "rotate",
             AuditAction::Enable => "enable",
             AuditAction::Disable => "disable",
+            AuditAction::Hook => "hook",
             AuditAction::Other(other) => other,
         }
     }
@@ -64,6 +72,7 @@ impl AuditAction {
             "rotate" => AuditAction::Rotate,
             "enable" => AuditAction::Enable,
             "disable" => AuditAction::Disable,
+            "hook" => AuditAction::Hook,
             other => AuditAction::Other(other.to_owned()),
         }
     }
@@ -79,6 +88,8 @@ impl AuditOutcome {
             AuditOutcome::Unconfirmed => "unconfirmed",
             AuditOutcome::InProgress => "in-progress",
             AuditOutcome::Interrupted => "interrupted",
+            AuditOutcome::Ok => "ok",
+            AuditOutcome::TimedOut => "timed-out",
             AuditOutcome::Other(other) => other,
         }
     }
@@ -92,6 +103,8 @@ impl AuditOutcome {
             "unconfirmed" => AuditOutcome::Unconfirmed,
             "in-progress" => AuditOutcome::InProgress,
             "interrupted" => AuditOutcome::Interrupted,
+            "ok" => AuditOutcome::Ok,
+            "timed-out" => AuditOutcome::TimedOut,
             other => AuditOutcome::Other(other.to_owned()),
         }
     }
@@ -147,6 +160,8 @@ mod tests {
             (AuditOutcome::Unconfirmed, "unconfirmed"),
             (AuditOutcome::InProgress, "in-progress"),
             (AuditOutcome::Interrupted, "interrupted"),
+            (AuditOutcome::Ok, "ok"),
+            (AuditOutcome::TimedOut, "timed-out"),
         ];
         for (outcome, text) in known {
             let json = serde_json::to_string(&outcome).unwrap();
@@ -160,6 +175,7 @@ mod tests {
             (AuditAction::Rotate, "rotate"),
             (AuditAction::Enable, "enable"),
             (AuditAction::Disable, "disable"),
+            (AuditAction::Hook, "hook"),
         ] {
             let json = serde_json::to_string(&action).unwrap();
             assert_eq!(json, format!("\"{text}\""));

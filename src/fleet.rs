@@ -12,6 +12,11 @@
 //! credential: the rotations in flight finish (or stop before their request), and every
 //! credential not started is reported as [`Outcome::NotAttempted`].
 //!
+//! With a hook (`--exec`, or the inventory's `exec`: [`FleetOptions::hook_of`]) each
+//! credential's hook runs right after its rotation stored the new password, inside that
+//! credential's task, so the per-provider bound holds for hooks too; a failed hook marks
+//! its credential ([`FleetResult::exit_code`] 11) and touches nothing else.
+//!
 //! A last rotation dated in the future beyond [`crate::state::FUTURE_TOLERANCE`] (a clock
 //! that ran ahead, or a forged audit line) gives no age to compare with a maximum age:
 //! the credential is rotated as overdue and its result says why ([`ClockSkew`]).
@@ -22,12 +27,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::{Error, ExitCode, exit};
+use crate::hook::{self, HookContext, HookRun, HookSpec};
 use crate::http::Attempts;
 use crate::interrupt::{self, Signal};
 use crate::inventory::InventoryEntry;
 use crate::providers::{Provider, ProviderKind};
 use crate::recovery::Connect;
-use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
+use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
 use crate::state::{RecordAge, StateDir};
 use crate::store::{EntryName, SecretStore};
 
@@ -42,6 +48,34 @@ pub struct FleetOptions {
     /// Skip credentials rotated more recently than this (beats each entry's `max_age`).
     pub if_older_than: Option<jiff::SignedDuration>,
     pub dry_run: bool,
+    /// `--exec`: the hook of every credential (beats the inventory's).
+    pub exec: Option<String>,
+    /// The inventory's file-wide `exec`, for entries without their own.
+    pub default_exec: Option<String>,
+    /// `--exec-timeout`.
+    pub exec_timeout: std::time::Duration,
+}
+
+impl FleetOptions {
+    /// The hook of `entry`: `--exec`, else the entry's `exec`, else the file's.
+    pub fn hook_of(&self, entry: &InventoryEntry) -> Option<HookSpec> {
+        let command = self
+            .exec
+            .as_ref()
+            .or(entry.exec.as_ref())
+            .or(self.default_exec.as_ref())?;
+        Some(HookSpec {
+            command: command.clone(),
+            timeout: self.exec_timeout,
+        })
+    }
+}
+
+/// A credential's hook and what it did.
+#[derive(Debug)]
+pub struct Hooked {
+    pub spec: HookSpec,
+    pub run: HookRun,
 }
 
 /// What happened to one credential.
@@ -83,17 +117,27 @@ pub struct FleetResult<'a> {
     pub outcome: Outcome,
     /// Set when the audit log's last rotation is dated in the future.
     pub clock_skew: Option<ClockSkew>,
+    /// The hook, when one ran after the rotation.
+    pub hook: Option<Hooked>,
 }
 
 impl FleetResult<'_> {
-    /// 0 for done and skipped, the signal's code when not attempted, else the failure's
-    /// exit code.
+    /// 0 for done and skipped, 11 for done with a failed hook, the signal's code when
+    /// not attempted, else the failure's exit code.
     pub fn exit_code(&self) -> ExitCode {
         match &self.outcome {
             Outcome::Failed { exit_code, .. } => *exit_code,
             Outcome::NotAttempted { signal } => signal.exit_code(),
-            _ => exit::SUCCESS,
+            _ => self
+                .hook
+                .as_ref()
+                .map_or(exit::SUCCESS, |hooked| hooked.run.exit_code()),
         }
+    }
+
+    /// Whether its hook ran and failed.
+    pub fn hook_failed(&self) -> bool {
+        self.hook.as_ref().is_some_and(|hooked| !hooked.run.ok())
     }
 }
 
@@ -179,6 +223,7 @@ pub async fn rotate<'a>(
                     attempts: 0,
                     outcome: Outcome::NotAttempted { signal },
                     clock_skew: None,
+                    hook: None,
                 });
             }
         }
@@ -213,6 +258,7 @@ async fn rotate_one<'a>(
                         max_age,
                     },
                     clock_skew: None,
+                    hook: None,
                 };
             }
             RecordAge::Known(_) => {}
@@ -232,8 +278,14 @@ async fn rotate_one<'a>(
         attempts: attempts.clone(),
     };
     let result = rotation::rotate(provider, &entry.credential, store, state, input).await;
+    let mut hooked = None;
     let outcome = match result {
-        Ok(report) => Outcome::Done(Box::new(report)),
+        Ok(mut report) => {
+            if let Some(spec) = options.hook_of(entry) {
+                hooked = run_hook(spec, &mut report, state).await;
+            }
+            Outcome::Done(Box::new(report))
+        }
         Err(Error::Interrupted { signal, .. }) => Outcome::NotAttempted { signal },
         Err(error) => failed(entry, None, 0, &error).outcome,
     };
@@ -243,7 +295,40 @@ async fn rotate_one<'a>(
         attempts: attempts.count(),
         outcome,
         clock_skew,
+        hook: hooked,
     }
+}
+
+/// Runs `spec` after a rotation that stored a new password (on a dry run: adds it to the
+/// plan; after a signal: starts nothing).
+async fn run_hook(spec: HookSpec, report: &mut RotationReport, state: &StateDir) -> Option<Hooked> {
+    if report.status == RotationStatus::DryRun {
+        report.plan.push(format!(
+            "run the hook `sh -c {}` with the new password on its standard input",
+            hook::shell_quote(&spec.command)
+        ));
+        return None;
+    }
+    if interrupt::received().is_some()
+        || !matches!(
+            report.status,
+            RotationStatus::Rotated | RotationStatus::Resumed
+        )
+    {
+        return None;
+    }
+    let password = report.password.as_ref()?;
+    let context = HookContext {
+        provider: report.provider.name(),
+        credential: report.credential.id(),
+        device: report.credential.device(),
+        username: report.username.as_deref(),
+        entry: report.entry.current(),
+        store: report.store,
+    };
+    let run = hook::run(&spec, &context, password).await;
+    run.audit(state, &report.service, &context);
+    Some(Hooked { spec, run })
 }
 
 fn failed<'a>(
@@ -261,5 +346,6 @@ fn failed<'a>(
             exit_code: error.exit_code(),
         },
         clock_skew: None,
+        hook: None,
     }
 }

@@ -11,6 +11,8 @@
 //!
 //! Before the first table, `store = "vault"` (with `vault_mount` and `secret_prefix`)
 //! picks the store for the whole fleet; `--store` and `SIPROT_STORE` win over it.
+//! `exec = "CMD"` there is the post-rotation hook of every entry ([`crate::hook`]); an
+//! entry's own `exec` wins over it, and `--exec` over both.
 //!
 //! Every entry is checked when the file is read, before anything is sent: unknown keys,
 //! unknown providers, invalid ids, options a provider does not take, bad ages and
@@ -52,6 +54,8 @@ pub struct Inventory {
     /// The vault store's mount and prefix for the whole fleet; the options win.
     pub vault_mount: Option<String>,
     pub secret_prefix: Option<String>,
+    /// The post-rotation hook of every entry without its own (`exec = "CMD"`).
+    pub exec: Option<String>,
 }
 
 /// One credential of the inventory.
@@ -66,6 +70,8 @@ pub struct InventoryEntry {
     /// Rotate only when the last rotation is older than this.
     pub max_age: Option<jiff::SignedDuration>,
     pub tags: Vec<String>,
+    /// Its own post-rotation hook (`exec = "CMD"`).
+    pub exec: Option<String>,
 }
 
 impl InventoryEntry {
@@ -97,6 +103,7 @@ struct RawFile {
     store: Option<Spanned<String>>,
     vault_mount: Option<String>,
     secret_prefix: Option<String>,
+    exec: Option<String>,
 }
 
 /// The file-wide settings found so far.
@@ -105,6 +112,7 @@ struct Settings {
     store: Option<StoreKind>,
     vault_mount: Option<String>,
     secret_prefix: Option<String>,
+    exec: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +125,7 @@ struct RawEntry {
     max_age: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    exec: Option<String>,
 }
 
 impl Inventory {
@@ -185,6 +194,10 @@ impl Inventory {
             }
             settings.vault_mount = raw.vault_mount.or(settings.vault_mount);
             settings.secret_prefix = raw.secret_prefix.or(settings.secret_prefix);
+            if let Some(exec) = raw.exec {
+                check_exec(&exec).map_err(|m| bad(lines.line_of(start), m))?;
+                settings.exec = Some(exec);
+            }
             if !header && !raw.credential.is_empty() && !starts.is_empty() {
                 return Err(bad(
                     lines.line_of(starts[0]),
@@ -225,6 +238,24 @@ impl Inventory {
             store: settings.store,
             vault_mount: settings.vault_mount,
             secret_prefix: settings.secret_prefix,
+            exec: settings.exec,
+        })
+    }
+
+    /// The hook of `entry`: its own `exec`, else the file's.
+    pub fn exec_of<'a>(&'a self, entry: &'a InventoryEntry) -> Option<&'a str> {
+        entry.exec.as_deref().or(self.exec.as_deref())
+    }
+
+    /// The entry of `provider`'s credential `id` (and `device`), if the file has it.
+    pub fn find(
+        &self,
+        provider: ProviderKind,
+        id: &str,
+        device: Option<&str>,
+    ) -> Option<&InventoryEntry> {
+        self.entries.iter().find(|e| {
+            e.provider == provider && e.credential.id() == id && e.credential.device() == device
         })
     }
 
@@ -260,6 +291,9 @@ fn validate(raw: RawEntry, line: usize) -> std::result::Result<InventoryEntry, S
         check_template(template)?;
     }
     let max_age = raw.max_age.as_deref().map(parse_age).transpose()?;
+    if let Some(exec) = &raw.exec {
+        check_exec(exec)?;
+    }
     for tag in &raw.tags {
         if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("tag {tag:?} must be a non-empty word"));
@@ -272,7 +306,19 @@ fn validate(raw: RawEntry, line: usize) -> std::result::Result<InventoryEntry, S
         description: raw.description,
         max_age,
         tags: raw.tags,
+        exec: raw.exec,
     })
+}
+
+/// A hook command is not blank and has no NUL (which no `sh -c` argument can carry).
+fn check_exec(command: &str) -> std::result::Result<(), String> {
+    if command.trim().is_empty() {
+        return Err("`exec` is empty: drop it or name a command".into());
+    }
+    if command.contains('\0') {
+        return Err("`exec` contains a NUL character".into());
+    }
+    Ok(())
 }
 
 fn check_template(template: &str) -> std::result::Result<(), String> {

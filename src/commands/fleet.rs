@@ -1,5 +1,7 @@
 //! `siprot rotate --inventory`: rotates a fleet and reports it as a progress bar and a
-//! summary (or JSON Lines: one object per credential, then a summary object).
+//! summary (or JSON Lines: one object per credential, then a summary object). A hook
+//! that failed after its credential's rotation is counted apart (`hook_failed`, exit 11
+//! unless something worse happened, [`ExitCode::worse`]).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -10,6 +12,7 @@ use serde::Serialize;
 
 use crate::cli::RotateArgs;
 use crate::commands::block_on;
+use crate::commands::exec::{self, HookSource};
 use crate::config::ConnectOptions;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::fleet::{self, FleetOptions, FleetResult, Outcome};
@@ -24,7 +27,7 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let inventory = Inventory::load(path)?;
     let selected = inventory.select(args.provider, &args.tag);
     let state = StateDir::locate()?;
-    let options = fleet_options(&args);
+    let options = fleet_options(&args, &inventory)?;
     let connect_options = ConnectOptions {
         base_url: None,
         http: args.net.http.config(),
@@ -45,7 +48,7 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
             &state,
             &options,
             |result| {
-                tally.record(&result, args.json, &progress);
+                tally.record(&result, args.json, &progress, &args, path);
             },
         )
         .await;
@@ -55,15 +58,44 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     tally.report(started, path, &args)
 }
 
-/// The fleet options `args` ask for.
-fn fleet_options(args: &RotateArgs) -> FleetOptions {
-    FleetOptions {
+/// The fleet options `args` (and the inventory's hooks) ask for.
+fn fleet_options(args: &RotateArgs, inventory: &Inventory) -> Result<FleetOptions> {
+    let exec = exec::command_line_hook(&args.hook)?.map(|spec| spec.command);
+    if exec.is_none()
+        && (inventory.exec.is_some() || inventory.entries.iter().any(|e| e.exec.is_some()))
+    {
+        crate::hook::check_supported()?;
+    }
+    Ok(FleetOptions {
         concurrency: args
             .concurrency
             .map_or(fleet::DEFAULT_CONCURRENCY, usize::from),
         if_older_than: args.if_older_than,
         dry_run: args.dry_run,
-    }
+        exec,
+        default_exec: inventory.exec.clone(),
+        exec_timeout: args.hook.exec_timeout,
+    })
+}
+
+/// The command that reruns the hook of `result`, if it has one.
+fn rerun(result: &FleetResult<'_>, args: &RotateArgs, path: &Path) -> Option<String> {
+    let hooked = result.hook.as_ref()?;
+    let Outcome::Done(report) = &result.outcome else {
+        return None;
+    };
+    let source = if args.hook.exec.is_some() {
+        HookSource::CommandLine
+    } else {
+        HookSource::Inventory(path.to_owned())
+    };
+    Some(exec::rerun_command(
+        report.provider,
+        &report.credential,
+        report.store,
+        &hooked.spec,
+        &source,
+    ))
 }
 
 /// What the run gathers from each credential's result, for the summary.
@@ -81,16 +113,39 @@ struct Tally {
 impl Tally {
     /// Counts one credential's result and reports it: a JSON line, or a progress step
     /// (and a note or a problem kept for the summary).
-    fn record(&mut self, result: &FleetResult<'_>, json: bool, progress: &ProgressBar) {
+    fn record(
+        &mut self,
+        result: &FleetResult<'_>,
+        json: bool,
+        progress: &ProgressBar,
+        args: &RotateArgs,
+        path: &Path,
+    ) {
         self.summary.count(result);
         progress.inc(1);
         if !json && let Some(note) = clock_skew_note(result) {
             self.notes.push((result.entry.line, note));
         }
+        let rerun = rerun(result, args, path).filter(|_| result.hook_failed());
         if json {
-            if let Err(e) = output::json(&CredentialJson::new(result)) {
+            let mut line = CredentialJson::new(result);
+            line.hook_rerun = rerun.as_deref();
+            if let Err(e) = output::json(&line) {
                 self.output_error.get_or_insert(e);
             }
+        } else if let (Some(hooked), Some(rerun)) = (&result.hook, &rerun) {
+            self.problems.push((
+                result.entry.line,
+                format!(
+                    "{} {} (line {}): exit 11: stored, but the hook failed ({}): run it again \
+                     with `{rerun}`",
+                    result.entry.provider,
+                    result.entry.credential.display(),
+                    result.entry.line,
+                    hooked.run.describe(hooked.spec.timeout)
+                ),
+            ));
+            progress.set_message(format!("{} hook(s) failed", self.summary.hook_failed));
         } else if let Outcome::Failed { message, exit_code } = &result.outcome {
             self.problems.push((
                 result.entry.line,
@@ -177,6 +232,8 @@ struct Summary {
     skipped: usize,
     failed: usize,
     needs_recovery: usize,
+    /// Rotated and stored (counted in `rotated` too), but the hook failed.
+    hook_failed: usize,
     /// Not started (or stopped before the request) because of SIGINT, SIGTERM or SIGHUP.
     not_attempted: usize,
     exit_code: ExitCode,
@@ -188,7 +245,12 @@ impl Summary {
     fn count(&mut self, result: &FleetResult<'_>) {
         self.total += 1;
         match &result.outcome {
-            Outcome::Done(_) => self.rotated += 1,
+            Outcome::Done(_) => {
+                self.rotated += 1;
+                if result.hook_failed() {
+                    self.hook_failed += 1;
+                }
+            }
             Outcome::Skipped { .. } => self.skipped += 1,
             Outcome::Failed { exit_code, .. } if *exit_code == exit::UNCONFIRMED => {
                 self.needs_recovery += 1;
@@ -200,7 +262,7 @@ impl Summary {
                 return;
             }
         }
-        self.exit_code = self.exit_code.max(result.exit_code());
+        self.exit_code = self.exit_code.worse(result.exit_code());
     }
 }
 
@@ -227,6 +289,7 @@ fn print_summary(
         ("skipped (rotated recently)", summary.skipped),
         ("failed (nothing changed)", summary.failed),
         ("needs recovery (exit 9)", summary.needs_recovery),
+        ("hook failed (exit 11)", summary.hook_failed),
         ("not attempted (interrupted)", summary.not_attempted),
     ] {
         output::line(&format!("  {label:<28} {count:>6}"))?;
@@ -246,12 +309,17 @@ fn print_summary(
     if summary.needs_recovery > 0 {
         output::line("run `siprot recover` to finish the rotations that need recovery")?;
     }
-    if summary.exit_code != exit::SUCCESS {
+    let not_rotated = summary.failed + summary.needs_recovery + summary.not_attempted;
+    if summary.exit_code != exit::SUCCESS && not_rotated > 0 {
         output::error_line(&format!(
             "{} of {} credential(s) were not rotated (exit {}): see the summary on standard output",
-            summary.failed + summary.needs_recovery + summary.not_attempted,
-            summary.total,
-            summary.exit_code
+            not_rotated, summary.total, summary.exit_code
+        ));
+    } else if summary.hook_failed > 0 {
+        output::error_line(&format!(
+            "{} of {} credential(s) were rotated and stored, but their hook failed (exit {}): \
+             see the summary on standard output for the `siprot exec` commands that rerun them",
+            summary.hook_failed, summary.total, summary.exit_code
         ));
     }
     Ok(())
@@ -283,6 +351,12 @@ struct CredentialJson<'a> {
     clock_skew_seconds: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// What the hook did, when one ran after the rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hook: Option<&'a crate::hook::HookRun>,
+    /// When the hook failed: the `siprot exec` command that runs it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hook_rerun: Option<&'a str>,
 }
 
 impl<'a> CredentialJson<'a> {
@@ -302,6 +376,8 @@ impl<'a> CredentialJson<'a> {
             last_rotated: None,
             clock_skew_seconds: None,
             error: None,
+            hook: result.hook.as_ref().map(|hooked| &hooked.run),
+            hook_rerun: None,
         };
         if let Some(skew) = &result.clock_skew {
             json.last_rotated = Some(skew.last_rotated.to_string());

@@ -11,6 +11,8 @@ mod duplicates;
 mod exotel;
 mod fleet;
 mod generate;
+#[cfg(unix)]
+mod hook;
 mod hostile;
 mod inventory;
 mod keyring_faults;
