@@ -268,42 +268,17 @@ fn run_blocking(
     env: &[(&'static str, String)],
     password: &SecretString,
 ) -> HookRun {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-
     let started = Instant::now();
     let deadline = started + spec.timeout;
-    let (reader, writer) = match std::io::pipe() {
-        Ok(pair) => pair,
-        Err(e) => return not_started(format!("cannot make a pipe: {e}"), started),
+    let (mut child, reader) = match spawn(spec, env) {
+        Ok(started_hook) => started_hook,
+        Err(error) => return not_started(error, started),
     };
-    let writer_too = match writer.try_clone() {
-        Ok(w) => w,
-        Err(e) => return not_started(format!("cannot make a pipe: {e}"), started),
-    };
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(&spec.command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::from(writer_too))
-        .process_group(0);
-    for var in config::SECRET_VARS {
-        command.env_remove(var);
-    }
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => return not_started(format!("sh: {e}"), started),
-    };
-    // The write ends now belong to the hook only: dropped with `command`.
-    drop(command);
     if let Some(mut stdin) = child.stdin.take() {
         let mut line = Zeroizing::new(password.expose_secret().as_bytes().to_vec());
         line.push(b'\n');
-        // A hook that does not read its input may have exited: not our failure.
+        // A hook that does not read its input may have exited: not our failure. The
+        // pipe closes when `stdin` is dropped here.
         let _ = stdin.write_all(&line);
     }
     let capture = Arc::new(Mutex::new(Capture {
@@ -319,14 +294,84 @@ fn run_blocking(
             let _ = done_tx.send(());
         });
     }
+    let (status, timed_out) = wait(&mut child, &done_rx, deadline);
+    let duration_ms = started.elapsed().as_millis();
+    let (output_tail, output_withheld) = match capture.lock() {
+        Ok(capture) if capture.leaked => (WITHHELD.to_owned(), true),
+        Ok(capture) => (render_tail(&capture.tail), false),
+        Err(_) => (String::new(), false),
+    };
+    let exit_code = status.and_then(|s| s.code()).filter(|_| !timed_out);
+    let outcome = match (timed_out, exit_code) {
+        (true, _) => HookStatus::TimedOut,
+        (false, Some(0)) => HookStatus::Ok,
+        _ => HookStatus::Failed,
+    };
+    HookRun {
+        status: outcome.as_str(),
+        exit_code,
+        signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
+        timed_out,
+        output_tail,
+        output_withheld,
+        duration_ms,
+        error: None,
+        outcome,
+    }
+}
+
+/// Starts `sh -c COMMAND` in a process group of its own, its standard output and error
+/// on one pipe whose read end is returned; the environment without siprot's secrets.
+#[cfg(unix)]
+fn spawn(
+    spec: &HookSpec,
+    env: &[(&'static str, String)],
+) -> std::result::Result<(std::process::Child, std::io::PipeReader), String> {
+    use std::os::unix::process::CommandExt;
+
+    let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+    let writer_too = writer
+        .try_clone()
+        .map_err(|e| format!("cannot make a pipe: {e}"))?;
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(&spec.command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer_too))
+        .process_group(0);
+    for var in config::SECRET_VARS {
+        command.env_remove(var);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let child = command.spawn().map_err(|e| format!("sh: {e}"))?;
+    // Dropping `command` closes siprot's copies of the write ends: the output ends when
+    // everything in the hook's group has closed its own.
+    drop(command);
+    Ok((child, reader))
+}
+
+/// Waits until the hook's process has exited and its output is closed (`done`), or until
+/// `deadline`, when its whole process group is killed. Returns its exit status and
+/// whether it timed out.
+#[cfg(unix)]
+fn wait(
+    child: &mut std::process::Child,
+    done: &std::sync::mpsc::Receiver<()>,
+    deadline: Instant,
+) -> (Option<std::process::ExitStatus>, bool) {
     let pid = child.id();
     let kill_group = || {
-        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        if let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
     };
-    // The hook ends when its process exits and its output is closed (by everything in
-    // its group that holds it), or at the deadline.
     let mut timed_out = false;
     let status = loop {
         match child.try_wait() {
@@ -344,7 +389,7 @@ fn run_blocking(
         }
     };
     let left = deadline.saturating_duration_since(Instant::now());
-    if !timed_out && done_rx.recv_timeout(left).is_err() {
+    if !timed_out && done.recv_timeout(left).is_err() {
         // Something the hook started still holds its output open.
         timed_out = true;
         kill_group();
@@ -352,34 +397,9 @@ fn run_blocking(
     if timed_out {
         // Let the reader see the end the kill caused (bounded: a process outside the
         // group may still hold the pipe).
-        let _ = done_rx.recv_timeout(Duration::from_secs(1));
+        let _ = done.recv_timeout(Duration::from_secs(1));
     }
-    let duration_ms = started.elapsed().as_millis();
-    let (tail, withheld) = match capture.lock() {
-        Ok(capture) if capture.leaked => (WITHHELD.to_owned(), true),
-        Ok(capture) => (render_tail(&capture.tail), false),
-        Err(_) => (String::new(), false),
-    };
-    let exit_code = status.and_then(|s| s.code());
-    let signal = status.and_then(|s| s.signal());
-    let outcome = if timed_out {
-        HookStatus::TimedOut
-    } else if exit_code == Some(0) {
-        HookStatus::Ok
-    } else {
-        HookStatus::Failed
-    };
-    HookRun {
-        status: outcome.as_str(),
-        exit_code: if timed_out { None } else { exit_code },
-        signal,
-        timed_out,
-        output_tail: tail,
-        output_withheld: withheld,
-        duration_ms,
-        error: None,
-        outcome,
-    }
+    (status, timed_out)
 }
 
 #[cfg(not(unix))]

@@ -248,15 +248,6 @@ fn render(
         Some(_) => exit::HOOK_FAILED,
         None => verified.map_or(exit::SUCCESS, Verified::exit_code),
     });
-    let rerun = |spec: &HookSpec| {
-        exec::rerun_command(
-            report.provider,
-            &report.credential,
-            report.store,
-            spec,
-            &HookSource::CommandLine,
-        )
-    };
     if args.json {
         let mut json = RotateJson::new(report, args.show_password);
         json.hook = after.hooked.map(|h| &h.run);
@@ -284,6 +275,24 @@ fn render(
             output::line(&line)?;
         }
     }
+    error_lines(
+        args,
+        report,
+        after,
+        verified.filter(|_| code != exit::SUCCESS),
+        plan_skipped,
+    );
+    Ok(code)
+}
+
+/// The error lines on standard error: a signal, a failed hook, or a failed verification.
+fn error_lines(
+    args: &RotateArgs,
+    report: &RotationReport,
+    after: &After<'_>,
+    not_verified: Option<&Verified>,
+    plan_skipped: bool,
+) {
     if let Some(signal) = interrupt::received() {
         output::error_line(&format!(
             "interrupted by {signal}: the rotation in flight was finished first and the new \
@@ -302,10 +311,16 @@ fn render(
             };
             output::error_line(&format!(
                 "the hook was not run: run it with `{}`",
-                rerun(&spec)
+                exec::rerun_command(
+                    report.provider,
+                    &report.credential,
+                    report.store,
+                    &spec,
+                    &HookSource::CommandLine,
+                )
             ));
         }
-    } else if let Some(hooked) = hook_failed {
+    } else if let Some(hooked) = after.hooked.filter(|h| !h.run.ok()) {
         output::error_line(&exec::stored_but_failed(
             &hooked.run,
             hooked.spec.timeout,
@@ -315,10 +330,9 @@ fn render(
             &hooked.spec,
             &HookSource::CommandLine,
         ));
-    } else if let Some(verified) = verified.filter(|_| code != exit::SUCCESS) {
+    } else if let Some(verified) = not_verified {
         output::error_line(&rotate_verify::summary_error(verified, report));
     }
-    Ok(code)
 }
 
 /// The JSON contract of `rotate --json`.
