@@ -15,16 +15,24 @@
 //! The hook needs a Unix `sh` and process groups: elsewhere [`check_supported`] refuses it
 //! (exit 2) before anything is sent.
 
-use std::io::{Read, Write};
+use std::io::Read;
+#[cfg(unix)]
+use std::io::Write;
+#[cfg(unix)]
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+#[cfg(unix)]
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
+#[cfg(unix)]
+use secrecy::ExposeSecret;
+use secrecy::SecretString;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditAction, AuditOutcome};
+#[cfg(unix)]
 use crate::config;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::output;
@@ -218,10 +226,24 @@ pub async fn run(spec: &HookSpec, context: &HookContext<'_>, password: &SecretSt
     let env = environment(context);
     let password = password.clone();
     let started = Instant::now();
-    match tokio::task::spawn_blocking(move || run_blocking(&spec, &env, &password)).await {
+    log::info!(
+        "hook: running for {} (sh -c, timeout {:?})",
+        context.entry,
+        spec.timeout
+    );
+    let run = match tokio::task::spawn_blocking(move || run_blocking(&spec, &env, &password)).await
+    {
         Ok(run) => run,
         Err(e) => not_started(format!("the hook's thread failed: {e}"), started),
-    }
+    };
+    log::info!(
+        "hook: {} for {} after {} ms (exit {:?})",
+        run.status,
+        context.entry,
+        run.duration_ms,
+        run.exit_code
+    );
+    run
 }
 
 /// The `SIPROT_*` variables (unknown values are empty).
@@ -257,6 +279,7 @@ fn not_started(error: String, started: Instant) -> HookRun {
 }
 
 /// The end of the output, and whether the password was seen anywhere in it.
+#[cfg_attr(not(unix), allow(dead_code))]
 struct Capture {
     tail: Zeroizing<Vec<u8>>,
     leaked: bool,
@@ -413,6 +436,7 @@ fn run_blocking(
 
 /// Reads the output to its end, keeping its last bytes and looking for the password in
 /// all of it (also across reads).
+#[cfg_attr(not(unix), allow(dead_code))]
 fn read_output(mut reader: impl Read, capture: &Mutex<Capture>, password: &[u8]) {
     let keep = TAIL_BYTES.max(password.len()) * 2;
     let mut buffer = Zeroizing::new(vec![0u8; 8192]);
@@ -437,12 +461,14 @@ fn read_output(mut reader: impl Read, capture: &Mutex<Capture>, password: &[u8])
     }
 }
 
+#[cfg_attr(not(unix), allow(dead_code))]
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The last [`TAIL_LINES`] lines of at most [`TAIL_BYTES`] bytes, control characters
 /// escaped (`\u{1b}`), invalid UTF-8 replaced.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn render_tail(bytes: &[u8]) -> String {
     let start = bytes.len().saturating_sub(TAIL_BYTES);
     let text = String::from_utf8_lossy(&bytes[start..]);

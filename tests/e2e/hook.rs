@@ -449,6 +449,13 @@ fn a_fleet_runs_the_inventorys_hook_per_credential_and_reports_one_entrys_failur
         .collect();
     assert_eq!(hooks.len(), 3);
     assert_eq!(hooks.iter().filter(|l| l["outcome"] == "failed").count(), 1);
+    // A hook's record is not a rotation attempt: `status` still shows the rotation.
+    let status = env.run(&["status", "--inventory", path, "--json"], None);
+    status.assert_code(0);
+    for row in status.json()["credentials"].as_array().unwrap() {
+        assert_eq!(row["last_outcome"], "rotated", "{row}");
+        assert_eq!(row["last_exit_code"], 0, "{row}");
+    }
 
     // `siprot exec --inventory` finds the entry's own hook (which still fails), and the
     // file's for the others; the human summary names the failed one with its rerun.
