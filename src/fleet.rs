@@ -27,13 +27,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::{Error, ExitCode, exit};
-use crate::hook::{self, HookContext, HookRun, HookSpec};
+use crate::hook::{self, HookSpec, Hooked};
 use crate::http::Attempts;
 use crate::interrupt::{self, Signal};
 use crate::inventory::InventoryEntry;
 use crate::providers::{Provider, ProviderKind};
 use crate::recovery::Connect;
-use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
+use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::state::{RecordAge, StateDir};
 use crate::store::{EntryName, SecretStore};
 
@@ -69,13 +69,6 @@ impl FleetOptions {
             timeout: self.exec_timeout,
         })
     }
-}
-
-/// A credential's hook and what it did.
-#[derive(Debug)]
-pub struct Hooked {
-    pub spec: HookSpec,
-    pub run: HookRun,
 }
 
 /// What happened to one credential.
@@ -282,7 +275,7 @@ async fn rotate_one<'a>(
     let outcome = match result {
         Ok(mut report) => {
             if let Some(spec) = options.hook_of(entry) {
-                hooked = run_hook(spec, &mut report, state).await;
+                hooked = hook::after_rotation(spec, &mut report, state).await;
             }
             Outcome::Done(Box::new(report))
         }
@@ -297,38 +290,6 @@ async fn rotate_one<'a>(
         clock_skew,
         hook: hooked,
     }
-}
-
-/// Runs `spec` after a rotation that stored a new password (on a dry run: adds it to the
-/// plan; after a signal: starts nothing).
-async fn run_hook(spec: HookSpec, report: &mut RotationReport, state: &StateDir) -> Option<Hooked> {
-    if report.status == RotationStatus::DryRun {
-        report.plan.push(format!(
-            "run the hook `sh -c {}` with the new password on its standard input",
-            hook::shell_quote(&spec.command)
-        ));
-        return None;
-    }
-    if interrupt::received().is_some()
-        || !matches!(
-            report.status,
-            RotationStatus::Rotated | RotationStatus::Resumed
-        )
-    {
-        return None;
-    }
-    let password = report.password.as_ref()?;
-    let context = HookContext {
-        provider: report.provider.name(),
-        credential: report.credential.id(),
-        device: report.credential.device(),
-        username: report.username.as_deref(),
-        entry: report.entry.current(),
-        store: report.store,
-    };
-    let run = hook::run(&spec, &context, password).await;
-    run.audit(state, &report.service, &context);
-    Some(Hooked { spec, run })
 }
 
 fn failed<'a>(

@@ -35,7 +35,9 @@ use crate::audit::{AuditAction, AuditOutcome};
 #[cfg(unix)]
 use crate::config;
 use crate::error::{Error, ExitCode, Result, exit};
+use crate::interrupt;
 use crate::output;
+use crate::rotation::{RotationReport, RotationStatus};
 use crate::state::{AuditRecord, StateDir};
 use crate::store::StoreKind;
 
@@ -192,6 +194,52 @@ impl HookRun {
             output::warning(&format!("audit log not written: {e}"));
         }
     }
+}
+
+/// A hook that ran, with what it ran.
+#[derive(Debug)]
+pub struct Hooked {
+    pub spec: HookSpec,
+    pub run: HookRun,
+}
+
+/// Runs `spec` once `report`'s rotation stored a new password (`rotated` or `resumed`),
+/// and records it in the audit log. On a dry run it only adds the hook to the plan; after
+/// a signal ([`crate::interrupt`]) it starts nothing.
+pub async fn after_rotation(
+    spec: HookSpec,
+    report: &mut RotationReport,
+    state: &StateDir,
+) -> Option<Hooked> {
+    if report.status == RotationStatus::DryRun {
+        report.plan.push(format!(
+            "run the hook `sh -c {}` with the new password on its standard input \
+             (--exec-timeout {}s)",
+            shell_quote(&spec.command),
+            spec.timeout.as_secs_f64()
+        ));
+        return None;
+    }
+    if interrupt::received().is_some()
+        || !matches!(
+            report.status,
+            RotationStatus::Rotated | RotationStatus::Resumed
+        )
+    {
+        return None;
+    }
+    let password = report.password.as_ref()?;
+    let context = HookContext {
+        provider: report.provider.name(),
+        credential: report.credential.id(),
+        device: report.credential.device(),
+        username: report.username.as_deref(),
+        entry: report.entry.current(),
+        store: report.store,
+    };
+    let run = run(&spec, &context, password).await;
+    run.audit(state, &report.service, &context);
+    Some(Hooked { spec, run })
 }
 
 /// Refuses `--exec` where hooks cannot run (no `sh`, no process groups): exit 2.

@@ -11,7 +11,7 @@ use crate::commands::exec::{self, HookSource};
 use crate::commands::rotate_verify::{self, VerifiedJson};
 use crate::commands::{block_on, fail, fleet};
 use crate::error::{Error, ExitCode, Result, exit};
-use crate::hook::{self, HookContext, HookRun, HookSpec};
+use crate::hook::{self, HookRun, HookSpec, Hooked};
 use crate::http::Attempts;
 use crate::input;
 use crate::interrupt;
@@ -55,13 +55,6 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
     let plan_skipped = verify_asked && interrupt::received().is_some();
     match result {
         Ok((report, hooked, verified)) => {
-            let hooked = hooked.map(|run| Hooked {
-                spec: hook.clone().unwrap_or_else(|| HookSpec {
-                    command: String::new(),
-                    timeout: hook::DEFAULT_TIMEOUT,
-                }),
-                run,
-            });
             let after = After {
                 hooked: hooked.as_ref(),
                 hook_skipped: hook.is_some()
@@ -152,44 +145,16 @@ impl Rotation<'_> {
         input: RotationInput,
         plan: Option<rollback::Plan>,
         hook: Option<&HookSpec>,
-    ) -> Result<(RotationReport, Option<HookRun>, Option<Verified>)> {
+    ) -> Result<(RotationReport, Option<Hooked>, Option<Verified>)> {
         let store = self.args.store.open(None).await?;
         let store = store.as_ref();
         let mut report =
             rotation::rotate(self.provider, self.credential, store, self.state, input).await?;
-        let hooked = match (hook, &report.password) {
-            (Some(spec), _) if report.status == RotationStatus::DryRun => {
-                report.plan.push(format!(
-                    "run the hook `sh -c {}` with the new password on its standard input \
-                     (--exec-timeout {}s)",
-                    hook::shell_quote(&spec.command),
-                    spec.timeout.as_secs_f64()
-                ));
-                None
-            }
-            // A signal came: the rotation is at its safe point; start nothing new.
-            (Some(_), _) if interrupt::received().is_some() => None,
-            (Some(spec), Some(password))
-                if matches!(
-                    report.status,
-                    RotationStatus::Rotated | RotationStatus::Resumed
-                ) =>
-            {
-                let context = HookContext {
-                    provider: report.provider.name(),
-                    credential: report.credential.id(),
-                    device: report.credential.device(),
-                    username: report.username.as_deref(),
-                    entry: report.entry.current(),
-                    store: report.store,
-                };
-                let run = hook::run(spec, &context, password).await;
-                run.audit(self.state, &report.service, &context);
-                Some(run)
-            }
-            _ => None,
+        let hooked = match hook {
+            Some(spec) => hook::after_rotation(spec.clone(), &mut report, self.state).await,
+            None => None,
         };
-        if hooked.as_ref().is_some_and(|run| !run.ok()) {
+        if hooked.as_ref().is_some_and(|h| !h.run.ok()) {
             // Store, hook, verify: the device did not get the password, so a
             // verification would only prove what the hook's failure already says.
             return Ok((report, hooked, None));
@@ -214,12 +179,6 @@ impl Rotation<'_> {
         };
         Ok((report, hooked, verified))
     }
-}
-
-/// A hook that ran, with what it ran.
-struct Hooked {
-    spec: HookSpec,
-    run: HookRun,
 }
 
 /// What happened after the rotation besides verification.
