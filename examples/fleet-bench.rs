@@ -262,6 +262,9 @@ fn measure(
         if_older_than: None,
         dry_run: false,
         verify: None,
+        exec: None,
+        default_exec: None,
+        exec_timeout: siprot::hook::DEFAULT_TIMEOUT,
     };
     let connect_options = ConnectOptions {
         base_url: None,

@@ -25,6 +25,9 @@ pub enum AuditAction {
     /// A SIP REGISTER of the stored password (`verify`, `rotate --verify`); its outcome
     /// is [`AuditOutcome::Verified`], `Rejected`, `Unreachable`, `NotVerified` or `Failed`.
     Verify,
+    /// The post-rotation hook (`rotate --exec`, an inventory's `exec`, `siprot exec`):
+    /// its outcome is `ok`, `failed` or `timed-out`.
+    Hook,
     /// An action this version does not know, as written.
     Other(String),
 }
@@ -57,6 +60,10 @@ pub enum AuditOutcome {
     /// A verification that proved nothing: the registrar never asked for a password, it
     /// still accepts the previous one, or the check could not start.
     NotVerified,
+    /// A hook that exited 0.
+    Ok,
+    /// A hook still running at its timeout (its process group was killed).
+    TimedOut,
     /// An outcome this version does not know, as written.
     Other(String),
 }
@@ -68,6 +75,7 @@ impl AuditAction {
             AuditAction::Enable => "enable",
             AuditAction::Disable => "disable",
             AuditAction::Verify => "verify",
+            AuditAction::Hook => "hook",
             AuditAction::Other(other) => other,
         }
     }
@@ -78,6 +86,7 @@ impl AuditAction {
             "enable" => AuditAction::Enable,
             "disable" => AuditAction::Disable,
             "verify" => AuditAction::Verify,
+            "hook" => AuditAction::Hook,
             other => AuditAction::Other(other.to_owned()),
         }
     }
@@ -97,6 +106,8 @@ impl AuditOutcome {
             AuditOutcome::Rejected => "rejected",
             AuditOutcome::Unreachable => "unreachable",
             AuditOutcome::NotVerified => "not-verified",
+            AuditOutcome::Ok => "ok",
+            AuditOutcome::TimedOut => "timed-out",
             AuditOutcome::Other(other) => other,
         }
     }
@@ -114,6 +125,8 @@ impl AuditOutcome {
             "rejected" => AuditOutcome::Rejected,
             "unreachable" => AuditOutcome::Unreachable,
             "not-verified" => AuditOutcome::NotVerified,
+            "ok" => AuditOutcome::Ok,
+            "timed-out" => AuditOutcome::TimedOut,
             other => AuditOutcome::Other(other.to_owned()),
         }
     }
@@ -173,6 +186,8 @@ mod tests {
             (AuditOutcome::Rejected, "rejected"),
             (AuditOutcome::Unreachable, "unreachable"),
             (AuditOutcome::NotVerified, "not-verified"),
+            (AuditOutcome::Ok, "ok"),
+            (AuditOutcome::TimedOut, "timed-out"),
         ];
         for (outcome, text) in known {
             let json = serde_json::to_string(&outcome).unwrap();
@@ -187,6 +202,7 @@ mod tests {
             (AuditAction::Enable, "enable"),
             (AuditAction::Disable, "disable"),
             (AuditAction::Verify, "verify"),
+            (AuditAction::Hook, "hook"),
         ] {
             let json = serde_json::to_string(&action).unwrap();
             assert_eq!(json, format!("\"{text}\""));

@@ -21,6 +21,7 @@ Exit codes: 0 ok, 1 unexpected error or request refused (4xx), 2 usage, 3 passwo
 policy, 4 configuration, 5 API credentials rejected, 6 not found, 7 transient or another
 siprot busy with the credential (nothing changed, safe to retry), 8 keyring unusable
 (nothing sent), 9 new password not confirmed in the keyring: run `siprot recover`,
+10 not verified, 11 stored, but the hook failed: run it again with `siprot exec`,
 130/143/129 rotate stopped by SIGINT/SIGTERM/SIGHUP once the rotation in flight was safe
 (nothing left to recover).
 
@@ -41,6 +42,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Rotate one credential's SIP password and store the new one in the keyring
@@ -65,6 +68,53 @@ pub enum Command {
     /// Prove the stored password works: a SIP REGISTER (binding query) to the registrar
     #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// Run the post-rotation hook again, alone, with the stored current password
+    #[command(after_help = EXEC_HELP)]
+    Exec(ExecArgs),
+}
+
+const EXEC_HELP: &str = "\
+The hook is --exec CMD, or else the inventory entry's `exec` (or the file's) with
+--inventory PATH. It runs as `sh -c CMD` in a process group of its own, with the stored
+current password and a newline on its standard input (and nowhere else), and
+SIPROT_PROVIDER, SIPROT_CREDENTIAL, SIPROT_DEVICE, SIPROT_USERNAME, SIPROT_ENTRY and
+SIPROT_STORE in its environment (the providers' API keys and VAULT_TOKEN removed).
+
+Exit codes: 0 the hook exited 0, 11 it failed, was killed or timed out, 6 no password
+stored.";
+
+/// The post-rotation hook's options (`rotate`, `exec`).
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// After the new password is stored, run CMD through `sh -c` with the password on its
+    /// standard input (beats the inventory's `exec`); exit 11 when it fails
+    #[arg(long = "exec", value_name = "CMD")]
+    pub exec: Option<String>,
+    /// Seconds the hook may run before its whole process group is killed
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
+    pub exec_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub provider: ProviderArg,
+    /// The credential id
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The device id (providers that address devices)
+    #[arg(long, value_name = "DEVICE_ID")]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub hook: HookArgs,
+    /// Without --exec: the hook is this inventory's entry's `exec` (else the file's)
+    #[arg(long, value_name = "PATH")]
+    pub inventory: Option<PathBuf>,
+    /// Print the result as one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 const VERIFY_HELP: &str = "\
@@ -354,6 +404,8 @@ pub struct RotateArgs {
     /// Check configuration and keyring access and print the plan; send nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub hook: HookArgs,
     /// Print one JSON object on standard output
     #[arg(long)]
     pub json: bool,

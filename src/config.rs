@@ -59,6 +59,18 @@ pub fn keyring_service() -> Result<String> {
     }
 }
 
+/// Every environment variable siprot reads a secret from (the providers' API keys and
+/// tokens, the vault store's token): the one list of them, removed from the environment
+/// of the post-rotation hook ([`crate::hook`]).
+pub const SECRET_VARS: &[&str] = &[
+    crate::providers::telepath::API_KEY_VAR,
+    crate::providers::exotel::API_KEY_VAR,
+    crate::providers::exotel::API_TOKEN_VAR,
+    crate::providers::vobiz::AUTH_TOKEN_VAR,
+    "VAULT_TOKEN",
+    "BAO_TOKEN",
+];
+
 /// A plain setting that must be present and non-empty.
 pub fn required(var: &'static str, hint: &'static str) -> Result<String> {
     match optional(var)? {

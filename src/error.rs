@@ -28,6 +28,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct ExitCode(u8);
 
 impl ExitCode {
+    /// The worse of two outcomes, for a summary of many: any failure (1 to 9) and a
+    /// signal's code beat [`exit::HOOK_FAILED`] (11), which beats
+    /// [`exit::NOT_VERIFIED`] (10), which beats success; among the others the higher
+    /// number wins (as before 10 and 11 existed).
+    pub fn worse(self, other: ExitCode) -> ExitCode {
+        let rank = |code: ExitCode| match code.0 {
+            0 => 0,
+            10 => 1,
+            11 => 2,
+            n => 3 + u16::from(n),
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+
     /// The number the process exits with.
     pub const fn code(self) -> u8 {
         self.0
@@ -64,6 +82,9 @@ pub mod exit {
     /// `verify`: the registrar never asked for the password, or still accepts the
     /// previous one; `rotate --verify`: rotated and stored, but not verified.
     pub const NOT_VERIFIED: ExitCode = ExitCode(10);
+    /// The new password is stored, but the post-rotation hook failed (non-zero, killed,
+    /// timed out or not started): run it again with `siprot exec`.
+    pub const HOOK_FAILED: ExitCode = ExitCode(11);
     /// Stopped by SIGHUP, SIGINT or SIGTERM (128 + the signal's number) with nothing left
     /// to recover; see [`crate::interrupt`].
     pub const SIGHUP: ExitCode = ExitCode(129);
@@ -369,6 +390,17 @@ mod tests {
         for (error, code) in cases {
             assert_eq!(error.exit_code().code(), code, "{error}");
         }
+    }
+
+    #[test]
+    fn a_hook_failure_is_worse_than_success_and_better_than_any_failure() {
+        use exit::*;
+        assert_eq!(SUCCESS.worse(HOOK_FAILED), HOOK_FAILED);
+        assert_eq!(HOOK_FAILED.worse(NOT_VERIFIED), HOOK_FAILED);
+        assert_eq!(HOOK_FAILED.worse(UNCONFIRMED), UNCONFIRMED);
+        assert_eq!(UNEXPECTED.worse(HOOK_FAILED), UNEXPECTED);
+        assert_eq!(TRANSIENT.worse(UNCONFIRMED), UNCONFIRMED);
+        assert_eq!(SIGINT.worse(UNCONFIRMED), SIGINT);
     }
 
     #[test]

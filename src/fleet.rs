@@ -19,6 +19,11 @@
 //! rotation starts while the last one is being verified. Its result is reported once
 //! verified. A signal stops verifiers from starting another verification.
 //!
+//! With a hook (`--exec`, or the inventory's `exec`: [`FleetOptions::hook_of`]) each
+//! credential's hook runs right after its rotation stored the new password, inside that
+//! credential's task, so the per-provider bound holds for hooks too; a failed hook marks
+//! its credential ([`FleetResult::exit_code`] 11) and touches nothing else.
+//!
 //! A last rotation dated in the future beyond [`crate::state::FUTURE_TOLERANCE`] (a clock
 //! that ran ahead, or a forged audit line) gives no age to compare with a maximum age:
 //! the credential is rotated as overdue and its result says why ([`ClockSkew`]).
@@ -30,6 +35,7 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::{Error, ExitCode, exit};
+use crate::hook::{self, HookSpec, Hooked};
 use crate::http::Attempts;
 use crate::interrupt::{self, Signal};
 use crate::inventory::InventoryEntry;
@@ -54,6 +60,27 @@ pub struct FleetOptions {
     /// With `--verify`: the verify step of each entry that names a registrar, by the
     /// entry's line; `None` without `--verify`.
     pub verify: Option<HashMap<usize, Plan>>,
+    /// `--exec`: the hook of every credential (beats the inventory's).
+    pub exec: Option<String>,
+    /// The inventory's file-wide `exec`, for entries without their own.
+    pub default_exec: Option<String>,
+    /// `--exec-timeout`.
+    pub exec_timeout: std::time::Duration,
+}
+
+impl FleetOptions {
+    /// The hook of `entry`: `--exec`, else the entry's `exec`, else the file's.
+    pub fn hook_of(&self, entry: &InventoryEntry) -> Option<HookSpec> {
+        let command = self
+            .exec
+            .as_ref()
+            .or(entry.exec.as_ref())
+            .or(self.default_exec.as_ref())?;
+        Some(HookSpec {
+            command: command.clone(),
+            timeout: self.exec_timeout,
+        })
+    }
 }
 
 /// What came of `--verify` for one credential.
@@ -110,17 +137,27 @@ pub struct FleetResult<'a> {
     /// Set when the audit log's last rotation is dated in the future.
     pub clock_skew: Option<ClockSkew>,
     pub verification: FleetVerification,
+    /// The hook, when one ran after the rotation.
+    pub hook: Option<Hooked>,
 }
 
 impl FleetResult<'_> {
-    /// 0 for done and skipped, the signal's code when not attempted, else the failure's
-    /// exit code.
+    /// 0 for done and skipped, 11 for done with a failed hook, the signal's code when
+    /// not attempted, else the failure's exit code.
     pub fn exit_code(&self) -> ExitCode {
         match &self.outcome {
             Outcome::Failed { exit_code, .. } => *exit_code,
             Outcome::NotAttempted { signal } => signal.exit_code(),
-            _ => exit::SUCCESS,
+            _ => self
+                .hook
+                .as_ref()
+                .map_or(exit::SUCCESS, |hooked| hooked.run.exit_code()),
         }
+    }
+
+    /// Whether its hook ran and failed.
+    pub fn hook_failed(&self) -> bool {
+        self.hook.as_ref().is_some_and(|hooked| !hooked.run.ok())
     }
 }
 
@@ -258,6 +295,7 @@ pub async fn rotate<'a>(
                     outcome: Outcome::NotAttempted { signal },
                     clock_skew: None,
                     verification: FleetVerification::NotAsked,
+                    hook: None,
                 });
             }
         }
@@ -293,6 +331,7 @@ async fn rotate_one<'a>(
                     },
                     clock_skew: None,
                     verification: FleetVerification::NotAsked,
+                    hook: None,
                 };
             }
             RecordAge::Known(_) => {}
@@ -312,8 +351,14 @@ async fn rotate_one<'a>(
         attempts: attempts.clone(),
     };
     let result = rotation::rotate(provider, &entry.credential, store, state, input).await;
+    let mut hooked = None;
     let outcome = match result {
-        Ok(report) => Outcome::Done(Box::new(report)),
+        Ok(mut report) => {
+            if let Some(spec) = options.hook_of(entry) {
+                hooked = hook::after_rotation(spec, &mut report, state).await;
+            }
+            Outcome::Done(Box::new(report))
+        }
         Err(Error::Interrupted { signal, .. }) => Outcome::NotAttempted { signal },
         Err(error) => failed(entry, None, 0, &error).outcome,
     };
@@ -324,6 +369,7 @@ async fn rotate_one<'a>(
         outcome,
         clock_skew,
         verification: FleetVerification::NotAsked,
+        hook: hooked,
     }
 }
 
@@ -347,6 +393,11 @@ fn verify_step(result: &mut FleetResult<'_>, options: &FleetOptions) -> Option<P
         result.verification = FleetVerification::NotRun("interrupted");
         return None;
     }
+    // Store, hook, verify: a device the hook did not update would only fail.
+    if result.hook_failed() {
+        result.verification = FleetVerification::NotRun("the hook failed");
+        return None;
+    }
     Some(plan.clone())
 }
 
@@ -366,5 +417,6 @@ fn failed<'a>(
         },
         clock_skew: None,
         verification: FleetVerification::NotAsked,
+        hook: None,
     }
 }

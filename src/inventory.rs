@@ -11,6 +11,8 @@
 //!
 //! Before the first table, `store = "vault"` (with `vault_mount` and `secret_prefix`)
 //! picks the store for the whole fleet; `--store` and `SIPROT_STORE` win over it.
+//! `exec = "CMD"` there is the post-rotation hook of every entry ([`crate::hook`]); an
+//! entry's own `exec` wins over it, and `--exec` over both.
 //!
 //! For `rotate --inventory --verify`, an entry may name the registrar that proves its
 //! new password, `registrar = "sip:HOST[:PORT][;transport=udp|tcp]"`, with `sip_username`
@@ -58,6 +60,8 @@ pub struct Inventory {
     /// The vault store's mount and prefix for the whole fleet; the options win.
     pub vault_mount: Option<String>,
     pub secret_prefix: Option<String>,
+    /// The post-rotation hook of every entry without its own (`exec = "CMD"`).
+    pub exec: Option<String>,
 }
 
 /// One credential of the inventory.
@@ -78,6 +82,8 @@ pub struct InventoryEntry {
     pub sip_username: Option<String>,
     /// The SIP domain of the From and To URIs (else the registrar's host).
     pub domain: Option<String>,
+    /// Its own post-rotation hook (`exec = "CMD"`).
+    pub exec: Option<String>,
 }
 
 impl InventoryEntry {
@@ -113,6 +119,8 @@ struct RawFile {
     registrar: Option<String>,
     sip_username: Option<String>,
     domain: Option<String>,
+    /// The post-rotation hook of every entry without its own.
+    exec: Option<String>,
 }
 
 /// The verification keys, of an entry or (before the first table) of the file.
@@ -130,6 +138,7 @@ struct Settings {
     vault_mount: Option<String>,
     secret_prefix: Option<String>,
     sip: RawSip,
+    exec: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +154,7 @@ struct RawEntry {
     registrar: Option<String>,
     sip_username: Option<String>,
     domain: Option<String>,
+    exec: Option<String>,
 }
 
 impl Inventory {
@@ -218,6 +228,10 @@ impl Inventory {
                 sip_username: raw.sip_username.or(settings.sip.sip_username),
                 domain: raw.domain.or(settings.sip.domain),
             };
+            if let Some(exec) = raw.exec {
+                check_exec(&exec).map_err(|m| bad(lines.line_of(start), m))?;
+                settings.exec = Some(exec);
+            }
             if !header && !raw.credential.is_empty() && !starts.is_empty() {
                 return Err(bad(
                     lines.line_of(starts[0]),
@@ -259,6 +273,24 @@ impl Inventory {
             store: settings.store,
             vault_mount: settings.vault_mount,
             secret_prefix: settings.secret_prefix,
+            exec: settings.exec,
+        })
+    }
+
+    /// The hook of `entry`: its own `exec`, else the file's.
+    pub fn exec_of<'a>(&'a self, entry: &'a InventoryEntry) -> Option<&'a str> {
+        entry.exec.as_deref().or(self.exec.as_deref())
+    }
+
+    /// The entry of `provider`'s credential `id` (and `device`), if the file has it.
+    pub fn find(
+        &self,
+        provider: ProviderKind,
+        id: &str,
+        device: Option<&str>,
+    ) -> Option<&InventoryEntry> {
+        self.entries.iter().find(|e| {
+            e.provider == provider && e.credential.id() == id && e.credential.device() == device
         })
     }
 
@@ -298,6 +330,9 @@ fn validate(
         check_template(template)?;
     }
     let max_age = raw.max_age.as_deref().map(parse_age).transpose()?;
+    if let Some(exec) = &raw.exec {
+        check_exec(exec)?;
+    }
     for tag in &raw.tags {
         if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("tag {tag:?} must be a non-empty word"));
@@ -335,7 +370,19 @@ fn validate(
         registrar,
         sip_username,
         domain,
+        exec: raw.exec,
     })
+}
+
+/// A hook command is not blank and has no NUL (which no `sh -c` argument can carry).
+fn check_exec(command: &str) -> std::result::Result<(), String> {
+    if command.trim().is_empty() {
+        return Err("`exec` is empty: drop it or name a command".into());
+    }
+    if command.contains('\0') {
+        return Err("`exec` contains a NUL character".into());
+    }
+    Ok(())
 }
 
 fn check_template(template: &str) -> std::result::Result<(), String> {

@@ -7,6 +7,7 @@
 //! - [`commands`]: one module per subcommand, wiring and output;
 //! - [`rotation`]: the protocol, the only place that orders keyring writes and requests;
 //! - [`fleet`]: many rotations at once, bounded per provider, verified apart with `--verify`;
+//! - [`hook`]: the post-rotation hook (`--exec`, `siprot exec`) run after the store;
 //! - [`inventory`]: the fleet's TOML inventory, validated with line numbers;
 //! - [`recovery`]: finishing what interrupted rotations left (`#pending`, recovery files);
 //! - [`rollback`]: `rotate --verify` after the rotation: verify, and set the previous
@@ -44,6 +45,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod hook;
 pub mod http;
 pub mod input;
 pub mod interrupt;

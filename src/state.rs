@@ -228,7 +228,8 @@ impl StateDir {
     }
 
     /// Appends one record as one line with one write, so concurrent runs never interleave.
-    pub fn audit(&self, record: &AuditRecord<'_>) -> Result<()> {
+    /// Records with more fields than [`AuditRecord`] flatten one into theirs.
+    pub fn audit(&self, record: &impl Serialize) -> Result<()> {
         let mut line = serde_json::to_vec(record)
             .map_err(|e| Error::Unexpected(format!("cannot encode the audit record: {e}")))?;
         line.push(b'\n');

@@ -2,6 +2,8 @@
 //! summary (or JSON Lines: one object per credential, then a summary object). With
 //! `--verify`, each entry that names a registrar is verified after its rotation and the
 //! summary counts verified, rejected, unreachable and unverified credentials.
+//! A hook that failed after its credential's rotation is counted apart (`hook_failed`,
+//! exit 11 unless something worse happened, [`ExitCode::worse`]).
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -13,6 +15,7 @@ use serde::Serialize;
 
 use crate::cli::RotateArgs;
 use crate::commands::block_on;
+use crate::commands::exec::{self, HookSource};
 use crate::commands::rotate_verify;
 use crate::commands::verify::{self as verify_command, VerificationJson};
 use crate::config::ConnectOptions;
@@ -32,7 +35,7 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let selected = inventory.select(args.provider, &args.tag);
     let state = StateDir::locate()?;
     let verify = rotate_verify::check_fleet(&args)?;
-    let mut options = fleet_options(&args);
+    let mut options = fleet_options(&args, &inventory)?;
     if verify {
         let service = args.store.service(Some(&inventory))?;
         options.verify = Some(plans(&args, &selected, &state, &service)?);
@@ -60,7 +63,7 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
             &state,
             &options,
             |result| {
-                tally.record(&result, args.json, &progress);
+                tally.record(&result, args.json, &progress, &args, path);
             },
         )
         .await;
@@ -70,16 +73,45 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     tally.report(started, path, &args)
 }
 
-/// The fleet options `args` ask for.
-fn fleet_options(args: &RotateArgs) -> FleetOptions {
-    FleetOptions {
+/// The fleet options `args` (and the inventory's hooks) ask for.
+fn fleet_options(args: &RotateArgs, inventory: &Inventory) -> Result<FleetOptions> {
+    let exec = exec::command_line_hook(&args.hook)?.map(|spec| spec.command);
+    if exec.is_none()
+        && (inventory.exec.is_some() || inventory.entries.iter().any(|e| e.exec.is_some()))
+    {
+        crate::hook::check_supported()?;
+    }
+    Ok(FleetOptions {
         concurrency: args
             .concurrency
             .map_or(fleet::DEFAULT_CONCURRENCY, usize::from),
         if_older_than: args.if_older_than,
         dry_run: args.dry_run,
         verify: None,
-    }
+        exec,
+        default_exec: inventory.exec.clone(),
+        exec_timeout: args.hook.exec_timeout,
+    })
+}
+
+/// The command that reruns the hook of `result`, if it has one.
+fn rerun(result: &FleetResult<'_>, args: &RotateArgs, path: &Path) -> Option<String> {
+    let hooked = result.hook.as_ref()?;
+    let Outcome::Done(report) = &result.outcome else {
+        return None;
+    };
+    let source = if args.hook.exec.is_some() {
+        HookSource::CommandLine
+    } else {
+        HookSource::Inventory(path.to_owned())
+    };
+    Some(exec::rerun_command(
+        report.provider,
+        &report.credential,
+        report.store,
+        &hooked.spec,
+        &source,
+    ))
 }
 
 /// The verify step of every selected entry that names a registrar, by line, checked
@@ -130,7 +162,14 @@ struct Tally {
 impl Tally {
     /// Counts one credential's result and reports it: a JSON line, or a progress step
     /// (and a note or a problem kept for the summary).
-    fn record(&mut self, result: &FleetResult<'_>, json: bool, progress: &ProgressBar) {
+    fn record(
+        &mut self,
+        result: &FleetResult<'_>,
+        json: bool,
+        progress: &ProgressBar,
+        args: &RotateArgs,
+        path: &Path,
+    ) {
         self.summary.count(result);
         progress.inc(1);
         if let FleetVerification::Done(verified) = &result.verification {
@@ -144,10 +183,26 @@ impl Tally {
         if !json && let Some(note) = clock_skew_note(result) {
             self.notes.push((result.entry.line, note));
         }
+        let rerun = rerun(result, args, path).filter(|_| result.hook_failed());
         if json {
-            if let Err(e) = output::json(&CredentialJson::new(result)) {
+            let mut line = CredentialJson::new(result);
+            line.hook_rerun = rerun.as_deref();
+            if let Err(e) = output::json(&line) {
                 self.output_error.get_or_insert(e);
             }
+        } else if let (Some(hooked), Some(rerun)) = (&result.hook, &rerun) {
+            self.problems.push((
+                result.entry.line,
+                format!(
+                    "{} {} (line {}): exit 11: stored, but the hook failed ({}): run it again \
+                     with `{rerun}`",
+                    result.entry.provider,
+                    result.entry.credential.display(),
+                    result.entry.line,
+                    hooked.run.describe(hooked.spec.timeout)
+                ),
+            ));
+            progress.set_message(format!("{} hook(s) failed", self.summary.hook_failed));
         } else if let Outcome::Failed { message, exit_code } = &result.outcome {
             self.problems.push((
                 result.entry.line,
@@ -309,6 +364,8 @@ struct Summary {
     skipped: usize,
     failed: usize,
     needs_recovery: usize,
+    /// Rotated and stored (counted in `rotated` too), but the hook failed.
+    hook_failed: usize,
     /// Not started (or stopped before the request) because of SIGINT, SIGTERM or SIGHUP.
     not_attempted: usize,
     /// With `--verify` (not on a dry run): what the rotated credentials' verifications found.
@@ -366,7 +423,12 @@ impl Summary {
             counts.count(&result.verification);
         }
         match &result.outcome {
-            Outcome::Done(_) => self.rotated += 1,
+            Outcome::Done(_) => {
+                self.rotated += 1;
+                if result.hook_failed() {
+                    self.hook_failed += 1;
+                }
+            }
             Outcome::Skipped { .. } => self.skipped += 1,
             Outcome::Failed { exit_code, .. } if *exit_code == exit::UNCONFIRMED => {
                 self.needs_recovery += 1;
@@ -378,7 +440,7 @@ impl Summary {
                 return;
             }
         }
-        self.exit_code = self.exit_code.max(result.exit_code());
+        self.exit_code = self.exit_code.worse(result.exit_code());
     }
 }
 
@@ -405,6 +467,7 @@ fn print_summary(
         ("skipped (rotated recently)", summary.skipped),
         ("failed (nothing changed)", summary.failed),
         ("needs recovery (exit 9)", summary.needs_recovery),
+        ("hook failed (exit 11)", summary.hook_failed),
         ("not attempted (interrupted)", summary.not_attempted),
     ] {
         output::line(&format!("  {label:<28} {count:>6}"))?;
@@ -435,7 +498,19 @@ fn print_summary(
     if summary.needs_recovery > 0 {
         output::line("run `siprot recover` to finish the rotations that need recovery")?;
     }
-    if summary.exit_code == exit::NOT_VERIFIED
+    let not_rotated = summary.failed + summary.needs_recovery + summary.not_attempted;
+    if summary.exit_code != exit::SUCCESS && not_rotated > 0 {
+        output::error_line(&format!(
+            "{} of {} credential(s) were not rotated (exit {}): see the summary on standard output",
+            not_rotated, summary.total, summary.exit_code
+        ));
+    } else if summary.hook_failed > 0 {
+        output::error_line(&format!(
+            "{} of {} credential(s) were rotated and stored, but their hook failed (exit {}): \
+             see the summary on standard output for the `siprot exec` commands that rerun them",
+            summary.hook_failed, summary.total, summary.exit_code
+        ));
+    } else if summary.exit_code == exit::NOT_VERIFIED
         && let Some(v) = &summary.verification
     {
         output::error_line(&format!(
@@ -443,13 +518,6 @@ fn print_summary(
              are stored; see the summary on standard output",
             v.unverified(),
             summary.rotated
-        ));
-    } else if summary.exit_code != exit::SUCCESS {
-        output::error_line(&format!(
-            "{} of {} credential(s) were not rotated (exit {}): see the summary on standard output",
-            summary.failed + summary.needs_recovery + summary.not_attempted,
-            summary.total,
-            summary.exit_code
         ));
     }
     Ok(())
@@ -491,6 +559,12 @@ struct CredentialJson<'a> {
     /// Why it is not verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     verification_problem: Option<String>,
+    /// What the hook did, when one ran after the rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hook: Option<&'a crate::hook::HookRun>,
+    /// When the hook failed: the `siprot exec` command that runs it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hook_rerun: Option<&'a str>,
 }
 
 impl<'a> CredentialJson<'a> {
@@ -513,6 +587,8 @@ impl<'a> CredentialJson<'a> {
             verification_result: None,
             verification: None,
             verification_problem: None,
+            hook: result.hook.as_ref().map(|hooked| &hooked.run),
+            hook_rerun: None,
         };
         if let Some((result_name, problem)) = verification_verdict(result) {
             json.verification_result = Some(result_name);

@@ -4,6 +4,7 @@
 //! provider's API or the keyring's protocol.
 
 pub mod check_password;
+pub mod exec;
 pub mod fleet;
 pub mod generate;
 pub mod recover;
@@ -62,6 +63,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => {
             let json = args.json;
             (verify::run(args), json)
+        }
+        Command::Exec(args) => {
+            let json = args.json;
+            (exec::run(args), json)
         }
     };
     let code = match result {

@@ -1,14 +1,17 @@
 //! `siprot rotate`: checks the options against the provider, then runs the rotation
-//! protocol, with `--verify` the verify step of [`crate::rollback`] after it, and renders
-//! the report. With `--inventory` it hands over to [`fleet`].
+//! protocol, with `--exec` the hook ([`crate::hook`]) after it, with `--verify` the verify
+//! step of [`crate::rollback`] after that (store, hook, verify; a failed hook skips the
+//! verify step), and renders the report. With `--inventory` it hands over to [`fleet`].
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::cli::RotateArgs;
+use crate::commands::exec::{self, HookSource};
 use crate::commands::rotate_verify::{self, VerifiedJson};
 use crate::commands::{block_on, fail, fleet};
 use crate::error::{Error, ExitCode, Result, exit};
+use crate::hook::{self, HookRun, HookSpec, Hooked};
 use crate::http::Attempts;
 use crate::input;
 use crate::interrupt;
@@ -29,6 +32,7 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
     let state = StateDir::locate()?;
     let entry = kind.entry_name(&credential)?;
     let plan = rotate_verify::plan(&args, kind, &state, &service, entry.current())?;
+    let hook = exec::command_line_hook(&args.hook)?;
     let source = password_source(&args, kind)?;
     let verify_asked = plan.is_some();
     let attempts = Attempts::new();
@@ -47,10 +51,19 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
         credential: &credential,
         state: &state,
     };
-    let result = block_on(rotation.run(input, plan));
+    let result = block_on(rotation.run(input, plan, hook.as_ref()));
     let plan_skipped = verify_asked && interrupt::received().is_some();
     match result {
-        Ok((report, verified)) => render(&args, &report, verified.as_ref(), plan_skipped),
+        Ok((report, hooked, verified)) => {
+            let after = After {
+                hooked: hooked.as_ref(),
+                hook_skipped: hook.is_some()
+                    && hooked.is_none()
+                    && report.status != RotationStatus::DryRun,
+                verify_skipped: verify_asked && hooked.as_ref().is_some_and(|h| !h.run.ok()),
+            };
+            render(&args, &report, &after, verified.as_ref(), plan_skipped)
+        }
         Err(error) => {
             let error = interrupt::wrap(error);
             Ok(fail(&error, args.json, Some(attempts.count())))
@@ -125,17 +138,27 @@ struct Rotation<'a> {
 }
 
 impl Rotation<'_> {
-    /// Rotates, then, with `--verify`, verifies (and maybe rolls back) unless this is a
-    /// dry run or a signal came.
+    /// Rotates, then, with `--exec`, runs the hook, then, with `--verify`, verifies (and
+    /// maybe rolls back), unless this is a dry run, a signal came or the hook failed.
     async fn run(
         &self,
         input: RotationInput,
         plan: Option<rollback::Plan>,
-    ) -> Result<(RotationReport, Option<Verified>)> {
+        hook: Option<&HookSpec>,
+    ) -> Result<(RotationReport, Option<Hooked>, Option<Verified>)> {
         let store = self.args.store.open(None).await?;
         let store = store.as_ref();
         let mut report =
             rotation::rotate(self.provider, self.credential, store, self.state, input).await?;
+        let hooked = match hook {
+            Some(spec) => hook::after_rotation(spec.clone(), &mut report, self.state).await,
+            None => None,
+        };
+        if hooked.as_ref().is_some_and(|h| !h.run.ok()) {
+            // Store, hook, verify: the device did not get the password, so a
+            // verification would only prove what the hook's failure already says.
+            return Ok((report, hooked, None));
+        }
         let verified = match plan {
             Some(plan) if report.status == RotationStatus::DryRun => {
                 report.plan.push(plan.describe());
@@ -154,8 +177,17 @@ impl Rotation<'_> {
             }
             None => None,
         };
-        Ok((report, verified))
+        Ok((report, hooked, verified))
     }
+}
+
+/// What happened after the rotation besides verification.
+struct After<'a> {
+    hooked: Option<&'a Hooked>,
+    /// `--exec` was given but the hook was not started (a signal came).
+    hook_skipped: bool,
+    /// `--verify` was given but not run because the hook failed.
+    verify_skipped: bool,
 }
 
 /// Prints the report, the verify step's result and the error line, and returns the exit
@@ -163,6 +195,7 @@ impl Rotation<'_> {
 fn render(
     args: &RotateArgs,
     report: &RotationReport,
+    after: &After<'_>,
     verified: Option<&Verified>,
     plan_skipped: bool,
 ) -> Result<ExitCode> {
@@ -172,15 +205,31 @@ fn render(
     for warning in verified.iter().flat_map(|v| &v.warnings) {
         output::warning(warning);
     }
-    let code = interrupt::final_code(verified.map_or(exit::SUCCESS, Verified::exit_code));
+    let hook_failed = after.hooked.filter(|h| !h.run.ok());
+    let code = interrupt::final_code(match hook_failed {
+        Some(_) => exit::HOOK_FAILED,
+        None => verified.map_or(exit::SUCCESS, Verified::exit_code),
+    });
     if args.json {
         let mut json = RotateJson::new(report, args.show_password);
+        json.hook = after.hooked.map(|h| &h.run);
+        if after.verify_skipped {
+            json.verify_skipped = Some("the hook failed");
+        }
         json.verify = verified.map(rotate_verify::json);
         json.exit_code = code;
         json.interrupted_by = interrupt::received().map(|s| s.name());
         output::json(&json)?;
     } else {
         print_human(report, args.show_password)?;
+        if let Some(hooked) = after.hooked {
+            for line in hooked.run.human_lines(hooked.spec.timeout) {
+                output::line(&line)?;
+            }
+        }
+        if after.verify_skipped {
+            output::line("--verify was not run: the hook failed (store, hook, verify)")?;
+        }
         for line in verified
             .iter()
             .flat_map(|v| rotate_verify::human_lines(v, report))
@@ -188,6 +237,24 @@ fn render(
             output::line(&line)?;
         }
     }
+    error_lines(
+        args,
+        report,
+        after,
+        verified.filter(|_| code != exit::SUCCESS),
+        plan_skipped,
+    );
+    Ok(code)
+}
+
+/// The error lines on standard error: a signal, a failed hook, or a failed verification.
+fn error_lines(
+    args: &RotateArgs,
+    report: &RotationReport,
+    after: &After<'_>,
+    not_verified: Option<&Verified>,
+    plan_skipped: bool,
+) {
     if let Some(signal) = interrupt::received() {
         output::error_line(&format!(
             "interrupted by {signal}: the rotation in flight was finished first and the new \
@@ -199,10 +266,35 @@ fn render(
                 ""
             }
         ));
-    } else if let Some(verified) = verified.filter(|_| code != exit::SUCCESS) {
+        if let (true, Some(command)) = (after.hook_skipped, &args.hook.exec) {
+            let spec = HookSpec {
+                command: command.clone(),
+                timeout: args.hook.exec_timeout,
+            };
+            output::error_line(&format!(
+                "the hook was not run: run it with `{}`",
+                exec::rerun_command(
+                    report.provider,
+                    &report.credential,
+                    report.store,
+                    &spec,
+                    &HookSource::CommandLine,
+                )
+            ));
+        }
+    } else if let Some(hooked) = after.hooked.filter(|h| !h.run.ok()) {
+        output::error_line(&exec::stored_but_failed(
+            &hooked.run,
+            hooked.spec.timeout,
+            report.provider,
+            &report.credential,
+            report.store,
+            &hooked.spec,
+            &HookSource::CommandLine,
+        ));
+    } else if let Some(verified) = not_verified {
         output::error_line(&rotate_verify::summary_error(verified, report));
     }
-    Ok(code)
 }
 
 /// The JSON contract of `rotate --json`.
@@ -226,6 +318,12 @@ struct RotateJson<'a> {
     plan: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<&'a str>,
+    /// With `--exec`: what the hook did (`exit_code`, `timed_out`, `output_tail`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hook: Option<&'a HookRun>,
+    /// With `--verify` when the hook failed: why verification was not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify_skipped: Option<&'static str>,
     /// With `--verify`: `verified`, `verification`, `problem`, `rollback`.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     verify: Option<VerifiedJson<'a>>,
@@ -256,6 +354,8 @@ impl<'a> RotateJson<'a> {
                 .as_ref()
                 .filter(|_| show_password)
                 .map(|p| p.expose_secret()),
+            hook: None,
+            verify_skipped: None,
             verify: None,
             interrupted_by: None,
             exit_code: exit::SUCCESS,

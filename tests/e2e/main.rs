@@ -12,6 +12,8 @@ mod exotel;
 mod fleet;
 mod fleet_verify;
 mod generate;
+#[cfg(unix)]
+mod hook;
 mod hostile;
 mod inventory;
 mod keyring_faults;
