@@ -832,6 +832,31 @@ description = "Rotated by siprot on {date} ({provider} {id})"
         let inventory = parse(text).unwrap();
         assert_eq!(inventory.entries.len(), 3);
         assert_eq!(inventory.select(None, &["prod".into()]).len(), 2);
+        assert!(inventory.entries[0].exec.is_some());
+    }
+
+    #[test]
+    fn an_entrys_exec_wins_over_the_files() {
+        let inventory = parse(
+            "exec = \"file-hook\"\n\
+             [[credential]]\nprovider = \"telepath\"\nid = \"conn_a\"\n\
+             [[credential]]\nprovider = \"telepath\"\nid = \"conn_b\"\nexec = \"own-hook\"\n",
+        )
+        .unwrap();
+        let [a, b] = &inventory.entries[..] else {
+            panic!("two entries")
+        };
+        assert_eq!(inventory.exec_of(a), Some("file-hook"));
+        assert_eq!(inventory.exec_of(b), Some("own-hook"));
+        let telepath = ProviderKind::from_name("telepath").unwrap();
+        assert_eq!(
+            inventory.find(telepath, "conn_b", None).map(|e| e.line),
+            Some(b.line)
+        );
+        assert!(inventory.find(telepath, "conn_c", None).is_none());
+        for bad in ["exec = \"\"\n", "exec = \" \"\n"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

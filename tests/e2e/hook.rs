@@ -552,3 +552,30 @@ fn the_vault_store_hands_the_hook_siprot_store_vault() {
     assert!(!recorded.contains(&token));
     assert_no_secret_in_argv_or_env(&env, &out, "vobiz", &live);
 }
+
+#[test]
+fn a_blank_hook_is_refused_before_anything_is_sent() {
+    let env = TestEnv::without_keyring();
+    let t = Target::TELEPATH;
+    (t.create)(&t, &env);
+    t.rotate(&env, &["--exec", "  "])
+        .assert_code(2)
+        .assert_one_line_error("--exec needs a command");
+    let inventory = env.state.path().join("blank.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[[credential]]\nprovider = \"telepath\"\nid = \"{}\"\nexec = \"\"\n",
+            t.id
+        ),
+    )
+    .unwrap();
+    env.run(
+        &["rotate", "--inventory", inventory.to_str().unwrap()],
+        None,
+    )
+    .assert_code(4)
+    .assert_one_line_error("blank.toml:1: `exec` is empty");
+    assert!(env.fake.requests().is_empty(), "something was sent");
+    assert_eq!(t.live(&env), t.initial);
+}
