@@ -98,13 +98,7 @@ pub struct HookArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     #[command(flatten)]
-    pub provider: ProviderArg,
-    /// The credential id
-    #[arg(value_name = "ID")]
-    pub id: String,
-    /// The device id (providers that address devices)
-    #[arg(long, value_name = "DEVICE_ID")]
-    pub device: Option<String>,
+    pub credential: CredentialArgs,
     #[command(flatten)]
     pub hook: HookArgs,
     /// Without --exec: the hook is this inventory's entry's `exec` (else the file's)
@@ -152,13 +146,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "URI")]
     pub registrar: Registrar,
     #[command(flatten)]
-    pub provider: ProviderArg,
-    /// The credential id
-    #[arg(value_name = "ID")]
-    pub id: String,
-    /// The device id (providers that address devices)
-    #[arg(long, value_name = "DEVICE_ID")]
-    pub device: Option<String>,
+    pub credential: CredentialArgs,
     #[command(flatten)]
     pub sip: SipUserArgs,
     /// Also try the #previous password and succeed only if the registrar rejects it
@@ -302,6 +290,19 @@ fn parse_store(name: &str) -> Result<StoreKind, String> {
     })
 }
 
+/// One credential: `--provider P ID [--device D]`.
+#[derive(Debug, Args)]
+pub struct CredentialArgs {
+    #[command(flatten)]
+    pub provider: ProviderArg,
+    /// The credential id
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The device id (providers that address devices)
+    #[arg(long, value_name = "DEVICE_ID")]
+    pub device: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct ProviderArg {
     /// The provider
@@ -421,13 +422,7 @@ pub struct RotateArgs {
 #[derive(Debug, Args)]
 pub struct ToggleArgs {
     #[command(flatten)]
-    pub provider: ProviderArg,
-    /// The credential id
-    #[arg(value_name = "ID")]
-    pub id: String,
-    /// The device id (providers that address devices)
-    #[arg(long, value_name = "DEVICE_ID")]
-    pub device: Option<String>,
+    pub credential: CredentialArgs,
     /// Print one JSON object on standard output
     #[arg(long)]
     pub json: bool,
@@ -467,13 +462,7 @@ pub enum SecretCommand {
 #[derive(Debug, Args)]
 pub struct SecretGetArgs {
     #[command(flatten)]
-    pub provider: ProviderArg,
-    /// The credential id
-    #[arg(value_name = "ID")]
-    pub id: String,
-    /// The device id (providers that address devices)
-    #[arg(long, value_name = "DEVICE_ID")]
-    pub device: Option<String>,
+    pub credential: CredentialArgs,
     /// Print the `#previous` password instead of the current one
     #[arg(long, conflicts_with = "pending")]
     pub previous: bool,

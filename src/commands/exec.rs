@@ -101,8 +101,7 @@ pub(crate) fn stored_but_failed(
 }
 
 pub fn run(args: ExecArgs) -> Result<ExitCode> {
-    let kind = args.provider.provider;
-    let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
+    let (kind, credential) = args.credential.resolve()?;
     let inventory = args.inventory.as_deref().map(Inventory::load).transpose()?;
     let (spec, source) = match (command_line_hook(&args.hook)?, &inventory) {
         (Some(spec), _) => (spec, HookSource::CommandLine),

@@ -18,13 +18,13 @@ pub mod verify;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, HttpArgs, NetArgs, SecretCommand, StoreArgs};
+use crate::cli::{Cli, Command, CredentialArgs, HttpArgs, NetArgs, SecretCommand, StoreArgs};
 use crate::config::{self, ConnectOptions};
 use crate::error::{Error, ExitCode, Result};
 use crate::http::HttpConfig;
 use crate::inventory::Inventory;
 use crate::output;
-use crate::providers::ProviderKind;
+use crate::providers::{CredentialRef, ProviderKind};
 use crate::retry::RetryConfig;
 use crate::store::vault::{self, VaultOptions, VaultStore};
 use crate::store::{EntryName, Keyring, SecretStore, Slot, StoreKind};
@@ -208,6 +208,18 @@ impl StoreArgs {
                 Ok(Box::new(keyring))
             }
         }
+    }
+}
+
+impl CredentialArgs {
+    /// The provider and the checked credential (ids a URL path or an entry name could
+    /// not hold are refused, exit 2).
+    pub(crate) fn resolve(&self) -> Result<(ProviderKind, CredentialRef)> {
+        let kind = self.provider.provider;
+        Ok((
+            kind,
+            CredentialRef::new(kind, &self.id, self.device.as_deref())?,
+        ))
     }
 }
 

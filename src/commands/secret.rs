@@ -8,12 +8,10 @@ use crate::cli::SecretGetArgs;
 use crate::commands::{block_on, stored_secret};
 use crate::error::{ExitCode, Result, exit};
 use crate::output;
-use crate::providers::CredentialRef;
 use crate::store::Slot;
 
 pub fn get(args: SecretGetArgs) -> Result<ExitCode> {
-    let kind = args.provider.provider;
-    let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
+    let (kind, credential) = args.credential.resolve()?;
     let name = kind.entry_name(&credential)?;
     let slot = if args.previous {
         Slot::Previous

@@ -9,11 +9,10 @@ use crate::commands::block_on;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::output;
-use crate::providers::CredentialRef;
 use crate::state::{AuditRecord, StateDir};
 
 pub fn run(args: ToggleArgs, enable: bool) -> Result<ExitCode> {
-    let kind = args.provider.provider;
+    let kind = args.credential.provider.provider;
     let action = if enable {
         AuditAction::Enable
     } else {
@@ -26,7 +25,7 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<ExitCode> {
             operation,
         });
     }
-    let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
+    let (_, credential) = args.credential.resolve()?;
     let entry = kind.entry_name(&credential)?;
     let provider = kind.connect(&args.net.connect_options())?;
     let state = StateDir::locate()?;

@@ -11,15 +11,14 @@ use crate::cli::VerifyArgs;
 use crate::commands::{block_on, stored_secret};
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::output;
-use crate::providers::{CredentialRef, ProviderKind};
+use crate::providers::ProviderKind;
 use crate::sip::{Outcome, Verification};
 use crate::state::StateDir;
 use crate::store::Slot;
 use crate::verification::{self, Checks, Recorded, SipOptions, SipTarget};
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let kind = args.provider.provider;
-    let credential = CredentialRef::new(kind, &args.id, args.device.as_deref())?;
+    let (kind, credential) = args.credential.resolve()?;
     let name = kind.entry_name(&credential)?;
     let state = StateDir::locate()?;
     let (checks, target) = block_on(async {
