@@ -78,6 +78,9 @@ pub struct Response {
     pub retry_after: Option<String>,
     /// The provider's request id header (`x-request-id`), when it sends one.
     pub request_id: Option<String>,
+    /// `X-Vault-Index`: the storage index a Vault or OpenBao server answered at (an opaque
+    /// token the vault store sends back for read-after-write consistency).
+    pub consistency_index: Option<String>,
     pub body: Zeroizing<Vec<u8>>,
     /// How many tries this answer took (1 when it came first time).
     pub tries: u32,
@@ -331,6 +334,12 @@ impl HttpClient {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(|v| one_line(v).chars().take(100).collect());
+        let consistency_index = response
+            .headers()
+            .get("x-vault-index")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 1024)
+            .map(str::to_owned);
         let mut body = Zeroizing::new(Vec::new());
         while let Some(chunk) = response.chunk().await.map_err(|e| {
             SendError::Unknown(format!(
@@ -350,6 +359,7 @@ impl HttpClient {
             status,
             retry_after,
             request_id,
+            consistency_index,
             body,
             tries: 1,
             retry_note: String::new(),

@@ -153,6 +153,7 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             retry_after: None,
             request_id: None,
+            consistency_index: None,
             body: Zeroizing::new(body.as_bytes().to_vec()),
             tries: 1,
             retry_note: String::new(),

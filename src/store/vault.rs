@@ -60,6 +60,25 @@ pub const DEFAULT_PREFIX: &str = "siprot/";
 const PENDING_FOLDER: &str = ".pending";
 const PREVIOUS_FOLDER: &str = ".previous";
 
+/// The storage index in an `X-Vault-Index` header: OpenBao sends the base64 of
+/// `{"cluster": "...", "value": "<n>"}`.
+fn index_value(header: &str) -> Option<u64> {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct Index {
+        value: String,
+    }
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(header)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(header))
+        .ok()?;
+    serde_json::from_slice::<Index>(&json)
+        .ok()?
+        .value
+        .parse()
+        .ok()
+}
+
 /// Credentials per capability check of a fleet (six paths each).
 const CHECK_CHUNK: usize = 200;
 
@@ -194,6 +213,9 @@ pub struct VaultStore {
     backoff: RetryConfig,
     /// Credentials whose paths a fleet's capability check found writable.
     checked: std::sync::Mutex<std::collections::HashSet<EntryName>>,
+    /// The highest storage index seen in an answer, and its header (see
+    /// [`VaultStore::note_index`]).
+    index: std::sync::Mutex<Option<(u64, String)>>,
 }
 
 impl std::fmt::Debug for VaultStore {
@@ -557,6 +579,7 @@ impl VaultStore {
                 ..RetryConfig::default()
             },
             checked: std::sync::Mutex::default(),
+            index: std::sync::Mutex::default(),
         })
     }
 
@@ -654,7 +677,34 @@ impl VaultStore {
         if let Some(ns) = &self.namespace {
             request = request.header("X-Vault-Namespace", ns.as_str());
         }
+        if let Some((_, index)) = self.lock_index().as_ref() {
+            // A standby that has not applied this store's latest answer yet forwards the
+            // request to the active node instead of answering from older data.
+            request = request
+                .header("X-Vault-Index", index.as_str())
+                .header("X-Vault-Inconsistent", "forward-active-node");
+        }
         Ok(request)
+    }
+
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, Option<(u64, String)>> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the highest storage index a response carried (`X-Vault-Index`, base64 of
+    /// `{"cluster": .., "value": "<n>"}` in OpenBao 2.7), so that later requests read at
+    /// least what this store saw written. An index siprot cannot read is ignored.
+    fn note_index(&self, response: &Response) {
+        let Some(raw) = &response.consistency_index else {
+            return;
+        };
+        let Some(value) = index_value(raw) else {
+            return;
+        };
+        let mut index = self.lock_index();
+        if index.as_ref().is_none_or(|(seen, _)| value > *seen) {
+            *index = Some((value, raw.clone()));
+        }
     }
 
     fn unavailable(&self, message: String) -> StoreError {
@@ -713,6 +763,9 @@ impl VaultStore {
                     self.timeout
                 )))
             });
+            if let Ok(response) = &outcome {
+                self.note_index(response);
+            }
             // What went wrong, whether another try is allowed, whether this one may
             // have landed.
             let (what, retry, landed) = match outcome {
@@ -1289,6 +1342,16 @@ mod tests {
         for bad in ["", "a//b", "..", "a\nb"] {
             assert!(segments(bad, "the vault mount", false).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_storage_index_is_read_from_openbaos_header() {
+        // As OpenBao 2.7.2 sent it after a KV write on Raft storage.
+        let header =
+            "eyJjbHVzdGVyIjoiMjgwZDUxMjYtZGMxYi02NjYzLWU4NWQtZTA4YWUxMzYxODk5IiwidmFsdWUiOiIzNSJ9";
+        assert_eq!(index_value(header), Some(35));
+        assert_eq!(index_value("not base64 !"), None);
+        assert_eq!(index_value("e30="), None, "{{}} has no value");
     }
 
     #[test]
