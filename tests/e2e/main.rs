@@ -20,6 +20,8 @@ mod keyring_faults;
 mod kills;
 mod logging;
 mod outputs;
+#[cfg(unix)]
+mod phone;
 mod proxy;
 mod recover;
 mod retries;
