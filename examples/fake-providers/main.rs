@@ -5,7 +5,9 @@
 //! ```
 //!
 //! It seeds one demo credential per provider, prints the environment to point siprot at
-//! it, logs one line per request (never headers or bodies) and serves until Ctrl-C.
+//! it, logs one line per request (never headers or bodies) and serves until Ctrl-C. With
+//! `--sip-users PATH` it keeps a Kamailio db_text `subscriber` table there in step with
+//! the SIP passwords, as `scripts/demo-verify.sh` uses it.
 
 mod server;
 
@@ -42,6 +44,10 @@ struct Args {
     /// Do not log requests
     #[arg(long)]
     quiet: bool,
+    /// Keep a Kamailio db_text `subscriber` table at this path in step with the SIP
+    /// passwords (scripts/demo-verify.sh points a local Kamailio at it)
+    #[arg(long, value_name = "PATH")]
+    sip_users: Option<std::path::PathBuf>,
 }
 
 /// Seeds `n` credentials, a third at each provider, and returns their inventory.
@@ -93,6 +99,12 @@ async fn main() {
     fake.add_vobiz_credential(VOBIZ_CREDENTIAL, VOBIZ_USER, "Demo-Vobiz-Pass-1");
     fake.set_log_requests(!args.quiet);
     let inventory = seed_fleet(&fake, args.fleet);
+    if let Some(path) = &args.sip_users {
+        fake.share_sip_users(path);
+        if !path.exists() {
+            std::process::exit(1);
+        }
+    }
     if let Some(path) = &args.inventory
         && let Err(e) = std::fs::write(path, inventory)
     {

@@ -7,6 +7,7 @@ mod support;
 mod check_password;
 mod config;
 mod conformance;
+mod demo_verify;
 mod duplicates;
 mod exotel;
 mod fleet;
@@ -20,6 +21,8 @@ mod keyring_faults;
 mod kills;
 mod logging;
 mod outputs;
+#[cfg(unix)]
+mod phone;
 mod proxy;
 mod recover;
 mod retries;

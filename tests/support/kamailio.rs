@@ -4,6 +4,11 @@
 //! The table is a plain file that the fake providers rewrite after every rotation
 //! (`FakeProviders::share_sip_users`), so a rotation at the fake changes what Kamailio
 //! accepts, end to end. Kamailio rereads it when its modification time changes.
+//!
+//! Bindings live in memory (usrloc `db_mode` 0); [`Kamailio::bindings`] lists them with
+//! `kamcmd ul.dump` over the control socket in the same directory, so a test can tell a
+//! phone's registration (its contact, Call-ID, User-Agent, last change) from siprot's
+//! REGISTER, which never adds one.
 
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -11,6 +16,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::fake::SUBSCRIBER_TABLE_HEADER;
+
+/// The configuration, shared with `scripts/demo-verify.sh`: `@PORT@`, `@DB@`, `@CTL@` and
+/// `@ALGORITHM@` are filled in.
+const CONFIG: &str = include_str!("kamailio.cfg");
 
 /// A running Kamailio, stopped when dropped.
 pub struct Kamailio {
@@ -81,6 +90,27 @@ impl Kamailio {
         self.dir.path().join("db").join("subscriber")
     }
 
+    /// Every binding in Kamailio's location table now (`kamcmd ul.dump`), in dump order.
+    pub fn bindings(&self) -> Vec<Binding> {
+        let output = Command::new(kamcmd())
+            .arg("-s")
+            .arg(format!(
+                "unix:{}",
+                self.dir.path().join("kamailio.ctl").display()
+            ))
+            .arg("ul.dump")
+            .stdin(Stdio::null())
+            .output()
+            .expect("kamcmd (Debian package kamailio) must be installed");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "kamcmd ul.dump failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        parse_ul_dump(&text)
+    }
+
     /// What Kamailio has logged so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
@@ -105,6 +135,70 @@ impl Drop for Kamailio {
     }
 }
 
+/// One contact of Kamailio's location table, as `ul.dump` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The address-of-record (the SIP username: `use_domain` is off).
+    pub aor: String,
+    pub contact: String,
+    pub call_id: String,
+    pub cseq: u64,
+    pub user_agent: String,
+    /// Seconds since the epoch of the REGISTER that last created or refreshed it.
+    pub last_modified: u64,
+    /// Seconds left.
+    pub expires: u64,
+}
+
+/// The contacts in `kamcmd ul.dump`'s output: `AoR: ...` opens a record, `Address: ...`
+/// one of its contacts, whose `Name: value` lines follow.
+fn parse_ul_dump(text: &str) -> Vec<Binding> {
+    let mut bindings: Vec<Binding> = Vec::new();
+    let mut aor = String::new();
+    for line in text.lines() {
+        let Some((name, value)) = line.trim().split_once(": ") else {
+            continue;
+        };
+        let value = value.trim().to_owned();
+        if name == "AoR" {
+            aor = value;
+            continue;
+        }
+        if name == "Address" {
+            bindings.push(Binding {
+                aor: aor.clone(),
+                contact: value,
+                call_id: String::new(),
+                cseq: 0,
+                user_agent: String::new(),
+                last_modified: 0,
+                expires: 0,
+            });
+            continue;
+        }
+        let Some(binding) = bindings.last_mut() else {
+            continue;
+        };
+        match name {
+            "Call-ID" => binding.call_id = value,
+            "CSeq" => binding.cseq = value.parse().unwrap_or(0),
+            "User-Agent" => binding.user_agent = value,
+            "Last-Modified" => binding.last_modified = value.parse().unwrap_or(0),
+            "Expires" => binding.expires = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    bindings
+}
+
+fn kamcmd() -> PathBuf {
+    ["/usr/sbin/kamcmd", "/usr/local/sbin/kamcmd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("kamcmd"))
+}
+
 fn binary() -> PathBuf {
     ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
         .iter()
@@ -114,7 +208,7 @@ fn binary() -> PathBuf {
 }
 
 /// A port free for both UDP and TCP on loopback right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = tcp.local_addr().expect("addr").port();
@@ -137,52 +231,10 @@ fn write_files(dir: &Path, port: u16, algorithm: Algorithm) {
         Algorithm::Md5 => "MD5",
         Algorithm::Sha256 => "SHA-256",
     };
-    let config = format!(
-        r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-tcp_children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-listen=tcp:127.0.0.1:{port}
-loadmodule "db_text.so"
-loadmodule "sl.so"
-loadmodule "tm.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "auth.so"
-loadmodule "auth_db.so"
-loadmodule "xlog.so"
-modparam("db_text", "db_mode", 1)
-modparam("usrloc", "db_mode", 0)
-modparam("auth_db", "db_url", "text://{db}")
-modparam("auth_db", "calculate_ha1", yes)
-modparam("auth_db", "password_column", "password")
-modparam("auth_db", "load_credentials", "")
-modparam("auth_db", "use_domain", 0)
-modparam("auth", "algorithm", "{algorithm}")
-request_route {{
-    xlog("L_INFO", "siprot-test: $rm $ru from $si:$sp over $pr, contact '$hdr(Contact)', expires '$hdr(Expires)'\n");
-    if (!is_method("REGISTER")) {{
-        sl_send_reply("405", "Method Not Allowed");
-        exit;
-    }}
-    if (!auth_check("$fd", "subscriber", "1")) {{
-        auth_challenge("$fd", "1");
-        exit;
-    }}
-    consume_credentials();
-    if (!save("location")) {{
-        sl_reply_error();
-    }}
-    exit;
-}}
-"#,
-        db = db.display(),
-    );
+    let config = CONFIG
+        .replace("@PORT@", &port.to_string())
+        .replace("@DB@", &db.display().to_string())
+        .replace("@CTL@", &dir.join("kamailio.ctl").display().to_string())
+        .replace("@ALGORITHM@", algorithm);
     std::fs::write(dir.join("kamailio.cfg"), config).expect("kamailio.cfg");
 }

@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
 #[path = "../../examples/fake-providers/server.rs"]
 pub mod fake;
 pub mod kamailio;
