@@ -485,7 +485,7 @@ fn an_unreachable_or_sealed_store_stops_the_rotation_before_anything_is_sent() {
     bao.seal();
     for target in Target::ALL {
         (target.create)(&target, &world.env);
-        let run = world.rotate(&target, &["--keyring-timeout", "2"]);
+        let run = world.rotate(&target, &["--keyring-timeout", "5"]);
         run.assert_code(8);
         assert!(run.stderr.contains("sealed"), "{}", run.stderr);
     }
