@@ -17,6 +17,7 @@
 //! Errors ([`StoreError`]) carry only descriptions, paths and names, never a secret or a
 //! token; [`crate::error::Error::keyring_unavailable`] maps them to exit codes.
 
+pub mod diagnose;
 pub mod keyring;
 #[cfg(test)]
 pub mod memory;
