@@ -162,6 +162,9 @@ pub fn explain(message: &str) -> Option<String> {
             Err(why) => why,
             Ok(_) => "no Secret Service on the D-Bus session bus".to_owned(),
         }
+    } else if lower.contains("serviceunknown") && lower.contains("org.freedesktop.secrets") {
+        // The bus answered, but nothing owns (or can start) the Secret Service's name.
+        "no Secret Service on the D-Bus session bus".to_owned()
     } else if lower.contains("prompt dismissed") || lower.contains("object locked") {
         "the keyring's collection is locked (unlock it, or log in to the desktop)".to_owned()
     } else {
@@ -180,6 +183,15 @@ mod tests {
             explain("Platform secure storage failure: SS error: prompt dismissed").unwrap();
         assert!(locked.contains("locked"), "{locked}");
         assert!(locked.ends_with("see `siprot doctor`"), "{locked}");
+        let none = explain(
+            "Platform failure: zbus error: org.freedesktop.DBus.Error.ServiceUnknown: The name \
+             org.freedesktop.secrets was not provided by any .service files",
+        )
+        .unwrap();
+        assert!(
+            none.starts_with("no Secret Service on the D-Bus session bus ["),
+            "{none}"
+        );
         assert_eq!(explain("something else"), None);
     }
 }

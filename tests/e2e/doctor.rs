@@ -244,3 +244,32 @@ fn a_provider_without_settings_is_a_warning_and_a_bad_base_url_a_failure() {
     );
     assert!(telepath.contains("SIPROT_TELEPATH_BASE_URL"), "{telepath}");
 }
+
+#[test]
+fn doctor_on_a_bus_without_a_secret_service_names_it() {
+    let (env, mut keyring) = env_on_private_keyring();
+    Target::VOBIZ.seed(&env);
+    keyring.kill();
+    let run = env.run(&["doctor", "--keyring-timeout", "5"], None);
+    run.assert_code(8);
+    assert!(
+        line(&run, "session bus").starts_with("ok "),
+        "{}",
+        run.stdout
+    );
+    let service = line(&run, "keyring");
+    assert!(
+        service.starts_with("fail  keyring: no Secret Service on the session bus"),
+        "{service}"
+    );
+    assert!(
+        service.contains("gnome-keyring-daemon --start"),
+        "{service}"
+    );
+
+    let run = Target::VOBIZ.rotate(&env, &["--keyring-timeout", "5"]);
+    run.assert_code(8)
+        .assert_one_line_error("no Secret Service on the D-Bus session bus");
+    assert!(run.stderr.contains("siprot doctor"), "{}", run.stderr);
+    assert!(env.fake.requests().is_empty());
+}
