@@ -10,7 +10,7 @@ pub const BUS_VAR: &str = "DBUS_SESSION_BUS_ADDRESS";
 
 /// How to unlock a locked collection from a shell.
 pub const UNLOCK_HINT: &str = "unlock it: log in to the desktop session, or from a shell \
-    `gnome-keyring-daemon --replace --unlock` reading the password on standard input \
+    `gnome-keyring-daemon --replace --unlock --components=secrets` reading the password on standard input \
     (from a secret you control), or any `secret-tool lookup` that prompts";
 
 /// Where the session bus is, if it can be reached: `Ok(description)` or `Err(why not)`.

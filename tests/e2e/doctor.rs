@@ -154,7 +154,7 @@ fn doctor_with_no_session_bus_fails_naming_the_bus_and_exits_8() {
 
 #[test]
 fn doctor_on_a_locked_keyring_fails_with_the_unlock_hint() {
-    let (env, keyring) = env_on_private_keyring();
+    let (env, mut keyring) = env_on_private_keyring();
     for target in Target::ALL {
         target.seed(&env);
     }
@@ -179,6 +179,13 @@ fn doctor_on_a_locked_keyring_fails_with_the_unlock_hint() {
     run.assert_code(8).assert_one_line_error("locked");
     assert!(run.stderr.contains("siprot doctor"), "{}", run.stderr);
     assert!(env.fake.requests().is_empty());
+
+    // The hint works: after it, doctor passes and so does the rotation.
+    keyring.unlock_by_replacing();
+    let run = env.run(&["doctor"], None);
+    run.assert_code(0);
+    assert!(line(&run, "keyring").contains("unlocked"), "{}", run.stdout);
+    Target::VOBIZ.rotate(&env, &[]).assert_code(0);
 }
 
 #[test]
