@@ -71,6 +71,33 @@ pub enum Command {
     /// Run the post-rotation hook again, alone, with the stored current password
     #[command(after_help = EXEC_HELP)]
     Exec(ExecArgs),
+    /// Say whether a rotation would work here (store, state directory, providers'
+    /// settings, leftovers), changing nothing
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
+}
+
+const DOCTOR_HELP: &str = "\
+One line per check: `ok|warn|fail  <check>: <detail>; <next step>`. Nothing is changed:
+no keyring item, state directory or lock is created, nothing is unlocked, no provider is
+called. A provider without settings is `warn` (not used here); leftovers (#pending
+entries, recovery files) are `warn` with \"run siprot recover\".
+
+Exit codes: 0 no check failed (warnings allowed), 8 a store check failed (no bus, no
+Secret Service, locked collection, vault store unreachable, sealed or refusing the
+token), 4 another check failed.
+
+Examples:
+  siprot doctor
+  siprot doctor --store vault --json";
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 const EXEC_HELP: &str = "\

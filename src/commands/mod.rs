@@ -4,6 +4,7 @@
 //! provider's API or the keyring's protocol.
 
 pub mod check_password;
+pub mod doctor;
 pub mod exec;
 pub mod fleet;
 pub mod generate;
@@ -67,6 +68,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Exec(args) => {
             let json = args.json;
             (exec::run(args), json)
+        }
+        Command::Doctor(args) => {
+            let json = args.json;
+            (doctor::run(args), json)
         }
     };
     let code = match result {

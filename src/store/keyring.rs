@@ -43,9 +43,15 @@ impl StoreError {
                 items.iter().map(ItemInfo::of).collect(),
                 false,
             )),
-            other => StoreError::Store(other.to_string()),
+            other => StoreError::Store(explained(other.to_string())),
         }
     }
+}
+
+/// A keyring error's text with its cause named (no bus, no Secret Service, locked) and
+/// `siprot doctor` as the next step, when it is one of those ([`super::diagnose::explain`]).
+fn explained(message: String) -> String {
+    super::diagnose::explain(&message).unwrap_or(message)
 }
 
 /// Attributes siprot's own items carry; an item with more was written by another program.
@@ -280,7 +286,7 @@ static DEFAULT_STORE: OnceLock<Result<(), StoreError>> = OnceLock::new();
 fn init_native_store() -> Result<(), StoreError> {
     DEFAULT_STORE
         .get_or_init(|| {
-            let store = native_store().map_err(|e| StoreError::Open(e.to_string()))?;
+            let store = native_store().map_err(|e| StoreError::Open(explained(e.to_string())))?;
             keyring_core::set_default_store(store);
             LABELS.store(cfg!(target_os = "linux"), Ordering::Relaxed);
             Ok(())
@@ -489,7 +495,7 @@ impl Keyring {
         self.blocking(|service| {
             let spec = HashMap::from([("service", service)]);
             let mut names: Vec<String> = Entry::search(&spec)
-                .map_err(|e| StoreError::Store(e.to_string()))?
+                .map_err(|e| StoreError::Store(explained(e.to_string())))?
                 .iter()
                 .filter_map(Entry::get_specifiers)
                 // Some stores match the service as a substring: keep exact matches only.

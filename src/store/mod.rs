@@ -1,6 +1,7 @@
 //! Where rotated passwords are kept: one [`SecretStore`] interface over the OS keyring
 //! ([`keyring`], the default) and a shared Vault/OpenBao KV v2 store ([`vault`]); unit
-//! tests also use an in-memory store of either kind (`memory`).
+//! tests also use an in-memory store of either kind (`memory`). [`diagnose`] says why the
+//! keyring cannot be used (no bus, no Secret Service, locked), for its errors and `doctor`.
 //!
 //! A credential has slots ([`Slot`]): its current password, a `#pending` one staged
 //! before the request that sets it (or, in a shared store, a claim marker with no
@@ -17,6 +18,7 @@
 //! Errors ([`StoreError`]) carry only descriptions, paths and names, never a secret or a
 //! token; [`crate::error::Error::keyring_unavailable`] maps them to exit codes.
 
+pub mod diagnose;
 pub mod keyring;
 #[cfg(test)]
 pub mod memory;

@@ -8,6 +8,7 @@ mod check_password;
 mod config;
 mod conformance;
 mod demo_verify;
+mod doctor;
 mod duplicates;
 mod exotel;
 mod fleet;

@@ -812,3 +812,66 @@ fn store_settings_that_cannot_be_used_are_refused_before_anything_is_sent() {
     assert!(run.stderr.contains("VAULT_ADDR"), "{}", run.stderr);
     assert!(env.fake.requests().is_empty());
 }
+
+/// `siprot doctor` with the vault store: ok against the dev server (the token never
+/// shown), exit 8 with a next step on a sealed one or with a token it refuses.
+#[test]
+fn doctor_checks_the_vault_store_without_showing_the_token() {
+    let bao = Bao::shared();
+    let env = TestEnv::without_keyring();
+    let prefix = unique_prefix("doctor");
+    let token = rotator_token(|args| bao.cli(ROOT_TOKEN, args), env.state.path(), &prefix);
+    let world = World::with(env, &bao.addr, &token, prefix);
+    let run = world.run(&["doctor"]);
+    run.assert_code(0);
+    assert!(!run.stdout.contains(&token), "{}", run.stdout);
+    assert!(!run.stdout.contains("session bus"), "{}", run.stdout);
+    let store = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("vault store:"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(store.starts_with("ok "), "{store}");
+    assert!(store.contains("unsealed"), "{store}");
+    assert!(
+        run.stdout
+            .contains("vault token: from VAULT_TOKEN (not shown)"),
+        "{}",
+        run.stdout
+    );
+    let json = world.run(&["doctor", "--json"]);
+    json.assert_code(0);
+    assert!(!json.stdout.contains(&token));
+    assert_eq!(json.json()["ok"], true);
+
+    let refused = World::with(
+        TestEnv::without_keyring(),
+        &bao.addr,
+        "s.doctor-bogus-token-0123",
+        unique_prefix("doctor-bad"),
+    );
+    let run = refused.run(&["doctor", "--keyring-timeout", "3"]);
+    run.assert_code(8);
+    let store = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("vault store:"))
+        .unwrap();
+    assert!(store.starts_with("fail  vault store:"), "{store}");
+    assert!(store.contains("check the token"), "{store}");
+    assert!(!run.stdout.contains("s.doctor-bogus-token-0123"));
+
+    let sealed_bao = Bao::start();
+    let world = World::on(&sealed_bao, "doctor-sealed");
+    sealed_bao.seal();
+    let run = world.run(&["doctor", "--keyring-timeout", "3"]);
+    run.assert_code(8);
+    let store = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("vault store:"))
+        .unwrap();
+    assert!(store.starts_with("fail  vault store:"), "{store}");
+    assert!(store.contains("sealed"), "{store}");
+    assert!(store.contains("unseal"), "{store}");
+}

@@ -152,6 +152,44 @@ impl PrivateKeyring {
         assert!(status.success(), "locking the collection failed");
     }
 
+    /// Unlocks the collection as `siprot doctor` tells an operator to:
+    /// `gnome-keyring-daemon --replace --unlock --components=secrets` with the password on
+    /// standard input (in the foreground here, so that this keyring still owns and stops it).
+    pub fn unlock_by_replacing(&mut self) {
+        let mut old = self.keyring.take().expect("keyring running");
+        let data = self.dir.path().join("data");
+        let run = self.dir.path().join("run");
+        let mut child = Command::new("gnome-keyring-daemon")
+            .args([
+                "--foreground",
+                "--replace",
+                "--unlock",
+                "--components=secrets",
+            ])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_RUNTIME_DIR", &run)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gnome-keyring-daemon");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"throwaway").unwrap();
+        drop(stdin);
+        self.keyring = Some(child);
+        // The replaced daemon exits once the new one owns the name.
+        let _ = old.wait();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.secrets_owned() {
+            assert!(
+                Instant::now() < deadline,
+                "the replacing keyring did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops the Secret Service without killing it: calls to it hang.
     pub fn freeze(&self) {
         signal("STOP", &self.keyring_pid());

@@ -1,0 +1,479 @@
+//! `siprot doctor`: says whether a rotation would work here, changing nothing. One check
+//! per line (`ok|warn|fail  <check>: <detail>; <next step>`) or, with `--json`, one
+//! object holding every check. Exit 0 when no check failed (warnings allowed); otherwise
+//! 8 when a store check failed, else 4.
+
+use serde::Serialize;
+
+use crate::cli::DoctorArgs;
+use crate::commands::block_on;
+use crate::config::ConnectOptions;
+use crate::error::{Error, ExitCode, Result, exit};
+use crate::output;
+use crate::providers::{self, ProviderKind};
+use crate::state::StateDir;
+use crate::store::diagnose::{self, Collection};
+use crate::store::vault::VaultConnection;
+use crate::store::{SecretStore, Slot, StoreKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: String,
+    status: Status,
+    detail: String,
+    next: Option<String>,
+    /// Whether the check is about the store (a failure there is exit 8).
+    #[serde(skip)]
+    store: bool,
+}
+
+#[derive(Default)]
+struct Report {
+    checks: Vec<Check>,
+}
+
+impl Report {
+    fn add(&mut self, name: &str, status: Status, detail: impl Into<String>, next: Option<&str>) {
+        self.checks.push(Check {
+            name: name.to_owned(),
+            status,
+            detail: detail.into(),
+            next: next.map(str::to_owned),
+            store: false,
+        });
+    }
+
+    fn store(&mut self, name: &str, status: Status, detail: impl Into<String>, next: Option<&str>) {
+        self.add(name, status, detail, next);
+        if let Some(last) = self.checks.last_mut() {
+            last.store = true;
+        }
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        let failed = self.checks.iter().filter(|c| c.status == Status::Fail);
+        let mut code = exit::SUCCESS;
+        for check in failed {
+            code = code.worse(if check.store {
+                exit::KEYRING
+            } else {
+                exit::CONFIG
+            });
+        }
+        code
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    ok: bool,
+    exit_code: u8,
+    checks: &'a [Check],
+}
+
+pub fn run(args: DoctorArgs) -> Result<ExitCode> {
+    let mut report = Report::default();
+    let kind = args.store.chosen(None);
+    let pending = match kind {
+        Ok(StoreKind::Vault) => vault(&args, &mut report),
+        Ok(_) => keyring(&args, &mut report),
+        Err(e) => {
+            report.store(
+                "store",
+                Status::Fail,
+                e.to_string(),
+                Some("fix --store or SIPROT_STORE"),
+            );
+            None
+        }
+    };
+    match pending {
+        Some(Ok(names)) if names.is_empty() => {
+            report.add("pending entries", Status::Ok, "none", None)
+        }
+        Some(Ok(names)) => report.add(
+            "pending entries",
+            Status::Warn,
+            format!("{} left over: {}", names.len(), names.join(", ")),
+            Some("run siprot recover"),
+        ),
+        Some(Err(why)) => report.add(
+            "pending entries",
+            Status::Warn,
+            format!("cannot list the store's entries: {why}"),
+            Some("fix the store first"),
+        ),
+        None => {}
+    }
+    state(&mut report);
+    for &kind in providers::ALL {
+        provider(kind, &mut report);
+    }
+
+    let code = report.exit_code();
+    if args.json {
+        output::json(&JsonReport {
+            ok: code == exit::SUCCESS,
+            exit_code: code.code(),
+            checks: &report.checks,
+        })?;
+    } else {
+        for check in &report.checks {
+            let mut line = format!(
+                "{:<4}  {}: {}",
+                check.status.word(),
+                check.name,
+                check.detail
+            );
+            if let Some(next) = &check.next {
+                line.push_str("; ");
+                line.push_str(next);
+            }
+            output::line(&line)?;
+        }
+    }
+    Ok(code)
+}
+
+/// The keyring checks; returns the pending entries (when the store could be listed).
+fn keyring(
+    args: &DoctorArgs,
+    report: &mut Report,
+) -> Option<std::result::Result<Vec<String>, String>> {
+    const START_BUS: &str = "run siprot in a desktop session, or start one with \
+        `dbus-run-session -- $SHELL` and a Secret Service in it, or use --store vault";
+    if cfg!(target_os = "linux") {
+        match diagnose::session_bus() {
+            Ok(bus) => report.store("session bus", Status::Ok, bus, None),
+            Err(why) => {
+                report.store("session bus", Status::Fail, why, Some(START_BUS));
+                return None;
+            }
+        }
+        match diagnose::secret_service(args.store.keyring_timeout) {
+            Ok(Collection::Unlocked(label)) => report.store(
+                "keyring",
+                Status::Ok,
+                format!("Secret Service answers, default collection '{label}' unlocked"),
+                None,
+            ),
+            Ok(Collection::Missing) => report.store(
+                "keyring",
+                Status::Warn,
+                "Secret Service answers, but has no default collection yet",
+                Some("the first rotation creates one (and may prompt for its password)"),
+            ),
+            Ok(Collection::Locked(label)) => {
+                report.store(
+                    "keyring",
+                    Status::Fail,
+                    format!("the default collection '{label}' is locked"),
+                    Some(diagnose::UNLOCK_HINT),
+                );
+                return None;
+            }
+            Err(why) => {
+                report.store(
+                    "keyring",
+                    Status::Fail,
+                    why,
+                    Some("start a Secret Service (`gnome-keyring-daemon --start --components=secrets`, KeePassXC) or use --store vault"),
+                );
+                return None;
+            }
+        }
+    }
+    let listed = block_on(async {
+        let store = args.store.open(None).await?;
+        Ok(list_pending(store.as_ref()).await)
+    });
+    match listed {
+        Ok(pending) => Some(pending),
+        Err(e) => {
+            report.store(
+                "keyring",
+                Status::Fail,
+                e.to_string(),
+                Some("see the README's troubleshooting"),
+            );
+            None
+        }
+    }
+}
+
+async fn list_pending(store: &dyn SecretStore) -> std::result::Result<Vec<String>, String> {
+    let entries = store.list().await.map_err(|e| e.to_string())?;
+    Ok(entries
+        .into_iter()
+        .filter(|(_, slot)| *slot == Slot::Pending)
+        .map(|(name, _)| name.slot(Slot::Pending))
+        .collect())
+}
+
+/// The vault store checks; returns the pending entries and claims.
+fn vault(
+    args: &DoctorArgs,
+    report: &mut Report,
+) -> Option<std::result::Result<Vec<String>, String>> {
+    let addr_var = ["VAULT_ADDR", "BAO_ADDR"]
+        .into_iter()
+        .find(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
+    let token_var = ["VAULT_TOKEN", "BAO_TOKEN"]
+        .into_iter()
+        .find(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
+    match addr_var {
+        Some(var) => report.store("vault address", Status::Ok, format!("from {var}"), None),
+        None => report.store(
+            "vault address",
+            Status::Fail,
+            "VAULT_ADDR (or BAO_ADDR) is not set",
+            Some("export VAULT_ADDR=https://vault.example.com:8200"),
+        ),
+    }
+    match token_var {
+        Some(var) => report.store(
+            "vault token",
+            Status::Ok,
+            format!("from {var} (not shown)"),
+            None,
+        ),
+        None => report.store(
+            "vault token",
+            Status::Warn,
+            "VAULT_TOKEN (or BAO_TOKEN) is not set: the token helper file is tried",
+            Some("export VAULT_TOKEN from your secret manager"),
+        ),
+    }
+    if let Err(e) = VaultConnection::from_env() {
+        report.store(
+            "vault store",
+            Status::Fail,
+            e.to_string(),
+            Some("fix the vault settings"),
+        );
+        return None;
+    }
+    let result = block_on(async {
+        let store = args.store.open(None).await?;
+        let service = store.service().to_owned();
+        Ok((
+            service,
+            store.list().await.map_err(Error::keyring_unavailable),
+            list_pending(store.as_ref()).await,
+        ))
+    });
+    match result {
+        Ok((service, Ok(_), pending)) => {
+            report.store(
+                "vault store",
+                Status::Ok,
+                format!(
+                    "{service}: reachable, unsealed, the token may list it, the KV mount exists"
+                ),
+                None,
+            );
+            Some(pending)
+        }
+        Ok((_, Err(e), _)) | Err(e) => {
+            let text = e.to_string();
+            let next = if text.contains("sealed") {
+                "unseal the server (`bao operator unseal`), or ask its operator"
+            } else if matches!(e, Error::StoreDenied { .. }) {
+                "check the token (`bao token lookup`), its policy and --vault-mount"
+            } else {
+                "check VAULT_ADDR and that the server is up"
+            };
+            report.store("vault store", Status::Fail, text, Some(next));
+            None
+        }
+    }
+}
+
+/// The state directory, its lock directory and recovery files left over; nothing is
+/// created (a missing directory is created by the first command that writes).
+fn state(report: &mut Report) {
+    let state = match StateDir::locate() {
+        Ok(state) => state,
+        Err(e) => {
+            report.add(
+                "state directory",
+                Status::Fail,
+                e.to_string(),
+                Some("set XDG_STATE_HOME"),
+            );
+            return;
+        }
+    };
+    let root = state.root().to_path_buf();
+    let locks = state.lock_dir();
+    if root.exists() && locks.exists() {
+        match state.check() {
+            Ok(()) => {
+                let private = "private and writable";
+                report.add(
+                    "state directory",
+                    Status::Ok,
+                    format!("{} {private}", root.display()),
+                    None,
+                );
+                report.add(
+                    "lock directory",
+                    Status::Ok,
+                    format!("{} {private}", locks.display()),
+                    None,
+                );
+            }
+            Err(e) => {
+                report.add(
+                    "state directory",
+                    Status::Fail,
+                    e.to_string(),
+                    Some("fix its owner or mode"),
+                );
+                return;
+            }
+        }
+    } else {
+        let missing = if root.exists() { &locks } else { &root };
+        let parent_ok = missing
+            .ancestors()
+            .skip(1)
+            .find(|p| p.exists())
+            .is_some_and(|p| p.is_dir());
+        let check = if root.exists() {
+            "lock directory"
+        } else {
+            "state directory"
+        };
+        report.add(
+            check,
+            if parent_ok { Status::Ok } else { Status::Fail },
+            format!(
+                "{} does not exist yet (the first rotation creates it, mode 0700)",
+                missing.display()
+            ),
+            (!parent_ok).then_some("create its parent directory"),
+        );
+        if !parent_ok {
+            return;
+        }
+    }
+    if !state.recovery_dir().exists() {
+        report.add("recovery files", Status::Ok, "none", None);
+        return;
+    }
+    // Listed here, not through StateDir::recovery_files (which would create `locks/`).
+    let dir = state.recovery_dir();
+    match std::fs::read_dir(&dir) {
+        Ok(listing) => {
+            let mut names: Vec<String> = listing
+                .filter_map(|item| item.ok())
+                .map(|item| item.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+                .map(|path| path.display().to_string())
+                .collect();
+            names.sort();
+            if names.is_empty() {
+                report.add("recovery files", Status::Ok, "none", None);
+            } else {
+                report.add(
+                    "recovery files",
+                    Status::Warn,
+                    format!("{} left over: {}", names.len(), names.join(", ")),
+                    Some("run siprot recover"),
+                );
+            }
+        }
+        Err(e) => report.add(
+            "recovery files",
+            Status::Warn,
+            format!("cannot list {}: {e}", dir.display()),
+            Some("run siprot recover"),
+        ),
+    }
+}
+
+/// The environment variables a provider reads (names only; values are never shown).
+fn variables(kind: ProviderKind) -> &'static [&'static str] {
+    use crate::providers::{exotel, telepath, vobiz};
+    match kind.name() {
+        "telepath" => &[telepath::API_KEY_VAR, telepath::BASE_URL_VAR],
+        "exotel" => &[
+            exotel::API_KEY_VAR,
+            exotel::API_TOKEN_VAR,
+            exotel::ACCOUNT_SID_VAR,
+            exotel::REGION_VAR,
+            exotel::BASE_URL_VAR,
+        ],
+        "vobiz" => &[
+            vobiz::AUTH_ID_VAR,
+            vobiz::AUTH_TOKEN_VAR,
+            vobiz::BASE_URL_VAR,
+        ],
+        _ => &[],
+    }
+}
+
+/// A provider's settings: present (and from which variables), missing (warn: the
+/// provider is not used here), or unusable (fail: a bad base URL, a half-set account).
+fn provider(kind: ProviderKind, report: &mut Report) {
+    let name = kind.name();
+    let set: Vec<&str> = variables(kind)
+        .iter()
+        .copied()
+        .filter(|var| std::env::var_os(var).is_some())
+        .collect();
+    let check = format!("provider {name}");
+    match (kind.registration().connect)(&ConnectOptions::default()) {
+        Ok(_) => report.add(
+            &check,
+            Status::Ok,
+            if set.is_empty() {
+                "settings present".to_owned()
+            } else {
+                format!("settings from the environment: {}", set.join(", "))
+            },
+            None,
+        ),
+        Err(Error::MissingSetting { var, .. }) if set.iter().all(|v| v.starts_with("SIPROT_")) => {
+            report.add(
+                &check,
+                Status::Warn,
+                format!("not set up ({var} not set): not used here"),
+                Some(&format!(
+                    "to use it, export {var} (see the README's configuration)"
+                )),
+            )
+        }
+        Err(e @ Error::MissingSetting { .. }) => report.add(
+            &check,
+            Status::Fail,
+            format!("{e} (set: {})", set.join(", ")),
+            Some("set the missing variable, or unset the others"),
+        ),
+        Err(e) => report.add(
+            &check,
+            Status::Fail,
+            e.to_string(),
+            Some("fix the variable it names"),
+        ),
+    }
+}
