@@ -38,6 +38,11 @@ pub struct Cli {
     /// RUST_LOG overrides). Secrets are never logged
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Print no human report on standard output: the exit code tells; errors and warnings
+    /// still go to standard error, and --json, --show-password, `secret get`, `generate`,
+    /// `completions` and `man` still print
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -71,6 +76,50 @@ pub enum Command {
     /// Run the post-rotation hook again, alone, with the stored current password
     #[command(after_help = EXEC_HELP)]
     Exec(ExecArgs),
+    /// Print a shell completion script for siprot
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print siprot's manual page (roff), or a subcommand's
+    #[command(after_help = MAN_HELP)]
+    Man(ManArgs),
+}
+
+const COMPLETIONS_HELP: &str = "\
+The script goes to standard output; install it where your shell looks for completions:
+  bash        siprot completions bash > ~/.local/share/bash-completion/completions/siprot
+  zsh         siprot completions zsh > ~/.zfunc/_siprot
+              (with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc)
+  fish        siprot completions fish > ~/.config/fish/completions/siprot.fish
+  powershell  siprot completions powershell >> $PROFILE
+  elvish      siprot completions elvish > ~/.config/elvish/lib/siprot.elv
+              (with `use siprot` in ~/.config/elvish/rc.elv)";
+
+/// `siprot completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+const MAN_HELP: &str = "\
+One page per command: `siprot man` is siprot(1), `siprot man rotate` is siprot-rotate(1),
+`siprot man secret get` is siprot-secret-get(1). --dir writes them all as files.
+
+Examples:
+  siprot man | man -l -
+  siprot man rotate > siprot-rotate.1
+  siprot man --dir ~/.local/share/man/man1";
+
+/// `siprot man [SUBCOMMAND]...`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (none: siprot's own page)
+    #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir")]
+    pub path: Vec<String>,
+    /// Write every page (siprot.1, siprot-rotate.1, ...) into DIR instead, and print their paths
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 const EXEC_HELP: &str = "\

@@ -4,6 +4,7 @@
 //! provider's API or the keyring's protocol.
 
 pub mod check_password;
+pub mod completions;
 pub mod exec;
 pub mod fleet;
 pub mod generate;
@@ -68,6 +69,8 @@ pub fn run(cli: Cli) -> ExitCode {
             let json = args.json;
             (exec::run(args), json)
         }
+        Command::Completions(args) => (completions::completions(args), false),
+        Command::Man(args) => (completions::man(args), false),
     };
     let code = match result {
         Ok(code) => code,
