@@ -855,6 +855,45 @@ mod tests {
     }
 
     #[test]
+    fn top_level_help_lists_every_exit_code() {
+        // Every `pub const NAME: ExitCode = ExitCode(N)` in `error::exit`, read from the
+        // source, so that a new exit code fails here until `--help` lists it.
+        let source = include_str!("error.rs");
+        let block = source
+            .split("pub mod exit {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}").next())
+            .expect("error.rs has `pub mod exit`");
+        let codes: Vec<u8> = block
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pub const "))
+            .map(|line| {
+                let number = line
+                    .split("ExitCode(")
+                    .nth(1)
+                    .and_then(|rest| rest.split(')').next())
+                    .expect("pub const NAME: ExitCode = ExitCode(N)");
+                number.parse().expect("a number")
+            })
+            .collect();
+        assert!(codes.len() >= 15, "{codes:?}");
+        assert!(codes.contains(&crate::error::exit::HOOK_FAILED.code()));
+        let help = long_help(&[]);
+        let listed = help
+            .split("Exit codes:")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("an Exit codes: paragraph");
+        let numbers: Vec<u8> = listed
+            .split(|c: char| c.is_whitespace() || matches!(c, ',' | '/' | '(' | ')'))
+            .filter_map(|token| token.parse().ok())
+            .collect();
+        for code in codes {
+            assert!(numbers.contains(&code), "exit code {code} not in: {listed}");
+        }
+    }
+
+    #[test]
     fn check_password_takes_no_password_argument() {
         assert!(Cli::try_parse_from(["siprot", "check-password", "-"]).is_ok());
         assert!(Cli::try_parse_from(["siprot", "check-password", "hunter2"]).is_err());
