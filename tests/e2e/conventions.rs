@@ -96,7 +96,11 @@ fn the_manual_pages_render_and_name_every_subcommand() {
     let page = render(&run.stdout);
     assert!(page.contains("SUBCOMMANDS"), "{page}");
     // The exit codes from the top-level help are on the page too.
-    assert!(page.contains("Exit codes: 0 ok"), "{page}");
+    assert!(
+        page.contains("NOTES") && page.contains("Exit codes: 0 ok"),
+        "{page}"
+    );
+    let mut examples = 0;
     for name in &names {
         assert!(
             page.contains(&format!("siprot-{name}(1)")),
@@ -106,7 +110,18 @@ fn the_manual_pages_render_and_name_every_subcommand() {
         sub.assert_code(0);
         let sub_page = render(&sub.stdout);
         assert!(sub_page.contains(&format!("siprot-{name}")), "{sub_page}");
+        // Each example of `--help` is one line of the page too, not filled into prose.
+        let page_lines: Vec<&str> = sub_page.lines().map(str::trim).collect();
+        let help = env.run(&[name, "--help"], None);
+        for example in help.stdout.lines().filter(|l| l.starts_with("  siprot ")) {
+            assert!(
+                page_lines.contains(&example.trim()),
+                "{name}: {example:?} in {sub_page}"
+            );
+            examples += 1;
+        }
     }
+    assert!(examples >= 15, "{examples} examples checked");
     let get = render(&env.run(&["man", "secret", "get"], None).stdout);
     assert!(
         get.contains("siprot-secret-get") && get.contains("--previous"),
