@@ -38,6 +38,11 @@ pub struct Cli {
     /// RUST_LOG overrides). Secrets are never logged
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Print no human report on standard output: the exit code tells; errors and warnings
+    /// still go to standard error, and --json, --show-password, `secret get`, `generate`,
+    /// `completions` and `man` still print
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -75,6 +80,12 @@ pub enum Command {
     /// settings, leftovers), changing nothing
     #[command(after_help = DOCTOR_HELP)]
     Doctor(DoctorArgs),
+    /// Print a shell completion script for siprot
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print siprot's manual page (roff), or a subcommand's
+    #[command(after_help = MAN_HELP)]
+    Man(ManArgs),
 }
 
 const DOCTOR_HELP: &str = "\
@@ -98,6 +109,44 @@ pub struct DoctorArgs {
     pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+const COMPLETIONS_HELP: &str = "\
+The script goes to standard output; install it where your shell looks for completions:
+  bash        siprot completions bash > ~/.local/share/bash-completion/completions/siprot
+  zsh         siprot completions zsh > ~/.zfunc/_siprot
+              (with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc)
+  fish        siprot completions fish > ~/.config/fish/completions/siprot.fish
+  powershell  siprot completions powershell >> $PROFILE
+  elvish      siprot completions elvish > ~/.config/elvish/lib/siprot.elv
+              (with `use siprot` in ~/.config/elvish/rc.elv)";
+
+/// `siprot completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+const MAN_HELP: &str = "\
+One page per command: `siprot man` is siprot(1), `siprot man rotate` is siprot-rotate(1),
+`siprot man secret get` is siprot-secret-get(1). --dir writes them all as files.
+
+Examples:
+  siprot man | man -l -
+  siprot man rotate > siprot-rotate.1
+  siprot man --dir ~/.local/share/man/man1";
+
+/// `siprot man [SUBCOMMAND]...`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (none: siprot's own page)
+    #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir")]
+    pub path: Vec<String>,
+    /// Write every page (siprot.1, siprot-rotate.1, ...) into DIR instead, and print their paths
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 const EXEC_HELP: &str = "\
@@ -830,6 +879,45 @@ mod tests {
         let err =
             Cli::try_parse_from(["siprot", "rotate", "--provider", "nope", "id1"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn top_level_help_lists_every_exit_code() {
+        // Every `pub const NAME: ExitCode = ExitCode(N)` in `error::exit`, read from the
+        // source, so that a new exit code fails here until `--help` lists it.
+        let source = include_str!("error.rs");
+        let block = source
+            .split("pub mod exit {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}").next())
+            .expect("error.rs has `pub mod exit`");
+        let codes: Vec<u8> = block
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pub const "))
+            .map(|line| {
+                let number = line
+                    .split("ExitCode(")
+                    .nth(1)
+                    .and_then(|rest| rest.split(')').next())
+                    .expect("pub const NAME: ExitCode = ExitCode(N)");
+                number.parse().expect("a number")
+            })
+            .collect();
+        assert!(codes.len() >= 15, "{codes:?}");
+        assert!(codes.contains(&crate::error::exit::HOOK_FAILED.code()));
+        let help = long_help(&[]);
+        let listed = help
+            .split("Exit codes:")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("an Exit codes: paragraph");
+        let numbers: Vec<u8> = listed
+            .split(|c: char| c.is_whitespace() || matches!(c, ',' | '/' | '(' | ')'))
+            .filter_map(|token| token.parse().ok())
+            .collect();
+        for code in codes {
+            assert!(numbers.contains(&code), "exit code {code} not in: {listed}");
+        }
     }
 
     #[test]

@@ -73,5 +73,6 @@ pub use error::{Error, Result};
 /// Runs siprot with already parsed arguments and returns the process exit code.
 pub fn run(cli: cli::Cli) -> error::ExitCode {
     logging::init(cli.verbose);
+    output::set_quiet(cli.quiet);
     commands::run(cli)
 }

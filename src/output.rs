@@ -8,9 +8,13 @@
 //! a closed pipe (`siprot ... | head -1`), whose reader chose to stop reading. A failed
 //! write to standard error is ignored: there is nowhere left to report it. The exception
 //! is `secret get` and `generate`, whose output is their only product: see [`product`].
+//!
+//! With `--quiet` ([`set_quiet`], once at start), human lines ([`line`]) are not printed;
+//! JSON objects, products and what the user asked for by name ([`requested`]) still are.
 
 use std::io::Write;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -23,9 +27,28 @@ pub const STDOUT: &str = "cannot write to standard output";
 /// The first write to standard output that failed, if any.
 static STDOUT_FAILURE: OnceLock<std::io::Error> = OnceLock::new();
 
-/// Writes one line to standard output. A failed write is not an error of the command:
-/// it is remembered for [`finish`], and this returns `Ok` (see the module docs).
+/// Whether human lines are suppressed (`--quiet`).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Suppresses (or not) the human lines of [`line`] for the rest of the process
+/// (`--quiet`, set once before the command runs).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Writes one human line to standard output, unless `--quiet`. A failed write is not an
+/// error of the command: it is remembered for [`finish`], and this returns `Ok` (see the
+/// module docs).
 pub fn line(text: &str) -> Result<()> {
+    if QUIET.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    requested(text)
+}
+
+/// Writes one line to standard output even with `--quiet`: what the user asked for by
+/// name (`--show-password`). A failed write is handled as [`line`]'s.
+pub fn requested(text: &str) -> Result<()> {
     if STDOUT_FAILURE.get().is_some() {
         return Ok(());
     }
@@ -36,11 +59,12 @@ pub fn line(text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes one JSON object on one line to standard output (as [`line`] does).
+/// Writes one JSON object on one line to standard output (as [`line`] does, `--quiet`
+/// or not).
 pub fn json(value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string(value)
         .map_err(|e| Error::Unexpected(format!("cannot encode JSON output: {e}")))?;
-    line(&text)
+    requested(&text)
 }
 
 /// Writes `bytes` to standard output for a command whose only product they are

@@ -4,6 +4,7 @@
 //! provider's API or the keyring's protocol.
 
 pub mod check_password;
+pub mod completions;
 pub mod doctor;
 pub mod exec;
 pub mod fleet;
@@ -69,6 +70,8 @@ pub fn run(cli: Cli) -> ExitCode {
             let json = args.json;
             (exec::run(args), json)
         }
+        Command::Completions(args) => (completions::completions(args), false),
+        Command::Man(args) => (completions::man(args), false),
         Command::Doctor(args) => {
             let json = args.json;
             (doctor::run(args), json)

@@ -414,7 +414,7 @@ fn print_human(report: &RotationReport, show_password: bool) -> Result<()> {
     }
     if show_password {
         if let Some(password) = &report.password {
-            output::line(&format!("password: {}", password.expose_secret()))?;
+            output::requested(&format!("password: {}", password.expose_secret()))?;
         }
     } else {
         output::line(&format!(

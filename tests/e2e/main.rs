@@ -7,6 +7,7 @@ mod support;
 mod check_password;
 mod config;
 mod conformance;
+mod conventions;
 mod demo_verify;
 mod doctor;
 mod duplicates;
