@@ -176,7 +176,8 @@ skew, has no age and counts as overdue. The last verification (verify, rotate --
 shows with its time and result; a credential whose current password no verification
 accepted since its last rotation is flagged \"not verified since its rotation\".
 Exit code 0 whenever the report could be made; read `overdue`, `needs_recovery` and
-`unverified` in --json to alert on them.
+`unverified` in --json to alert on them. An empty inventory, or a --provider/--tag that
+selects nothing, is exit 4 unless --allow-empty is given.
 
 Examples:
   siprot status
@@ -196,6 +197,10 @@ pub struct StatusArgs {
     /// Overdue after this age for entries without max_age (30d, 12h, 2w)
     #[arg(long, value_name = "AGE", value_parser = inventory::parse_age)]
     pub max_age: Option<jiff::SignedDuration>,
+    /// Report an empty inventory, or a --provider/--tag that selects nothing, with exit 0
+    /// (else exit 4)
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Print one JSON object on standard output
     #[arg(long)]
     pub json: bool,
@@ -373,6 +378,10 @@ pub struct RotateArgs {
     /// With --inventory: only credentials with this tag (repeat: all must match)
     #[arg(long, value_name = "TAG")]
     pub tag: Vec<String>,
+    /// With --inventory: an empty inventory, or a --provider/--tag that selects nothing,
+    /// rotates nothing with exit 0 (else exit 4)
+    #[arg(long, requires = "inventory")]
+    pub allow_empty: bool,
     /// After storing the new password, prove it with a SIP REGISTER to this registrar
     /// (sip:HOST[:PORT][;transport=udp|tcp]); exit 10 when it is not verified. With
     /// --inventory, give no URI: each entry's `registrar` is used

@@ -294,6 +294,40 @@ impl Inventory {
         })
     }
 
+    /// The entries that pass `--provider` and every `--tag`, in file order; none is a
+    /// configuration error (exit 4) naming the selection, unless `allow_empty`.
+    pub fn select_some(
+        &self,
+        provider: Option<ProviderKind>,
+        tags: &[String],
+        allow_empty: bool,
+    ) -> Result<Vec<&InventoryEntry>> {
+        let selected = self.select(provider, tags);
+        if !selected.is_empty() || allow_empty {
+            return Ok(selected);
+        }
+        let path = self.path.display();
+        let hint = "(give --allow-empty to accept an empty selection)";
+        if self.entries.is_empty() {
+            return Err(Error::Config(format!(
+                "{path} lists no credentials: nothing to do {hint}"
+            )));
+        }
+        let mut selection = Vec::new();
+        if let Some(provider) = provider {
+            selection.push(format!("--provider {provider}"));
+        }
+        for tag in tags {
+            selection.push(format!("--tag {}", tag.escape_debug()));
+        }
+        let n = self.entries.len();
+        let credentials = if n == 1 { "credential" } else { "credentials" };
+        Err(Error::Config(format!(
+            "{} matches none of the {n} {credentials} in {path} {hint}",
+            selection.join(" ")
+        )))
+    }
+
     /// The entries that pass `--provider` and every `--tag`, in file order.
     pub fn select(&self, provider: Option<ProviderKind>, tags: &[String]) -> Vec<&InventoryEntry> {
         self.entries

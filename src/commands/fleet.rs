@@ -32,7 +32,7 @@ use crate::verification::Verdict;
 
 pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let inventory = Inventory::load(path)?;
-    let selected = inventory.select(args.provider, &args.tag);
+    let selected = inventory.select_some(args.provider, &args.tag, args.allow_empty)?;
     let state = StateDir::locate()?;
     let verify = rotate_verify::check_fleet(&args)?;
     let mut options = fleet_options(&args, &inventory)?;

@@ -214,7 +214,17 @@ fn provider_and_tag_select_the_credentials() {
     let (objects, _) = lines(&run);
     assert_eq!(objects.len(), 2);
     assert!(objects.iter().all(|o| o["provider"] == "telepath"));
-    let run = rotate_fleet(&env, &path, &["--json", "--tag", "nowhere"]);
+    // A selection of nothing is a mistake (exit 4) unless --allow-empty says it is not.
+    let run = rotate_fleet(&env, &path, &["--tag", "nowhere"]);
+    run.assert_code(4).assert_one_line_error(&format!(
+        "--tag nowhere matches none of the 6 credentials in {}",
+        path.display()
+    ));
+    let run = rotate_fleet(
+        &env,
+        &path,
+        &["--json", "--tag", "nowhere", "--allow-empty"],
+    );
     let (objects, summary) = lines(&run);
     run.assert_code(0);
     assert!(objects.is_empty());

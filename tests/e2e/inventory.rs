@@ -62,3 +62,61 @@ fn an_inventory_that_is_not_a_small_regular_file_is_exit_4_and_nothing_is_sent()
     }
     assert!(env.fake.requests().is_empty());
 }
+
+/// An empty inventory, or a `--provider`/`--tag` that selects nothing, is exit 4 naming
+/// the selection for `rotate --inventory` (dry run or not) and `status`, unless
+/// `--allow-empty` is given; nothing is sent either way.
+#[test]
+fn an_empty_selection_is_exit_4_unless_allow_empty() {
+    let env = TestEnv::start();
+    env.fake
+        .add_telepath_trunk("conn_sel01", "u", "Selection-Telepath-Pass-1");
+    let dir = env.state.path();
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let one = dir.join("one.toml");
+    std::fs::write(
+        &one,
+        "[[credential]]\nprovider = \"telepath\"\nid = \"conn_sel01\"\ntags = [\"prod\"]\n",
+    )
+    .unwrap();
+    let (empty, one) = (empty.display().to_string(), one.display().to_string());
+    let cases: [(&str, &[&str], String); 4] = [
+        (
+            &empty,
+            &[],
+            format!("{empty} lists no credentials: nothing to do"),
+        ),
+        (
+            &one,
+            &["--tag", "nowhere"],
+            format!("--tag nowhere matches none of the 1 credential in {one}"),
+        ),
+        (
+            &one,
+            &["--provider", "vobiz"],
+            format!("--provider vobiz matches none of the 1 credential in {one}"),
+        ),
+        (
+            &one,
+            &["--provider", "telepath", "--tag", "prod", "--tag", "eu"],
+            format!(
+                "--provider telepath --tag prod --tag eu matches none of the 1 credential in {one}"
+            ),
+        ),
+    ];
+    for (path, selection, message) in &cases {
+        for command in [&["rotate"][..], &["rotate", "--dry-run"], &["status"]] {
+            let mut args = command.to_vec();
+            args.extend(["--inventory", path]);
+            args.extend_from_slice(selection);
+            env.run(&args, None)
+                .assert_code(4)
+                .assert_one_line_error(message)
+                .assert_one_line_error("--allow-empty");
+            args.push("--allow-empty");
+            env.run(&args, None).assert_code(0);
+        }
+    }
+    assert!(env.fake.requests().is_empty());
+}
