@@ -120,3 +120,32 @@ fn an_empty_selection_is_exit_4_unless_allow_empty() {
     }
     assert!(env.fake.requests().is_empty());
 }
+
+/// Three mistakes in three entries (around good ones) are all reported in one run, each
+/// as `file:line: message`, on one error line with exit 4, and nothing is sent.
+#[test]
+fn every_mistake_of_an_inventory_is_reported_in_one_run() {
+    let env = TestEnv::start();
+    env.fake
+        .add_telepath_trunk("conn_mis01", "u", "Mistakes-Telepath-Pass-1");
+    let path = env.state.path().join("fleet.toml");
+    std::fs::write(
+        &path,
+        "# three mistakes\n\
+         [[credential]]\nprovider = \"telepath\"\nid = \"conn_mis01\"\n\
+         \n[[credential]]\nprovider = \"telepath\"\nid = \"conn_mis02\"\nmax_age = \"30\"\n\
+         \n[[credential]]\nprovider = \"exotel\"\nid = \"user\"\n\
+         \n[[credential]]\nprovider = \"vobiz\"\nid = \"cred\"\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    let path = path.display().to_string();
+    for command in ["rotate", "status"] {
+        let run = env.run(&[command, "--inventory", &path], None);
+        run.assert_code(4)
+            .assert_one_line_error(&format!("{path} has 3 mistakes: "))
+            .assert_one_line_error(&format!("{path}:6: age \"30\" needs a unit"))
+            .assert_one_line_error(&format!("{path}:11: exotel needs a `device` key"))
+            .assert_one_line_error(&format!("{path}:18: unknown field `colour`"));
+    }
+    assert!(env.fake.requests().is_empty());
+}
