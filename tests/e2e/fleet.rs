@@ -632,3 +632,55 @@ fn a_fleet_rotates_a_credential_whose_last_rotation_is_dated_in_the_future() {
     );
     assert_eq!(env.fake.requests().len(), 2);
 }
+
+/// The human summary names the credentials of each group, by inventory line: those that
+/// would be rotated (dry run), rotated and skipped; the first 20 of a group, then a count.
+#[test]
+fn the_human_summary_names_what_was_rotated_and_skipped() {
+    let env = TestEnv::start();
+    let (path, members) = fleet(&env, 9);
+    assert_eq!(members.len(), 27);
+    let listed = |run: &Run, header: &str| -> Vec<String> {
+        let mut lines = run.stdout.lines().skip_while(|l| *l != header);
+        assert_eq!(lines.next(), Some(header), "{}", run.stdout);
+        lines
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    };
+    let run = rotate_fleet(&env, &path, &["--dry-run"]);
+    run.assert_code(0);
+    let planned = listed(&run, "would be rotated (27):");
+    assert_eq!(planned.len(), 21, "{}", run.stdout);
+    assert_eq!(planned[0], "telepath conn_fleet000 (line 3)");
+    assert_eq!(planned[1], "exotel user-fleet-000 (device dev) (line 8)");
+    assert_eq!(planned[20], "... and 7 more");
+    assert!(env.fake.requests().is_empty());
+
+    let run = rotate_fleet(&env, &path, &["--provider", "telepath"]);
+    run.assert_code(0);
+    let rotated = listed(&run, "rotated (9):");
+    let telepath: Vec<String> = members
+        .iter()
+        .filter(|m| m.0 == "telepath")
+        .map(|m| m.1.clone())
+        .collect();
+    assert_eq!(rotated.len(), 9, "{}", run.stdout);
+    for (line, trunk) in rotated.iter().zip(&telepath) {
+        assert!(
+            line.starts_with(&format!("telepath {trunk} (line ")),
+            "{line}"
+        );
+    }
+
+    let run = rotate_fleet(&env, &path, &["--if-older-than", "1d"]);
+    run.assert_code(0);
+    let skipped = listed(&run, "skipped (rotated recently) (9):");
+    assert!(
+        skipped.iter().all(|l| l.starts_with("telepath ")),
+        "{skipped:?}"
+    );
+    let rotated = listed(&run, "rotated (18):");
+    assert_eq!(rotated.len(), 18, "{}", run.stdout);
+    assert!(rotated.iter().all(|l| !l.starts_with("telepath ")));
+}
