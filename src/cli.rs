@@ -382,7 +382,7 @@ pub struct RotateArgs {
     pub tag: Vec<String>,
     /// With --inventory: an empty inventory, or a --provider/--tag that selects nothing,
     /// rotates nothing with exit 0 (else exit 4)
-    #[arg(long, requires = "inventory")]
+    #[arg(long)]
     pub allow_empty: bool,
     /// After storing the new password, prove it with a SIP REGISTER to this registrar
     /// (sip:HOST[:PORT][;transport=udp|tcp]); exit 10 when it is not verified. With

@@ -293,6 +293,12 @@ fn inventory_mistakes_are_exit_4_with_file_and_line() {
         None,
     )
     .assert_code(2);
+    env.run(
+        &["rotate", "--allow-empty", "--provider", "vobiz", "a"],
+        None,
+    )
+    .assert_code(2)
+    .assert_one_line_error("--allow-empty select and pace a fleet: they need --inventory");
 }
 
 fn status(env: &TestEnv, path: &Path, extra: &[&str]) -> Run {
