@@ -1,6 +1,8 @@
 //! Command-line definitions (clap derive) and nothing else: parsing turns provider names
 //! into [`ProviderKind`]s here, so no provider name travels further as a string. Help texts
-//! and examples that name providers are built from the registry by [`command`].
+//! and examples that name providers are built from the registry by [`command`]. A usage
+//! error that would repeat a stray argument (a password typed after `check-password`) is
+//! replaced by one that does not ([`unrepeated_error`]).
 
 use std::time::Duration;
 
@@ -252,7 +254,8 @@ skew, has no age and counts as overdue. The last verification (verify, rotate --
 shows with its time and result; a credential whose current password no verification
 accepted since its last rotation is flagged \"not verified since its rotation\".
 Exit code 0 whenever the report could be made; read `overdue`, `needs_recovery` and
-`unverified` in --json to alert on them.
+`unverified` in --json to alert on them. An empty inventory, or a --provider/--tag that
+selects nothing, is exit 4 unless --allow-empty is given.
 
 Examples:
   siprot status
@@ -272,6 +275,10 @@ pub struct StatusArgs {
     /// Overdue after this age for entries without max_age (30d, 12h, 2w)
     #[arg(long, value_name = "AGE", value_parser = inventory::parse_age)]
     pub max_age: Option<jiff::SignedDuration>,
+    /// Report an empty inventory, or a --provider/--tag that selects nothing, with exit 0
+    /// (else exit 4)
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Print one JSON object on standard output
     #[arg(long)]
     pub json: bool,
@@ -449,6 +456,10 @@ pub struct RotateArgs {
     /// With --inventory: only credentials with this tag (repeat: all must match)
     #[arg(long, value_name = "TAG")]
     pub tag: Vec<String>,
+    /// With --inventory: an empty inventory, or a --provider/--tag that selects nothing,
+    /// rotates nothing with exit 0 (else exit 4)
+    #[arg(long)]
+    pub allow_empty: bool,
     /// After storing the new password, prove it with a SIP REGISTER to this registrar
     /// (sip:HOST[:PORT][;transport=udp|tcp]); exit 10 when it is not verified. With
     /// --inventory, give no URI: each entry's `registrar` is used
@@ -552,8 +563,60 @@ pub struct SecretGetArgs {
 /// Parses the process's arguments with [`command`]'s help texts (exits on `--help`,
 /// `--version` and usage errors, as clap does).
 pub fn parse() -> Cli {
-    let mut matches = command().get_matches();
+    let mut matches = command().try_get_matches().unwrap_or_else(|error| {
+        let argv: Vec<String> = std::env::args_os()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        if let Some(message) = unrepeated_error(&error, &argv) {
+            crate::output::error(&crate::Error::Usage(message));
+            std::process::exit(i32::from(crate::error::exit::USAGE.code()));
+        }
+        error.exit()
+    });
     Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|error| error.exit())
+}
+
+/// The one-line message (exit 2) of a usage error that clap would print with a stray
+/// argument in it, such as a password typed after `check-password`, which must never be
+/// repeated on standard error (a terminal's scrollback, a CI log); `None` for any other
+/// error, which clap prints as usual.
+pub fn unrepeated_error(error: &clap::Error, argv: &[String]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let invalid_arg = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.as_str()),
+        _ => None,
+    };
+    let stray = match error.kind() {
+        // An argument where none is taken (an option's name is safe to repeat).
+        ErrorKind::UnknownArgument => invalid_arg.is_some_and(|arg| !arg.starts_with('-')),
+        // Anything but `-` as check-password's one argument.
+        ErrorKind::InvalidValue => invalid_arg == Some("[-]"),
+        _ => false,
+    };
+    if !stray {
+        return None;
+    }
+    // The subcommand: the leading words of the command line that name one.
+    let mut current = command();
+    let mut path = Vec::new();
+    for word in argv.iter().skip(1).filter(|arg| !arg.starts_with('-')) {
+        let Some(sub) = current.find_subcommand(word).cloned() else {
+            break;
+        };
+        path.push(sub.get_name().to_owned());
+        current = sub;
+    }
+    let path = path.join(" ");
+    let not_repeated = "the argument is not repeated here, in case it is a password";
+    Some(match path.as_str() {
+        "check-password" => format!(
+            "check-password reads the password from standard input, never from the command \
+             line: type it after `siprot check-password` (it is not echoed) or pipe it in \
+             ({not_repeated}; remove it from your shell history)"
+        ),
+        "" => format!("unexpected argument ({not_repeated}); see `siprot --help`"),
+        _ => format!("unexpected argument to {path} ({not_repeated}); see `siprot {path} --help`"),
+    })
 }
 
 /// The command line with every help text and example that names providers built from the
@@ -924,5 +987,61 @@ mod tests {
     fn check_password_takes_no_password_argument() {
         assert!(Cli::try_parse_from(["siprot", "check-password", "-"]).is_ok());
         assert!(Cli::try_parse_from(["siprot", "check-password", "hunter2"]).is_err());
+    }
+
+    #[test]
+    fn a_stray_argument_is_never_repeated_in_the_error() {
+        let message = |args: &[&str]| {
+            let argv: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            let error = command().try_get_matches_from(&argv).unwrap_err();
+            unrepeated_error(&error, &argv)
+        };
+        for args in [
+            &["siprot", "check-password", "MyPass123!"][..],
+            &[
+                "siprot",
+                "-v",
+                "check-password",
+                "-p",
+                "vobiz",
+                "MyPass123!",
+            ],
+            &["siprot", "check-password", "-", "MyPass123!"],
+            &["siprot", "check-password", "--json", "MyPass123!"],
+        ] {
+            let message = message(args).unwrap_or_else(|| panic!("{args:?}"));
+            assert!(
+                message.starts_with("check-password reads the password from standard input"),
+                "{message}"
+            );
+            assert!(!message.contains("MyPass123!"), "{message}");
+        }
+        for (args, expected) in [
+            (&["siprot", "generate", "MyPass123!"][..], "to generate "),
+            (
+                &["siprot", "generate", "-p", "vobiz", "MyPass123!"],
+                "to generate ",
+            ),
+            (
+                &["siprot", "secret", "get", "-p", "vobiz", "c", "MyPass123!"],
+                "to secret get ",
+            ),
+            (
+                &["siprot", "rotate", "-p", "vobiz", "c", "MyPass123!"],
+                "to rotate ",
+            ),
+        ] {
+            let message = message(args).unwrap_or_else(|| panic!("{args:?}"));
+            assert!(message.contains(expected), "{message}");
+            assert!(!message.contains("MyPass123!"), "{message}");
+        }
+        // Other usage errors are clap's own (an option's name is safe to repeat).
+        for args in [
+            &["siprot", "check-password", "--pasword"][..],
+            &["siprot", "rotate", "-p", "nope", "c"],
+            &["siprot", "generate", "--length", "x"],
+        ] {
+            assert_eq!(message(args), None, "{args:?}");
+        }
     }
 }

@@ -20,7 +20,8 @@
 //!
 //! Every entry is checked when the file is read, before anything is sent: unknown keys,
 //! unknown providers, invalid ids, options a provider does not take, bad ages and
-//! duplicates are configuration errors (exit 4) naming the file and line. Only a regular
+//! duplicates are configuration errors naming the file and line, all of them reported at
+//! once as one error (exit 4; the first [`MAX_LISTED`], then a count). Only a regular
 //! file of at most [`MAX_SIZE`] bytes is read, and it is parsed one table at a time.
 
 use std::collections::HashMap;
@@ -170,12 +171,13 @@ impl Inventory {
     /// The text is split at its table headers (found with toml's own lexer) and each
     /// table is parsed on its own, so memory holds the text, the entries and one table's
     /// parse tree at a time, never a tree of the whole file (which took about 35 times
-    /// the file's size).
+    /// the file's size). Every mistake is reported, not only the first: a table that is
+    /// not valid TOML is one mistake and the next table is read as usual. They come as
+    /// one error (exit 4) listing each as `file:line: message`, in file order (the first
+    /// [`MAX_LISTED`], then how many more).
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let mut lines = LineCounter::new(text);
-        let bad = |line: usize, message: String| {
-            Error::Config(format!("{}:{line}: {message}", path.display()))
-        };
+        let mut mistakes = Mistakes::default();
         let starts = table_starts(text);
         let mut bounds = Vec::with_capacity(starts.len() + 1);
         if starts.first() != Some(&0) {
@@ -188,38 +190,46 @@ impl Inventory {
         for (i, (start, header)) in bounds.iter().copied().enumerate() {
             let end = bounds.get(i + 1).map_or(text.len(), |(next, _)| *next);
             if end - start > MAX_TABLE {
-                return Err(bad(
+                mistakes.add(
                     lines.line_of(start),
                     format!(
                         "the table starting here is over {} KiB (an unclosed bracket?)",
                         MAX_TABLE / 1024
                     ),
-                ));
+                );
+                continue;
             }
             let table = &text[start..end];
-            let raw: RawFile = toml::from_str(table).map_err(|e| {
-                if header && !table.starts_with("[[") {
-                    // `[other]`, `[credential]`, `[credential.x]`: no such table is valid.
-                    let header = table.lines().next().unwrap_or_default().trim();
-                    return bad(
-                        lines.line_of(start),
-                        format!("`{header}` is not allowed: each entry is a [[credential]] table"),
-                    );
+            let raw: RawFile = match toml::from_str(table) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    if header && !table.starts_with("[[") {
+                        // `[other]`, `[credential]`, `[credential.x]`: no such table is valid.
+                        let header = table.lines().next().unwrap_or_default().trim();
+                        mistakes.add(
+                            lines.line_of(start),
+                            format!(
+                                "`{header}` is not allowed: each entry is a [[credential]] table"
+                            ),
+                        );
+                    } else {
+                        let offset = start + e.span().map_or(0, |span| span.start);
+                        mistakes.add(lines.line_of(offset), e.message().trim().to_owned());
+                    }
+                    continue;
                 }
-                let offset = start + e.span().map_or(0, |span| span.start);
-                bad(lines.line_of(offset), e.message().trim().replace('\n', " "))
-            })?;
+            };
             if let Some(store) = &raw.store {
-                let kind = StoreKind::parse(store.get_ref()).ok_or_else(|| {
-                    bad(
+                match StoreKind::parse(store.get_ref()) {
+                    Some(kind) => settings.store = Some(kind),
+                    None => mistakes.add(
                         lines.line_of(start + store.span().start),
                         format!(
                             "unknown store '{}' (known: keyring, vault)",
                             store.get_ref().escape_debug()
                         ),
-                    )
-                })?;
-                settings.store = Some(kind);
+                    ),
+                }
             }
             settings.vault_mount = raw.vault_mount.or(settings.vault_mount);
             settings.secret_prefix = raw.secret_prefix.or(settings.secret_prefix);
@@ -229,14 +239,17 @@ impl Inventory {
                 domain: raw.domain.or(settings.sip.domain),
             };
             if let Some(exec) = raw.exec {
-                check_exec(&exec).map_err(|m| bad(lines.line_of(start), m))?;
-                settings.exec = Some(exec);
+                match check_exec(&exec) {
+                    Ok(()) => settings.exec = Some(exec),
+                    Err(m) => mistakes.add(lines.line_of(start), m),
+                }
             }
             if !header && !raw.credential.is_empty() && !starts.is_empty() {
-                return Err(bad(
+                mistakes.add(
                     lines.line_of(starts[0]),
                     "`credential` is both an inline array and [[credential]] tables".into(),
-                ));
+                );
+                continue;
             }
             for spanned in raw.credential {
                 // The span of an array-of-tables element starts at its first key: its
@@ -247,26 +260,33 @@ impl Inventory {
                     start + spanned.span().start
                 });
                 let raw = spanned.into_inner();
-                let entry =
-                    validate(raw, &settings.sip, line).map_err(|message| bad(line, message))?;
+                let entry = match validate(raw, &settings.sip, line) {
+                    Ok(entry) => entry,
+                    Err(message) => {
+                        mistakes.add(line, message);
+                        continue;
+                    }
+                };
                 let key = (
                     entry.provider.name(),
                     entry.credential.id().to_owned(),
                     entry.credential.device().map(str::to_owned),
                 );
                 if let Some(first) = seen.insert(key, line) {
-                    return Err(bad(
+                    mistakes.add(
                         line,
                         format!(
                             "duplicate of the entry on line {first} ({} {})",
                             entry.provider,
                             entry.credential.display()
                         ),
-                    ));
+                    );
+                    continue;
                 }
                 entries.push(entry);
             }
         }
+        mistakes.check(path)?;
         Ok(Self {
             path: path.to_owned(),
             entries,
@@ -294,6 +314,40 @@ impl Inventory {
         })
     }
 
+    /// The entries that pass `--provider` and every `--tag`, in file order; none is a
+    /// configuration error (exit 4) naming the selection, unless `allow_empty`.
+    pub fn select_some(
+        &self,
+        provider: Option<ProviderKind>,
+        tags: &[String],
+        allow_empty: bool,
+    ) -> Result<Vec<&InventoryEntry>> {
+        let selected = self.select(provider, tags);
+        if !selected.is_empty() || allow_empty {
+            return Ok(selected);
+        }
+        let path = self.path.display();
+        let hint = "(give --allow-empty to accept an empty selection)";
+        if self.entries.is_empty() {
+            return Err(Error::Config(format!(
+                "{path} lists no credentials: nothing to do {hint}"
+            )));
+        }
+        let mut selection = Vec::new();
+        if let Some(provider) = provider {
+            selection.push(format!("--provider {provider}"));
+        }
+        for tag in tags {
+            selection.push(format!("--tag {}", tag.escape_debug()));
+        }
+        let n = self.entries.len();
+        let credentials = if n == 1 { "credential" } else { "credentials" };
+        Err(Error::Config(format!(
+            "{} matches none of the {n} {credentials} in {path} {hint}",
+            selection.join(" ")
+        )))
+    }
+
     /// The entries that pass `--provider` and every `--tag`, in file order.
     pub fn select(&self, provider: Option<ProviderKind>, tags: &[String]) -> Vec<&InventoryEntry> {
         self.entries
@@ -301,6 +355,72 @@ impl Inventory {
             .filter(|e| e.matches(provider, tags))
             .collect()
     }
+}
+
+/// The most mistakes one error lists; the rest are counted.
+pub const MAX_LISTED: usize = 50;
+
+/// The mistakes found in an inventory so far: the first [`MAX_LISTED`] (line, message),
+/// and how many in all.
+#[derive(Default)]
+struct Mistakes {
+    listed: Vec<(usize, String)>,
+    total: usize,
+}
+
+impl Mistakes {
+    fn add(&mut self, line: usize, message: String) {
+        self.total += 1;
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push((line, message));
+        }
+    }
+
+    /// None, or one configuration error (exit 4) listing them on one line, each as
+    /// `file:line: message` (one alone is just that).
+    fn check(self, path: &Path) -> Result<()> {
+        let path = path.display();
+        let listed: Vec<String> = self
+            .listed
+            .iter()
+            .map(|(line, message)| format!("{path}:{line}: {}", one_line(message)))
+            .collect();
+        match self.total {
+            0 => Ok(()),
+            1 => Err(Error::Config(listed.join(""))),
+            total => {
+                let more = total - listed.len();
+                let more = if more > 0 {
+                    format!("; ... and {more} more")
+                } else {
+                    String::new()
+                };
+                Err(Error::Config(format!(
+                    "{path} has {total} mistakes: {}{more}",
+                    listed.join("; ")
+                )))
+            }
+        }
+    }
+}
+
+/// A message on one line: line breaks become spaces, other control characters escapes
+/// (an inventory's values may hold any, and a message goes to a terminal).
+fn one_line(message: &str) -> String {
+    let message = message
+        .trim()
+        .replace("\r\n", " ")
+        .replace(['\n', '\r'], " ");
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn validate(
@@ -701,6 +821,48 @@ description = "Rotated by siprot on {date} ({provider} {id})"
             assert!(message.contains(fragment), "{text:?}: {message}");
             assert!(!message.contains('\n'), "one line: {message}");
         }
+    }
+
+    #[test]
+    fn every_mistake_is_reported_in_file_order_and_the_list_is_capped() {
+        // Three entries wrong in three ways, a good one between, a table that is not
+        // TOML (the tables after it are still read), and a duplicate.
+        let text = "[[credential]]\nprovider = \"nope\"\nid = \"a\"\n\
+            [[credential]]\nprovider = \"vobiz\"\nid = \"good\"\n\
+            [[credential]]\nprovider = \"vobiz\"\nid = \"b\"\nmax_age = \"30\"\n\
+            [[credential]]\nprovider = \"vobiz\"\nid = \"c\"\ncolour = \"red\"\n\
+            [[credential]]\nprovider = = \"vobiz\"\n\
+            [[credential]]\nprovider = \"vobiz\"\nid = \"good\"\n";
+        let message = message(text);
+        assert!(message.contains("fleet.toml has 5 mistakes: "), "{message}");
+        let expected = [
+            "fleet.toml:1: unknown provider 'nope'",
+            "; fleet.toml:7: age \"30\" needs a unit",
+            "; fleet.toml:14: unknown field `colour`",
+            "; fleet.toml:16: ",
+            "; fleet.toml:17: duplicate of the entry on line 4",
+        ];
+        let mut rest = message.as_str();
+        for fragment in expected {
+            let at = rest
+                .find(fragment)
+                .unwrap_or_else(|| panic!("{fragment:?} in order in {message}"));
+            rest = &rest[at + fragment.len()..];
+        }
+        assert!(!message.contains('\n'), "one line: {message}");
+        // A control character in a value is escaped, never written to the terminal.
+        let message = self::message("[[credential]]\nprovider = \"a\\u001b[31m\"\nid = \"a\"\n");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(message.contains("\\u{1b}[31m"), "{message}");
+        // Past MAX_LISTED, the rest are counted.
+        let many = "[[credential]]\nprovider = \"nope\"\nid = \"a\"\n".repeat(MAX_LISTED + 7);
+        let message = self::message(&many);
+        assert!(
+            message.contains(&format!("has {} mistakes", MAX_LISTED + 7)),
+            "{message}"
+        );
+        assert_eq!(message.matches("unknown provider").count(), MAX_LISTED);
+        assert!(message.ends_with("; ... and 7 more"), "{message}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `siprot rotate --inventory`: rotates a fleet and reports it as a progress bar and a
-//! summary (or JSON Lines: one object per credential, then a summary object). With
+//! summary that counts and names the credentials rotated, skipped and failed (or JSON
+//! Lines: one object per credential, then a summary object). With
 //! `--verify`, each entry that names a registrar is verified after its rotation and the
 //! summary counts verified, rejected, unreachable and unverified credentials.
 //! A hook that failed after its credential's rotation is counted apart (`hook_failed`,
@@ -32,7 +33,7 @@ use crate::verification::Verdict;
 
 pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let inventory = Inventory::load(path)?;
-    let selected = inventory.select(args.provider, &args.tag);
+    let selected = inventory.select_some(args.provider, &args.tag, args.allow_empty)?;
     let state = StateDir::locate()?;
     let verify = rotate_verify::check_fleet(&args)?;
     let mut options = fleet_options(&args, &inventory)?;
@@ -155,6 +156,9 @@ struct Tally {
     problems: Vec<(usize, String)>,
     /// Clock skew notes, by inventory line (human output only).
     notes: Vec<(usize, String)>,
+    /// The credentials rotated (planned on a dry run), skipped and not attempted, by
+    /// inventory line (human output only).
+    names: Names,
     /// The first failure to write a JSON line.
     output_error: Option<Error>,
 }
@@ -182,6 +186,9 @@ impl Tally {
         }
         if !json && let Some(note) = clock_skew_note(result) {
             self.notes.push((result.entry.line, note));
+        }
+        if !json {
+            self.names.add(result);
         }
         let rerun = rerun(result, args, path).filter(|_| result.hook_failed());
         if json {
@@ -242,10 +249,12 @@ impl Tally {
         } else {
             self.problems.sort();
             self.notes.sort();
+            self.names.sort();
             print_summary(
                 &self.summary,
                 &self.problems,
                 &self.notes,
+                &self.names,
                 path,
                 args.dry_run,
             )?;
@@ -444,10 +453,66 @@ impl Summary {
     }
 }
 
+/// The most credentials the human summary names per group; the rest are counted.
+const NAMES_LISTED: usize = 20;
+
+/// The credentials of each group of the human summary, by inventory line.
+#[derive(Default)]
+struct Names {
+    rotated: Vec<(usize, String)>,
+    skipped: Vec<(usize, String)>,
+    not_attempted: Vec<(usize, String)>,
+}
+
+impl Names {
+    fn add(&mut self, result: &FleetResult<'_>) {
+        let group = match &result.outcome {
+            Outcome::Done(_) => &mut self.rotated,
+            Outcome::Skipped { .. } => &mut self.skipped,
+            Outcome::NotAttempted { .. } => &mut self.not_attempted,
+            // Listed with their error among the problems.
+            Outcome::Failed { .. } => return,
+        };
+        let entry = result.entry;
+        group.push((
+            entry.line,
+            format!(
+                "{} {} (line {})",
+                entry.provider,
+                entry.credential.display(),
+                entry.line
+            ),
+        ));
+    }
+
+    fn sort(&mut self) {
+        self.rotated.sort();
+        self.skipped.sort();
+        self.not_attempted.sort();
+    }
+
+    /// `label (N):` and the first [`NAMES_LISTED`] names, one a line, then how many more;
+    /// nothing for an empty group.
+    fn print(label: &str, names: &[(usize, String)]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        output::line(&format!("{label} ({}):", names.len()))?;
+        for (_, name) in names.iter().take(NAMES_LISTED) {
+            output::line(&format!("  {name}"))?;
+        }
+        if names.len() > NAMES_LISTED {
+            output::line(&format!("  ... and {} more", names.len() - NAMES_LISTED))?;
+        }
+        Ok(())
+    }
+}
+
 fn print_summary(
     summary: &Summary,
     problems: &[(usize, String)],
     notes: &[(usize, String)],
+    names: &Names,
     path: &Path,
     dry_run: bool,
 ) -> Result<()> {
@@ -482,6 +547,17 @@ fn print_summary(
         ] {
             output::line(&format!("  {label:<28} {count:>6}"))?;
         }
+    }
+    let rotated = if dry_run {
+        "would be rotated"
+    } else {
+        "rotated"
+    };
+    Names::print(rotated, &names.rotated)?;
+    Names::print("skipped (rotated recently)", &names.skipped)?;
+    Names::print("not attempted (interrupted)", &names.not_attempted)?;
+    if !problems.is_empty() || !notes.is_empty() {
+        output::line("problems and notes:")?;
     }
     for (_, problem) in problems {
         output::line(&format!("  - {problem}"))?;

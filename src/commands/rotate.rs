@@ -73,9 +73,14 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
 
 /// The provider and credential of a single rotation, once the options fit them.
 fn one_credential(args: &RotateArgs) -> Result<(ProviderKind, CredentialRef)> {
-    if !args.tag.is_empty() || args.if_older_than.is_some() || args.concurrency.is_some() {
+    if !args.tag.is_empty()
+        || args.if_older_than.is_some()
+        || args.concurrency.is_some()
+        || args.allow_empty
+    {
         return Err(Error::Usage(
-            "--tag, --if-older-than and --concurrency select and pace a fleet: they need --inventory"
+            "--tag, --if-older-than, --concurrency and --allow-empty select and pace a fleet: \
+             they need --inventory"
                 .into(),
         ));
     }

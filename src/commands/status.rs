@@ -19,7 +19,7 @@ use crate::store::{EntryName, Slot};
 
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let inventory = Inventory::load(&args.inventory)?;
-    let selected = inventory.select(args.provider, &args.tag);
+    let selected = inventory.select_some(args.provider, &args.tag, args.allow_empty)?;
     let service = args.store.service(Some(&inventory))?;
     let state = StateDir::locate()?;
     let histories = state.histories(&service);

@@ -1,4 +1,4 @@
-use crate::support::TestEnv;
+use crate::support::{Run, TestEnv};
 
 #[test]
 fn a_weak_exotel_password_fails_with_each_rule_reported() {
@@ -83,4 +83,49 @@ fn the_password_is_never_an_argument() {
     let env = TestEnv::without_keyring();
     let run = env.run(&["check-password", "Hunter2-password"], None);
     run.assert_code(2);
+}
+
+/// A password given as an argument (to check-password, generate or any command) is never
+/// repeated on standard error or standard output: one error line, exit 2.
+#[test]
+fn a_password_given_as_an_argument_is_never_echoed() {
+    let env = TestEnv::without_keyring();
+    let password = "MyPass123!-argv";
+    env.remember_secret(password);
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["check-password", password],
+            "check-password reads the password from standard input, never from the command line",
+        ),
+        (
+            &["check-password", "--provider", "vobiz", "--json", password],
+            "check-password reads the password from standard input, never from the command line",
+        ),
+        (
+            &["check-password", "-", password],
+            "check-password reads the password from standard input, never from the command line",
+        ),
+        (&["generate", password], "unexpected argument to generate"),
+        (
+            &["secret", "get", "--provider", "vobiz", "cred", password],
+            "unexpected argument to secret get",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = env
+            .command()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run siprot");
+        let run = Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        run.assert_code(2).assert_one_line_error(expected);
+        // The harness's leak check, without its argv check (the argument is the point).
+        env.find_leak(&run, false, &[])
+            .unwrap_or_else(|leak| panic!("{args:?}: {leak}"));
+    }
 }

@@ -214,7 +214,17 @@ fn provider_and_tag_select_the_credentials() {
     let (objects, _) = lines(&run);
     assert_eq!(objects.len(), 2);
     assert!(objects.iter().all(|o| o["provider"] == "telepath"));
-    let run = rotate_fleet(&env, &path, &["--json", "--tag", "nowhere"]);
+    // A selection of nothing is a mistake (exit 4) unless --allow-empty says it is not.
+    let run = rotate_fleet(&env, &path, &["--tag", "nowhere"]);
+    run.assert_code(4).assert_one_line_error(&format!(
+        "--tag nowhere matches none of the 6 credentials in {}",
+        path.display()
+    ));
+    let run = rotate_fleet(
+        &env,
+        &path,
+        &["--json", "--tag", "nowhere", "--allow-empty"],
+    );
     let (objects, summary) = lines(&run);
     run.assert_code(0);
     assert!(objects.is_empty());
@@ -283,6 +293,12 @@ fn inventory_mistakes_are_exit_4_with_file_and_line() {
         None,
     )
     .assert_code(2);
+    env.run(
+        &["rotate", "--allow-empty", "--provider", "vobiz", "a"],
+        None,
+    )
+    .assert_code(2)
+    .assert_one_line_error("--allow-empty select and pace a fleet: they need --inventory");
 }
 
 fn status(env: &TestEnv, path: &Path, extra: &[&str]) -> Run {
@@ -621,4 +637,56 @@ fn a_fleet_rotates_a_credential_whose_last_rotation_is_dated_in_the_future() {
         run.stdout
     );
     assert_eq!(env.fake.requests().len(), 2);
+}
+
+/// The human summary names the credentials of each group, by inventory line: those that
+/// would be rotated (dry run), rotated and skipped; the first 20 of a group, then a count.
+#[test]
+fn the_human_summary_names_what_was_rotated_and_skipped() {
+    let env = TestEnv::start();
+    let (path, members) = fleet(&env, 9);
+    assert_eq!(members.len(), 27);
+    let listed = |run: &Run, header: &str| -> Vec<String> {
+        let mut lines = run.stdout.lines().skip_while(|l| *l != header);
+        assert_eq!(lines.next(), Some(header), "{}", run.stdout);
+        lines
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    };
+    let run = rotate_fleet(&env, &path, &["--dry-run"]);
+    run.assert_code(0);
+    let planned = listed(&run, "would be rotated (27):");
+    assert_eq!(planned.len(), 21, "{}", run.stdout);
+    assert_eq!(planned[0], "telepath conn_fleet000 (line 3)");
+    assert_eq!(planned[1], "exotel user-fleet-000 (device dev) (line 8)");
+    assert_eq!(planned[20], "... and 7 more");
+    assert!(env.fake.requests().is_empty());
+
+    let run = rotate_fleet(&env, &path, &["--provider", "telepath"]);
+    run.assert_code(0);
+    let rotated = listed(&run, "rotated (9):");
+    let telepath: Vec<String> = members
+        .iter()
+        .filter(|m| m.0 == "telepath")
+        .map(|m| m.1.clone())
+        .collect();
+    assert_eq!(rotated.len(), 9, "{}", run.stdout);
+    for (line, trunk) in rotated.iter().zip(&telepath) {
+        assert!(
+            line.starts_with(&format!("telepath {trunk} (line ")),
+            "{line}"
+        );
+    }
+
+    let run = rotate_fleet(&env, &path, &["--if-older-than", "1d"]);
+    run.assert_code(0);
+    let skipped = listed(&run, "skipped (rotated recently) (9):");
+    assert!(
+        skipped.iter().all(|l| l.starts_with("telepath ")),
+        "{skipped:?}"
+    );
+    let rotated = listed(&run, "rotated (18):");
+    assert_eq!(rotated.len(), 18, "{}", run.stdout);
+    assert!(rotated.iter().all(|l| !l.starts_with("telepath ")));
 }

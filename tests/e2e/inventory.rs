@@ -62,3 +62,90 @@ fn an_inventory_that_is_not_a_small_regular_file_is_exit_4_and_nothing_is_sent()
     }
     assert!(env.fake.requests().is_empty());
 }
+
+/// An empty inventory, or a `--provider`/`--tag` that selects nothing, is exit 4 naming
+/// the selection for `rotate --inventory` (dry run or not) and `status`, unless
+/// `--allow-empty` is given; nothing is sent either way.
+#[test]
+fn an_empty_selection_is_exit_4_unless_allow_empty() {
+    let env = TestEnv::start();
+    env.fake
+        .add_telepath_trunk("conn_sel01", "u", "Selection-Telepath-Pass-1");
+    let dir = env.state.path();
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let one = dir.join("one.toml");
+    std::fs::write(
+        &one,
+        "[[credential]]\nprovider = \"telepath\"\nid = \"conn_sel01\"\ntags = [\"prod\"]\n",
+    )
+    .unwrap();
+    let (empty, one) = (empty.display().to_string(), one.display().to_string());
+    let cases: [(&str, &[&str], String); 4] = [
+        (
+            &empty,
+            &[],
+            format!("{empty} lists no credentials: nothing to do"),
+        ),
+        (
+            &one,
+            &["--tag", "nowhere"],
+            format!("--tag nowhere matches none of the 1 credential in {one}"),
+        ),
+        (
+            &one,
+            &["--provider", "vobiz"],
+            format!("--provider vobiz matches none of the 1 credential in {one}"),
+        ),
+        (
+            &one,
+            &["--provider", "telepath", "--tag", "prod", "--tag", "eu"],
+            format!(
+                "--provider telepath --tag prod --tag eu matches none of the 1 credential in {one}"
+            ),
+        ),
+    ];
+    for (path, selection, message) in &cases {
+        for command in [&["rotate"][..], &["rotate", "--dry-run"], &["status"]] {
+            let mut args = command.to_vec();
+            args.extend(["--inventory", path]);
+            args.extend_from_slice(selection);
+            env.run(&args, None)
+                .assert_code(4)
+                .assert_one_line_error(message)
+                .assert_one_line_error("--allow-empty");
+            args.push("--allow-empty");
+            env.run(&args, None).assert_code(0);
+        }
+    }
+    assert!(env.fake.requests().is_empty());
+}
+
+/// Three mistakes in three entries (around good ones) are all reported in one run, each
+/// as `file:line: message`, on one error line with exit 4, and nothing is sent.
+#[test]
+fn every_mistake_of_an_inventory_is_reported_in_one_run() {
+    let env = TestEnv::start();
+    env.fake
+        .add_telepath_trunk("conn_mis01", "u", "Mistakes-Telepath-Pass-1");
+    let path = env.state.path().join("fleet.toml");
+    std::fs::write(
+        &path,
+        "# three mistakes\n\
+         [[credential]]\nprovider = \"telepath\"\nid = \"conn_mis01\"\n\
+         \n[[credential]]\nprovider = \"telepath\"\nid = \"conn_mis02\"\nmax_age = \"30\"\n\
+         \n[[credential]]\nprovider = \"exotel\"\nid = \"user\"\n\
+         \n[[credential]]\nprovider = \"vobiz\"\nid = \"cred\"\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    let path = path.display().to_string();
+    for command in ["rotate", "status"] {
+        let run = env.run(&[command, "--inventory", &path], None);
+        run.assert_code(4)
+            .assert_one_line_error(&format!("{path} has 3 mistakes: "))
+            .assert_one_line_error(&format!("{path}:6: age \"30\" needs a unit"))
+            .assert_one_line_error(&format!("{path}:11: exotel needs a `device` key"))
+            .assert_one_line_error(&format!("{path}:18: unknown field `colour`"));
+    }
+    assert!(env.fake.requests().is_empty());
+}
