@@ -735,6 +735,7 @@ impl VaultStore {
         let deadline = Instant::now() + self.timeout;
         let mut maybe_landed = false;
         let mut tries: u32 = 0;
+        let mut last_answer: Option<String> = None;
         loop {
             if let Some(signal) = crate::interrupt::received() {
                 let unknown = if maybe_landed && op == Op::Write {
@@ -751,13 +752,14 @@ impl VaultStore {
             }
             tries += 1;
             let left = deadline.saturating_duration_since(Instant::now());
-            let outcome = tokio::time::timeout(
+            let timed = tokio::time::timeout(
                 left,
                 self.client
                     .send(build()?, Resend::OnlyIfNotSent, &Attempts::new()),
             )
-            .await
-            .unwrap_or_else(|_| {
+            .await;
+            let outcome_was_cut = timed.is_err();
+            let outcome = timed.unwrap_or_else(|_| {
                 Err(SendError::Unknown(format!(
                     "no answer within {:?}",
                     self.timeout
@@ -801,6 +803,15 @@ impl VaultStore {
             maybe_landed |= landed;
             let wait = self.backoff.backoff(tries);
             log::debug!("vault: {op:?} {path}: try {tries}: {what}");
+            // A last try the deadline cut short says less than the answer before it
+            // (e.g. "sealed"): report that one.
+            let what = match (&outcome_was_cut, last_answer.take()) {
+                (true, Some(answer)) => format!("{answer}, then no answer before the deadline"),
+                _ => what,
+            };
+            if !outcome_was_cut {
+                last_answer = Some(what.clone());
+            }
             if !retry || Instant::now() + wait >= deadline {
                 let after = if tries > 1 {
                     format!(

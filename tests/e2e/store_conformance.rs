@@ -563,7 +563,8 @@ impl Fixture for VaultFixture {
             "refused the token".into(),
         ));
 
-        let store = bao.store(&prefix, Duration::from_secs(2));
+        // Long enough for a loaded machine to get the sealed answer within it.
+        let store = bao.store(&prefix, Duration::from_secs(5));
         let facts = facts("conn_fail");
         let secret = SecretString::from("fail-pw");
         let record = Record {
