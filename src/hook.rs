@@ -525,17 +525,7 @@ fn render_tail(bytes: &[u8]) -> String {
     let first = lines.len().saturating_sub(TAIL_LINES);
     lines[first..]
         .iter()
-        .map(|line| {
-            line.chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect::<String>()
-        })
+        .map(|line| crate::redact::escape_controls(line))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -411,16 +411,7 @@ fn one_line(message: &str) -> String {
         .trim()
         .replace("\r\n", " ")
         .replace(['\n', '\r'], " ");
-    message
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::redact::escape_controls(&message)
 }
 
 fn validate(

@@ -33,6 +33,20 @@ pub fn one_line(text: &str) -> String {
         .join(" ")
 }
 
+/// The text with every control character escaped (`\n`, `\u{1b}`), so that whatever it
+/// holds prints on one line and cannot drive a terminal.
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Describes why a body did not parse without quoting any of it: serde_json's data
 /// errors can contain values from the body, and a body may hold a password.
 pub fn json_problem(error: &serde_json::Error) -> String {

@@ -226,15 +226,7 @@ impl std::fmt::Display for Duplicates {
 
 /// `text` with control characters escaped, so that it stays on one line.
 fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::redact::escape_controls(text)
 }
 
 /// `word` quoted for a POSIX shell; `None` if it holds a control character.
