@@ -181,18 +181,7 @@ impl Baresip {
 impl Drop for Baresip {
     fn drop(&mut self) {
         // SIGTERM makes baresip unregister; a second signal (here SIGKILL) stops waiting.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let until = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::terminate(&mut self.child, Duration::from_secs(2));
     }
 }
 
