@@ -81,6 +81,9 @@ impl PrivateKeyring {
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
             .env("XDG_DATA_HOME", &data)
             .env("XDG_RUNTIME_DIR", &run)
+            // The test session's own daemon is named here (scripts/with-keyring.sh exports
+            // it): a `--replace` must never find and stop that one.
+            .env_remove("GNOME_KEYRING_CONTROL")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -169,6 +172,9 @@ impl PrivateKeyring {
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
             .env("XDG_DATA_HOME", &data)
             .env("XDG_RUNTIME_DIR", &run)
+            // The test session's own daemon is named here (scripts/with-keyring.sh exports
+            // it): a `--replace` must never find and stop that one.
+            .env_remove("GNOME_KEYRING_CONTROL")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
