@@ -31,7 +31,8 @@ use siprot::config::ConnectOptions;
 use siprot::fleet::{self, FleetOptions, Outcome};
 use siprot::http::HttpConfig;
 use siprot::inventory::Inventory;
-use siprot::providers::{PasswordOrigin, ProviderKind};
+use siprot::providers::PasswordOrigin;
+use siprot::settings::{Accounts, Settings};
 use siprot::state::StateDir;
 use siprot::store::vault::{self, VaultOptions, VaultStore};
 use siprot::store::{self, Facts, Keyring, Precondition, Record, SecretStore, Slot};
@@ -170,6 +171,7 @@ fn run(args: &Args, mode: Mode, inventory_path: &std::path::Path) -> Result<(), 
     let entries: Vec<_> = inventory.entries.iter().collect();
     let state = StateDir::locate().map_err(|e| e.to_string())?;
     let service = siprot::config::keyring_service().map_err(|e| e.to_string())?;
+    let accounts = Accounts::load(None).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -199,9 +201,8 @@ fn run(args: &Args, mode: Mode, inventory_path: &std::path::Path) -> Result<(), 
     // the steady state, where the protocol makes its usual number of writes.
     runtime.block_on(async {
         for entry in &entries {
-            let name = entry
-                .provider
-                .entry_name(&entry.credential)
+            let name = accounts
+                .entry_name(entry.provider, &entry.credential, None)
                 .map_err(|e| e.to_string())?;
             let seed = secrecy::SecretString::from(format!("Seed-{}", entry.credential.id()));
             let facts = Facts::default();
@@ -267,10 +268,10 @@ fn measure(
         exec_timeout: siprot::hook::DEFAULT_TIMEOUT,
     };
     let connect_options = ConnectOptions {
-        base_url: None,
         http: HttpConfig::default(),
     };
-    let connect = |kind: ProviderKind| kind.connect(&connect_options);
+    let connect = |settings: &Settings| settings.provider().connect(settings, &connect_options);
+    let accounts = Accounts::load(None).map_err(|e| e.to_string())?;
     let (mut done, mut failed, mut writes, mut requests) = (0usize, 0usize, 0u64, 0u64);
     let mut first_failure = None;
     // What the process holds before the fleet starts: the inventory, the keyring (the
@@ -279,6 +280,7 @@ fn measure(
     let started = Instant::now();
     runtime.block_on(fleet::rotate(
         entries,
+        &accounts,
         &connect,
         store,
         state,
@@ -313,7 +315,7 @@ fn measure(
     // store, which takes writes in parallel.
     let keyring_floor = match keyring_service {
         Some(service) => {
-            let (floor, floor_writes) = keyring_floor(service, entries)?;
+            let (floor, floor_writes) = keyring_floor(service, &accounts, entries)?;
             if floor_writes != writes {
                 return Err(format!(
                     "the fleet made {writes} keyring writes but the floor loop {floor_writes}"
@@ -351,15 +353,15 @@ fn measure(
 /// the entries with a placeholder does not disturb the next run.
 fn keyring_floor(
     service: &str,
+    accounts: &Accounts,
     entries: &[&siprot::inventory::InventoryEntry],
 ) -> Result<(Duration, u64), String> {
     let placeholder = "floor-write-0123456789";
     let mut writes = 0;
     let started = Instant::now();
     for entry in entries {
-        let name = entry
-            .provider
-            .entry_name(&entry.credential)
+        let name = accounts
+            .entry_name(entry.provider, &entry.credential, None)
             .map_err(|e| e.to_string())?;
         let open = |slot: Slot| {
             keyring_core::Entry::new(service, &name.slot(slot)).map_err(|e| e.to_string())

@@ -45,6 +45,11 @@ pub struct Cli {
     /// `completions` and `man` still print
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// The provider account to use: a profile of $XDG_CONFIG_HOME/siprot/config.toml and
+    /// the API keys `siprot login --profile NAME` kept [env: SIPROT_PROFILE]
+    /// [default: default]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -82,6 +87,16 @@ pub enum Command {
     /// settings, leftovers), changing nothing
     #[command(after_help = DOCTOR_HELP)]
     Doctor(DoctorArgs),
+    /// Keep a provider's API keys in the keyring (or --store), typed without echo or read
+    /// from standard input, so that no secret sits in an environment variable
+    #[command(after_help = LOGIN_HELP)]
+    Login(LoginArgs),
+    /// Remove the API keys `siprot login` kept for a provider (and --profile)
+    #[command(after_help = LOGOUT_HELP)]
+    Logout(LogoutArgs),
+    /// Show the settings siprot would use and where each one comes from
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script for siprot
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
@@ -106,6 +121,101 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+const LOGIN_HELP: &str = "\
+On a terminal each secret is asked for without echo. With --with-token they are read
+from standard input instead, one per line in the order listed below (as `gh auth login
+--with-token`); nothing is ever taken as an argument.
+  telepath  the API key
+  exotel    the API key, then the API token
+  vobiz     the Auth Token
+They are kept as the store entries login/<provider>/<profile>/<key> (e.g.
+login/exotel/mumbai/api_token) and used whenever the environment variable is not set
+(the environment wins). Plain settings (account SID, Auth ID, region, base URL) go into
+a profile of the config file or the environment, never a secret (see `siprot config
+show`). The providers' documented APIs have no read-only request, so the keys cannot be
+checked here: the first rotation (or `--dry-run`) uses them.
+
+Examples:
+  siprot login --provider telepath
+  siprot login --provider vobiz --profile reseller
+  siprot login --provider telepath --with-token < ~/telepath.key
+  printf '%s\\n%s\\n' \"$KEY\" \"$TOKEN\" | siprot login --provider exotel --profile mumbai --with-token
+  siprot login --provider vobiz --store vault --with-token < token.txt";
+
+const LOGOUT_HELP: &str = "\
+Removes login/<provider>/<profile>/<key> for each secret of the provider. Nothing kept is
+not an error (exit 0, `removed` empty in --json). Environment variables are not touched.
+
+Examples:
+  siprot logout --provider telepath
+  siprot logout --provider exotel --profile mumbai --json";
+
+const CONFIG_SHOW_HELP: &str = "\
+One line per setting: its key, its environment variable, where the value comes from
+(flag, environment, profile, keyring, vault, default, missing) and, for plain settings,
+the value. A secret's value is never shown: only whether it is set and where from.
+Looking a secret up in the store reads it but prints nothing of it.
+
+The config file is $XDG_CONFIG_HOME/siprot/config.toml (SIPROT_CONFIG names another),
+with one table per provider account, [<provider>.<profile>]:
+  [vobiz.main]
+  auth_id = \"MA_MAIN0001\"
+  [exotel.mumbai]
+  account_sid = \"acme_in\"
+  region = \"mumbai\"
+A file holding a secret (api_key, api_token, auth_token, anything like a password) is
+refused (exit 4): keep secrets with `siprot login`.
+
+Examples:
+  siprot config show
+  siprot config show --provider vobiz --profile reseller
+  siprot config show --json";
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub provider: ProviderArg,
+    /// Read the secrets from standard input, one per line, instead of asking on the
+    /// terminal
+    #[arg(long)]
+    pub with_token: bool,
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    pub provider: ProviderArg,
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Show each setting of each provider (or --provider) in the profile, and its source
+    #[command(after_help = CONFIG_SHOW_HELP)]
+    Show(ConfigShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    /// Only this provider
+    #[arg(long, short = 'p')]
+    pub provider: Option<ProviderKind>,
     /// Print one JSON object on standard output
     #[arg(long)]
     pub json: bool,
@@ -515,6 +625,9 @@ pub struct ToggleArgs {
     pub json: bool,
     #[command(flatten)]
     pub net: NetArgs,
+    /// Where `siprot login` keeps the API keys, when they are not in the environment
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,13 +1,12 @@
 //! Settings from the environment and the checks that make them safe to use.
 //!
 //! Variable names are a contract with operators' scripts (see the README's configuration
-//! table). A missing setting is an error that names the variable; secrets read here go
-//! straight into [`SecretString`].
+//! table). Providers' settings are resolved by [`crate::settings`], which reads their
+//! variables through [`optional`].
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use url::{Host, Url};
 
 use crate::error::{Error, Result};
@@ -17,26 +16,13 @@ use crate::http::{HttpClient, HttpConfig};
 pub const KEYRING_SERVICE_VAR: &str = "SIPROT_KEYRING_SERVICE";
 pub const DEFAULT_KEYRING_SERVICE: &str = "siprot";
 
-/// What every provider needs to build its client.
+/// What every provider needs to build its client besides its settings.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
-    /// `--base-url`, which beats the provider's environment variable and default.
-    pub base_url: Option<String>,
     pub http: HttpConfig,
 }
 
 impl ConnectOptions {
-    /// The provider's base URL: `--base-url`, else `var`, else `default`.
-    pub fn base_url(&self, var: &'static str, default: &str) -> Result<Url> {
-        match &self.base_url {
-            Some(flag) => parse_base_url(flag, "--base-url"),
-            None => match optional(var)? {
-                Some(value) => parse_base_url(&value, var),
-                None => parse_base_url(default, var),
-            },
-        }
-    }
-
     pub fn client(&self) -> Result<HttpClient> {
         HttpClient::new(&self.http)
     }
@@ -59,29 +45,16 @@ pub fn keyring_service() -> Result<String> {
     }
 }
 
+/// The vault store's token variables (secrets, like the providers' keys).
+pub const VAULT_TOKEN_VARS: &[&str] = &["VAULT_TOKEN", "BAO_TOKEN"];
+
 /// Every environment variable siprot reads a secret from (the providers' API keys and
-/// tokens, the vault store's token): the one list of them, removed from the environment
-/// of the post-rotation hook ([`crate::hook`]).
-pub const SECRET_VARS: &[&str] = &[
-    crate::providers::telepath::API_KEY_VAR,
-    crate::providers::exotel::API_KEY_VAR,
-    crate::providers::exotel::API_TOKEN_VAR,
-    crate::providers::vobiz::AUTH_TOKEN_VAR,
-    "VAULT_TOKEN",
-    "BAO_TOKEN",
-];
-
-/// A plain setting that must be present and non-empty.
-pub fn required(var: &'static str, hint: &'static str) -> Result<String> {
-    match optional(var)? {
-        Some(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(Error::MissingSetting { var, hint }),
-    }
-}
-
-/// A secret setting (API key or token) that must be present and non-empty.
-pub fn required_secret(var: &'static str, hint: &'static str) -> Result<SecretString> {
-    required(var, hint).map(SecretString::from)
+/// tokens, from their settings, and the vault store's token): removed from the
+/// environment of the post-rotation hook ([`crate::hook`]).
+pub fn secret_vars() -> Vec<&'static str> {
+    crate::settings::secret_vars()
+        .chain(VAULT_TOKEN_VARS.iter().copied())
+        .collect()
 }
 
 /// A setting that may be absent; present but not UTF-8 is an error naming the variable.

@@ -149,10 +149,7 @@ pub enum Error {
 
     /// A required environment variable is not set.
     #[error("missing configuration: {var} is not set ({hint})")]
-    MissingSetting {
-        var: &'static str,
-        hint: &'static str,
-    },
+    MissingSetting { var: &'static str, hint: String },
 
     /// A setting is present but unusable.
     #[error("invalid configuration: {0}")]
@@ -318,7 +315,7 @@ mod tests {
             (
                 Error::MissingSetting {
                     var: "TELEPATH_API_KEY",
-                    hint: "h",
+                    hint: "h".into(),
                 },
                 4,
             ),
@@ -429,7 +426,7 @@ mod tests {
     fn messages_name_the_variable_and_stay_on_one_line() {
         let e = Error::MissingSetting {
             var: "EXOTEL_API_TOKEN",
-            hint: "the API token from the Exotel dashboard",
+            hint: "the API token from the Exotel dashboard".into(),
         };
         let text = e.to_string();
         assert!(text.contains("EXOTEL_API_TOKEN"));

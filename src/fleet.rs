@@ -34,15 +34,17 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use crate::error::{Error, ExitCode, exit};
+use crate::error::{Error, ExitCode, Result, exit};
 use crate::hook::{self, HookSpec, Hooked};
 use crate::http::Attempts;
 use crate::interrupt::{self, Signal};
 use crate::inventory::InventoryEntry;
+use crate::profiles::ProfileName;
 use crate::providers::{Provider, ProviderKind};
 use crate::recovery::Connect;
 use crate::rollback::{self, Plan, Verified};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
+use crate::settings::{Accounts, Settings};
 use crate::state::{RecordAge, StateDir};
 use crate::store::{EntryName, SecretStore};
 
@@ -161,9 +163,25 @@ impl FleetResult<'_> {
     }
 }
 
+/// Which account an entry is rotated in: its provider and its profile (`None`: the
+/// command's). Each account has its own queue, client and `--concurrency` workers.
+type AccountKey = (&'static str, Option<ProfileName>);
+
+fn account_of(entry: &InventoryEntry) -> AccountKey {
+    (entry.provider.name(), entry.profile.clone())
+}
+
+/// One account's queue: its settings (for entry names) and its entries.
+struct Account<'a> {
+    kind: ProviderKind,
+    settings: Result<Settings>,
+    queue: VecDeque<&'a InventoryEntry>,
+}
+
 /// Rotates `entries`, calling `report` with each result as soon as it is known.
 pub async fn rotate<'a>(
     entries: &[&'a InventoryEntry],
+    accounts: &Accounts,
     connect: &Connect<'_>,
     store: &dyn SecretStore,
     state: &StateDir,
@@ -172,45 +190,61 @@ pub async fn rotate<'a>(
 ) {
     let report = RefCell::new(report);
     let last_rotations = state.last_rotations(store.service());
-    // One check of the store for the whole fleet where the store can (see
-    // `SecretStore::prepare`); each rotation still checks what this could not.
-    let names: Vec<EntryName> = entries
-        .iter()
-        .filter_map(|entry| entry.provider.entry_name(&entry.credential).ok())
-        .collect();
-    store.prepare(&names).await;
-    let mut queues: BTreeMap<&'static str, (ProviderKind, VecDeque<&'a InventoryEntry>)> =
-        BTreeMap::new();
+    let mut queues: BTreeMap<AccountKey, Account<'a>> = BTreeMap::new();
     for entry in entries {
         queues
-            .entry(entry.provider.name())
-            .or_insert_with(|| (entry.provider, VecDeque::new()))
-            .1
+            .entry(account_of(entry))
+            .or_insert_with(|| Account {
+                kind: entry.provider,
+                settings: Err(Error::Usage("not resolved".into())),
+                queue: VecDeque::new(),
+            })
+            .queue
             .push_back(entry);
     }
-    let mut clients: HashMap<&'static str, Box<dyn Provider>> = HashMap::new();
-    for (name, (kind, queue)) in &mut queues {
-        match connect(*kind) {
-            Ok(client) => {
-                clients.insert(name, client);
+    for (key, account) in &mut queues {
+        account.settings = accounts
+            .with_secrets(account.kind, key.1.as_ref(), store)
+            .await;
+    }
+    // One check of the store for the whole fleet where the store can (see
+    // `SecretStore::prepare`); each rotation still checks what this could not.
+    let names: Vec<EntryName> = queues
+        .values()
+        .filter_map(|account| {
+            let settings = account.settings.as_ref().ok()?;
+            Some(account.queue.iter().filter_map(move |entry| {
+                entry.provider.entry_name(&entry.credential, settings).ok()
+            }))
+        })
+        .flatten()
+        .collect();
+    store.prepare(&names).await;
+    let mut clients: HashMap<AccountKey, Box<dyn Provider>> = HashMap::new();
+    let mut ready: Vec<(AccountKey, Settings, RefCell<VecDeque<&'a InventoryEntry>>)> = Vec::new();
+    for (key, account) in queues {
+        let connected = account
+            .settings
+            .and_then(|settings| connect(&settings).map(|client| (settings, client)));
+        match connected {
+            Ok((settings, client)) => {
+                clients.insert(key.clone(), client);
+                ready.push((key, settings, RefCell::new(account.queue)));
             }
             Err(error) => {
-                for entry in queue.drain(..) {
+                for entry in account.queue {
                     report.borrow_mut()(failed(entry, None, 0, &error));
                 }
             }
         }
     }
-    let queues: Vec<(&'static str, RefCell<VecDeque<&'a InventoryEntry>>)> = queues
-        .into_iter()
-        .map(|(name, (_, queue))| (name, RefCell::new(queue)))
-        .collect();
+    let queues = ready;
     // Rotated credentials waiting for their verification.
     let to_verify: RefCell<VecDeque<(FleetResult<'a>, Plan)>> = RefCell::default();
     let rotations_done = Cell::new(false);
     let mut workers = FuturesUnordered::new();
-    for (name, queue) in &queues {
-        let Some(client) = clients.get(name) else {
+    for (key, settings, queue) in &queues {
+        let Some(client) = clients.get(key) else {
             continue;
         };
         let workers_here = options.concurrency.max(1).min(queue.borrow().len());
@@ -224,6 +258,7 @@ pub async fn rotate<'a>(
                     let Some(entry) = next else { break };
                     let mut result = rotate_one(
                         entry,
+                        settings,
                         client.as_ref(),
                         store,
                         state,
@@ -263,14 +298,19 @@ pub async fn rotate<'a>(
                     continue;
                 };
                 result.verification =
-                    match (&result.outcome, clients.get(result.entry.provider.name())) {
+                    match (&result.outcome, clients.get(&account_of(result.entry))) {
                         _ if interrupt::received().is_some() => {
                             FleetVerification::NotRun("interrupted")
                         }
                         (Outcome::Done(done), Some(client)) => {
+                            let Some(name) = result.keyring_entry.clone() else {
+                                report.borrow_mut()(result);
+                                continue;
+                            };
                             let context = rollback::Context {
                                 provider: client.as_ref(),
                                 credential: &result.entry.credential,
+                                name: &name,
                                 store,
                                 state,
                             };
@@ -286,11 +326,11 @@ pub async fn rotate<'a>(
     let verifying = async { while verifiers.next().await.is_some() {} };
     futures_util::future::join(rotating, verifying).await;
     if let Some(signal) = interrupt::received() {
-        for (_, queue) in &queues {
+        for (_, settings, queue) in &queues {
             for entry in queue.borrow_mut().drain(..) {
                 report.borrow_mut()(FleetResult {
                     entry,
-                    keyring_entry: entry.provider.entry_name(&entry.credential).ok(),
+                    keyring_entry: entry.provider.entry_name(&entry.credential, settings).ok(),
                     attempts: 0,
                     outcome: Outcome::NotAttempted { signal },
                     clock_skew: None,
@@ -304,13 +344,14 @@ pub async fn rotate<'a>(
 
 async fn rotate_one<'a>(
     entry: &'a InventoryEntry,
+    settings: &Settings,
     provider: &dyn Provider,
     store: &dyn SecretStore,
     state: &StateDir,
     options: &FleetOptions,
     last_rotations: &HashMap<String, jiff::Timestamp>,
 ) -> FleetResult<'a> {
-    let keyring_entry = match entry.provider.entry_name(&entry.credential) {
+    let keyring_entry = match entry.provider.entry_name(&entry.credential, settings) {
         Ok(name) => name,
         Err(error) => return failed(entry, None, 0, &error),
     };
@@ -350,7 +391,15 @@ async fn rotate_one<'a>(
         dry_run: options.dry_run,
         attempts: attempts.clone(),
     };
-    let result = rotation::rotate(provider, &entry.credential, store, state, input).await;
+    let result = rotation::rotate(
+        provider,
+        &entry.credential,
+        &keyring_entry,
+        store,
+        state,
+        input,
+    )
+    .await;
     let mut hooked = None;
     let outcome = match result {
         Ok(mut report) => {

@@ -5,7 +5,7 @@
 //! The command runs through `sh -c` in a process group of its own, with the password and
 //! one newline on its standard input (then closed) and nowhere else: never in its argv,
 //! and its environment is siprot's without any variable siprot reads a secret from
-//! ([`crate::config::SECRET_VARS`]), plus the `SIPROT_*` variables of [`HookContext`].
+//! ([`crate::config::secret_vars`]), plus the `SIPROT_*` variables of [`HookContext`].
 //! Its standard output and error are read together; siprot keeps their last lines
 //! ([`TAIL_LINES`], [`TAIL_BYTES`], control characters escaped) and withholds them when
 //! the password appears anywhere in the output. At the timeout the whole group is killed
@@ -413,7 +413,7 @@ fn spawn(
         .stdout(Stdio::from(writer))
         .stderr(Stdio::from(writer_too))
         .process_group(0);
-    for var in config::SECRET_VARS {
+    for var in config::secret_vars() {
         command.env_remove(var);
     }
     for (key, value) in env {

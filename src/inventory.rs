@@ -18,6 +18,9 @@
 //! new password, `registrar = "sip:HOST[:PORT][;transport=udp|tcp]"`, with `sip_username`
 //! and `domain`; given before the first table, each is the default of every entry.
 //!
+//! An entry may say `profile = "NAME"`: its provider account is that profile's
+//! ([`crate::profiles`]) instead of the command's.
+//!
 //! Every entry is checked when the file is read, before anything is sent: unknown keys,
 //! unknown providers, invalid ids, options a provider does not take, bad ages and
 //! duplicates are configuration errors naming the file and line, all of them reported at
@@ -32,6 +35,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Result};
+use crate::profiles::ProfileName;
 use crate::providers::{self, CredentialRef, ProviderKind};
 use crate::sip::Registrar;
 use crate::store::StoreKind;
@@ -85,6 +89,9 @@ pub struct InventoryEntry {
     pub domain: Option<String>,
     /// Its own post-rotation hook (`exec = "CMD"`).
     pub exec: Option<String>,
+    /// The profile of its provider account (`profile = "NAME"`, [`crate::profiles`]);
+    /// `None`: the command's.
+    pub profile: Option<ProfileName>,
 }
 
 impl InventoryEntry {
@@ -156,6 +163,7 @@ struct RawEntry {
     sip_username: Option<String>,
     domain: Option<String>,
     exec: Option<String>,
+    profile: Option<String>,
 }
 
 impl Inventory {
@@ -441,6 +449,12 @@ fn validate(
         check_template(template)?;
     }
     let max_age = raw.max_age.as_deref().map(parse_age).transpose()?;
+    let profile = raw
+        .profile
+        .as_deref()
+        .map(|name| ProfileName::parse(name, "profile"))
+        .transpose()
+        .map_err(|e| e.to_string().replace("invalid configuration: ", ""))?;
     if let Some(exec) = &raw.exec {
         check_exec(exec)?;
     }
@@ -482,6 +496,7 @@ fn validate(
         sip_username,
         domain,
         exec: raw.exec,
+        profile,
     })
 }
 

@@ -26,6 +26,8 @@
 //! - [`redact`]: provider messages on one line with secrets masked, JSON errors unquoted;
 //! - [`proxy`]: which proxy, if any, a request goes through (never one for `http://`);
 //! - [`retry`]: retry budget, backoff and `Retry-After`;
+//! - [`settings`]: a provider account's settings and their sources (flag, environment,
+//!   profile, `siprot login`'s store entries); [`profiles`]: the config file's profiles;
 //! - [`config`]: settings from the environment;
 //! - [`input`]: reading passwords from standard input;
 //! - [`interrupt`]: SIGINT, SIGTERM and SIGHUP during a rotation;
@@ -54,6 +56,7 @@ pub mod lock;
 pub mod logging;
 pub mod output;
 pub mod policy;
+pub mod profiles;
 #[cfg(test)]
 mod protocol_tests;
 pub mod providers;
@@ -63,6 +66,7 @@ pub mod redact;
 pub mod retry;
 pub mod rollback;
 pub mod rotation;
+pub mod settings;
 pub mod sip;
 pub mod state;
 pub mod store;
@@ -74,5 +78,6 @@ pub use error::{Error, Result};
 pub fn run(cli: cli::Cli) -> error::ExitCode {
     logging::init(cli.verbose);
     output::set_quiet(cli.quiet);
+    profiles::choose(cli.profile.clone());
     commands::run(cli)
 }

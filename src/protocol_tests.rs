@@ -54,7 +54,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use keyring_core::api::{CredentialApi, CredentialStoreApi};
 use keyring_core::{Credential, CredentialStore, Entry};
@@ -65,6 +65,7 @@ use crate::providers::memory::{MemoryProvider, Outcome};
 use crate::providers::{CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::recovery;
 use crate::rotation::{self, PasswordSource, RotationInput};
+use crate::settings::{Accounts, Settings};
 use crate::state::StateDir;
 use crate::store::memory::MemoryStore;
 use crate::store::{
@@ -522,21 +523,11 @@ impl SecretStore for FaultyStore {
 // ---------------------------------------------------------------------------------------
 // One case's world
 
-/// The account settings Vobiz and Exotel name their entries with (read from the
-/// environment).
-fn configure_accounts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("VOBIZ_AUTH_ID").is_none() {
-            // SAFETY: set once, before any case reads it, and read by no other unit test;
-            // std's environment lock orders it with every read through `std::env`.
-            unsafe { std::env::set_var("VOBIZ_AUTH_ID", "MA_UNIT") };
-        }
-        if std::env::var_os("EXOTEL_ACCOUNT_SID").is_none() {
-            // SAFETY: as above.
-            unsafe { std::env::set_var("EXOTEL_ACCOUNT_SID", "ac_unit") };
-        }
-    });
+/// The account settings Vobiz and Exotel name their entries with.
+const ACCOUNT: &[(&str, &str)] = &[("auth_id", "MA_UNIT"), ("account_sid", "ac_unit")];
+
+fn account(kind: ProviderKind) -> Settings {
+    Settings::for_tests(kind, ACCOUNT)
 }
 
 /// A state directory's parent: in memory where there is a tmpfs (on a busy ext4 each
@@ -707,7 +698,6 @@ impl Snapshot {
 
 impl World {
     async fn new(kind: ProviderKind, backing: Backing) -> Self {
-        configure_accounts();
         let faults = faults();
         let n = NEXT_SERVICE.fetch_add(1, Ordering::Relaxed);
         let service = format!("siprot-unit-fault-{}-{n}", std::process::id());
@@ -725,7 +715,9 @@ impl World {
             false => CredentialRef::new(kind, "cred-1", None),
         }
         .expect("a valid credential");
-        let name = kind.entry_name(&credential).expect("an entry name");
+        let name = kind
+            .entry_name(&credential, &account(kind))
+            .expect("an entry name");
         let dir = temp_dir();
         let state = StateDir::at(dir.path().join("siprot"));
         let provider = MemoryProvider::new(kind, &service, None);
@@ -891,6 +883,7 @@ impl World {
         rotation::rotate(
             &self.provider,
             &self.credential,
+            &self.name,
             self.store(),
             &self.state,
             input,
@@ -909,15 +902,16 @@ impl World {
     /// What `siprot recover` found and did.
     async fn recovery(&self) -> crate::Result<Vec<recovery::Item>> {
         let provider = self.provider.clone();
-        let connect = move |kind: ProviderKind| -> crate::Result<Box<dyn Provider>> {
+        let connect = move |settings: &Settings| -> crate::Result<Box<dyn Provider>> {
             assert_eq!(
-                kind,
+                settings.provider(),
                 provider.kind(),
                 "recover connects to the entry's provider"
             );
             Ok(Box::new(provider.clone()))
         };
-        recovery::recover(self.store(), &self.state, &connect, false).await
+        let accounts = Accounts::for_tests(ACCOUNT);
+        recovery::recover(self.store(), &self.state, &accounts, &connect, false).await
     }
 
     /// The exit code of `siprot recover`, as the command would exit.

@@ -28,6 +28,7 @@
 //! removed.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -37,6 +38,7 @@ use crate::http::Attempts;
 use crate::lock::CredentialLock;
 use crate::providers::{self, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationStatus};
+use crate::settings::{Accounts, Settings};
 use crate::state::{self, RecoveryFile, StateDir};
 use crate::store::{EntryName, Facts, Holder, Precondition, Record, SecretStore, Slot, Stored};
 
@@ -142,13 +144,14 @@ pub struct Item {
 }
 
 /// Builds a provider client; called at most once per provider.
-pub type Connect<'a> = dyn Fn(ProviderKind) -> Result<Box<dyn Provider>> + 'a;
+pub type Connect<'a> = dyn Fn(&Settings) -> Result<Box<dyn Provider>> + 'a;
 
 /// Finds everything there is to recover in `store` and the state directory, and
 /// recovers it (or, with `dry_run`, only says what it would do).
 pub async fn recover(
     store: &dyn SecretStore,
     state: &StateDir,
+    accounts: &Accounts,
     connect: &Connect<'_>,
     dry_run: bool,
 ) -> Result<Vec<Item>> {
@@ -167,8 +170,15 @@ pub async fn recover(
                     ..
                 })) => claims.push((entry, facts)),
                 Ok(Some(_)) => {
-                    let item =
-                        finish_pending(store, state, entry, connect, &mut clients, dry_run).await;
+                    let item = finish_pending(
+                        store,
+                        state,
+                        entry,
+                        (accounts, connect),
+                        &mut clients,
+                        dry_run,
+                    )
+                    .await;
                     items.push(item);
                 }
                 Ok(None) => {}
@@ -206,7 +216,7 @@ async fn settle_claim(
     dry_run: bool,
 ) -> Item {
     let mut found = item(ItemKind::Claim, store.service(), entry);
-    found.provider = providers::credential_of_entry(entry.current())
+    found.provider = providers::parse_entry(entry.current())
         .ok()
         .flatten()
         .map(|(kind, _)| kind);
@@ -285,13 +295,13 @@ async fn finish_pending(
     store: &dyn SecretStore,
     state: &StateDir,
     entry: &EntryName,
-    connect: &Connect<'_>,
+    (accounts, connect): (&Accounts, &Connect<'_>),
     clients: &mut BTreeMap<&'static str, Result<Box<dyn Provider>>>,
     dry_run: bool,
 ) -> Item {
     let mut found = item(ItemKind::Pending, store.service(), entry);
     let pending = store.locate(entry, Slot::Pending);
-    let (kind, credential) = match providers::credential_of_entry(entry.current()) {
+    let (kind, credential) = match providers::credential_of_entry(entry.current(), accounts) {
         Ok(Some(parsed)) => parsed,
         Ok(None) => {
             let error = Error::Unconfirmed {
@@ -316,7 +326,17 @@ async fn finish_pending(
         };
         return failed(found, &error);
     }
-    let provider = match clients.entry(kind.name()).or_insert_with(|| connect(kind)) {
+    let connected = match clients.entry(kind.name()) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(new) => {
+            let connected = match accounts.with_secrets(kind, None, store).await {
+                Ok(settings) => connect(&settings),
+                Err(error) => Err(error),
+            };
+            new.insert(connected)
+        }
+    };
+    let provider = match connected {
         Ok(provider) => provider,
         Err(error) => {
             let message = format!("cannot reach {kind}: {error}");
@@ -333,7 +353,7 @@ async fn finish_pending(
         dry_run,
         attempts: attempts.clone(),
     };
-    let result = rotation::rotate(provider.as_ref(), &credential, store, state, input).await;
+    let result = rotation::rotate(provider.as_ref(), &credential, entry, store, state, input).await;
     found.attempts = attempts.count();
     match result {
         Ok(report) => {
@@ -365,7 +385,7 @@ async fn finish_pending(
 async fn remove_probe(store: &dyn SecretStore, entry: &EntryName, dry_run: bool) -> Option<Item> {
     let mut found = item(ItemKind::Probe, store.service(), entry);
     let place = store.locate(entry, Slot::Probe);
-    found.provider = providers::credential_of_entry(entry.current())
+    found.provider = providers::parse_entry(entry.current())
         .ok()
         .flatten()
         .map(|(kind, _)| kind);
@@ -447,7 +467,7 @@ fn refusal(service: &str, file: &RecoveryFile) -> Option<String> {
     }
     let entry = &file.entry;
     let entry_shown = shown(entry);
-    match providers::credential_of_entry(entry) {
+    match providers::parse_entry(entry) {
         Ok(Some((kind, _))) if kind.origin() != PasswordOrigin::ServerGenerated => {
             return Some(format!(
                 "its entry '{entry_shown}' is a {kind} credential, and siprot chooses {kind} \
@@ -706,7 +726,7 @@ async fn install(
             format!("would store the password in {path} as {place} and remove the file"),
         ));
     }
-    let credential = providers::credential_of_entry(entry.current())
+    let credential = providers::parse_entry(entry.current())
         .ok()
         .flatten()
         .map(|(_, credential)| credential);

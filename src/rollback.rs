@@ -17,7 +17,7 @@ use crate::providers::{self, CredentialRef, PasswordOrigin, Provider, ProviderKi
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport};
 use crate::sip::Outcome;
 use crate::state::StateDir;
-use crate::store::{SecretStore, Slot};
+use crate::store::{EntryName, SecretStore, Slot};
 use crate::verification::{self, Checks, Recorded, SipOptions, SipTarget};
 
 /// What to verify after the rotation, as asked.
@@ -155,6 +155,8 @@ impl Verified {
 pub struct Context<'a> {
     pub provider: &'a dyn Provider,
     pub credential: &'a CredentialRef,
+    /// The credential's entries in `store`.
+    pub name: &'a EntryName,
     pub store: &'a dyn SecretStore,
     pub state: &'a StateDir,
 }
@@ -281,6 +283,7 @@ async fn roll_back(previous: SecretString, target: &SipTarget, context: &Context
     let rotated = rotation::rotate(
         context.provider,
         context.credential,
+        context.name,
         context.store,
         context.state,
         input,

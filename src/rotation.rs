@@ -154,17 +154,18 @@ pub struct RotationReport {
     pub warnings: Vec<String>,
 }
 
-/// Runs one rotation and records it in the audit log.
+/// Runs one rotation of `credential`, whose entries are named `name` in `store`, and
+/// records it in the audit log.
 pub async fn rotate(
     provider: &dyn Provider,
     credential: &CredentialRef,
+    name: &EntryName,
     store: &dyn SecretStore,
     state: &StateDir,
     input: RotationInput,
 ) -> Result<RotationReport> {
     let kind = provider.kind();
     refuse_pending_only(kind, &input.source)?;
-    let name = kind.entry_name(credential)?;
     let dry_run = input.dry_run;
     let attempts = input.attempts.clone();
     let _lock = CredentialLock::unless_dry_run(dry_run, state, store.service(), name.current())?;
@@ -172,13 +173,13 @@ pub async fn rotate(
         provider,
         credential,
         store,
-        name: &name,
+        name,
         holder: Holder::here(state),
         current: None,
         start: Precondition::Any,
-        report: RotationReport::start(kind, credential, store, &name),
+        report: RotationReport::start(kind, credential, store, name),
     };
-    log_start(kind, &name);
+    log_start(kind, name);
     let result = match kind.origin() {
         PasswordOrigin::ServerGenerated => run.server_generated(state, dry_run, &attempts).await,
         PasswordOrigin::ClientSupplied => run.client_supplied(state, input).await,
@@ -186,7 +187,7 @@ pub async fn rotate(
     let mut report = run.report;
     report.conclude(&result, &attempts);
     if !dry_run && report.status != RotationStatus::NothingPending {
-        audit_rotation(state, store, &name, &mut report, &result, &attempts);
+        audit_rotation(state, store, name, &mut report, &result, &attempts);
     }
     result.map(|()| report)
 }

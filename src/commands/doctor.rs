@@ -11,10 +11,11 @@ use crate::config::ConnectOptions;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::output;
 use crate::providers::{self, ProviderKind};
+use crate::settings::{Accounts, BASE_URL, Source};
 use crate::state::StateDir;
 use crate::store::diagnose::{self, Collection};
 use crate::store::vault::VaultConnection;
-use crate::store::{SecretStore, Slot, StoreKind};
+use crate::store::{EntryName, SecretStore, Slot, StoreKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,7 +93,7 @@ struct JsonReport<'a> {
 pub fn run(args: DoctorArgs) -> Result<ExitCode> {
     let mut report = Report::default();
     let kind = args.store.chosen(None);
-    let pending = match kind {
+    let listed = match kind {
         Ok(StoreKind::Vault) => vault(&args, &mut report),
         Ok(_) => keyring(&args, &mut report),
         Err(e) => {
@@ -105,6 +106,18 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode> {
             None
         }
     };
+    let stored: Vec<String> = match &listed {
+        Some(Ok(names)) => names.clone(),
+        _ => Vec::new(),
+    };
+    let pending = listed.map(|listed| {
+        listed.map(|names| {
+            names
+                .into_iter()
+                .filter(|name| EntryName::parse(name).1 == Slot::Pending)
+                .collect::<Vec<_>>()
+        })
+    });
     match pending {
         Some(Ok(names)) if names.is_empty() => {
             report.add("pending entries", Status::Ok, "none", None)
@@ -124,8 +137,9 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode> {
         None => {}
     }
     state(&mut report);
+    let accounts = config_file(&mut report);
     for &kind in providers::ALL {
-        provider(kind, &mut report);
+        provider(kind, accounts.as_ref(), &args, &stored, &mut report);
     }
 
     let code = report.exit_code();
@@ -203,7 +217,7 @@ fn keyring(
     }
     let listed = block_on(async {
         let store = args.store.open(None).await?;
-        Ok(list_pending(store.as_ref()).await)
+        Ok(list_names(store.as_ref()).await)
     });
     match listed {
         Ok(pending) => Some(pending),
@@ -219,12 +233,13 @@ fn keyring(
     }
 }
 
-async fn list_pending(store: &dyn SecretStore) -> std::result::Result<Vec<String>, String> {
+/// Every slot the store holds for siprot, by name (`telepath/x#pending`,
+/// `login/telepath/default/api_key`): names only, never a secret.
+async fn list_names(store: &dyn SecretStore) -> std::result::Result<Vec<String>, String> {
     let entries = store.list().await.map_err(|e| e.to_string())?;
     Ok(entries
         .into_iter()
-        .filter(|(_, slot)| *slot == Slot::Pending)
-        .map(|(name, _)| name.slot(Slot::Pending))
+        .map(|(name, slot)| name.slot(slot))
         .collect())
 }
 
@@ -277,7 +292,7 @@ fn vault(
         Ok((
             service,
             store.list().await.map_err(Error::keyring_unavailable),
-            list_pending(store.as_ref()).await,
+            list_names(store.as_ref()).await,
         ))
     });
     match result {
@@ -411,69 +426,121 @@ fn state(report: &mut Report) {
     }
 }
 
-/// The environment variables a provider reads (names only; values are never shown).
-fn variables(kind: ProviderKind) -> &'static [&'static str] {
-    use crate::providers::{exotel, telepath, vobiz};
-    match kind.name() {
-        "telepath" => &[telepath::API_KEY_VAR, telepath::BASE_URL_VAR],
-        "exotel" => &[
-            exotel::API_KEY_VAR,
-            exotel::API_TOKEN_VAR,
-            exotel::ACCOUNT_SID_VAR,
-            exotel::REGION_VAR,
-            exotel::BASE_URL_VAR,
-        ],
-        "vobiz" => &[
-            vobiz::AUTH_ID_VAR,
-            vobiz::AUTH_TOKEN_VAR,
-            vobiz::BASE_URL_VAR,
-        ],
-        _ => &[],
+/// The config file (profiles): readable, and holding no secret.
+fn config_file(report: &mut Report) -> Option<Accounts> {
+    match Accounts::load(None) {
+        Ok(accounts) => {
+            let path = accounts.profiles().path().map_or_else(
+                || "no config directory".to_owned(),
+                |p| p.display().to_string(),
+            );
+            let count: usize = providers::ALL
+                .iter()
+                .map(|&kind| accounts.profiles().names(kind).len())
+                .sum();
+            report.add(
+                "config file",
+                Status::Ok,
+                format!(
+                    "{path}: {count} profile(s); this command's profile is '{}'",
+                    accounts.profile().as_str()
+                ),
+                None,
+            );
+            Some(accounts)
+        }
+        Err(e) => {
+            report.add(
+                "config file",
+                Status::Fail,
+                e.to_string(),
+                Some("fix the lines it names (secrets go into the keyring with siprot login)"),
+            );
+            None
+        }
     }
 }
 
-/// A provider's settings: present (and from which variables), missing (warn: the
-/// provider is not used here), or unusable (fail: a bad base URL, a half-set account).
-fn provider(kind: ProviderKind, report: &mut Report) {
-    let name = kind.name();
-    let set: Vec<&str> = variables(kind)
+/// A provider's settings in the command's profile: present (and where each came from),
+/// missing (warn: the provider is not used here), or unusable (fail: a bad base URL, a
+/// half-set account). Secrets are looked up in the store only when `stored` (the store's
+/// listing) has `siprot login`'s entry for them; their values are never shown.
+fn provider(
+    kind: ProviderKind,
+    accounts: Option<&Accounts>,
+    args: &DoctorArgs,
+    stored: &[String],
+    report: &mut Report,
+) {
+    let check = format!("provider {}", kind.name());
+    let Some(accounts) = accounts else {
+        return;
+    };
+    let mut settings = match accounts.settings(kind, None) {
+        Ok(settings) => settings,
+        Err(e) => {
+            report.add(
+                &check,
+                Status::Fail,
+                e.to_string(),
+                Some("fix the setting it names"),
+            );
+            return;
+        }
+    };
+    let logged_in = stored.iter().any(|name| {
+        name.starts_with(&format!(
+            "login/{}/{}/",
+            kind.name(),
+            settings.profile().as_str()
+        ))
+    });
+    if settings.lacks_secrets() && logged_in {
+        let loaded = block_on(async {
+            let store = args.store.open(None).await?;
+            settings.load_secrets(store.as_ref()).await
+        });
+        if let Err(e) = loaded {
+            settings.store_unavailable(e.to_string());
+        }
+    }
+    let set: Vec<String> = settings
+        .shown()
         .iter()
-        .copied()
-        .filter(|var| std::env::var_os(var).is_some())
+        .filter(|shown| !matches!(shown.source, Source::Missing | Source::Default))
+        .map(|shown| match shown.source {
+            Source::Environment => format!("{} (environment)", shown.var),
+            source => format!("{} ({})", shown.key, source.name()),
+        })
         .collect();
-    let check = format!("provider {name}");
-    match (kind.registration().connect)(&ConnectOptions::default()) {
+    let anything_set = settings.shown().iter().any(|shown| {
+        shown.key != BASE_URL && !matches!(shown.source, Source::Missing | Source::Default)
+    });
+    let login = settings.profile().login_command(kind);
+    match kind.connect(&settings, &ConnectOptions::default()) {
         Ok(_) => report.add(
             &check,
             Status::Ok,
-            if set.is_empty() {
-                "settings present".to_owned()
-            } else {
-                format!("settings from the environment: {}", set.join(", "))
-            },
+            format!("settings: {}", set.join(", ")),
             None,
         ),
-        Err(Error::MissingSetting { var, .. }) if set.iter().all(|v| v.starts_with("SIPROT_")) => {
-            report.add(
-                &check,
-                Status::Warn,
-                format!("not set up ({var} not set): not used here"),
-                Some(&format!(
-                    "to use it, export {var} (see the README's configuration)"
-                )),
-            )
-        }
+        Err(Error::MissingSetting { var, .. }) if !anything_set => report.add(
+            &check,
+            Status::Warn,
+            format!("not set up ({var} not set): not used here"),
+            Some(&format!("to use it, run `{login}` or export {var}")),
+        ),
         Err(e @ Error::MissingSetting { .. }) => report.add(
             &check,
             Status::Fail,
             format!("{e} (set: {})", set.join(", ")),
-            Some("set the missing variable, or unset the others"),
+            Some("set the missing one, or unset the others"),
         ),
         Err(e) => report.add(
             &check,
             Status::Fail,
             e.to_string(),
-            Some("fix the variable it names"),
+            Some("fix the setting it names"),
         ),
     }
 }

@@ -14,6 +14,7 @@ use crate::hook::{self, HookContext, HookRun, HookSpec};
 use crate::inventory::Inventory;
 use crate::output;
 use crate::providers::{CredentialRef, ProviderKind};
+use crate::settings::Accounts;
 use crate::state::StateDir;
 use crate::store::{EntryName, Slot, StoreKind};
 
@@ -121,7 +122,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         }
     };
     let state = StateDir::locate()?;
-    let entry = kind.entry_name(&credential)?;
+    let entry = Accounts::load(None)?.entry_name(kind, &credential, None)?;
     let (run, store) = block_on(async {
         let store = args.store.open(inventory.as_ref()).await?;
         let password = stored_secret(store.as_ref(), kind, &entry, Slot::Current).await?;

@@ -25,8 +25,8 @@ use crate::fleet::{self, FleetOptions, FleetResult, FleetVerification, Outcome};
 use crate::interrupt;
 use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
-use crate::providers::ProviderKind;
 use crate::rollback::Plan;
+use crate::settings::{Accounts, Settings};
 use crate::state::StateDir;
 use crate::store::EntryName;
 use crate::verification::Verdict;
@@ -36,16 +36,16 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     let selected = inventory.select_some(args.provider, &args.tag, args.allow_empty)?;
     let state = StateDir::locate()?;
     let verify = rotate_verify::check_fleet(&args)?;
+    let accounts = Accounts::load(None)?;
     let mut options = fleet_options(&args, &inventory)?;
     if verify {
         let service = args.store.service(Some(&inventory))?;
-        options.verify = Some(plans(&args, &selected, &state, &service)?);
+        options.verify = Some(plans(&args, &selected, &accounts, &state, &service)?);
     }
     let connect_options = ConnectOptions {
-        base_url: None,
         http: args.net.http.config(),
     };
-    let connect = |kind: ProviderKind| kind.connect(&connect_options);
+    let connect = |settings: &Settings| settings.provider().connect(settings, &connect_options);
     let progress = progress_bar(selected.len(), args.json);
     let started = Instant::now();
     let mut tally = Tally::default();
@@ -59,6 +59,7 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
         let store = args.store.open(Some(&inventory)).await?;
         fleet::rotate(
             &selected,
+            &accounts,
             &connect,
             store.as_ref(),
             &state,
@@ -120,27 +121,34 @@ fn rerun(result: &FleetResult<'_>, args: &RotateArgs, path: &Path) -> Option<Str
 fn plans(
     args: &RotateArgs,
     selected: &[&InventoryEntry],
+    accounts: &Accounts,
     state: &StateDir,
     service: &str,
 ) -> Result<HashMap<usize, Plan>> {
     let histories = state.histories(service);
     let mut plans = HashMap::new();
     for entry in selected {
-        let mut entry = (*entry).clone();
-        if entry.sip_username.is_none()
-            && let Ok(name) = entry.provider.entry_name(&entry.credential)
-        {
-            entry.sip_username = histories
-                .get(name.current())
-                .and_then(|h| h.username.clone());
-        }
-        let plan = rotate_verify::fleet_plan(args, &entry, state, service).map_err(|e| {
+        let at_line = |e: Error| {
             Error::Config(format!(
                 "{}:{}: {e}",
                 args.inventory.as_deref().unwrap_or(Path::new("")).display(),
                 entry.line
             ))
-        })?;
+        };
+        if entry.registrar.is_none() {
+            continue;
+        }
+        let name = accounts
+            .entry_name(entry.provider, &entry.credential, entry.profile.as_ref())
+            .map_err(at_line)?;
+        let mut entry = (*entry).clone();
+        if entry.sip_username.is_none() {
+            entry.sip_username = histories
+                .get(name.current())
+                .and_then(|h| h.username.clone());
+        }
+        let plan =
+            rotate_verify::fleet_plan(args, &entry, &name, state, service).map_err(at_line)?;
         if let Some(plan) = plan {
             plans.insert(entry.line, plan);
         }

@@ -5,10 +5,12 @@
 
 pub mod check_password;
 pub mod completions;
+pub mod config_show;
 pub mod doctor;
 pub mod exec;
 pub mod fleet;
 pub mod generate;
+pub mod login;
 pub mod recover;
 pub mod rotate;
 pub mod rotate_verify;
@@ -20,14 +22,17 @@ pub mod verify;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, CredentialArgs, HttpArgs, NetArgs, SecretCommand, StoreArgs};
+use crate::cli::{
+    Cli, Command, ConfigCommand, CredentialArgs, HttpArgs, NetArgs, SecretCommand, StoreArgs,
+};
 use crate::config::{self, ConnectOptions};
 use crate::error::{Error, ExitCode, Result};
 use crate::http::HttpConfig;
 use crate::inventory::Inventory;
 use crate::output;
-use crate::providers::{CredentialRef, ProviderKind};
+use crate::providers::{CredentialRef, Provider, ProviderKind};
 use crate::retry::RetryConfig;
+use crate::settings::{Accounts, Settings};
 use crate::store::vault::{self, VaultOptions, VaultStore};
 use crate::store::{EntryName, Keyring, SecretStore, Slot, StoreKind};
 use secrecy::SecretString;
@@ -75,6 +80,18 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Doctor(args) => {
             let json = args.json;
             (doctor::run(args), json)
+        }
+        Command::Login(args) => {
+            let json = args.json;
+            (login::login(args), json)
+        }
+        Command::Logout(args) => {
+            let json = args.json;
+            (login::logout(args), json)
+        }
+        Command::Config(ConfigCommand::Show(args)) => {
+            let json = args.json;
+            (config_show::run(args), json)
         }
     };
     let code = match result {
@@ -234,10 +251,33 @@ impl CredentialArgs {
 impl NetArgs {
     pub(crate) fn connect_options(&self) -> ConnectOptions {
         ConnectOptions {
-            base_url: self.base_url.clone(),
             http: self.http.config(),
         }
     }
+
+    /// The config file's accounts, with `--base-url`.
+    pub(crate) fn accounts(&self) -> Result<Accounts> {
+        Accounts::load(self.base_url.clone())
+    }
+}
+
+/// A client for `settings`' account. Secrets the environment lacks are read from the
+/// store first (`siprot login`'s entries); a store that cannot be opened leaves them
+/// missing, and the missing-setting error (exit 4) says why. The store is closed again:
+/// the client outlives this runtime, the store's connections would not.
+pub(crate) async fn connect(
+    mut settings: Settings,
+    options: &ConnectOptions,
+    store: &StoreArgs,
+    inventory: Option<&Inventory>,
+) -> Result<Box<dyn Provider>> {
+    if settings.lacks_secrets() {
+        match store.open(inventory).await {
+            Ok(store) => settings.load_secrets(store.as_ref()).await?,
+            Err(error) => settings.store_unavailable(format!("the store is unusable: {error}")),
+        }
+    }
+    settings.provider().connect(&settings, options)
 }
 
 impl HttpArgs {

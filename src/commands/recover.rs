@@ -8,20 +8,21 @@ use crate::config::ConnectOptions;
 use crate::error::{ExitCode, Result};
 use crate::output;
 use crate::recovery::{self, Item, ItemOutcome};
+use crate::settings::{Accounts, Settings};
 use crate::state::StateDir;
 use crate::store::{EntryName, Slot};
 
 pub fn run(args: RecoverArgs) -> Result<ExitCode> {
     let service = args.store.service(None)?;
     let state = StateDir::locate()?;
+    let accounts = Accounts::load(None)?;
     let options = ConnectOptions {
-        base_url: None,
         http: args.http.config(),
     };
-    let connect = |kind: crate::providers::ProviderKind| kind.connect(&options);
+    let connect = |settings: &Settings| settings.provider().connect(settings, &options);
     let items = block_on(async {
         let store = args.store.open(None).await?;
-        recovery::recover(store.as_ref(), &state, &connect, args.dry_run).await
+        recovery::recover(store.as_ref(), &state, &accounts, &connect, args.dry_run).await
     })?;
     let code = recovery::exit_code(&items);
     let remaining = items.iter().filter(|i| i.outcome.remains()).count();

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::RotateArgs;
 use crate::commands::exec::{self, HookSource};
 use crate::commands::rotate_verify::{self, VerifiedJson};
-use crate::commands::{block_on, fail, fleet};
+use crate::commands::{self, block_on, fail, fleet};
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::hook::{self, HookRun, HookSpec, Hooked};
 use crate::http::Attempts;
@@ -27,10 +27,16 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
         return fleet::run(args, &path);
     }
     let (kind, credential) = one_credential(&args)?;
-    let provider = kind.connect(&args.net.connect_options())?;
+    let settings = args.net.accounts()?.settings(kind, None)?;
+    let entry = kind.entry_name(&credential, &settings)?;
+    let provider = block_on(commands::connect(
+        settings,
+        &args.net.connect_options(),
+        &args.store,
+        None,
+    ))?;
     let service = args.store.service(None)?;
     let state = StateDir::locate()?;
-    let entry = kind.entry_name(&credential)?;
     let plan = rotate_verify::plan(&args, kind, &state, &service, entry.current())?;
     let hook = exec::command_line_hook(&args.hook)?;
     let source = password_source(&args, kind)?;
@@ -49,6 +55,7 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
         args: &args,
         provider: provider.as_ref(),
         credential: &credential,
+        name: &entry,
         state: &state,
     };
     let result = block_on(rotation.run(input, plan, hook.as_ref()));
@@ -139,6 +146,7 @@ struct Rotation<'a> {
     args: &'a RotateArgs,
     provider: &'a dyn Provider,
     credential: &'a CredentialRef,
+    name: &'a EntryName,
     state: &'a StateDir,
 }
 
@@ -153,8 +161,15 @@ impl Rotation<'_> {
     ) -> Result<(RotationReport, Option<Hooked>, Option<Verified>)> {
         let store = self.args.store.open(None).await?;
         let store = store.as_ref();
-        let mut report =
-            rotation::rotate(self.provider, self.credential, store, self.state, input).await?;
+        let mut report = rotation::rotate(
+            self.provider,
+            self.credential,
+            self.name,
+            store,
+            self.state,
+            input,
+        )
+        .await?;
         let hooked = match hook {
             Some(spec) => hook::after_rotation(spec.clone(), &mut report, self.state).await,
             None => None,
@@ -175,6 +190,7 @@ impl Rotation<'_> {
                 let context = rollback::Context {
                     provider: self.provider,
                     credential: self.credential,
+                    name: self.name,
                     store,
                     state: self.state,
                 };

@@ -15,7 +15,7 @@ use crate::providers::ProviderKind;
 use crate::rollback::{Plan, Rollback, Verified, VerifyOptions};
 use crate::rotation::RotationReport;
 use crate::state::StateDir;
-use crate::store::Slot;
+use crate::store::{EntryName, Slot};
 use crate::verification::SipOptions;
 
 /// Checks the `--verify` options against the provider; `None` without `--verify`.
@@ -99,13 +99,13 @@ pub(crate) fn check_fleet(args: &RotateArgs) -> Result<bool> {
 pub(crate) fn fleet_plan(
     args: &RotateArgs,
     entry: &InventoryEntry,
+    name: &EntryName,
     state: &StateDir,
     service: &str,
 ) -> Result<Option<Plan>> {
     let Some(registrar) = entry.registrar.clone() else {
         return Ok(None);
     };
-    let name = entry.provider.entry_name(&entry.credential)?;
     let options = VerifyOptions {
         sip: SipOptions {
             registrar,

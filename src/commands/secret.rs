@@ -8,11 +8,12 @@ use crate::cli::SecretGetArgs;
 use crate::commands::{block_on, stored_secret};
 use crate::error::{ExitCode, Result, exit};
 use crate::output;
+use crate::settings::Accounts;
 use crate::store::Slot;
 
 pub fn get(args: SecretGetArgs) -> Result<ExitCode> {
     let (kind, credential) = args.credential.resolve()?;
-    let name = kind.entry_name(&credential)?;
+    let name = Accounts::load(None)?.entry_name(kind, &credential, None)?;
     let slot = if args.previous {
         Slot::Previous
     } else if args.pending {

@@ -14,6 +14,7 @@ use crate::error::{Error, ExitCode, Result, exit};
 use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
 use crate::providers::PasswordOrigin;
+use crate::settings::Accounts;
 use crate::state::{History, RecordAge, StateDir};
 use crate::store::{EntryName, Slot};
 
@@ -42,12 +43,16 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
             None
         }
     };
+    let accounts = Accounts::load(None)?;
     let now = jiff::Timestamp::now();
     let rows: Vec<Row> = selected
         .iter()
         .map(|entry| {
             Row::new(
-                entry,
+                (
+                    entry,
+                    accounts.entry_name(entry.provider, &entry.credential, entry.profile.as_ref()),
+                ),
                 &service,
                 &histories,
                 names.as_ref(),
@@ -117,8 +122,9 @@ struct Row {
 }
 
 impl Row {
+    /// The row of `entry`, whose entries are named `name` (or could not be).
     fn new(
-        entry: &InventoryEntry,
+        (entry, name): (&InventoryEntry, Result<EntryName>),
         service: &str,
         histories: &std::collections::HashMap<String, History>,
         names: Option<&BTreeSet<String>>,
@@ -150,7 +156,7 @@ impl Row {
             next_step: None,
             error: None,
         };
-        let name = match entry.provider.entry_name(&entry.credential) {
+        let name = match name {
             Ok(name) => name,
             Err(error) => {
                 row.error = Some(error.to_string());

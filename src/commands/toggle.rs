@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::cli::ToggleArgs;
-use crate::commands::block_on;
+use crate::commands::{self, block_on};
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::output;
@@ -26,8 +26,14 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<ExitCode> {
         });
     }
     let (_, credential) = args.credential.resolve()?;
-    let entry = kind.entry_name(&credential)?;
-    let provider = kind.connect(&args.net.connect_options())?;
+    let settings = args.net.accounts()?.settings(kind, None)?;
+    let entry = kind.entry_name(&credential, &settings)?;
+    let provider = block_on(commands::connect(
+        settings,
+        &args.net.connect_options(),
+        &args.store,
+        None,
+    ))?;
     let state = StateDir::locate()?;
     state.check()?;
     let attempts = Attempts::new();

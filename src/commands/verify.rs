@@ -12,6 +12,7 @@ use crate::commands::{block_on, stored_secret};
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::output;
 use crate::providers::ProviderKind;
+use crate::settings::Accounts;
 use crate::sip::{Outcome, Verification};
 use crate::state::StateDir;
 use crate::store::Slot;
@@ -19,7 +20,7 @@ use crate::verification::{self, Checks, Recorded, SipOptions, SipTarget};
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let (kind, credential) = args.credential.resolve()?;
-    let name = kind.entry_name(&credential)?;
+    let name = Accounts::load(None)?.entry_name(kind, &credential, None)?;
     let state = StateDir::locate()?;
     let (checks, target) = block_on(async {
         let store = args.store.open(None).await?;

@@ -13,11 +13,12 @@ use super::{
     CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
     validate_id,
 };
-use crate::config::{self, ConnectOptions};
+use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::http::{self, Attempts, HttpClient, HttpMethod};
 use crate::policy::Policy;
 use crate::retry::Resend;
+use crate::settings::{BASE_URL, Settings, Spec};
 
 pub const API_KEY_VAR: &str = "EXOTEL_API_KEY";
 pub const API_TOKEN_VAR: &str = "EXOTEL_API_TOKEN";
@@ -43,6 +44,43 @@ pub static REGISTRATION: Registration = Registration {
     takes_description: false,
     can_toggle: false,
     returns_sip_username: false,
+    settings: &[
+        Spec {
+            key: "account_sid",
+            var: ACCOUNT_SID_VAR,
+            secret: false,
+            required: true,
+            hint: "the account sid from the Exotel API settings page",
+        },
+        Spec {
+            key: "api_key",
+            var: API_KEY_VAR,
+            secret: true,
+            required: true,
+            hint: "the API key from the Exotel API settings page",
+        },
+        Spec {
+            key: "api_token",
+            var: API_TOKEN_VAR,
+            secret: true,
+            required: true,
+            hint: "the API token from the Exotel API settings page",
+        },
+        Spec {
+            key: "region",
+            var: REGION_VAR,
+            secret: false,
+            required: false,
+            hint: "singapore (the default) or mumbai",
+        },
+        Spec {
+            key: BASE_URL,
+            var: BASE_URL_VAR,
+            secret: false,
+            required: false,
+            hint: "the API's base URL",
+        },
+    ],
     entry_name,
     error_paths: &[
         &["response", "error_data", "description"],
@@ -51,27 +89,28 @@ pub static REGISTRATION: Registration = Registration {
     connect,
 };
 
-fn account_sid() -> Result<String> {
-    let sid = config::required(
-        ACCOUNT_SID_VAR,
-        "the account sid from the Exotel API settings page",
-    )?;
-    validate_id(ACCOUNT_SID_VAR, &sid).map_err(|e| Error::Config(e.to_string()))?;
-    Ok(sid)
+fn account_sid(settings: &Settings) -> Result<String> {
+    let sid = settings.required("account_sid")?;
+    validate_id(ACCOUNT_SID_VAR, sid).map_err(|e| Error::Config(e.to_string()))?;
+    Ok(sid.to_owned())
 }
 
-fn entry_name(credential: &CredentialRef) -> Result<String> {
+fn entry_name(credential: &CredentialRef, settings: &Settings) -> Result<String> {
     Ok(format!(
         "exotel/{}/{}/{}",
-        account_sid()?,
+        account_sid(settings)?,
         credential.id(),
         credential.require_device()?
     ))
 }
 
-/// The regional API cluster (`EXOTEL_REGION`, default `singapore`).
-fn region_base_url() -> Result<&'static str> {
-    match config::optional(REGION_VAR)?.map(|r| r.trim().to_ascii_lowercase()) {
+/// The regional API cluster (`EXOTEL_REGION` or a profile's `region`, default
+/// `singapore`).
+fn region_base_url(settings: &Settings) -> Result<&'static str> {
+    match settings
+        .optional("region")?
+        .map(|r| r.trim().to_ascii_lowercase())
+    {
         None => Ok(SINGAPORE_BASE_URL),
         Some(region) if region.is_empty() || region == "singapore" => Ok(SINGAPORE_BASE_URL),
         Some(region) if region == "mumbai" => Ok(MUMBAI_BASE_URL),
@@ -81,13 +120,9 @@ fn region_base_url() -> Result<&'static str> {
     }
 }
 
-fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
-    let api_key =
-        config::required_secret(API_KEY_VAR, "the API key from the Exotel API settings page")?;
-    let api_token = config::required_secret(
-        API_TOKEN_VAR,
-        "the API token from the Exotel API settings page",
-    )?;
+fn connect(settings: &Settings, options: &ConnectOptions) -> Result<Box<dyn Provider>> {
+    let api_key = settings.secret("api_key")?;
+    let api_token = settings.secret("api_token")?;
     let pair = zeroize::Zeroizing::new(format!(
         "{}:{}",
         api_key.expose_secret(),
@@ -98,8 +133,8 @@ fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
         api_key,
         api_token,
         basic,
-        account_sid: account_sid()?,
-        base: options.base_url(BASE_URL_VAR, region_base_url()?)?,
+        account_sid: account_sid(settings)?,
+        base: settings.base_url(region_base_url(settings)?)?,
         http: options.client()?,
     }))
 }

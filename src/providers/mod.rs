@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::http::Attempts;
 use crate::policy::Policy;
 use crate::retry::Resend;
+use crate::settings::{Accounts, Settings, Spec};
 use crate::store::EntryName;
 
 pub mod exchange;
@@ -48,7 +49,7 @@ pub enum PasswordOrigin {
 /// The static facts of a provider, in its own module: what it is called, how it rotates,
 /// its policy, where its error bodies carry a message and how its credentials are named.
 /// All of it is known without connecting; only [`Registration::entry_name`] and
-/// [`Registration::connect`] read settings from the environment.
+/// [`Registration::connect`] read settings, from the account's resolved [`Settings`].
 pub struct Registration {
     /// Name on the command line, in JSON and in keyring entry names.
     pub name: &'static str,
@@ -73,14 +74,17 @@ pub struct Registration {
     /// Whether the provider's answers name the credential's SIP username (which
     /// `verify` then uses without `--username`).
     pub returns_sip_username: bool,
+    /// Every setting it reads (API keys, account ids, base URL), each with its
+    /// environment variable: `config show`, `login`, `doctor` and profiles follow it.
+    pub settings: &'static [Spec],
     /// The keyring entry name (the "current" one) of a credential; may read the account
-    /// setting it needs from the environment.
-    pub entry_name: fn(&CredentialRef) -> Result<String>,
+    /// setting it needs.
+    pub entry_name: fn(&CredentialRef, &Settings) -> Result<String>,
     /// Where the provider's error bodies carry a human message (JSON keys, outermost
     /// first), tried in order before the generic `message`, `error` and `description`.
     pub error_paths: &'static [&'static [&'static str]],
     /// Reads the provider's settings and builds a client for it.
-    pub connect: fn(&ConnectOptions) -> Result<Box<dyn Provider>>,
+    pub connect: fn(&Settings, &ConnectOptions) -> Result<Box<dyn Provider>>,
 }
 
 /// A registered provider: a cheap, copyable handle to its [`Registration`].
@@ -109,13 +113,17 @@ impl ProviderKind {
         self.0.policy
     }
 
-    /// The keyring names of `credential`'s entries.
-    pub fn entry_name(self, credential: &CredentialRef) -> Result<EntryName> {
-        (self.0.entry_name)(credential).map(EntryName::new)
+    /// The keyring names of `credential`'s entries, in the account `settings` name.
+    pub fn entry_name(self, credential: &CredentialRef, settings: &Settings) -> Result<EntryName> {
+        (self.0.entry_name)(credential, settings).map(EntryName::new)
     }
 
-    pub fn connect(self, options: &ConnectOptions) -> Result<Box<dyn Provider>> {
-        (self.0.connect)(options)
+    pub fn connect(
+        self,
+        settings: &Settings,
+        options: &ConnectOptions,
+    ) -> Result<Box<dyn Provider>> {
+        (self.0.connect)(settings, options)
     }
 }
 
@@ -214,13 +222,11 @@ impl CredentialRef {
     }
 }
 
-/// The credential a keyring entry name (of a current password) belongs to, read back
-/// under the present configuration: `Ok(None)` when the name is not a siprot provider's.
-///
-/// Ids never contain `/`, so the last part is the id (or id and device); the name is then
-/// rebuilt from it, so that an entry of another account (say another Exotel account SID
-/// than `EXOTEL_ACCOUNT_SID`) is reported instead of being sent with the wrong keys.
-pub fn credential_of_entry(entry: &str) -> Result<Option<(ProviderKind, CredentialRef)>> {
+/// The provider and credential a keyring entry name (of a current password) names, as
+/// written: `Ok(None)` when the name is not a siprot provider's. Ids never contain `/`, so
+/// the last part is the id (or id and device). Whether the entry belongs to the account
+/// configured now is [`credential_of_entry`]'s question.
+pub fn parse_entry(entry: &str) -> Result<Option<(ProviderKind, CredentialRef)>> {
     let Some((name, rest)) = entry.split_once('/') else {
         return Ok(None);
     };
@@ -237,11 +243,25 @@ pub fn credential_of_entry(entry: &str) -> Result<Option<(ProviderKind, Credenti
             )));
         }
     };
-    let expected = kind.entry_name(&credential)?;
+    Ok(Some((kind, credential)))
+}
+
+/// The credential a keyring entry name (of a current password) belongs to, read back
+/// under the command's account ([`parse_entry`], then the name is rebuilt from it), so that
+/// an entry of another account (say another Exotel account SID than the profile's) is
+/// reported instead of being sent with the wrong keys.
+pub fn credential_of_entry(
+    entry: &str,
+    accounts: &Accounts,
+) -> Result<Option<(ProviderKind, CredentialRef)>> {
+    let Some((kind, credential)) = parse_entry(entry)? else {
+        return Ok(None);
+    };
+    let expected = kind.entry_name(&credential, &accounts.settings(kind, None)?)?;
     if expected.current() != entry {
         return Err(Error::Config(format!(
             "keyring entry '{entry}' belongs to another {kind} account than the one configured \
-             (which would use '{expected}')"
+             (which would use '{expected}'): choose that account's profile with --profile"
         )));
     }
     Ok(Some((kind, credential)))

@@ -10,11 +10,12 @@ use super::exchange::Exchange;
 use super::{
     CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
 };
-use crate::config::{self, ConnectOptions};
+use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::http::{self, Attempts, HttpClient, HttpMethod};
 use crate::policy::Policy;
 use crate::retry::Resend;
+use crate::settings::{BASE_URL, Settings, Spec};
 
 pub const API_KEY_VAR: &str = "TELEPATH_API_KEY";
 pub const BASE_URL_VAR: &str = "SIPROT_TELEPATH_BASE_URL";
@@ -39,19 +40,35 @@ pub static REGISTRATION: Registration = Registration {
     takes_description: false,
     can_toggle: false,
     returns_sip_username: true,
+    settings: &[
+        Spec {
+            key: "api_key",
+            var: API_KEY_VAR,
+            secret: true,
+            required: true,
+            hint: "the Telepath API key, sk_live_...",
+        },
+        Spec {
+            key: BASE_URL,
+            var: BASE_URL_VAR,
+            secret: false,
+            required: false,
+            hint: "the API's base URL",
+        },
+    ],
     entry_name,
     error_paths: &[&["error", "message"], &["error", "code"]],
     connect,
 };
 
-fn entry_name(credential: &CredentialRef) -> Result<String> {
+fn entry_name(credential: &CredentialRef, _: &Settings) -> Result<String> {
     Ok(format!("telepath/{}", credential.id()))
 }
 
-fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
+fn connect(settings: &Settings, options: &ConnectOptions) -> Result<Box<dyn Provider>> {
     Ok(Box::new(Telepath {
-        api_key: config::required_secret(API_KEY_VAR, "the Telepath API key, sk_live_...")?,
-        base: options.base_url(BASE_URL_VAR, DEFAULT_BASE_URL)?,
+        api_key: settings.secret("api_key")?,
+        base: settings.base_url(DEFAULT_BASE_URL)?,
         http: options.client()?,
     }))
 }

@@ -12,11 +12,12 @@ use super::{
     CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
     Toggled, validate_id,
 };
-use crate::config::{self, ConnectOptions};
+use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::http::{self, Attempts, HttpClient, HttpMethod, Response};
 use crate::policy::Policy;
 use crate::retry::Resend;
+use crate::settings::{BASE_URL, Settings, Spec};
 
 pub const AUTH_ID_VAR: &str = "VOBIZ_AUTH_ID";
 pub const AUTH_TOKEN_VAR: &str = "VOBIZ_AUTH_TOKEN";
@@ -40,29 +41,49 @@ pub static REGISTRATION: Registration = Registration {
     takes_description: true,
     can_toggle: true,
     returns_sip_username: true,
+    settings: &[
+        Spec {
+            key: "auth_id",
+            var: AUTH_ID_VAR,
+            secret: false,
+            required: true,
+            hint: "the Auth ID of the Vobiz account, e.g. MA_XXXXXXXX",
+        },
+        Spec {
+            key: "auth_token",
+            var: AUTH_TOKEN_VAR,
+            secret: true,
+            required: true,
+            hint: "the Auth Token of the Vobiz account",
+        },
+        Spec {
+            key: BASE_URL,
+            var: BASE_URL_VAR,
+            secret: false,
+            required: false,
+            hint: "the API's base URL",
+        },
+    ],
     entry_name,
     error_paths: &[&["message"], &["error"]],
     connect,
 };
 
-fn auth_id() -> Result<String> {
-    let id = config::required(
-        AUTH_ID_VAR,
-        "the Auth ID of the Vobiz account, e.g. MA_XXXXXXXX",
-    )?;
-    validate_id(AUTH_ID_VAR, &id).map_err(|e| Error::Config(e.to_string()))?;
-    Ok(id)
+fn auth_id(settings: &Settings) -> Result<String> {
+    let id = settings.required("auth_id")?;
+    validate_id(AUTH_ID_VAR, id).map_err(|e| Error::Config(e.to_string()))?;
+    Ok(id.to_owned())
 }
 
-fn entry_name(credential: &CredentialRef) -> Result<String> {
-    Ok(format!("vobiz/{}/{}", auth_id()?, credential.id()))
+fn entry_name(credential: &CredentialRef, settings: &Settings) -> Result<String> {
+    Ok(format!("vobiz/{}/{}", auth_id(settings)?, credential.id()))
 }
 
-fn connect(options: &ConnectOptions) -> Result<Box<dyn Provider>> {
+fn connect(settings: &Settings, options: &ConnectOptions) -> Result<Box<dyn Provider>> {
     Ok(Box::new(Vobiz {
-        auth_id: auth_id()?,
-        auth_token: config::required_secret(AUTH_TOKEN_VAR, "the Auth Token of the Vobiz account")?,
-        base: options.base_url(BASE_URL_VAR, DEFAULT_BASE_URL)?,
+        auth_id: auth_id(settings)?,
+        auth_token: settings.secret("auth_token")?,
+        base: settings.base_url(DEFAULT_BASE_URL)?,
         http: options.client()?,
     }))
 }

@@ -180,7 +180,8 @@ impl VaultConnection {
             first_setting(env, &["VAULT_ADDR", "BAO_ADDR"])?.ok_or(Error::MissingSetting {
                 var: "VAULT_ADDR",
                 hint: "the address of the Vault or OpenBao server, e.g. \
-                       https://vault.example.com:8200 (or BAO_ADDR)",
+                       https://vault.example.com:8200 (or BAO_ADDR)"
+                    .into(),
             })?;
         let mut connection = Self::new(&addr, var, token(env)?)?;
         connection.namespace = (env.var)("VAULT_NAMESPACE")?
@@ -255,13 +256,14 @@ fn read_setting_file(var: &str, path: &str) -> Result<Vec<u8>> {
 
 /// The token: `VAULT_TOKEN`, else `BAO_TOKEN`, else `~/.vault-token`.
 fn token(env: &Env<'_>) -> Result<SecretString> {
-    if let Some((_, token)) = first_setting(env, &["VAULT_TOKEN", "BAO_TOKEN"])? {
+    if let Some((_, token)) = first_setting(env, crate::config::VAULT_TOKEN_VARS)? {
         return Ok(SecretString::from(token.trim().to_owned()));
     }
     let missing = Error::MissingSetting {
         var: "VAULT_TOKEN",
         hint: "a Vault or OpenBao token with access to siprot's paths (or BAO_TOKEN, or \
-               `vault login`/`bao login` writing ~/.vault-token)",
+               `vault login`/`bao login` writing ~/.vault-token)"
+            .into(),
     };
     let Some(file) = env.home.as_ref().map(|home| home.join(TOKEN_FILE)) else {
         return Err(missing);

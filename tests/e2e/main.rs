@@ -22,6 +22,7 @@ mod inventory;
 mod keyring_faults;
 mod kills;
 mod logging;
+mod login;
 mod outputs;
 #[cfg(unix)]
 mod phone;
