@@ -596,7 +596,8 @@ pub struct RotateArgs {
     /// each entry's max_age)
     #[arg(long, value_name = "AGE", value_parser = inventory::parse_age)]
     pub if_older_than: Option<jiff::SignedDuration>,
-    /// With --inventory: concurrent rotations per provider [default: 8]
+    /// With --inventory: concurrent rotations per provider account (provider and
+    /// profile) [default: 8]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: Option<u16>,
     /// Check configuration and keyring access and print the plan; send nothing

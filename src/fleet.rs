@@ -1,11 +1,12 @@
 //! Rotating many credentials at once: the same per-credential protocol as one
-//! `rotate`, run concurrently with a bound per provider.
+//! `rotate`, run concurrently with a bound per provider account (provider and profile).
 //!
-//! Each provider gets its own queue and `concurrency` workers that take credentials from
-//! it one at a time, so the number of live futures is bounded by providers × concurrency
-//! whatever the size of the fleet, and one slow or rate-limiting provider never holds up
-//! another (each provider's HTTP client also pauses all its requests when the provider
-//! answers 429 or 503). A credential's failure is recorded and the workers go on: it never
+//! Each provider account (a provider in one profile, [`crate::settings`]) gets its own
+//! queue, client and `concurrency` workers that take credentials from it one at a time,
+//! so the number of live futures is bounded by accounts × concurrency whatever the size
+//! of the fleet, and one slow or rate-limiting provider never holds up another (each
+//! account's HTTP client also pauses all its requests when the provider answers 429 or
+//! 503). A credential's failure is recorded and the workers go on: it never
 //! stops or touches another credential.
 //!
 //! After SIGINT, SIGTERM or SIGHUP ([`crate::interrupt`]) no worker starts another
@@ -48,13 +49,13 @@ use crate::settings::{Accounts, Settings};
 use crate::state::{RecordAge, StateDir};
 use crate::store::{EntryName, SecretStore};
 
-/// Default number of concurrent rotations per provider.
+/// Default number of concurrent rotations per provider account.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// How to run the fleet.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
-    /// Concurrent rotations per provider.
+    /// Concurrent rotations per provider account.
     pub concurrency: usize,
     /// Skip credentials rotated more recently than this (beats each entry's `max_age`).
     pub if_older_than: Option<jiff::SignedDuration>,

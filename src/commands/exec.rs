@@ -13,6 +13,7 @@ use crate::error::{Error, ExitCode, Result, exit};
 use crate::hook::{self, HookContext, HookRun, HookSpec};
 use crate::inventory::Inventory;
 use crate::output;
+use crate::profiles::ProfileName;
 use crate::providers::{CredentialRef, ProviderKind};
 use crate::settings::Accounts;
 use crate::state::StateDir;
@@ -66,6 +67,13 @@ pub(crate) fn rerun_command(
     }
     match source {
         HookSource::CommandLine => {
+            // The account (and so the entry name) of the profile the rotation used; with
+            // --inventory the entry names its own.
+            if let Ok(profile) = ProfileName::chosen(None)
+                && profile.is_chosen()
+            {
+                words.extend(["--profile".to_owned(), profile.as_str().to_owned()]);
+            }
             words.extend(["--exec".to_owned(), hook::shell_quote(&spec.command)]);
         }
         HookSource::Inventory(path) => {
@@ -122,7 +130,12 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         }
     };
     let state = StateDir::locate()?;
-    let entry = Accounts::load(None)?.entry_name(kind, &credential, None)?;
+    // An inventory entry's own profile names its account, as in the fleet's rotation.
+    let profile = inventory
+        .as_ref()
+        .and_then(|inventory| inventory.find(kind, credential.id(), credential.device()))
+        .and_then(|entry| entry.profile.clone());
+    let entry = Accounts::load(None)?.entry_name(kind, &credential, profile.as_ref())?;
     let (run, store) = block_on(async {
         let store = args.store.open(inventory.as_ref()).await?;
         let password = stored_secret(store.as_ref(), kind, &entry, Slot::Current).await?;

@@ -875,3 +875,58 @@ fn doctor_checks_the_vault_store_without_showing_the_token() {
     assert!(store.contains("sealed"), "{store}");
     assert!(store.contains("unseal"), "{store}");
 }
+
+#[test]
+fn login_keeps_api_keys_in_the_vault_store_for_a_runner_without_a_keyring() {
+    let bao = Bao::shared();
+    let target = Target::EXOTEL;
+    let mut world = World::shared("login");
+    (target.create)(&target, &world.env);
+    let entry = target.entry(&world.env);
+    seed(
+        |args| bao.cli(ROOT_TOKEN, args),
+        &world.current(&entry),
+        &target,
+        target.initial,
+    );
+    let all = world.env.fake.environment(world.env.addr);
+    let value = |var: &str| {
+        all.iter()
+            .find(|(name, _)| *name == var)
+            .map(|(_, value)| value.clone())
+            .unwrap()
+    };
+    let (key, token) = (value("EXOTEL_API_KEY"), value("EXOTEL_API_TOKEN"));
+    world.env.remove_env("EXOTEL_API_KEY");
+    world.env.remove_env("EXOTEL_API_TOKEN");
+    let prefix = world.prefix.clone();
+    let run = world.env.run(
+        &[
+            "login",
+            "--provider",
+            "exotel",
+            "--with-token",
+            "--json",
+            "--secret-prefix",
+            &prefix,
+        ],
+        Some(format!("{key}\n{token}\n").as_bytes()),
+    );
+    run.assert_code(0);
+    assert_eq!(run.json()["store"], "vault");
+    let kept = world.path("login/exotel/default/api_token", "");
+    assert_eq!(
+        bao.kv_get(&kept, "password").as_deref(),
+        Some(token.as_str())
+    );
+    // A rotation finds the keys in the vault store: no keyring, no key in the environment.
+    world.rotate(&target, &[]).assert_code(0);
+    assert_eq!(
+        bao.kv_get(&world.current(&entry), "password").as_deref(),
+        Some(target.live(&world.env).as_str())
+    );
+    let run = world.run(&["logout", "--provider", "exotel", "--json"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["removed"].as_array().unwrap().len(), 2);
+    assert_eq!(bao.kv_get(&kept, "password"), None);
+}
