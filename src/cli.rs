@@ -114,14 +114,16 @@ pub struct DoctorArgs {
 }
 
 const COMPLETIONS_HELP: &str = "\
-The script goes to standard output; install it where your shell looks for completions:
-  bash        siprot completions bash > ~/.local/share/bash-completion/completions/siprot
-  zsh         siprot completions zsh > ~/.zfunc/_siprot
-              (with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc)
-  fish        siprot completions fish > ~/.config/fish/completions/siprot.fish
-  powershell  siprot completions powershell >> $PROFILE
-  elvish      siprot completions elvish > ~/.config/elvish/lib/siprot.elv
-              (with `use siprot` in ~/.config/elvish/rc.elv)";
+The script goes to standard output; install it where your shell looks for completions.
+zsh needs `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc, elvish `use
+siprot` in ~/.config/elvish/rc.elv.
+
+Examples:
+  siprot completions bash > ~/.local/share/bash-completion/completions/siprot
+  siprot completions zsh > ~/.zfunc/_siprot
+  siprot completions fish > ~/.config/fish/completions/siprot.fish
+  siprot completions powershell >> $PROFILE
+  siprot completions elvish > ~/.config/elvish/lib/siprot.elv";
 
 /// `siprot completions SHELL`.
 #[derive(Debug, Args)]
@@ -538,6 +540,9 @@ pub struct GenerateArgs {
     /// Length in characters (default: enough for at least 128 bits of entropy)
     #[arg(long, value_name = "N")]
     pub length: Option<usize>,
+    /// Print one JSON object on standard output: the password, its length, the policy
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -556,6 +561,10 @@ pub struct SecretGetArgs {
     /// Print the `#pending` (unconfirmed) password instead of the current one
     #[arg(long)]
     pub pending: bool,
+    /// Print one JSON object on standard output: the password, provider, credential,
+    /// slot and entry
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -635,13 +644,72 @@ pub fn command() -> clap::Command {
                 "Enable a credential (providers that support it: {})",
                 names_where(|r| r.can_toggle)
             ))
+            .after_help(toggle_help("enable"))
         })
         .mut_subcommand("disable", |c| {
             c.about(format!(
                 "Disable a credential without deleting it (providers that support it: {})",
                 names_where(|r| r.can_toggle)
             ))
+            .after_help(toggle_help("disable"))
         })
+        .mut_subcommand("generate", |c| c.after_help(generate_help()))
+        .mut_subcommand("secret", |c| {
+            c.after_help(secret_help())
+                .mut_subcommand("get", |c| c.after_help(secret_help()))
+        })
+        .mut_subcommand("exec", |c| c.after_help(exec_help()))
+}
+
+/// `enable`'s or `disable`'s examples (`operation` is the subcommand).
+fn toggle_help(operation: &str) -> String {
+    let r = first_where(|r| r.can_toggle);
+    format!(
+        "Examples:\n\
+         \x20 siprot {operation} --provider {} {}\n\
+         \x20 siprot {operation} --provider {} {} --json",
+        r.name, r.example, r.name, r.example,
+    )
+}
+
+/// `generate`'s examples.
+fn generate_help() -> String {
+    let set = first_where(client_set);
+    format!(
+        "Examples:\n\
+         \x20 siprot generate\n\
+         \x20 siprot generate --provider {} --length 32\n\
+         \x20 siprot generate --provider {} --json",
+        set.name,
+        last_provider().name,
+    )
+}
+
+/// `secret get`'s examples (also `secret`'s).
+fn secret_help() -> String {
+    let first = first_where(|_| true);
+    let device = first_where(|r| r.needs_device);
+    let last = last_provider();
+    format!(
+        "Examples:\n\
+         \x20 siprot secret get --provider {} {}\n\
+         \x20 siprot secret get --provider {} {} --previous\n\
+         \x20 siprot secret get --provider {} {} --json",
+        first.name, first.example, device.name, device.example, last.name, last.example,
+    )
+}
+
+/// `exec`'s help and examples.
+fn exec_help() -> String {
+    let first = first_where(|_| true);
+    let last = last_provider();
+    format!(
+        "{EXEC_HELP}\n\n\
+         Examples:\n\
+         \x20 siprot exec --provider {} ID --exec /usr/local/bin/siprot-asterisk-hook\n\
+         \x20 siprot exec --provider {} {} --inventory fleet.toml --json",
+        last.name, first.name, first.example,
+    )
 }
 
 /// Whether the provider takes the password from siprot (`--password-stdin`, `--verify`'s
@@ -981,6 +1049,36 @@ mod tests {
         for code in codes {
             assert!(numbers.contains(&code), "exit code {code} not in: {listed}");
         }
+    }
+
+    #[test]
+    fn every_subcommand_has_examples_in_its_long_help() {
+        // Every subcommand at every depth (clap's own `help` aside), found in the command
+        // tree, so that a new subcommand fails here until its help has examples.
+        fn walk(command: &clap::Command, path: &mut Vec<String>, missing: &mut Vec<String>) {
+            for sub in command.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                path.push(sub.get_name().to_owned());
+                let names: Vec<&str> = path.iter().map(String::as_str).collect();
+                let help = long_help(&names);
+                let examples = help.split("Examples:\n").nth(1).unwrap_or("");
+                if !examples.starts_with("  siprot ") {
+                    missing.push(path.join(" "));
+                }
+                walk(sub, path, missing);
+                path.pop();
+            }
+        }
+        let mut command = command();
+        command.build();
+        let mut missing = Vec::new();
+        walk(&command, &mut Vec::new(), &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no Examples: in the help of {missing:?}"
+        );
     }
 
     #[test]

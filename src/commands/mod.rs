@@ -52,8 +52,14 @@ pub fn run(cli: Cli) -> ExitCode {
             let json = args.json;
             (check_password::run(args), json)
         }
-        Command::Generate(args) => (generate::run(args), false),
-        Command::Secret(SecretCommand::Get(args)) => (secret::get(args), false),
+        Command::Generate(args) => {
+            let json = args.json;
+            (generate::run(args), json)
+        }
+        Command::Secret(SecretCommand::Get(args)) => {
+            let json = args.json;
+            (secret::get(args), json)
+        }
         Command::Status(args) => {
             let json = args.json;
             (status::run(args), json)
