@@ -19,8 +19,8 @@ use crate::sip::Registrar;
 use crate::store::StoreKind;
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok, 1 unexpected error or request refused (4xx), 2 usage, 3 password fails
-policy, 4 configuration, 5 API credentials rejected, 6 not found, 7 transient or another
+Exit codes: 0 ok, 1 unexpected error or request refused (4xx), 2 usage, or a question on
+the terminal not answered yes (nothing sent), 3 password fails policy, 4 configuration, 5 API credentials rejected, 6 not found, 7 transient or another
 siprot busy with the credential (nothing changed, safe to retry), 8 keyring unusable
 (nothing sent), 9 new password not confirmed in the keyring: run `siprot recover`,
 10 not verified, 11 stored, but the hook failed: run it again with `siprot exec`,
@@ -58,7 +58,7 @@ pub enum Command {
     /// Enable a credential (providers that support it)
     Enable(ToggleArgs),
     /// Disable a credential without deleting it (providers that support it)
-    Disable(ToggleArgs),
+    Disable(DisableArgs),
     /// Check a password read from standard input against a provider's policy
     CheckPassword(CheckPasswordArgs),
     /// Print one new password that passes a provider's policy
@@ -494,6 +494,10 @@ pub struct RotateArgs {
     /// Check configuration and keyring access and print the plan; send nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Rotate without asking first: on a terminal, a rotation whose new password the
+    /// provider generates (the old one stops working at once) is confirmed first
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     #[command(flatten)]
     pub hook: HookArgs,
     /// Print one JSON object on standard output
@@ -517,6 +521,16 @@ pub struct ToggleArgs {
     pub json: bool,
     #[command(flatten)]
     pub net: NetArgs,
+}
+
+/// `disable`: `enable`'s arguments and `--yes`.
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    #[command(flatten)]
+    pub toggle: ToggleArgs,
+    /// Disable without asking first (on a terminal, disable asks for confirmation)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -661,16 +675,27 @@ pub fn command() -> clap::Command {
         .mut_subcommand("exec", |c| c.after_help(exec_help()))
 }
 
-/// `enable`'s or `disable`'s examples (`operation` is the subcommand).
+/// `enable`'s or `disable`'s examples (`operation` is the subcommand); `disable`'s
+/// confirmation.
 fn toggle_help(operation: &str) -> String {
     let r = first_where(|r| r.can_toggle);
+    let (question, yes) = if operation == "disable" {
+        (format!("{DISABLE_QUESTION}\n\n"), " --yes")
+    } else {
+        (String::new(), "")
+    };
     format!(
-        "Examples:\n\
+        "{question}Examples:\n\
          \x20 siprot {operation} --provider {} {}\n\
-         \x20 siprot {operation} --provider {} {} --json",
+         \x20 siprot {operation} --provider {} {}{yes} --json",
         r.name, r.example, r.name, r.example,
     )
 }
+
+const DISABLE_QUESTION: &str = "\
+On a terminal, disable asks first (\"...? [y/N]\" on standard error) and sends nothing
+unless the answer is y or yes (exit 2 otherwise); --yes skips the question, which is never
+asked when standard input is not a terminal (scripts, cron, CI).";
 
 /// `generate`'s examples.
 fn generate_help() -> String {

@@ -71,6 +71,8 @@ pub mod exit {
 
     pub const SUCCESS: ExitCode = ExitCode(0);
     pub const UNEXPECTED: ExitCode = ExitCode(1);
+    /// A usage error, or the question before a step that cannot be undone answered no
+    /// (nothing was sent either way).
     pub const USAGE: ExitCode = ExitCode(2);
     pub const POLICY: ExitCode = ExitCode(3);
     pub const CONFIG: ExitCode = ExitCode(4);
@@ -135,6 +137,11 @@ pub enum Error {
     /// The command line or an id given on it is unusable.
     #[error("{0}")]
     Usage(String),
+
+    /// The operator answered no (or nothing) to the question asked on a terminal before
+    /// a step that cannot be undone ([`crate::input::confirm`]): nothing was sent.
+    #[error("{0}: not confirmed, nothing was sent (--yes skips the question)")]
+    Declined(String),
 
     /// The provider has no such operation (e.g. enable/disable at Telepath).
     #[error("{provider} does not support {operation}")]
@@ -270,7 +277,7 @@ impl Error {
     /// The exit code for this error: the one map from errors to exit codes.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) | Error::Unsupported { .. } => exit::USAGE,
+            Error::Usage(_) | Error::Declined(_) | Error::Unsupported { .. } => exit::USAGE,
             Error::Policy(_) => exit::POLICY,
             Error::MissingSetting { .. }
             | Error::Config(_)
@@ -307,6 +314,7 @@ mod tests {
     fn every_family_has_its_documented_code() {
         let cases: Vec<(Error, u8)> = vec![
             (Error::Usage("x".into()), 2),
+            (Error::Declined("x".into()), 2),
             (
                 Error::Unsupported {
                     provider: "telepath",

@@ -42,11 +42,11 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Enable(args) => {
             let json = args.json;
-            (toggle::run(args, true), json)
+            (toggle::enable(args), json)
         }
         Command::Disable(args) => {
-            let json = args.json;
-            (toggle::run(args, false), json)
+            let json = args.toggle.json;
+            (toggle::disable(args), json)
         }
         Command::CheckPassword(args) => {
             let json = args.json;
