@@ -12,21 +12,16 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 use crate::config::parse_seconds;
+use crate::error;
 use crate::inventory;
 use crate::providers::{self, PasswordOrigin, ProviderKind, Registration, names_where};
 use crate::retry;
 use crate::sip::Registrar;
 use crate::store::StoreKind;
 
+/// What the top-level `--help` prints after the options, below the list of exit codes
+/// that [`command`] builds from [`error::EXIT_CODES`].
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok, 1 unexpected error or request refused (4xx), 2 usage, or a question on
-the terminal not answered yes (nothing sent), 3 password fails policy, 4 configuration, 5 API credentials rejected, 6 not found, 7 transient or another
-siprot busy with the credential (nothing changed, safe to retry), 8 keyring unusable
-(nothing sent), 9 new password not confirmed in the keyring: run `siprot recover`,
-10 not verified, 11 stored, but the hook failed: run it again with `siprot exec`,
-130/143/129 rotate stopped by SIGINT/SIGTERM/SIGHUP once the rotation in flight was safe
-(nothing left to recover).
-
 -v logs siprot's steps on standard error, -vv also its libraries'; RUST_LOG overrides.
 
 Passwords are never taken as arguments: they come from standard input or are generated.";
@@ -42,7 +37,7 @@ pub struct Cli {
     pub verbose: u8,
     /// Print no human report on standard output: the exit code tells; errors and warnings
     /// still go to standard error, and --json, --show-password, `secret get`, `generate`,
-    /// `completions` and `man` still print
+    /// `completions`, `man` and `exit-codes` still print
     #[arg(short, long, global = true)]
     pub quiet: bool,
     #[command(subcommand)]
@@ -88,6 +83,16 @@ pub enum Command {
     /// Print siprot's manual page (roff), or a subcommand's
     #[command(after_help = MAN_HELP)]
     Man(ManArgs),
+    /// List siprot's exit codes: what each means and what to do
+    ExitCodes(ExitCodesArgs),
+}
+
+/// `siprot exit-codes`.
+#[derive(Debug, Args)]
+pub struct ExitCodesArgs {
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
 }
 
 const DOCTOR_HELP: &str = "\
@@ -650,6 +655,16 @@ pub fn command() -> clap::Command {
             "Rotate SIP passwords at {} and keep every new secret in the OS keyring",
             names_where(|_| true)
         ))
+        .after_help(top_help())
+        .mut_subcommand("exit-codes", |c| {
+            c.after_help(format!(
+                "{}\n\
+                 Examples:\n\
+                 \x20 siprot help exit-codes\n\
+                 \x20 siprot exit-codes --json",
+                exit_code_table()
+            ))
+        })
         .mut_subcommand("rotate", rotate_texts)
         .mut_subcommand("verify", |c| c.after_help(verify_help()))
         .mut_subcommand("check-password", |c| c.after_help(check_help()))
@@ -673,6 +688,60 @@ pub fn command() -> clap::Command {
                 .mut_subcommand("get", |c| c.after_help(secret_help()))
         })
         .mut_subcommand("exec", |c| c.after_help(exec_help()))
+}
+
+/// The top-level help after the options: every exit code with its summary (from
+/// [`error::EXIT_CODES`]), where each is explained, then [`AFTER_HELP`].
+fn top_help() -> String {
+    let codes: Vec<String> = error::EXIT_CODES
+        .iter()
+        .map(|doc| format!("{} {}", doc.code, doc.summary))
+        .collect();
+    format!(
+        "Exit codes: {}. `siprot help exit-codes` says what each means and what to do.\n\n\
+         {AFTER_HELP}",
+        codes.join(", ")
+    )
+}
+
+/// The table of `siprot help exit-codes` and `siprot exit-codes`: each code, what it means
+/// and what to do, from [`error::EXIT_CODES`], wrapped within 80 columns.
+pub fn exit_code_table() -> String {
+    const INDENT: &str = "       ";
+    let mut table = String::from("Exit codes, what each means and what to do:\n");
+    for doc in error::EXIT_CODES {
+        let mut first = true;
+        for line in wrap(doc.meaning, 80 - INDENT.len()) {
+            if first {
+                table += &format!("  {:<5}{line}\n", doc.code.to_string());
+                first = false;
+            } else {
+                table += &format!("{INDENT}{line}\n");
+            }
+        }
+        let mut first = true;
+        for line in wrap(doc.what_to_do, 80 - INDENT.len() - 3) {
+            let lead = if first { "-> " } else { "   " };
+            table += &format!("{INDENT}{lead}{line}\n");
+            first = false;
+        }
+    }
+    table
+}
+
+/// `text`'s words in lines of at most `width` characters (a longer word on its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
 }
 
 /// `enable`'s or `disable`'s examples (`operation` is the subcommand); `disable`'s
@@ -1037,10 +1106,10 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
     }
 
-    #[test]
-    fn top_level_help_lists_every_exit_code() {
-        // Every `pub const NAME: ExitCode = ExitCode(N)` in `error::exit`, read from the
-        // source, so that a new exit code fails here until `--help` lists it.
+    /// Every `pub const NAME: ExitCode = ExitCode(N)` in `error::exit`, read from the
+    /// source, so that a new exit code fails the tests until `--help` and
+    /// `error::EXIT_CODES` list it.
+    fn exit_constants() -> Vec<u8> {
         let source = include_str!("error.rs");
         let block = source
             .split("pub mod exit {")
@@ -1061,6 +1130,12 @@ mod tests {
             .collect();
         assert!(codes.len() >= 15, "{codes:?}");
         assert!(codes.contains(&crate::error::exit::HOOK_FAILED.code()));
+        codes
+    }
+
+    #[test]
+    fn top_level_help_lists_every_exit_code() {
+        let codes = exit_constants();
         let help = long_help(&[]);
         let listed = help
             .split("Exit codes:")
@@ -1074,6 +1149,40 @@ mod tests {
         for code in codes {
             assert!(numbers.contains(&code), "exit code {code} not in: {listed}");
         }
+        assert!(
+            listed.contains("`siprot help exit-codes` says what each means"),
+            "{listed}"
+        );
+    }
+
+    #[test]
+    fn help_exit_codes_explains_every_exit_code_once_in_order() {
+        let mut codes = exit_constants();
+        codes.sort_unstable();
+        let table: Vec<u8> = error::EXIT_CODES.iter().map(|d| d.code.code()).collect();
+        assert_eq!(table, codes);
+        let help = long_help(&["exit-codes"]);
+        let listed = help
+            .split("Exit codes, what each means and what to do:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("the table");
+        let numbers: Vec<u8> = listed
+            .lines()
+            .filter(|line| !line.starts_with("   "))
+            .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert_eq!(numbers, codes, "{listed}");
+        for doc in error::EXIT_CODES {
+            let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat(listed).contains(&flat(doc.meaning)), "{}", doc.meaning);
+            assert!(flat(listed).contains(&flat(doc.what_to_do)), "{}", doc.code);
+        }
+        assert!(listed.lines().all(|line| line.len() <= 80), "{listed}");
+        assert_eq!(
+            exit_code_table().trim_end(),
+            format!("Exit codes, what each means and what to do:\n{listed}").trim_end()
+        );
     }
 
     #[test]

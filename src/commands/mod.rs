@@ -7,6 +7,7 @@ pub mod check_password;
 pub mod completions;
 pub mod doctor;
 pub mod exec;
+pub mod exit_codes;
 pub mod fleet;
 pub mod generate;
 pub mod recover;
@@ -81,6 +82,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Doctor(args) => {
             let json = args.json;
             (doctor::run(args), json)
+        }
+        Command::ExitCodes(args) => {
+            let json = args.json;
+            (exit_codes::run(args), json)
         }
     };
     let code = match result {
