@@ -124,7 +124,7 @@ fn confirm(
             "rotate {} credential(s) among the {} selected in {}",
             counts.join(" and "),
             selected.len(),
-            path.display(),
+            crate::redact::escape_controls(&path.display().to_string()),
         ),
         &format!(
             "{} {verb} each new password and the old one stops working at once",
