@@ -12,21 +12,16 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 use crate::config::parse_seconds;
+use crate::error;
 use crate::inventory;
 use crate::providers::{self, PasswordOrigin, ProviderKind, Registration, names_where};
 use crate::retry;
 use crate::sip::Registrar;
 use crate::store::StoreKind;
 
+/// What the top-level `--help` prints after the options, below the list of exit codes
+/// that [`command`] builds from [`error::EXIT_CODES`].
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok, 1 unexpected error or request refused (4xx), 2 usage, 3 password fails
-policy, 4 configuration, 5 API credentials rejected, 6 not found, 7 transient or another
-siprot busy with the credential (nothing changed, safe to retry), 8 keyring unusable
-(nothing sent), 9 new password not confirmed in the keyring: run `siprot recover`,
-10 not verified, 11 stored, but the hook failed: run it again with `siprot exec`,
-130/143/129 rotate stopped by SIGINT/SIGTERM/SIGHUP once the rotation in flight was safe
-(nothing left to recover).
-
 -v logs siprot's steps on standard error, -vv also its libraries'; RUST_LOG overrides.
 
 Passwords are never taken as arguments: they come from standard input or are generated.";
@@ -42,7 +37,7 @@ pub struct Cli {
     pub verbose: u8,
     /// Print no human report on standard output: the exit code tells; errors and warnings
     /// still go to standard error, and --json, --show-password, `secret get`, `generate`,
-    /// `completions` and `man` still print
+    /// `completions`, `man` and `exit-codes` still print
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// The provider account to use: a profile of $XDG_CONFIG_HOME/siprot/config.toml and
@@ -63,7 +58,7 @@ pub enum Command {
     /// Enable a credential (providers that support it)
     Enable(ToggleArgs),
     /// Disable a credential without deleting it (providers that support it)
-    Disable(ToggleArgs),
+    Disable(DisableArgs),
     /// Check a password read from standard input against a provider's policy
     CheckPassword(CheckPasswordArgs),
     /// Print one new password that passes a provider's policy
@@ -95,7 +90,7 @@ pub enum Command {
     #[command(after_help = LOGOUT_HELP)]
     Logout(LogoutArgs),
     /// Show the settings siprot would use and where each one comes from
-    #[command(subcommand)]
+    #[command(subcommand, after_help = CONFIG_HELP)]
     Config(ConfigCommand),
     /// Print a shell completion script for siprot
     #[command(after_help = COMPLETIONS_HELP)]
@@ -103,6 +98,16 @@ pub enum Command {
     /// Print siprot's manual page (roff), or a subcommand's
     #[command(after_help = MAN_HELP)]
     Man(ManArgs),
+    /// List siprot's exit codes: what each means and what to do
+    ExitCodes(ExitCodesArgs),
+}
+
+/// `siprot exit-codes`.
+#[derive(Debug, Args)]
+pub struct ExitCodesArgs {
+    /// Print one JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
 }
 
 const DOCTOR_HELP: &str = "\
@@ -156,6 +161,15 @@ not an error (exit 0, `removed` empty in --json). Environment variables are not 
 Examples:
   siprot logout --provider telepath
   siprot logout --provider exotel --profile mumbai --json";
+
+const CONFIG_HELP: &str = "\
+Settings come, first found wins, from the command line (--base-url), the environment,
+the profile's table in $XDG_CONFIG_HOME/siprot/config.toml, then the store (secrets kept
+by `siprot login`). `siprot config show` says which, for every setting.
+
+Examples:
+  siprot config show
+  siprot --profile mumbai config show --provider exotel --json";
 
 const CONFIG_SHOW_HELP: &str = "\
 One line per setting: its key, its environment variable, where the value comes from
@@ -224,14 +238,16 @@ pub struct ConfigShowArgs {
 }
 
 const COMPLETIONS_HELP: &str = "\
-The script goes to standard output; install it where your shell looks for completions:
-  bash        siprot completions bash > ~/.local/share/bash-completion/completions/siprot
-  zsh         siprot completions zsh > ~/.zfunc/_siprot
-              (with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc)
-  fish        siprot completions fish > ~/.config/fish/completions/siprot.fish
-  powershell  siprot completions powershell >> $PROFILE
-  elvish      siprot completions elvish > ~/.config/elvish/lib/siprot.elv
-              (with `use siprot` in ~/.config/elvish/rc.elv)";
+The script goes to standard output; install it where your shell looks for completions.
+zsh needs `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc, elvish `use
+siprot` in ~/.config/elvish/rc.elv.
+
+Examples:
+  siprot completions bash > ~/.local/share/bash-completion/completions/siprot
+  siprot completions zsh > ~/.zfunc/_siprot
+  siprot completions fish > ~/.config/fish/completions/siprot.fish
+  siprot completions powershell >> $PROFILE
+  siprot completions elvish > ~/.config/elvish/lib/siprot.elv";
 
 /// `siprot completions SHELL`.
 #[derive(Debug, Args)]
@@ -603,6 +619,10 @@ pub struct RotateArgs {
     /// Check configuration and keyring access and print the plan; send nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Rotate without asking first: on a terminal, a rotation whose new password the
+    /// provider generates (the old one stops working at once) is confirmed first
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     #[command(flatten)]
     pub hook: HookArgs,
     /// Print one JSON object on standard output
@@ -631,6 +651,16 @@ pub struct ToggleArgs {
     pub store: StoreArgs,
 }
 
+/// `disable`: `enable`'s arguments and `--yes`.
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    #[command(flatten)]
+    pub toggle: ToggleArgs,
+    /// Disable without asking first (on a terminal, disable asks for confirmation)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct CheckPasswordArgs {
     /// The policy to check against (default: siprot's generic strong policy)
@@ -652,6 +682,9 @@ pub struct GenerateArgs {
     /// Length in characters (default: enough for at least 128 bits of entropy)
     #[arg(long, value_name = "N")]
     pub length: Option<usize>,
+    /// Print one JSON object on standard output: the password, its length, the policy
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -670,6 +703,10 @@ pub struct SecretGetArgs {
     /// Print the `#pending` (unconfirmed) password instead of the current one
     #[arg(long)]
     pub pending: bool,
+    /// Print one JSON object on standard output: the password, provider, credential,
+    /// slot and entry
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -741,6 +778,16 @@ pub fn command() -> clap::Command {
             "Rotate SIP passwords at {} and keep every new secret in the OS keyring",
             names_where(|_| true)
         ))
+        .after_help(top_help())
+        .mut_subcommand("exit-codes", |c| {
+            c.after_help(format!(
+                "{}\n\
+                 Examples:\n\
+                 \x20 siprot help exit-codes\n\
+                 \x20 siprot exit-codes --json",
+                exit_code_table()
+            ))
+        })
         .mut_subcommand("rotate", rotate_texts)
         .mut_subcommand("verify", |c| c.after_help(verify_help()))
         .mut_subcommand("check-password", |c| c.after_help(check_help()))
@@ -749,13 +796,137 @@ pub fn command() -> clap::Command {
                 "Enable a credential (providers that support it: {})",
                 names_where(|r| r.can_toggle)
             ))
+            .after_help(toggle_help("enable"))
         })
         .mut_subcommand("disable", |c| {
             c.about(format!(
                 "Disable a credential without deleting it (providers that support it: {})",
                 names_where(|r| r.can_toggle)
             ))
+            .after_help(toggle_help("disable"))
         })
+        .mut_subcommand("generate", |c| c.after_help(generate_help()))
+        .mut_subcommand("secret", |c| {
+            c.after_help(secret_help())
+                .mut_subcommand("get", |c| c.after_help(secret_help()))
+        })
+        .mut_subcommand("exec", |c| c.after_help(exec_help()))
+}
+
+/// The top-level help after the options: every exit code with its summary (from
+/// [`error::EXIT_CODES`]), where each is explained, then [`AFTER_HELP`].
+fn top_help() -> String {
+    let codes: Vec<String> = error::EXIT_CODES
+        .iter()
+        .map(|doc| format!("{} {}", doc.code, doc.summary))
+        .collect();
+    format!(
+        "Exit codes: {}. `siprot help exit-codes` says what each means and what to do.\n\n\
+         {AFTER_HELP}",
+        codes.join(", ")
+    )
+}
+
+/// The table of `siprot help exit-codes` and `siprot exit-codes`: each code, what it means
+/// and what to do, from [`error::EXIT_CODES`], wrapped within 80 columns.
+pub fn exit_code_table() -> String {
+    const INDENT: &str = "       ";
+    let mut table = String::from("Exit codes, what each means and what to do:\n");
+    for doc in error::EXIT_CODES {
+        let mut first = true;
+        for line in wrap(doc.meaning, 80 - INDENT.len()) {
+            if first {
+                table += &format!("  {:<5}{line}\n", doc.code.to_string());
+                first = false;
+            } else {
+                table += &format!("{INDENT}{line}\n");
+            }
+        }
+        let mut first = true;
+        for line in wrap(doc.what_to_do, 80 - INDENT.len() - 3) {
+            let lead = if first { "-> " } else { "   " };
+            table += &format!("{INDENT}{lead}{line}\n");
+            first = false;
+        }
+    }
+    table
+}
+
+/// `text`'s words in lines of at most `width` characters (a longer word on its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
+}
+
+/// `enable`'s or `disable`'s examples (`operation` is the subcommand); `disable`'s
+/// confirmation.
+fn toggle_help(operation: &str) -> String {
+    let r = first_where(|r| r.can_toggle);
+    let (question, yes) = if operation == "disable" {
+        (format!("{DISABLE_QUESTION}\n\n"), " --yes")
+    } else {
+        (String::new(), "")
+    };
+    format!(
+        "{question}Examples:\n\
+         \x20 siprot {operation} --provider {} {}\n\
+         \x20 siprot {operation} --provider {} {}{yes} --json",
+        r.name, r.example, r.name, r.example,
+    )
+}
+
+const DISABLE_QUESTION: &str = "\
+On a terminal, disable asks first (\"...? [y/N]\" on standard error) and sends nothing
+unless the answer is y or yes (exit 2 otherwise); --yes skips the question, which is never
+asked when standard input is not a terminal (scripts, cron, CI).";
+
+/// `generate`'s examples.
+fn generate_help() -> String {
+    let set = first_where(client_set);
+    format!(
+        "Examples:\n\
+         \x20 siprot generate\n\
+         \x20 siprot generate --provider {} --length 32\n\
+         \x20 siprot generate --provider {} --json",
+        set.name,
+        last_provider().name,
+    )
+}
+
+/// `secret get`'s examples (also `secret`'s).
+fn secret_help() -> String {
+    let first = first_where(|_| true);
+    let device = first_where(|r| r.needs_device);
+    let last = last_provider();
+    format!(
+        "Examples:\n\
+         \x20 siprot secret get --provider {} {}\n\
+         \x20 siprot secret get --provider {} {} --previous\n\
+         \x20 siprot secret get --provider {} {} --json",
+        first.name, first.example, device.name, device.example, last.name, last.example,
+    )
+}
+
+/// `exec`'s help and examples.
+fn exec_help() -> String {
+    let first = first_where(|_| true);
+    let last = last_provider();
+    format!(
+        "{EXEC_HELP}\n\n\
+         Examples:\n\
+         \x20 siprot exec --provider {} ID --exec /usr/local/bin/siprot-asterisk-hook\n\
+         \x20 siprot exec --provider {} {} --inventory fleet.toml --json",
+        last.name, first.name, first.example,
+    )
 }
 
 /// Whether the provider takes the password from siprot (`--password-stdin`, `--verify`'s
@@ -1058,10 +1229,10 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
     }
 
-    #[test]
-    fn top_level_help_lists_every_exit_code() {
-        // Every `pub const NAME: ExitCode = ExitCode(N)` in `error::exit`, read from the
-        // source, so that a new exit code fails here until `--help` lists it.
+    /// Every `pub const NAME: ExitCode = ExitCode(N)` in `error::exit`, read from the
+    /// source, so that a new exit code fails the tests until `--help` and
+    /// `error::EXIT_CODES` list it.
+    fn exit_constants() -> Vec<u8> {
         let source = include_str!("error.rs");
         let block = source
             .split("pub mod exit {")
@@ -1082,6 +1253,12 @@ mod tests {
             .collect();
         assert!(codes.len() >= 15, "{codes:?}");
         assert!(codes.contains(&crate::error::exit::HOOK_FAILED.code()));
+        codes
+    }
+
+    #[test]
+    fn top_level_help_lists_every_exit_code() {
+        let codes = exit_constants();
         let help = long_help(&[]);
         let listed = help
             .split("Exit codes:")
@@ -1095,6 +1272,70 @@ mod tests {
         for code in codes {
             assert!(numbers.contains(&code), "exit code {code} not in: {listed}");
         }
+        assert!(
+            listed.contains("`siprot help exit-codes` says what each means"),
+            "{listed}"
+        );
+    }
+
+    #[test]
+    fn help_exit_codes_explains_every_exit_code_once_in_order() {
+        let mut codes = exit_constants();
+        codes.sort_unstable();
+        let table: Vec<u8> = error::EXIT_CODES.iter().map(|d| d.code.code()).collect();
+        assert_eq!(table, codes);
+        let help = long_help(&["exit-codes"]);
+        let listed = help
+            .split("Exit codes, what each means and what to do:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("the table");
+        let numbers: Vec<u8> = listed
+            .lines()
+            .filter(|line| !line.starts_with("   "))
+            .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert_eq!(numbers, codes, "{listed}");
+        for doc in error::EXIT_CODES {
+            let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat(listed).contains(&flat(doc.meaning)), "{}", doc.meaning);
+            assert!(flat(listed).contains(&flat(doc.what_to_do)), "{}", doc.code);
+        }
+        assert!(listed.lines().all(|line| line.len() <= 80), "{listed}");
+        assert_eq!(
+            exit_code_table().trim_end(),
+            format!("Exit codes, what each means and what to do:\n{listed}").trim_end()
+        );
+    }
+
+    #[test]
+    fn every_subcommand_has_examples_in_its_long_help() {
+        // Every subcommand at every depth (clap's own `help` aside), found in the command
+        // tree, so that a new subcommand fails here until its help has examples.
+        fn walk(command: &clap::Command, path: &mut Vec<String>, missing: &mut Vec<String>) {
+            for sub in command.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                path.push(sub.get_name().to_owned());
+                let names: Vec<&str> = path.iter().map(String::as_str).collect();
+                let help = long_help(&names);
+                let examples = help.split("Examples:\n").nth(1).unwrap_or("");
+                if !examples.starts_with("  siprot ") {
+                    missing.push(path.join(" "));
+                }
+                walk(sub, path, missing);
+                path.pop();
+            }
+        }
+        let mut command = command();
+        command.build();
+        let mut missing = Vec::new();
+        walk(&command, &mut Vec::new(), &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no Examples: in the help of {missing:?}"
+        );
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub mod exit {
 
     pub const SUCCESS: ExitCode = ExitCode(0);
     pub const UNEXPECTED: ExitCode = ExitCode(1);
+    /// A usage error, or the question before a step that cannot be undone answered no
+    /// (nothing was sent either way).
     pub const USAGE: ExitCode = ExitCode(2);
     pub const POLICY: ExitCode = ExitCode(3);
     pub const CONFIG: ExitCode = ExitCode(4);
@@ -91,6 +93,130 @@ pub mod exit {
     pub const SIGINT: ExitCode = ExitCode(130);
     pub const SIGTERM: ExitCode = ExitCode(143);
 }
+
+/// What one documented exit code means: the table `siprot exit-codes` prints (and `siprot
+/// help exit-codes` shows), whose summaries are the list of the top-level `--help`.
+#[derive(Debug, Serialize)]
+pub struct ExitCodeDoc {
+    pub code: ExitCode,
+    /// A few words for the list of `--help`.
+    pub summary: &'static str,
+    pub meaning: &'static str,
+    /// What to do about it (empty for success).
+    pub what_to_do: &'static str,
+}
+
+/// Every [`exit`] code, in order, with what it means and what to do (a unit test of
+/// `cli` checks that no constant of [`exit`] is missing).
+pub const EXIT_CODES: &[ExitCodeDoc] = &[
+    ExitCodeDoc {
+        code: exit::SUCCESS,
+        summary: "ok",
+        meaning: "success",
+        what_to_do: "",
+    },
+    ExitCodeDoc {
+        code: exit::UNEXPECTED,
+        summary: "unexpected error or request refused (4xx)",
+        meaning: "an unexpected error, or the provider refused the request with a 4xx other \
+                  than 401/403/404/408/429",
+        what_to_do: "read the message",
+    },
+    ExitCodeDoc {
+        code: exit::USAGE,
+        summary: "usage, or a question on the terminal not answered yes (nothing sent)",
+        meaning: "a usage error (bad option, bad id, an operation the provider does not \
+                  support), or the question a terminal gets before a Telepath rotation or \
+                  disable was not answered yes; nothing was sent",
+        what_to_do: "fix the command; answer y, or give --yes",
+    },
+    ExitCodeDoc {
+        code: exit::POLICY,
+        summary: "password fails policy",
+        meaning: "the password fails the provider's policy",
+        what_to_do: "choose another",
+    },
+    ExitCodeDoc {
+        code: exit::CONFIG,
+        summary: "configuration",
+        meaning: "configuration missing or invalid (the message names it), an inventory with \
+                  mistakes or a selection of none of its credentials, more than one keyring \
+                  item for an entry, or the vault store refused the token; nothing was sent",
+        what_to_do: "fix what the message names; siprot doctor checks the set-up",
+    },
+    ExitCodeDoc {
+        code: exit::AUTH,
+        summary: "API credentials rejected",
+        meaning: "the provider rejected the API credentials (401/403)",
+        what_to_do: "check the key or token",
+    },
+    ExitCodeDoc {
+        code: exit::NOT_FOUND,
+        summary: "not found",
+        meaning: "not found: 404 at the provider, or no stored secret",
+        what_to_do: "check the id",
+    },
+    ExitCodeDoc {
+        code: exit::TRANSIENT,
+        summary: "transient or another siprot busy with the credential (nothing changed, safe \
+                  to retry)",
+        meaning: "a transient failure (429, 503, connection refused, retries or deadline used \
+                  up), or another siprot is rotating the same credential; nothing changed",
+        what_to_do: "run it again later",
+    },
+    ExitCodeDoc {
+        code: exit::KEYRING,
+        summary: "keyring unusable (nothing sent)",
+        meaning: "the keyring or vault store is unusable (no D-Bus session bus, no Secret \
+                  Service, locked, unreachable, sealed); nothing was sent. doctor: a store \
+                  check failed",
+        what_to_do: "run siprot doctor: it says which and how to fix it",
+    },
+    ExitCodeDoc {
+        code: exit::UNCONFIRMED,
+        summary: "new password not confirmed in the keyring: run `siprot recover`",
+        meaning: "the provider may have changed the password, but the keyring does not \
+                  confirm it as current (#pending or a recovery file holds it, or the answer \
+                  was lost). recover: something is left to recover",
+        what_to_do: "follow the error line; usually siprot recover",
+    },
+    ExitCodeDoc {
+        code: exit::NOT_VERIFIED,
+        summary: "not verified",
+        meaning: "rotate --verify: rotated and stored, but the registrar did not accept the \
+                  new password (or still accepts the old one). verify: the registrar never \
+                  asked for a password, or still accepts the previous one",
+        what_to_do: "check the registrar and the provider; siprot status shows which",
+    },
+    ExitCodeDoc {
+        code: exit::HOOK_FAILED,
+        summary: "stored, but the hook failed: run it again with `siprot exec`",
+        meaning: "the new password is stored, but the post-rotation hook exited non-zero, was \
+                  killed, timed out or could not start",
+        what_to_do: "run it again with siprot exec (the error line has the command)",
+    },
+    ExitCodeDoc {
+        code: exit::SIGHUP,
+        summary: "rotate stopped by SIGHUP",
+        meaning: "rotate stopped by SIGHUP once the rotation in flight was safe: nothing is \
+                  left to recover",
+        what_to_do: "run the same command again if it was not finished",
+    },
+    ExitCodeDoc {
+        code: exit::SIGINT,
+        summary: "rotate stopped by SIGINT",
+        meaning: "rotate stopped by SIGINT (Ctrl-C) once the rotation in flight was safe: \
+                  nothing is left to recover",
+        what_to_do: "run the same command again if it was not finished",
+    },
+    ExitCodeDoc {
+        code: exit::SIGTERM,
+        summary: "rotate stopped by SIGTERM",
+        meaning: "rotate stopped by SIGTERM once the rotation in flight was safe: nothing is \
+                  left to recover",
+        what_to_do: "run the same command again if it was not finished",
+    },
+];
 
 /// A signal siprot catches (see [`crate::interrupt`], which catches them); carried by
 /// [`Error::Interrupted`].
@@ -135,6 +261,11 @@ pub enum Error {
     /// The command line or an id given on it is unusable.
     #[error("{0}")]
     Usage(String),
+
+    /// The operator answered no (or nothing) to the question asked on a terminal before
+    /// a step that cannot be undone ([`crate::input::confirm`]): nothing was sent.
+    #[error("{0}: not confirmed, nothing was sent (--yes skips the question)")]
+    Declined(String),
 
     /// The provider has no such operation (e.g. enable/disable at Telepath).
     #[error("{provider} does not support {operation}")]
@@ -267,7 +398,7 @@ impl Error {
     /// The exit code for this error: the one map from errors to exit codes.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) | Error::Unsupported { .. } => exit::USAGE,
+            Error::Usage(_) | Error::Declined(_) | Error::Unsupported { .. } => exit::USAGE,
             Error::Policy(_) => exit::POLICY,
             Error::MissingSetting { .. }
             | Error::Config(_)
@@ -304,6 +435,7 @@ mod tests {
     fn every_family_has_its_documented_code() {
         let cases: Vec<(Error, u8)> = vec![
             (Error::Usage("x".into()), 2),
+            (Error::Declined("x".into()), 2),
             (
                 Error::Unsupported {
                     provider: "telepath",

@@ -343,6 +343,49 @@ pub async fn rotate<'a>(
     }
 }
 
+/// Whether a credential is due for rotation by its age ([`age_check`]).
+#[derive(Debug)]
+pub enum AgeCheck {
+    /// Rotated less than `max_age` ago: skipped.
+    Recent {
+        last_rotated: jiff::Timestamp,
+        max_age: jiff::SignedDuration,
+    },
+    /// Due: no maximum age, no rotation on record, or one at least that old.
+    Due,
+    /// Due: its last rotation is dated in the future, so it has no age to compare.
+    Skewed(ClockSkew),
+}
+
+/// Whether `entry` (named `name`) is skipped by its age now: rotated less than
+/// `if_older_than` ago (`--if-older-than`), or else its `max_age`, by `last_rotations`
+/// ([`StateDir::last_rotations`]). The fleet's own test, also used to count what a fleet
+/// would rotate before it starts.
+pub fn age_check(
+    entry: &InventoryEntry,
+    name: &EntryName,
+    if_older_than: Option<jiff::SignedDuration>,
+    last_rotations: &HashMap<String, jiff::Timestamp>,
+) -> AgeCheck {
+    let Some(max_age) = if_older_than.or(entry.max_age) else {
+        return AgeCheck::Due;
+    };
+    let Some(last) = last_rotations.get(name.current()) else {
+        return AgeCheck::Due;
+    };
+    match RecordAge::of(*last, jiff::Timestamp::now()) {
+        RecordAge::Known(age) if age < max_age => AgeCheck::Recent {
+            last_rotated: *last,
+            max_age,
+        },
+        RecordAge::Known(_) => AgeCheck::Due,
+        RecordAge::Future(ahead) => AgeCheck::Skewed(ClockSkew {
+            last_rotated: *last,
+            ahead,
+        }),
+    }
+}
+
 async fn rotate_one<'a>(
     entry: &'a InventoryEntry,
     settings: &Settings,
@@ -356,34 +399,27 @@ async fn rotate_one<'a>(
         Ok(name) => name,
         Err(error) => return failed(entry, None, 0, &error),
     };
-    let max_age = options.if_older_than.or(entry.max_age);
     let mut clock_skew = None;
-    if let Some(max_age) = max_age
-        && let Some(last) = last_rotations.get(keyring_entry.current())
-    {
-        match RecordAge::of(*last, jiff::Timestamp::now()) {
-            RecordAge::Known(age) if age < max_age => {
-                return FleetResult {
-                    entry,
-                    keyring_entry: Some(keyring_entry),
-                    attempts: 0,
-                    outcome: Outcome::Skipped {
-                        last_rotated: *last,
-                        max_age,
-                    },
-                    clock_skew: None,
-                    verification: FleetVerification::NotAsked,
-                    hook: None,
-                };
-            }
-            RecordAge::Known(_) => {}
-            RecordAge::Future(ahead) => {
-                clock_skew = Some(ClockSkew {
-                    last_rotated: *last,
-                    ahead,
-                });
-            }
+    match age_check(entry, &keyring_entry, options.if_older_than, last_rotations) {
+        AgeCheck::Recent {
+            last_rotated,
+            max_age,
+        } => {
+            return FleetResult {
+                entry,
+                keyring_entry: Some(keyring_entry),
+                attempts: 0,
+                outcome: Outcome::Skipped {
+                    last_rotated,
+                    max_age,
+                },
+                clock_skew: None,
+                verification: FleetVerification::NotAsked,
+                hook: None,
+            };
         }
+        AgeCheck::Due => {}
+        AgeCheck::Skewed(skew) => clock_skew = Some(skew),
     }
     let attempts = Attempts::new();
     let input = RotationInput {

@@ -576,7 +576,16 @@ fn read(path: &Path) -> Result<String> {
         // and is refused below as not a regular file. Regular files read as usual.
         options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
     }
-    let file = options.open(path).map_err(|e| refuse(e.to_string()))?;
+    let file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            refuse(format!(
+                "{e}; give the inventory's path with --inventory PATH (the default is \
+                 {DEFAULT_PATH} in the current directory)"
+            ))
+        } else {
+            refuse(e.to_string())
+        }
+    })?;
     let metadata = file.metadata().map_err(|e| refuse(e.to_string()))?;
     if !metadata.is_file() {
         return Err(refuse(format!(

@@ -7,7 +7,8 @@
 //! later lines are not attempted, and [`finish`] reports it once on standard error, except
 //! a closed pipe (`siprot ... | head -1`), whose reader chose to stop reading. A failed
 //! write to standard error is ignored: there is nowhere left to report it. The exception
-//! is `secret get` and `generate`, whose output is their only product: see [`product`].
+//! is `secret get` and `generate`, whose output is their only product: see [`product`]
+//! (and [`json_product`] for their `--json`).
 //!
 //! With `--quiet` ([`set_quiet`], once at start), human lines ([`line`]) are not printed;
 //! JSON objects, products and what the user asked for by name ([`requested`]) still are.
@@ -74,6 +75,19 @@ pub fn product(bytes: &[u8]) -> Result<()> {
     out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(|e| Error::io(STDOUT, e))
+}
+
+/// Writes one JSON object and a newline to standard output for a command whose only
+/// product it is because it carries a secret (`secret get --json`, `generate --json`):
+/// encoded into a buffer sized beforehand (`capacity`: at least the encoded length, so
+/// that no copy is left behind by a reallocation) and wiped after the write, which fails
+/// the command as [`product`]'s does.
+pub fn json_product(value: &impl Serialize, capacity: usize) -> Result<()> {
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(capacity));
+    serde_json::to_writer(&mut *bytes, value)
+        .map_err(|e| Error::Unexpected(format!("cannot encode JSON output: {e}")))?;
+    bytes.push(b'\n');
+    product(&bytes)
 }
 
 /// Reports a failed write to standard output once, on standard error, at the end of a

@@ -6,7 +6,7 @@
 //! A hook that failed after its credential's rotation is counted apart (`hook_failed`,
 //! exit 11 unless something worse happened, [`ExitCode::worse`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,9 +22,11 @@ use crate::commands::verify::{self as verify_command, VerificationJson};
 use crate::config::ConnectOptions;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::fleet::{self, FleetOptions, FleetResult, FleetVerification, Outcome};
+use crate::input;
 use crate::interrupt;
 use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
+use crate::providers::PasswordOrigin;
 use crate::rollback::Plan;
 use crate::settings::{Accounts, Settings};
 use crate::state::StateDir;
@@ -46,6 +48,9 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
         http: args.net.http.config(),
     };
     let connect = |settings: &Settings| settings.provider().connect(settings, &connect_options);
+    if !args.dry_run {
+        confirm(&args, &inventory, &accounts, &selected, &state, path)?;
+    }
     let progress = progress_bar(selected.len(), args.json);
     let started = Instant::now();
     let mut tally = Tally::default();
@@ -73,6 +78,65 @@ pub fn run(args: RotateArgs, path: &Path) -> Result<ExitCode> {
     })?;
     progress.finish_and_clear();
     tally.report(started, path, &args)
+}
+
+/// On a terminal (unless `--yes`), asks once before a fleet that would rotate at least
+/// one credential whose new password its provider generates (the old one stops working at
+/// once), with their count: the selected ones that their age does not skip.
+fn confirm(
+    args: &RotateArgs,
+    inventory: &Inventory,
+    accounts: &Accounts,
+    selected: &[&InventoryEntry],
+    state: &StateDir,
+    path: &Path,
+) -> Result<()> {
+    if args.yes || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let last_rotations = state.last_rotations(&args.store.service(Some(inventory))?);
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for entry in selected {
+        let Ok(name) =
+            accounts.entry_name(entry.provider, &entry.credential, entry.profile.as_ref())
+        else {
+            continue;
+        };
+        if entry.provider.origin() == PasswordOrigin::ServerGenerated
+            && !matches!(
+                fleet::age_check(entry, &name, args.if_older_than, &last_rotations),
+                fleet::AgeCheck::Recent { .. }
+            )
+        {
+            *counts.entry(entry.provider.name()).or_default() += 1;
+        }
+    }
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let providers: Vec<&str> = counts.keys().copied().collect();
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(provider, n)| format!("{n} {provider}"))
+        .collect();
+    let verb = if providers.len() == 1 {
+        "generates"
+    } else {
+        "generate"
+    };
+    input::confirm(
+        &format!(
+            "rotate {} credential(s) among the {} selected in {}",
+            counts.join(" and "),
+            selected.len(),
+            crate::redact::escape_controls(&path.display().to_string()),
+        ),
+        &format!(
+            "{} {verb} each new password and the old one stops working at once",
+            providers.join(" and ")
+        ),
+        false,
+    )
 }
 
 /// The fleet options `args` (and the inventory's hooks) ask for.

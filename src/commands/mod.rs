@@ -8,6 +8,7 @@ pub mod completions;
 pub mod config_show;
 pub mod doctor;
 pub mod exec;
+pub mod exit_codes;
 pub mod fleet;
 pub mod generate;
 pub mod login;
@@ -47,18 +48,24 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Enable(args) => {
             let json = args.json;
-            (toggle::run(args, true), json)
+            (toggle::enable(args), json)
         }
         Command::Disable(args) => {
-            let json = args.json;
-            (toggle::run(args, false), json)
+            let json = args.toggle.json;
+            (toggle::disable(args), json)
         }
         Command::CheckPassword(args) => {
             let json = args.json;
             (check_password::run(args), json)
         }
-        Command::Generate(args) => (generate::run(args), false),
-        Command::Secret(SecretCommand::Get(args)) => (secret::get(args), false),
+        Command::Generate(args) => {
+            let json = args.json;
+            (generate::run(args), json)
+        }
+        Command::Secret(SecretCommand::Get(args)) => {
+            let json = args.json;
+            (secret::get(args), json)
+        }
         Command::Status(args) => {
             let json = args.json;
             (status::run(args), json)
@@ -92,6 +99,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(ConfigCommand::Show(args)) => {
             let json = args.json;
             (config_show::run(args), json)
+        }
+        Command::ExitCodes(args) => {
+            let json = args.json;
+            (exit_codes::run(args), json)
         }
     };
     let code = match result {

@@ -2,6 +2,9 @@
 //! protocol, with `--exec` the hook ([`crate::hook`]) after it, with `--verify` the verify
 //! step of [`crate::rollback`] after that (store, hook, verify; a failed hook skips the
 //! verify step), and renders the report. With `--inventory` it hands over to [`fleet`].
+//! On a terminal, a rotation whose new password the provider generates (it cannot be
+//! undone: the old password stops working at once) is confirmed first
+//! ([`input::confirm`]), unless `--yes` or `--dry-run`.
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -40,6 +43,13 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
     let plan = rotate_verify::plan(&args, kind, &state, &service, entry.current())?;
     let hook = exec::command_line_hook(&args.hook)?;
     let source = password_source(&args, kind)?;
+    if kind.origin() == PasswordOrigin::ServerGenerated && !args.dry_run {
+        input::confirm(
+            &format!("rotate {kind} credential {}", credential.display()),
+            &format!("{kind} generates the new password and the old one stops working at once"),
+            args.yes,
+        )?;
+    }
     let verify_asked = plan.is_some();
     let attempts = Attempts::new();
     let input = RotationInput {

@@ -1,17 +1,30 @@
 //! `siprot enable` and `siprot disable`: flip a credential's `enabled` flag at providers
-//! that have one.
+//! that have one. On a terminal, `disable` asks first ([`input::confirm`]).
 
 use serde::Serialize;
 
 use crate::audit::{AuditAction, AuditOutcome};
-use crate::cli::ToggleArgs;
+use crate::cli::{DisableArgs, ToggleArgs};
 use crate::commands::{self, block_on};
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
+use crate::input;
 use crate::output;
 use crate::state::{AuditRecord, StateDir};
 
-pub fn run(args: ToggleArgs, enable: bool) -> Result<ExitCode> {
+/// `siprot enable`.
+pub fn enable(args: ToggleArgs) -> Result<ExitCode> {
+    run(args, true, true)
+}
+
+/// `siprot disable`: confirmed on a terminal unless `--yes`.
+pub fn disable(args: DisableArgs) -> Result<ExitCode> {
+    run(args.toggle, false, args.yes)
+}
+
+/// Sets the flag once the configuration is checked and, unless `confirmed`, the operator
+/// said yes on a terminal.
+fn run(args: ToggleArgs, enable: bool, confirmed: bool) -> Result<ExitCode> {
     let kind = args.credential.provider.provider;
     let action = if enable {
         AuditAction::Enable
@@ -36,6 +49,19 @@ pub fn run(args: ToggleArgs, enable: bool) -> Result<ExitCode> {
     ))?;
     let state = StateDir::locate()?;
     state.check()?;
+    input::confirm(
+        &format!("{operation} {kind} credential {}", credential.display()),
+        &format!(
+            "it stops working (registrations and calls) until `siprot enable --provider {kind} \
+             {}{}`",
+            credential.id(),
+            credential
+                .device()
+                .map(|device| format!(" --device {device}"))
+                .unwrap_or_default()
+        ),
+        confirmed,
+    )?;
     let attempts = Attempts::new();
     let result = block_on(provider.set_enabled(&credential, enable, &attempts));
     let audited = state.audit(&AuditRecord {

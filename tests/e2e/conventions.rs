@@ -1,6 +1,7 @@
-//! Shell completions, the manual pages and `--quiet`: the scripts and pages are generated
-//! from the same command tree as `--help` (so CI generates and checks them here), and
-//! `--quiet` leaves standard output empty but for what was asked for.
+//! Shell completions, the manual pages, `--quiet` and the exit codes' help: the scripts
+//! and pages are generated from the same command tree as `--help` (so CI generates and
+//! checks them here), `--quiet` leaves standard output empty but for what was asked for,
+//! and `siprot help exit-codes` explains every code `--help` lists.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -204,4 +205,67 @@ fn quiet_rotation_prints_nothing_on_stdout_and_errors_still_on_stderr() {
     );
     run.assert_code(0);
     assert_eq!(run.stdout.trim(), target.live(&env));
+}
+
+#[test]
+fn help_exit_codes_and_exit_codes_json_explain_the_codes_help_lists() {
+    let env = TestEnv::without_keyring();
+    let top = env.run(&["--help"], None);
+    top.assert_code(0);
+    let listed = top
+        .stdout
+        .split("Exit codes: ")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("an Exit codes: paragraph");
+    assert!(listed.contains("`siprot help exit-codes`"), "{listed}");
+    let json = env.run(&["exit-codes", "--json"], None);
+    json.assert_code(0);
+    let codes: Vec<u64> = json.json()["exit_codes"]
+        .as_array()
+        .expect("exit_codes")
+        .iter()
+        .map(|doc| {
+            assert!(
+                doc["meaning"].as_str().is_some_and(|m| !m.is_empty()),
+                "{doc}"
+            );
+            assert!(doc["what_to_do"].is_string(), "{doc}");
+            doc["code"].as_u64().expect("a code")
+        })
+        .collect();
+    assert!(
+        codes.len() >= 15 && codes.contains(&2) && codes.contains(&143),
+        "{codes:?}"
+    );
+    let flat = listed.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut at = 0;
+    for code in &codes {
+        // In the same order, each followed by its summary.
+        let found = flat[at..]
+            .find(&format!("{code} "))
+            .unwrap_or_else(|| panic!("{code} after {at} in {flat}"));
+        at += found + 1;
+    }
+    // `siprot help exit-codes` shows the table that `siprot exit-codes` prints (also
+    // with --quiet: it is what was asked for).
+    let help = env.run(&["help", "exit-codes"], None);
+    help.assert_code(0);
+    let table = env.run(&["-q", "exit-codes"], None);
+    table.assert_code(0);
+    assert!(
+        table
+            .stdout
+            .starts_with("Exit codes, what each means and what to do:\n"),
+        "{}",
+        table.stdout
+    );
+    assert!(help.stdout.contains(&table.stdout), "{}", help.stdout);
+    for code in &codes {
+        assert!(
+            table.stdout.contains(&format!("\n  {code} ")),
+            "{code} in {}",
+            table.stdout
+        );
+    }
 }

@@ -31,3 +31,56 @@ fn length_is_honoured_and_bounded() {
         .assert_code(2)
         .assert_one_line_error("minimum");
 }
+
+#[test]
+fn generate_json_carries_the_password_its_length_and_policy() {
+    let env = TestEnv::without_keyring();
+    for (args, policy, length) in [
+        (&["generate", "--json"][..], "generic", 24),
+        (
+            &[
+                "generate",
+                "--provider",
+                "vobiz",
+                "--length",
+                "30",
+                "--json",
+            ],
+            "vobiz",
+            30,
+        ),
+    ] {
+        let run = env.run(args, None);
+        run.assert_code(0);
+        assert_eq!(run.stderr, "");
+        assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+        let json = run.json();
+        let password = json["password"].as_str().expect("a password").to_owned();
+        env.remember_secret(&password);
+        assert_eq!(password.chars().count(), length);
+        assert_eq!(json["length"], length);
+        assert_eq!(json["policy"], policy);
+        let object = json.as_object().unwrap();
+        assert_eq!(object.len(), 3, "{json}");
+        // No provider's API key comes along with it.
+        for secret in env.known_secrets() {
+            if secret != password {
+                assert!(!run.stdout.contains(&secret), "{}", run.stdout);
+            }
+        }
+    }
+    // A failure is the usual JSON error object.
+    let run = env.run(
+        &[
+            "generate",
+            "--provider",
+            "exotel",
+            "--length",
+            "4",
+            "--json",
+        ],
+        None,
+    );
+    run.assert_code(2).assert_one_line_error("minimum");
+    assert_eq!(run.json()["status"], "error");
+}

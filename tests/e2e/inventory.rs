@@ -1,6 +1,7 @@
 //! The inventory file is read only when it is a regular file of at most 16 MiB: a FIFO,
 //! a device (a symlink to `/dev/zero`), a directory or a larger file is refused at once
-//! with exit 4, naming the file, and nothing is sent.
+//! with exit 4, naming the file, and nothing is sent; a missing one (the default
+//! `siprot.toml` too) names `--inventory PATH`.
 
 use std::time::{Duration, Instant};
 
@@ -147,5 +148,23 @@ fn every_mistake_of_an_inventory_is_reported_in_one_run() {
             .assert_one_line_error(&format!("{path}:11: exotel needs a `device` key"))
             .assert_one_line_error(&format!("{path}:18: unknown field `colour`"));
     }
+    assert!(env.fake.requests().is_empty());
+}
+
+#[test]
+fn status_without_an_inventory_file_names_the_inventory_option() {
+    let env = TestEnv::without_keyring();
+    let args = ["status"];
+    let mut cmd = env.command();
+    // A directory without siprot.toml, the default inventory.
+    cmd.current_dir(env.state.path())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let run = env.finish(cmd.spawn().expect("spawn siprot"), &args);
+    run.assert_code(4)
+        .assert_one_line_error("cannot read the inventory siprot.toml: ")
+        .assert_one_line_error("--inventory PATH");
     assert!(env.fake.requests().is_empty());
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod check_password;
 mod config;
+mod confirm;
 mod conformance;
 mod conventions;
 mod demo_verify;

@@ -40,6 +40,81 @@ fn secret_get_reads_what_other_tools_stored_and_the_previous_slot() {
 }
 
 #[test]
+fn secret_get_json_carries_that_slots_password_and_no_other_secret() {
+    let env = TestEnv::start();
+    env.fake
+        .add_telepath_trunk("conn_j1", "u1", "Old-Pass-For-J1");
+    env.store("telepath/conn_j1", "Old-Pass-For-J1");
+    env.run(&["rotate", "--provider", "telepath", "conn_j1"], None)
+        .assert_code(0);
+    let live = env.fake.telepath_password("conn_j1").unwrap();
+    let others = |run: &crate::support::Run, shown: &str| {
+        for secret in env.known_secrets() {
+            if secret != shown {
+                assert!(!run.stdout.contains(&secret), "{}", run.stdout);
+            }
+        }
+    };
+    let run = env.run(
+        &[
+            "secret",
+            "get",
+            "--provider",
+            "telepath",
+            "conn_j1",
+            "--json",
+        ],
+        None,
+    );
+    run.assert_code(0);
+    assert_eq!(run.stderr, "");
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    let json = run.json();
+    assert_eq!(json["password"], live.as_str());
+    assert_eq!(json["provider"], "telepath");
+    assert_eq!(json["credential"], "conn_j1");
+    assert_eq!(json["slot"], "current");
+    assert_eq!(json["store"], "keyring");
+    assert_eq!(json["keyring_service"], env.service.as_str());
+    assert_eq!(json["keyring_entry"], "telepath/conn_j1");
+    assert!(json.get("device").is_none());
+    others(&run, &live);
+    let run = env.run(
+        &[
+            "secret",
+            "get",
+            "--provider",
+            "telepath",
+            "conn_j1",
+            "--previous",
+            "--json",
+        ],
+        None,
+    );
+    run.assert_code(0);
+    let json = run.json();
+    assert_eq!(json["password"], "Old-Pass-For-J1");
+    assert_eq!(json["slot"], "previous");
+    assert_eq!(json["keyring_entry"], "telepath/conn_j1#previous");
+    others(&run, "Old-Pass-For-J1");
+    // A missing one is the JSON error object, and exit 6.
+    let run = env.run(
+        &[
+            "secret",
+            "get",
+            "--provider",
+            "telepath",
+            "conn_none",
+            "--json",
+        ],
+        None,
+    );
+    run.assert_code(6);
+    assert_eq!(run.json()["status"], "error");
+    assert_eq!(run.json()["exit_code"], 6);
+}
+
+#[test]
 fn a_missing_secret_is_exit_6() {
     let env = TestEnv::start();
     env.run(

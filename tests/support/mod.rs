@@ -19,6 +19,7 @@ pub mod fake;
 pub mod kamailio;
 pub mod keyring;
 pub mod openbao;
+pub mod pty;
 pub mod targets;
 
 use std::collections::BTreeSet;
