@@ -34,6 +34,7 @@ mod signals;
 mod state_dir;
 mod store_conformance;
 mod telepath;
+mod try_it;
 mod vault;
 mod verify;
 mod vobiz;
