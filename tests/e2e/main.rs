@@ -7,6 +7,8 @@ mod support;
 mod check_password;
 mod config;
 mod conformance;
+#[cfg(unix)]
+mod contrib;
 mod conventions;
 mod demo_verify;
 mod doctor;
