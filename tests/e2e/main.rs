@@ -11,6 +11,7 @@ mod conformance;
 mod contrib;
 mod conventions;
 mod demo_verify;
+mod docs;
 mod doctor;
 mod duplicates;
 mod exotel;
