@@ -4,6 +4,9 @@
 #
 #   scripts/with-keyring.sh cargo test
 #
+# The keyring is deleted when the command exits: never rotate a real credential in it
+# (the provider would keep a password nobody has).
+#
 # Needs the Debian/Ubuntu packages dbus, gnome-keyring and libsecret-tools (secret-tool).
 set -euo pipefail
 
