@@ -134,3 +134,37 @@ fn the_anchors_are_githubs() {
     .collect();
     assert_eq!(anchors, expected);
 }
+
+#[test]
+fn the_fake_providers_doc_names_every_option_of_the_fakes() {
+    let fakes = std::path::Path::new(env!("CARGO_BIN_EXE_siprot"))
+        .parent()
+        .expect("siprot's directory")
+        .join("examples/fake-providers");
+    let output = std::process::Command::new(&fakes)
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (cargo build --example fake-providers)",
+                fakes.display()
+            )
+        });
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    let options: BTreeSet<String> = help
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(String::from)
+        .collect();
+    assert!(options.contains("--sip-users"), "{help}");
+    let doc = std::fs::read_to_string(repo().join("docs/fake-providers.md")).unwrap();
+    let missing: Vec<&String> = options
+        .iter()
+        .filter(|option| !doc.contains(&format!("`{option}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/fake-providers.md does not document {missing:?}"
+    );
+}
