@@ -16,7 +16,8 @@ demo_work=""
 
 # Outside a private keyring session: installs what is missing (scripts/install-deps.sh),
 # builds siprot and the fake providers unless SIPROT_DEMO_BIN_DIR names them, and runs the
-# script again (its path and arguments given) inside scripts/with-keyring.sh: a private
+# script again (its path, a script in scripts/, and its arguments given) inside
+# scripts/with-keyring.sh: a private
 # D-Bus session with a throw-away gnome-keyring. Inside one (SIPROT_PRIVATE_KEYRING set,
 # as in the tests), returns at once.
 demo_enter_keyring() {
@@ -29,7 +30,11 @@ demo_enter_keyring() {
         cargo build --locked --quiet --bin siprot --example fake-providers
     fi
     echo "==> starting a private D-Bus session with a throw-away gnome-keyring"
-    exec scripts/with-keyring.sh "$@"
+    # The script by its path from the repository's root (where it runs now): "$1" may be
+    # relative to the directory it was started from (./try-it.sh).
+    local script="scripts/$(basename "$1")"
+    shift
+    exec scripts/with-keyring.sh "$script" "$@"
 }
 
 # The absolute path of the directory holding siprot and examples/fake-providers.
