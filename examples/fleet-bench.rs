@@ -3,7 +3,7 @@
 //! to the two floors it cannot beat.
 //!
 //! ```text
-//! scripts/bench.sh                      # both modes, the figures in the README
+//! scripts/bench.sh                      # both modes, the figures in docs/performance.md
 //! fleet-bench --mode network --n 1000 --concurrency 32 --latency-ms 50
 //! fleet-bench --mode keyring --n 200 --concurrency 32 --latency-ms 50   # needs a Secret Service
 //! fleet-bench --mode vault --n 4000 --concurrency 32 --latency-ms 50     # starts an OpenBao dev server

@@ -4,7 +4,7 @@
 //! the file size, the wall time of the load and this process's peak resident set size.
 //!
 //! ```text
-//! scripts/bench.sh                         # all benchmarks, the figures in the README
+//! scripts/bench.sh                         # all benchmarks, the figures in docs/performance.md
 //! inventory-bench --n 100000               # one run (build with --release)
 //! ```
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fleet benchmark (see the README's Performance section): builds release binaries,
+# The fleet benchmark (see docs/performance.md): builds release binaries,
 # then rotates fleets against the fake providers with 50 ms of latency per request:
 #   network mode, N = 1000 and 4000, keyring-core's in-memory mock store;
 #   keyring mode, N = 200, a real gnome-keyring in a private session;

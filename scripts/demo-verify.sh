@@ -12,7 +12,6 @@
 # built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-target}"
 mode=interactive
 case "${1:-}" in
     "") ;;
@@ -20,51 +19,23 @@ case "${1:-}" in
     *) echo "usage: scripts/demo-verify.sh [--check]" >&2; exit 2 ;;
 esac
 
-if [ -z "${SIPROT_PRIVATE_KEYRING:-}" ]; then
-    scripts/install-deps.sh
-    [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-    if [ -z "${SIPROT_DEMO_BIN_DIR:-}" ]; then
-        echo "==> building siprot and the fake providers"
-        cargo build --locked --quiet --bin siprot --example fake-providers
-    fi
-    echo "==> starting a private D-Bus session with a throw-away gnome-keyring"
-    exec scripts/with-keyring.sh "$0" "$@"
-fi
+. scripts/lib/demo.sh
+demo_enter_keyring "$0" "$@"
 
-bin_dir="${SIPROT_DEMO_BIN_DIR:-$target/debug}"
-bin_dir="$(cd "$bin_dir" && pwd)"
+bin_dir="$(demo_bin_dir)"
 kamailio=/usr/sbin/kamailio
 [ -x "$kamailio" ] || kamailio=$(command -v kamailio)
 kamcmd=/usr/sbin/kamcmd
 [ -x "$kamcmd" ] || kamcmd=$(command -v kamcmd)
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/siprot-demo-verify.XXXXXX")
-fake_pid=""
-kamailio_pid=""
-cleanup() {
-    [ -n "$kamailio_pid" ] && kill "$kamailio_pid" 2>/dev/null || true
-    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true
-    [ -n "$kamailio_pid" ] && wait "$kamailio_pid" 2>/dev/null || true
-    [ -n "$fake_pid" ] && wait "$fake_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+demo_work siprot-demo-verify
+work=$demo_work
+trap demo_cleanup EXIT
 
 # The fake providers, writing Kamailio's user table (db_text) as their passwords change.
 mkdir -p "$work/db"
 printf 'table_name(string) table_version(int)\nsubscriber:7\n' >"$work/db/version"
-"$bin_dir/examples/fake-providers" --port 0 --sip-users "$work/db/subscriber" \
-    >"$work/fake.out" 2>"$work/fake.log" &
-fake_pid=$!
-for _ in $(seq 100); do
-    grep -q '^export VOBIZ_AUTH_TOKEN=' "$work/fake.out" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q '^export VOBIZ_AUTH_TOKEN=' "$work/fake.out" || {
-    echo "demo-verify: the fake providers did not start:" >&2
-    cat "$work/fake.log" >&2
-    exit 1
-}
+demo_start_fakes --sip-users "$work/db/subscriber"
 
 # Kamailio on a free loopback port (UDP and TCP); a taken port makes it exit: try another.
 ctl="$work/kamailio.ctl"
@@ -74,6 +45,7 @@ for _ in 1 2 3 4 5; do
         -e "s|@ALGORITHM@|MD5|g" tests/support/kamailio.cfg >"$work/kamailio.cfg"
     "$kamailio" -DD -E -m 32 -M 4 -f "$work/kamailio.cfg" </dev/null >"$work/kamailio.log" 2>&1 &
     kamailio_pid=$!
+    demo_pids+=("$kamailio_pid")
     for _ in $(seq 100); do
         [ -S "$ctl" ] && break
         kill -0 "$kamailio_pid" 2>/dev/null || break
@@ -84,6 +56,7 @@ for _ in 1 2 3 4 5; do
         break
     fi
     wait "$kamailio_pid" 2>/dev/null || true
+    unset 'demo_pids[-1]'
     kamailio_pid=""
     rm -f "$ctl"
 done
@@ -93,7 +66,7 @@ done
     exit 1
 }
 
-eval "$(grep '^export ' "$work/fake.out")"
+demo_export_fakes
 export SIPROT_KEYRING_SERVICE="siprot-demo-verify-$$"
 export XDG_STATE_HOME="$work/state"
 export PATH="$bin_dir:$PATH"

@@ -4,40 +4,17 @@
 # at each provider, and shows `secret-tool lookup` finding the new secrets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-target}"
+. scripts/lib/demo.sh
+demo_enter_keyring "$0" "$@"
 
-if [ -z "${SIPROT_PRIVATE_KEYRING:-}" ]; then
-    scripts/install-deps.sh
-    [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-    echo "==> building siprot and the fake providers"
-    cargo build --locked --quiet --bin siprot --example fake-providers
-    echo "==> starting a private D-Bus session with a throw-away gnome-keyring"
-    exec scripts/with-keyring.sh "$0" "$@"
-fi
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/siprot-demo.XXXXXX")
-fake_pid=""
-cleanup() {
-    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$target/debug/examples/fake-providers" --port 0 >"$work/fake.out" 2>"$work/fake.log" &
-fake_pid=$!
-for _ in $(seq 100); do
-    grep -q '^export VOBIZ_AUTH_TOKEN=' "$work/fake.out" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q '^export VOBIZ_AUTH_TOKEN=' "$work/fake.out" || {
-    echo "demo: the fake providers did not start:" >&2
-    cat "$work/fake.log" >&2
-    exit 1
-}
+demo_work siprot-demo
+work=$demo_work
+trap demo_cleanup EXIT
+demo_start_fakes
 echo "==> $(head -n 1 "$work/fake.out")"
-eval "$(grep '^export ' "$work/fake.out")"
+demo_export_fakes
 export XDG_STATE_HOME="$work/state"
-export PATH="$PWD/$target/debug:$PATH"
+export PATH="$(demo_bin_dir):$PATH"
 
 show() {
     echo

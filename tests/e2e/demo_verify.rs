@@ -46,7 +46,7 @@ fn run(args: &[&str], stdin: &str) -> Output {
 }
 
 /// The script's work directory, from its `==> files (removed at the end): DIR` line.
-fn work_dir(stdout: &str) -> PathBuf {
+pub(super) fn work_dir(stdout: &str) -> PathBuf {
     stdout
         .lines()
         .find_map(|line| line.strip_prefix("==> files (removed at the end): "))

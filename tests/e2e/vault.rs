@@ -1,7 +1,7 @@
 //! The vault store end to end: the real `siprot` binary with `--store vault` (or
 //! `SIPROT_STORE`, or an inventory's `store`) against the fake providers and real OpenBao
 //! servers ([`crate::support::openbao`]). Every test runs without any Secret Service (as on
-//! a CI runner: a keyring access would fail it), with a token of the README's
+//! a CI runner: a keyring access would fail it), with a token of docs/vault.md's
 //! least-privilege policy for a prefix of the test's own, and reads back what a PBX would
 //! read, through the `bao` CLI. The leak checks of every run cover that token.
 
@@ -15,7 +15,7 @@ use siprot::store::{EntryName, Facts, Precondition, Record, SecretStore, Slot};
 use crate::support::openbao::{Bao, Cluster, ROOT_TOKEN, unique_prefix};
 use crate::support::{EXOTEL_SID, Run, Target, TestEnv};
 
-/// The README's policy for siprot's own token, for `prefix` under the mount `secret`.
+/// docs/vault.md's policy for siprot's own token, for `prefix` under the mount `secret`.
 fn rotator_policy(prefix: &str) -> String {
     format!(
         "path \"secret/data/{prefix}*\" {{\n  capabilities = [\"create\", \"read\", \"update\"]\n}}\n\

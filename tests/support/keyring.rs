@@ -127,6 +127,12 @@ impl PrivateKeyring {
             .to_string()
     }
 
+    /// The keyring's data directory (its `XDG_DATA_HOME`) and runtime directory (its
+    /// `XDG_RUNTIME_DIR`), for a test that starts a `gnome-keyring-daemon` on it itself.
+    pub fn dirs(&self) -> (std::path::PathBuf, std::path::PathBuf) {
+        (self.dir.path().join("data"), self.dir.path().join("run"))
+    }
+
     /// Kills the Secret Service (SIGKILL); the bus stays up.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.keyring.take() {
