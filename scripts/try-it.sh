@@ -69,6 +69,9 @@ commands=(
     "siprot rotate --provider telepath $telepath"
     "siprot secret get --provider telepath $telepath"
     "secret-tool lookup service \"\$SIPROT_KEYRING_SERVICE\" username telepath/$telepath; echo"
+    "# API keys can live in the keyring instead of the environment (typed without echo, or --with-token)"
+    "printf '%s\\n' \"\$TELEPATH_API_KEY\" | siprot login --provider telepath --with-token"
+    "env -u TELEPATH_API_KEY siprot config show --provider telepath"
     "# Exotel and Vobiz: siprot generates a password that passes the provider's policy"
     "siprot rotate --provider exotel $exotel --device dev_01 --json"
     "siprot rotate --provider vobiz $vobiz --description 'my first rotation'"
@@ -94,7 +97,8 @@ if [ "$mode" = check ]; then
         case "$command" in "#"*) continue ;; esac
         echo "\$ $command"
         status=0
-        bash -o pipefail -c "$command" || status=$?
+        # Never a terminal question (Telepath rotation, disable): --check runs unattended.
+        bash -o pipefail -c "$command" </dev/null || status=$?
         if [ "$status" -ne 0 ]; then
             echo "try-it: failed (exit $status): $command" >&2
             exit 1

@@ -320,3 +320,35 @@ fn doctor_and_config_show_say_where_each_setting_comes_from() {
         run.stdout
     );
 }
+
+#[test]
+fn login_on_a_terminal_asks_for_each_secret_without_echo() {
+    let mut env = Target::EXOTEL.seeded();
+    let secrets = secrets(&env, &Target::EXOTEL);
+    env.remove_env("EXOTEL_API_KEY");
+    env.remove_env("EXOTEL_API_TOKEN");
+    let key = format!("{}\n", secrets[0].1);
+    let token = format!("{}\n", secrets[1].1);
+    let (run, shown) = env.run_dialog(
+        &["login", "--provider", "exotel", "--profile", "sg"],
+        &[("api_key (", key.as_str()), ("api_token (", token.as_str())],
+    );
+    run.assert_code(0);
+    assert!(shown.contains("exotel api_key ("), "{shown}");
+    assert!(shown.contains("exotel api_token ("), "{shown}");
+    for (_, secret) in &secrets {
+        assert!(
+            !shown.contains(secret.as_str()),
+            "echoed on the terminal: {shown}"
+        );
+    }
+    assert_eq!(
+        env.lookup("login/exotel/sg/api_token").as_deref(),
+        Some(secrets[1].1.as_str())
+    );
+    // The login is used: a rotation with --profile sg needs no key in the environment.
+    Target::EXOTEL
+        .rotate(&env, &["--profile", "sg"])
+        .assert_code(0);
+    Target::EXOTEL.assert_consistent(&env);
+}

@@ -1,24 +1,52 @@
 //! siprot at a terminal: [`TestEnv::run_on_terminal`] gives it a new pseudo-terminal as
-//! its standard input (opened by python3's `pty` module), as an operator's shell would,
-//! and types ahead what the test says; standard output and error stay pipes the test
-//! reads, so that a question on standard error can be asserted on.
+//! its standard input and controlling terminal (opened by python3's `pty` module, in a
+//! session of its own), as an operator's shell would, and types what the test says;
+//! standard output and error stay pipes the test reads, so that a question on standard
+//! error can be asserted on. [`TestEnv::run_dialog`] waits for each prompt before typing
+//! its answer and returns what the terminal showed, so that a test can tell whether a
+//! typed secret was echoed.
 
 use std::process::{Command, Stdio};
 
 use crate::support::{Run, TestEnv};
 
-/// Runs `argv[2:]` with a new pseudo-terminal as its standard input and the hex bytes of
-/// `argv[1]` typed on it, reading the terminal's echo so that it never fills; gives up
-/// after 30 s (exit 124). A process killed by a signal exits 128 + the signal.
+/// Runs `argv[3:]` with a new pseudo-terminal as its standard input and controlling
+/// terminal. `argv[1]` is a JSON list of `[prompt, answer]` pairs: for each, it waits
+/// until the terminal has shown `prompt` (at once when empty), then types `answer`.
+/// Everything the terminal showed is written to the file `argv[2]` (when not empty).
+/// Gives up after 30 s (exit 124). A process killed by a signal exits 128 + the signal.
 const ON_A_TERMINAL: &str = r#"
-import os, pty, select, subprocess, sys, time
-typed = bytes.fromhex(sys.argv[1])
+import fcntl, json, os, pty, select, subprocess, sys, termios, time
+steps = json.loads(sys.argv[1])
+transcript_path = sys.argv[2]
 master, slave = pty.openpty()
-child = subprocess.Popen(sys.argv[2:], stdin=slave)
+def controlling():
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+child = subprocess.Popen(sys.argv[3:], stdin=slave, start_new_session=True,
+                         preexec_fn=controlling)
 os.close(slave)
-os.write(master, typed)
+shown = b""
 deadline = time.monotonic() + 30
-while child.poll() is None:
+step = 0
+def echo_off_or_late(since):
+    # A program that reads a secret turns the terminal's echo off after its prompt:
+    # wait for that (at most 2 s, so that one that never does is caught by its echo).
+    return not (termios.tcgetattr(master)[3] & termios.ECHO) or time.monotonic() - since > 2
+prompt_seen_at = None
+while True:
+    while step < len(steps) and steps[step][0].encode() in shown:
+        if steps[step][0]:
+            if prompt_seen_at is None:
+                prompt_seen_at = time.monotonic()
+            if not echo_off_or_late(prompt_seen_at):
+                break
+            prompt_seen_at = None
+            # Later prompts are looked for in what is shown after this answer.
+            shown = b""
+        os.write(master, steps[step][1].encode())
+        step += 1
+    if child.poll() is not None:
+        break
     if time.monotonic() > deadline:
         child.kill()
         child.wait()
@@ -26,9 +54,13 @@ while child.poll() is None:
     ready, _, _ = select.select([master], [], [], 0.05)
     if ready:
         try:
-            os.read(master, 4096)
+            data = os.read(master, 4096)
         except OSError:
-            pass
+            data = b""
+        shown += data
+        if transcript_path:
+            with open(transcript_path, "ab") as f:
+                f.write(data)
 code = child.wait()
 sys.exit(code if code >= 0 else 128 - code)
 "#;
@@ -38,6 +70,27 @@ impl TestEnv {
     /// was typed ahead (`b"y\n"`, `b"\x04"` for end of input), then checks its output for
     /// leaks as [`TestEnv::run`] does.
     pub fn run_on_terminal(&self, args: &[&str], typed: &[u8]) -> Run {
+        let typed = String::from_utf8(typed.to_vec()).expect("typed text is UTF-8");
+        self.terminal(args, &[("", typed.as_str())], None)
+    }
+
+    /// Runs siprot with `args` on a pseudo-terminal, answering each `(prompt, answer)` in
+    /// turn once the terminal shows the prompt; returns the run and everything the
+    /// terminal showed (prompts, and any echo of what was typed).
+    pub fn run_dialog(&self, args: &[&str], steps: &[(&str, &str)]) -> (Run, String) {
+        let transcript = self.state.path().join("terminal-transcript");
+        let _ = std::fs::remove_file(&transcript);
+        let run = self.terminal(args, steps, Some(&transcript));
+        let shown = std::fs::read(&transcript).unwrap_or_default();
+        (run, String::from_utf8_lossy(&shown).into_owned())
+    }
+
+    fn terminal(
+        &self,
+        args: &[&str],
+        steps: &[(&str, &str)],
+        transcript: Option<&std::path::Path>,
+    ) -> Run {
         let siprot = self.command();
         let mut cmd = Command::new("python3");
         cmd.env_clear();
@@ -46,10 +99,15 @@ impl TestEnv {
                 cmd.env(key, value);
             }
         }
-        let hex: String = typed.iter().map(|b| format!("{b:02x}")).collect();
+        let steps: Vec<[&str; 2]> = steps.iter().map(|(p, a)| [*p, *a]).collect();
         cmd.arg("-c")
             .arg(ON_A_TERMINAL)
-            .arg(hex)
+            .arg(serde_json::to_string(&steps).expect("steps as JSON"))
+            .arg(
+                transcript
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            )
             .arg(siprot.get_program())
             .args(args)
             .stdin(Stdio::null())
