@@ -230,6 +230,10 @@ pub struct ConfigShowArgs {
     /// Only this provider
     #[arg(long, short = 'p')]
     pub provider: Option<ProviderKind>,
+    /// Show the settings as a command given this --base-url would use them (needs
+    /// --provider)
+    #[arg(long, value_name = "URL", requires = "provider")]
+    pub base_url: Option<String>,
     /// Print one JSON object on standard output
     #[arg(long)]
     pub json: bool,

@@ -34,7 +34,7 @@ struct ProviderJson {
 }
 
 pub fn run(args: ConfigShowArgs) -> Result<ExitCode> {
-    let accounts = Accounts::load(None)?;
+    let accounts = Accounts::load(args.base_url.clone())?;
     let kinds: Vec<ProviderKind> = match args.provider {
         Some(kind) => vec![kind],
         None => providers::ALL.to_vec(),

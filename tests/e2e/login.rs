@@ -311,6 +311,27 @@ fn doctor_and_config_show_say_where_each_setting_comes_from() {
     }
     let run = env.run(&["config", "show", "--provider", "exotel"], None);
     run.assert_code(0);
+    let flagged = env.run(
+        &[
+            "config",
+            "show",
+            "-p",
+            "exotel",
+            "--base-url",
+            "https://ex.example/v2",
+            "--json",
+        ],
+        None,
+    );
+    let base = flagged.json()["providers"][0]["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "base_url")
+        .unwrap()
+        .clone();
+    assert_eq!(base["source"], "flag");
+    assert_eq!(base["value"], "https://ex.example/v2");
     assert!(run.stdout.contains("region"), "{}", run.stdout);
     assert!(
         run.stdout
