@@ -24,19 +24,30 @@ pub const MAX_INPUT: usize = 4096;
 /// Reads one password from standard input (prompting on a terminal).
 pub fn read_password(prompt: &str) -> Result<SecretString> {
     if std::io::stdin().is_terminal() {
-        let typed = Zeroizing::new(
-            rpassword::prompt_password(prompt)
-                .map_err(|e| Error::io("cannot read the password from the terminal", e))?,
-        );
-        return Ok(SecretString::from(typed.as_str()));
+        return prompt_secret(prompt);
     }
+    parse(&read_stdin(MAX_INPUT)?)
+}
+
+/// Asks for a secret on the terminal, without echo.
+pub fn prompt_secret(prompt: &str) -> Result<SecretString> {
+    let typed = Zeroizing::new(
+        rpassword::prompt_password(prompt)
+            .map_err(|e| Error::io("cannot read from the terminal", e))?,
+    );
+    Ok(SecretString::from(typed.trim_end_matches(['\r', '\n'])))
+}
+
+/// All of standard input, up to `max` bytes and one more (so that the caller can tell
+/// that there was more), in memory that is wiped when dropped.
+pub fn read_stdin(max: usize) -> Result<Zeroizing<Vec<u8>>> {
     let mut bytes = Zeroizing::new(Vec::with_capacity(256));
     std::io::stdin()
         .lock()
-        .take(MAX_INPUT as u64 + 1)
+        .take(max as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("cannot read standard input", e))?;
-    parse(&bytes)
+    Ok(bytes)
 }
 
 /// The most bytes of an answer to [`confirm`] that are read (the rest of a longer line

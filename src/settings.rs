@@ -45,6 +45,19 @@ pub struct Spec {
 /// The key every provider's base URL has in its [`Spec`] list.
 pub const BASE_URL: &str = "base_url";
 
+impl Spec {
+    /// The base URL setting, read from `var`; not required (each provider has a default).
+    pub const fn base_url(var: &'static str) -> Self {
+        Self {
+            key: BASE_URL,
+            var,
+            secret: false,
+            required: false,
+            hint: "the API's base URL",
+        }
+    }
+}
+
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

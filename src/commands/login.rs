@@ -4,15 +4,15 @@
 //! (`--with-token`), never taken as arguments; [`crate::settings`] reads them back
 //! whenever the environment does not set them.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
-use zeroize::Zeroizing;
 
 use crate::cli::{LoginArgs, LogoutArgs};
 use crate::commands::block_on;
 use crate::error::{Error, ExitCode, Result, exit};
+use crate::input;
 use crate::output;
 use crate::profiles::ProfileName;
 use crate::providers::ProviderKind;
@@ -189,24 +189,15 @@ fn prompt(kind: ProviderKind, specs: &[&Spec]) -> Result<Vec<SecretString>> {
     specs
         .iter()
         .map(|spec| {
-            let typed = Zeroizing::new(
-                rpassword::prompt_password(format!("{kind} {} ({}): ", spec.key, spec.hint))
-                    .map_err(|e| Error::io("cannot read from the terminal", e))?,
-            );
-            checked(spec, typed.trim_end_matches(['\r', '\n']))
+            let typed = input::prompt_secret(&format!("{kind} {} ({}): ", spec.key, spec.hint))?;
+            checked(spec, typed.expose_secret())
         })
         .collect()
 }
 
 /// Reads one line per secret from standard input.
 fn read_stdin(kind: ProviderKind, specs: &[&Spec]) -> Result<Vec<SecretString>> {
-    let mut bytes = Zeroizing::new(Vec::with_capacity(256));
-    std::io::stdin()
-        .lock()
-        .take(MAX_INPUT as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("cannot read standard input", e))?;
-    parse_lines(kind, specs, &bytes)
+    parse_lines(kind, specs, &input::read_stdin(MAX_INPUT)?)
 }
 
 /// Splits input into exactly one line per secret (a final line ending is optional;

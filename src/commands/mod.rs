@@ -266,9 +266,18 @@ impl NetArgs {
         }
     }
 
-    /// The config file's accounts, with `--base-url`.
-    pub(crate) fn accounts(&self) -> Result<Accounts> {
-        Accounts::load(self.base_url.clone())
+    /// The entry name of `credential` in the command's account of `kind`, and a client
+    /// for that account ([`connect`]; the store is `store`, for secrets `login` kept).
+    pub(crate) fn connect_to(
+        &self,
+        kind: ProviderKind,
+        credential: &CredentialRef,
+        store: &StoreArgs,
+    ) -> Result<(EntryName, Box<dyn Provider>)> {
+        let settings = Accounts::load(self.base_url.clone())?.settings(kind, None)?;
+        let entry = kind.entry_name(credential, &settings)?;
+        let provider = block_on(connect(settings, &self.connect_options(), store, None))?;
+        Ok((entry, provider))
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::cli::RotateArgs;
 use crate::commands::exec::{self, HookSource};
 use crate::commands::rotate_verify::{self, VerifiedJson};
-use crate::commands::{self, block_on, fail, fleet};
+use crate::commands::{block_on, fail, fleet};
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::hook::{self, HookRun, HookSpec, Hooked};
 use crate::http::Attempts;
@@ -30,14 +30,7 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
         return fleet::run(args, &path);
     }
     let (kind, credential) = one_credential(&args)?;
-    let settings = args.net.accounts()?.settings(kind, None)?;
-    let entry = kind.entry_name(&credential, &settings)?;
-    let provider = block_on(commands::connect(
-        settings,
-        &args.net.connect_options(),
-        &args.store,
-        None,
-    ))?;
+    let (entry, provider) = args.net.connect_to(kind, &credential, &args.store)?;
     let service = args.store.service(None)?;
     let state = StateDir::locate()?;
     let plan = rotate_verify::plan(&args, kind, &state, &service, entry.current())?;

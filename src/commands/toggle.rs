@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::cli::{DisableArgs, ToggleArgs};
-use crate::commands::{self, block_on};
+use crate::commands::block_on;
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::input;
@@ -39,14 +39,7 @@ fn run(args: ToggleArgs, enable: bool, confirmed: bool) -> Result<ExitCode> {
         });
     }
     let (_, credential) = args.credential.resolve()?;
-    let settings = args.net.accounts()?.settings(kind, None)?;
-    let entry = kind.entry_name(&credential, &settings)?;
-    let provider = block_on(commands::connect(
-        settings,
-        &args.net.connect_options(),
-        &args.store,
-        None,
-    ))?;
+    let (entry, provider) = args.net.connect_to(kind, &credential, &args.store)?;
     let state = StateDir::locate()?;
     state.check()?;
     input::confirm(

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, Attempts, HttpClient, HttpMethod};
 use crate::policy::Policy;
 use crate::retry::Resend;
-use crate::settings::{BASE_URL, Settings, Spec};
+use crate::settings::{Settings, Spec};
 
 pub const API_KEY_VAR: &str = "EXOTEL_API_KEY";
 pub const API_TOKEN_VAR: &str = "EXOTEL_API_TOKEN";
@@ -73,13 +73,7 @@ pub static REGISTRATION: Registration = Registration {
             required: false,
             hint: "singapore (the default) or mumbai",
         },
-        Spec {
-            key: BASE_URL,
-            var: BASE_URL_VAR,
-            secret: false,
-            required: false,
-            hint: "the API's base URL",
-        },
+        Spec::base_url(BASE_URL_VAR),
     ],
     entry_name,
     error_paths: &[

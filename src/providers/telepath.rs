@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, Attempts, HttpClient, HttpMethod};
 use crate::policy::Policy;
 use crate::retry::Resend;
-use crate::settings::{BASE_URL, Settings, Spec};
+use crate::settings::{Settings, Spec};
 
 pub const API_KEY_VAR: &str = "TELEPATH_API_KEY";
 pub const BASE_URL_VAR: &str = "SIPROT_TELEPATH_BASE_URL";
@@ -48,13 +48,7 @@ pub static REGISTRATION: Registration = Registration {
             required: true,
             hint: "the Telepath API key, sk_live_...",
         },
-        Spec {
-            key: BASE_URL,
-            var: BASE_URL_VAR,
-            secret: false,
-            required: false,
-            hint: "the API's base URL",
-        },
+        Spec::base_url(BASE_URL_VAR),
     ],
     entry_name,
     error_paths: &[&["error", "message"], &["error", "code"]],

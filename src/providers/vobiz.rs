@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, Attempts, HttpClient, HttpMethod, Response};
 use crate::policy::Policy;
 use crate::retry::Resend;
-use crate::settings::{BASE_URL, Settings, Spec};
+use crate::settings::{Settings, Spec};
 
 pub const AUTH_ID_VAR: &str = "VOBIZ_AUTH_ID";
 pub const AUTH_TOKEN_VAR: &str = "VOBIZ_AUTH_TOKEN";
@@ -56,13 +56,7 @@ pub static REGISTRATION: Registration = Registration {
             required: true,
             hint: "the Auth Token of the Vobiz account",
         },
-        Spec {
-            key: BASE_URL,
-            var: BASE_URL_VAR,
-            secret: false,
-            required: false,
-            hint: "the API's base URL",
-        },
+        Spec::base_url(BASE_URL_VAR),
     ],
     entry_name,
     error_paths: &[&["message"], &["error"]],
