@@ -472,3 +472,73 @@ impl Accounts {
         Ok(settings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(name: &str) -> ProviderKind {
+        ProviderKind::from_name(name).unwrap()
+    }
+
+    #[test]
+    fn a_missing_setting_names_its_variable_and_where_else_it_could_come_from() {
+        let mut settings = Settings::for_tests(kind("vobiz"), &[]);
+        settings.profile = ProfileName::parse("reseller", "t").unwrap();
+        settings.config_path = Some(PathBuf::from("/home/u/.config/siprot/config.toml"));
+        let plain = settings.required("auth_id").unwrap_err().to_string();
+        assert!(plain.contains("VOBIZ_AUTH_ID is not set"), "{plain}");
+        assert!(
+            plain.contains("set auth_id in [vobiz.reseller] of /home/u/.config/siprot/config.toml"),
+            "{plain}"
+        );
+        settings.store_unavailable("the store is unusable: no D-Bus session bus".into());
+        let secret = settings.secret("auth_token").unwrap_err();
+        assert_eq!(secret.exit_code().code(), 4);
+        let secret = secret.to_string();
+        assert!(secret.contains("VOBIZ_AUTH_TOKEN is not set"), "{secret}");
+        assert!(
+            secret.contains("siprot login --provider vobiz --profile reseller"),
+            "{secret}"
+        );
+        assert!(secret.contains("no D-Bus session bus"), "{secret}");
+        assert!(!secret.contains('\n'));
+    }
+
+    #[test]
+    fn shown_settings_carry_plain_values_and_never_a_secret() {
+        let mut settings = Settings::for_tests(kind("exotel"), &[("account_sid", "acme_in")]);
+        settings.values[1].value = Some(Value::Secret(SecretString::from("ex-key-SECRET")));
+        settings.values[1].source = Source::Keyring;
+        let shown = settings.shown();
+        let json = serde_json::to_string(&shown).unwrap();
+        assert!(!json.contains("SECRET"), "{json}");
+        let by_key = |key: &str| shown.iter().find(|s| s.key == key).unwrap();
+        assert_eq!(by_key("account_sid").value.as_deref(), Some("acme_in"));
+        assert_eq!(by_key("api_key").source, Source::Keyring);
+        assert_eq!(by_key("api_token").source, Source::Missing);
+        // Not required: their defaults apply.
+        assert_eq!(by_key("region").source, Source::Default);
+        assert_eq!(by_key("base_url").source, Source::Default);
+        assert!(format!("{settings:?}").contains("exotel"));
+        assert!(!format!("{settings:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn every_provider_declares_its_base_url_and_each_key_once() {
+        for kind in crate::providers::ALL {
+            let specs = kind.registration().settings;
+            assert!(specs.iter().any(|s| s.key == BASE_URL), "{kind}");
+            for spec in specs {
+                assert_eq!(
+                    specs.iter().filter(|s| s.key == spec.key).count(),
+                    1,
+                    "{kind}: {}",
+                    spec.key
+                );
+            }
+        }
+        assert!(secret_vars().any(|var| var == "TELEPATH_API_KEY"));
+        assert!(!secret_vars().any(|var| var == "VOBIZ_AUTH_ID"));
+    }
+}
