@@ -259,6 +259,45 @@ fn item_label(_entry: &Entry) -> Option<String> {
     None
 }
 
+/// The search that finds the items of `service`: by its `service` attribute.
+#[cfg(not(target_os = "windows"))]
+fn service_search(service: &str) -> HashMap<&str, &str> {
+    HashMap::from([("service", service)])
+}
+
+/// The Credential Manager has no attributes to search by (its store takes only a
+/// `pattern` for the target name, a regular expression): every generic credential is
+/// listed, and [`entry_of_service`] keeps the service's.
+#[cfg(target_os = "windows")]
+fn service_search(_service: &str) -> HashMap<&str, &str> {
+    HashMap::new()
+}
+
+/// The entry name of an item a search found as (`found`, `name`), if it is one of
+/// `service`'s (some stores match the service as a substring: exact matches only).
+#[cfg(not(target_os = "windows"))]
+fn entry_of_service(found: &str, name: String, service: &str) -> Option<String> {
+    (found == service).then_some(name)
+}
+
+/// The Credential Manager store names a credential `{entry}.{service}` and splits a name
+/// it finds at its last `.` into (`found`, `name`): a service with a `.` in it comes back
+/// split elsewhere, so the target name is put together again and `service` cut off its end.
+#[cfg(any(target_os = "windows", test))]
+fn entry_of_target(found: &str, name: &str, service: &str) -> Option<String> {
+    let target = format!("{name}.{found}");
+    target
+        .strip_suffix(service)?
+        .strip_suffix('.')
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(target_os = "windows")]
+fn entry_of_service(found: &str, name: String, service: &str) -> Option<String> {
+    entry_of_target(found, &name, service)
+}
+
 /// The label siprot gives a new item: `siprot: telepath conn_abc (previous)`.
 pub fn label(service: &str, entry: &str) -> String {
     let (name, slot) = match entry.split_once('#') {
@@ -479,20 +518,19 @@ impl Keyring {
         .await
     }
 
-    /// The names of every entry of this service (found by its `service` attribute).
+    /// The names of every entry of this service: found by its `service` attribute (the
+    /// Secret Service, the Keychain), or on Windows among all generic credentials (see
+    /// [`service_search`]).
     ///
     /// A name may outlive its secret in some stores (keyring-core's mock keeps deleted
     /// entries), so a caller reads each entry and treats a miss as "not there".
     pub async fn list(&self) -> Result<Vec<String>, StoreError> {
         self.blocking(|service| {
-            let spec = HashMap::from([("service", service)]);
-            let mut names: Vec<String> = Entry::search(&spec)
+            let mut names: Vec<String> = Entry::search(&service_search(service))
                 .map_err(|e| StoreError::Store(explained(e.to_string())))?
                 .iter()
                 .filter_map(Entry::get_specifiers)
-                // Some stores match the service as a substring: keep exact matches only.
-                .filter(|(found, _)| found == service)
-                .map(|(_, name)| name)
+                .filter_map(|(found, name)| entry_of_service(&found, name, service))
                 .collect();
             names.sort();
             names.dedup();
@@ -746,6 +784,29 @@ mod tests {
 
     fn duplicates(items: Vec<ItemInfo>) -> Duplicates {
         Duplicates::new("siprot", "vobiz/MA1/cred-1", items, false)
+    }
+
+    #[test]
+    fn credential_manager_target_names_give_back_the_entries_of_one_service() {
+        // The store splits `telepath/conn_1#pending.siprot` at its last '.'.
+        assert_eq!(
+            entry_of_target("siprot", "telepath/conn_1#pending", "siprot").as_deref(),
+            Some("telepath/conn_1#pending")
+        );
+        // An entry with a '.' in it: split at the last one, put together again.
+        assert_eq!(
+            entry_of_target("siprot", "exotel/SID/u.1/d", "siprot").as_deref(),
+            Some("exotel/SID/u.1/d")
+        );
+        // A service with a '.': the store split inside the service.
+        assert_eq!(
+            entry_of_target("b", "vobiz/A/c1.siprot.a", "siprot.a.b").as_deref(),
+            Some("vobiz/A/c1")
+        );
+        // Another service, one that ends like this one, and no entry at all.
+        assert_eq!(entry_of_target("other", "telepath/c", "siprot"), None);
+        assert_eq!(entry_of_target("xsiprot", "telepath/c", "siprot"), None);
+        assert_eq!(entry_of_target("siprot", "", "siprot"), None);
     }
 
     #[test]

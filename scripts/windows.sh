@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds siprot for Windows (x86_64-pc-windows-gnu) on Debian with warnings denied
+# (library, binary, tests and examples), then runs the Windows end-to-end subset
+# (tests/wine.rs) with siprot.exe under Wine against the fake providers, which run
+# natively on 127.0.0.1. `.ci/run` calls it after the Linux tests; run it by hand too:
+#
+#   scripts/windows.sh            # install what is missing, build, run the Wine subset
+#   scripts/windows.sh --build    # build only
+#
+# Everything comes from Debian packages: Debian's rustc/cargo (rustc-web, 1.96) build the
+# Windows standard library from its source package (rust-web-src, `-Zbuild-std`, which
+# needs RUSTC_BOOTSTRAP=1 on a stable compiler), the mingw-w64 toolchain links, wine64 runs.
+# Wine 8 lacks `ProcessPrng` (bcryptprimitives.dll), which Rust's standard library calls
+# for random bytes: a shim exporting it over RtlGenRandom (scripts/wine/processprng.c) is
+# built with the mingw compiler into the Wine prefix.
+#
+# Build output goes to target/windows (CARGO_TARGET_DIR), the Wine prefix to
+# target/windows/wineprefix; both are reused by later runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+triple=x86_64-pc-windows-gnu
+
+build_only=""
+case "${1:-}" in
+    --build) build_only=1 ;;
+    "") ;;
+    *) echo "usage: scripts/windows.sh [--build]" >&2; exit 2 ;;
+esac
+
+# Debian packages, only those missing.
+need=()
+[ -x /usr/bin/rustc ] && /usr/bin/rustc --version 2>/dev/null | grep -q '^rustc 1\.9[6-9]' \
+    || need+=(rustc-web)
+[ -x /usr/bin/cargo ] || need+=(cargo-web)
+[ -d /usr/lib/rustlib/src/rust/library ] || need+=(rust-web-src)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
+command -v x86_64-w64-mingw32-g++ >/dev/null || need+=(g++-mingw-w64-x86-64)
+command -v x86_64-w64-mingw32-dlltool >/dev/null || need+=(binutils-mingw-w64-x86-64)
+command -v cmake >/dev/null || need+=(cmake)
+command -v nasm >/dev/null || need+=(nasm)
+[ -x /usr/lib/wine/wine64 ] || need+=(wine64)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "windows.sh: installing ${need[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${need[@]}" >/dev/null
+fi
+
+windows_dir="$root/target/windows"
+# Debian's toolchain for the Windows build only (the host's cargo runs the Wine subset).
+cargo=(env CARGO_TARGET_DIR="$windows_dir" RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc
+    RUSTFLAGS="-D warnings" CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+    /usr/bin/cargo)
+
+started=$(date +%s)
+echo "windows.sh: building siprot for $triple with warnings denied (lib, bin, tests, examples)" >&2
+"${cargo[@]}" build --locked --all-targets -Zbuild-std=std,panic_abort --target "$triple"
+built=$(date +%s)
+echo "windows.sh: Windows build took $((built - started)) s" >&2
+exe="$windows_dir/$triple/debug/siprot.exe"
+[ -f "$exe" ] || { echo "windows.sh: $exe was not built" >&2; exit 1; }
+[ -n "$build_only" ] && exit 0
+
+# The Wine prefix: created once, with the ProcessPrng shim in its system32.
+wine=/usr/lib/wine/wine64
+export WINEPREFIX="$windows_dir/wineprefix"
+export WINEDEBUG=-all
+# No Mono or Gecko installer dialogs; no display at all.
+export WINEDLLOVERRIDES="mscoree,mshtml="
+unset DISPLAY WAYLAND_DISPLAY
+shim="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    echo "windows.sh: creating the Wine prefix $WINEPREFIX" >&2
+    mkdir -p "$WINEPREFIX"
+    "$wine" wineboot --init >/dev/null 2>&1
+    /usr/lib/wine/wineserver -w
+fi
+if [ ! -f "$shim" ] || [ scripts/wine/processprng.c -nt "$shim" ]; then
+    x86_64-w64-mingw32-gcc -shared -O2 -Wall -Werror -Wl,--kill-at \
+        -o "$shim" scripts/wine/processprng.c -ladvapi32
+fi
+
+# One wineserver for the whole subset (each run would otherwise start and stop one); it
+# fails when one already runs for this prefix, which serves as well.
+/usr/lib/wine/wineserver -p 2>/dev/null || true
+trap '/usr/lib/wine/wineserver -k 2>/dev/null || true' EXIT
+# The first Windows process of a session starts Wine's services (services.exe, explorer,
+# ...), which keep its standard output and error open until the wineserver ends: start
+# them here, with both on /dev/null, not from a test that waits for its pipes to close.
+"$wine" "$exe" --version </dev/null >/dev/null 2>&1
+"$wine" "$exe" --version
+
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+echo "windows.sh: the Windows end-to-end subset (tests/wine.rs) with siprot.exe under Wine" >&2
+started=$(date +%s)
+SIPROT_TEST_WINE="$wine" SIPROT_TEST_WINE_EXE="$exe" \
+    cargo test --locked --test wine -- --include-ignored
+echo "windows.sh: the Wine subset took $(($(date +%s) - started)) s" >&2
