@@ -50,14 +50,17 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 windows_dir="$root/target/windows"
-# Debian's toolchain for the Windows build only (the host's cargo runs the Wine subset).
+wine=/usr/lib/wine/wine64
+# Debian's toolchain for the Windows build only (the host's cargo runs the Wine subset);
+# Windows test programs run under Wine.
 cargo=(env CARGO_TARGET_DIR="$windows_dir" RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc
     RUSTFLAGS="-D warnings" CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
-    /usr/bin/cargo)
+    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine" /usr/bin/cargo)
+windows=(--locked -Zbuild-std=std,panic_abort --target "$triple")
 
 started=$(date +%s)
 echo "windows.sh: building siprot for $triple with warnings denied (lib, bin, tests, examples)" >&2
-"${cargo[@]}" build --locked --all-targets -Zbuild-std=std,panic_abort --target "$triple"
+"${cargo[@]}" build "${windows[@]}" --all-targets
 built=$(date +%s)
 echo "windows.sh: Windows build took $((built - started)) s" >&2
 exe="$windows_dir/$triple/debug/siprot.exe"
@@ -65,7 +68,6 @@ exe="$windows_dir/$triple/debug/siprot.exe"
 [ -n "$build_only" ] && exit 0
 
 # The Wine prefix: created once, with the ProcessPrng shim in its system32.
-wine=/usr/lib/wine/wine64
 export WINEPREFIX="$windows_dir/wineprefix"
 export WINEDEBUG=-all
 # No Mono or Gecko installer dialogs; no display at all.
@@ -92,6 +94,12 @@ trap '/usr/lib/wine/wineserver -k 2>/dev/null || true' EXIT
 # them here, with both on /dev/null, not from a test that waits for its pipes to close.
 "$wine" "$exe" --version </dev/null >/dev/null 2>&1
 "$wine" "$exe" --version
+
+started=$(date +%s)
+echo "windows.sh: siprot's unit tests and the store conformance suite against the Credential Manager, as Windows programs under Wine" >&2
+"${cargo[@]}" test "${windows[@]}" --lib
+"${cargo[@]}" test "${windows[@]}" --test e2e -- store_conformance::keyring::
+echo "windows.sh: the Windows test programs took $(($(date +%s) - started)) s" >&2
 
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 echo "windows.sh: the Windows end-to-end subset (tests/wine.rs) with siprot.exe under Wine" >&2

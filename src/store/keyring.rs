@@ -259,31 +259,11 @@ fn item_label(_entry: &Entry) -> Option<String> {
     None
 }
 
-/// The search that finds the items of `service`: by its `service` attribute.
-#[cfg(not(target_os = "windows"))]
-fn service_search(service: &str) -> HashMap<&str, &str> {
-    HashMap::from([("service", service)])
-}
-
-/// The Credential Manager has no attributes to search by (its store takes only a
-/// `pattern` for the target name, a regular expression): every generic credential is
-/// listed, and [`entry_of_service`] keeps the service's.
-#[cfg(target_os = "windows")]
-fn service_search(_service: &str) -> HashMap<&str, &str> {
-    HashMap::new()
-}
-
-/// The entry name of an item a search found as (`found`, `name`), if it is one of
-/// `service`'s (some stores match the service as a substring: exact matches only).
-#[cfg(not(target_os = "windows"))]
-fn entry_of_service(found: &str, name: String, service: &str) -> Option<String> {
-    (found == service).then_some(name)
-}
-
-/// The Credential Manager store names a credential `{entry}.{service}` and splits a name
-/// it finds at its last `.` into (`found`, `name`): a service with a `.` in it comes back
-/// split elsewhere, so the target name is put together again and `service` cut off its end.
-#[cfg(any(target_os = "windows", test))]
+/// The entry name of a credential the Credential Manager store found as (`found`,
+/// `name`), if it is one of `service`'s. That store names a credential
+/// `{entry}.{service}` and splits a name it finds at its last `.`: a service with a `.`
+/// in it comes back split elsewhere, so the target name is put together again and
+/// `service` cut off its end.
 fn entry_of_target(found: &str, name: &str, service: &str) -> Option<String> {
     let target = format!("{name}.{found}");
     target
@@ -291,11 +271,6 @@ fn entry_of_target(found: &str, name: &str, service: &str) -> Option<String> {
         .strip_suffix('.')
         .filter(|entry| !entry.is_empty())
         .map(str::to_owned)
-}
-
-#[cfg(target_os = "windows")]
-fn entry_of_service(found: &str, name: String, service: &str) -> Option<String> {
-    entry_of_target(found, &name, service)
 }
 
 /// The label siprot gives a new item: `siprot: telepath conn_abc (previous)`.
@@ -320,6 +295,7 @@ fn init_native_store() -> Result<(), StoreError> {
             let store = native_store().map_err(|e| StoreError::Open(explained(e.to_string())))?;
             keyring_core::set_default_store(store);
             LABELS.store(cfg!(target_os = "linux"), Ordering::Relaxed);
+            TARGET_NAMES.store(cfg!(target_os = "windows"), Ordering::Relaxed);
             Ok(())
         })
         .clone()
@@ -519,18 +495,29 @@ impl Keyring {
     }
 
     /// The names of every entry of this service: found by its `service` attribute (the
-    /// Secret Service, the Keychain), or on Windows among all generic credentials (see
-    /// [`service_search`]).
+    /// Secret Service, the Keychain), or on Windows among all generic credentials.
     ///
     /// A name may outlive its secret in some stores (keyring-core's mock keeps deleted
     /// entries), so a caller reads each entry and treats a miss as "not there".
     pub async fn list(&self) -> Result<Vec<String>, StoreError> {
         self.blocking(|service| {
-            let mut names: Vec<String> = Entry::search(&service_search(service))
+            // The Credential Manager has no attributes to search by (its store takes only
+            // a regular expression for target names): every generic credential is listed
+            // and the service's are kept.
+            let by_target_name = TARGET_NAMES.load(Ordering::Relaxed);
+            let spec = match by_target_name {
+                true => HashMap::new(),
+                false => HashMap::from([("service", service)]),
+            };
+            let mut names: Vec<String> = Entry::search(&spec)
                 .map_err(|e| StoreError::Store(explained(e.to_string())))?
                 .iter()
                 .filter_map(Entry::get_specifiers)
-                .filter_map(|(found, name)| entry_of_service(&found, name, service))
+                .filter_map(|(found, name)| match by_target_name {
+                    true => entry_of_target(&found, &name, service),
+                    // Some stores match the service as a substring: exact matches only.
+                    false => (found == service).then_some(name),
+                })
                 .collect();
             names.sort();
             names.dedup();
@@ -637,6 +624,10 @@ impl SecretStore for Keyring {
 /// Whether the default store takes a `label` modifier (the Secret Service does;
 /// keyring-core's mock store refuses every modifier).
 static LABELS: AtomicBool = AtomicBool::new(false);
+
+/// Whether the default store keys items by a target name alone and cannot search by
+/// attribute (the Credential Manager; keyring-core's mock store searches by `service`).
+static TARGET_NAMES: AtomicBool = AtomicBool::new(false);
 
 /// The entry for `service`/`entry`, with siprot's label for an item it creates.
 fn labelled_entry(service: &str, entry: &str) -> keyring_core::Result<Entry> {
