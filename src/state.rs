@@ -1,4 +1,6 @@
-//! siprot's files under `$XDG_STATE_HOME/siprot/`: the append-only audit log and the
+//! siprot's files under `$XDG_STATE_HOME/siprot/` (else the platform's local data
+//! directory: `~/.local/state/siprot` on Linux, `~/Library/Application Support/siprot` on
+//! macOS, `%LOCALAPPDATA%\siprot` on Windows): the append-only audit log and the
 //! recovery files that hold a password when the keyring failed to store it.
 //!
 //! The audit log (`audit.jsonl`) never holds a secret. A recovery file does (mode 0600,
@@ -12,6 +14,11 @@
 //! opened without following a symbolic link. Anything else is a configuration error
 //! (exit 4) found before anything is sent. The directories are checked once per process
 //! ([`StateDir::check`]), not at every file opened.
+//!
+//! Windows has no Unix modes or owners to check: there the directories must be real
+//! directories (no symbolic link or junction) and files are opened without following a
+//! link (`FILE_FLAG_OPEN_REPARSE_POINT`), but who may read them is the access list they
+//! inherit from the user's profile, which siprot does not check.
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};

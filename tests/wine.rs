@@ -7,7 +7,10 @@
 //!
 //! The tests are ignored in a plain `cargo test` (they need the Windows build and Wine):
 //! `scripts/windows.sh` (run by `.ci/run`) runs them with `--include-ignored`, and each
-//! fails when the build or Wine is missing, so CI never skips them.
+//! fails when the build or Wine is missing, so CI never skips them. Wine runs on a Unix
+//! host: on Windows this target is empty.
+
+#![cfg(unix)]
 
 #[path = "support/mod.rs"]
 mod support;
@@ -261,4 +264,25 @@ fn without_xdg_state_home_the_state_is_in_local_app_data() {
         !text.contains(&target.live(&env)),
         "a secret leaked to the audit log"
     );
+}
+
+#[test]
+#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
+fn ctrl_c_during_a_slow_telepath_post_stores_the_answer_and_exits_130() {
+    let target = Target::TELEPATH;
+    let env = world(&[target]);
+    env.fake.push_fault(
+        target.provider,
+        Fault::CommitThenDelay(std::time::Duration::from_secs(2)),
+    );
+    let running = env.spawn_running(&target.rotate_args(&["--json"]));
+    env.wait_for_requests(1);
+    // Wine turns SIGINT into the console's Ctrl+C event (CTRL_C_EVENT).
+    env.send_signal(&running, "INT");
+    let run = env.wait_exit(running);
+    run.assert_code(130);
+    let json = run.json();
+    assert_eq!(json["status"], "rotated", "{json}");
+    assert_eq!(json["interrupted_by"], "SIGINT", "{json}");
+    assert_eq!(stored(&env, target, ""), target.live(&env));
 }

@@ -408,8 +408,11 @@ impl TestEnv {
         };
         cmd.env_clear();
         if let Some(wine) = &self.wine {
-            // Wine's own messages (fixme:...) would be mistaken for siprot's.
-            cmd.env("WINEPREFIX", &wine.prefix).env("WINEDEBUG", "-all");
+            // Wine's own messages (fixme:...) would be mistaken for siprot's; a crash
+            // must fail the run, not start Wine's debugger and wait for it.
+            cmd.env("WINEPREFIX", &wine.prefix)
+                .env("WINEDEBUG", "-all")
+                .env("WINEDLLOVERRIDES", "winedbg.exe=d");
         }
         for key in [
             "PATH",
