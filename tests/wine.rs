@@ -234,6 +234,26 @@ fn exec_hooks_are_refused_on_windows_before_anything_is_sent() {
     let run = target.rotate(&env, &["--exec", "echo done"]);
     run.assert_code(2)
         .assert_one_line_error("--exec (the post-rotation hook) is only supported on Unix");
+    // An inventory's `exec` too, and `siprot exec`.
+    let path = env.state.path().join("hooks.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "exec = \"echo done\"\n[[credential]]\nprovider = \"exotel\"\nid = \"{}\"\n\
+             device = \"{}\"\n",
+            target.id,
+            target.device.unwrap()
+        ),
+    )
+    .unwrap();
+    env.run(&["rotate", "--inventory", &env.host_path(&path)], None)
+        .assert_code(2)
+        .assert_one_line_error("only supported on Unix");
+    let mut exec = vec!["exec", "--provider", target.name, target.id];
+    exec.extend(["--device", target.device.unwrap(), "--exec", "echo done"]);
+    env.run(&exec, None)
+        .assert_code(2)
+        .assert_one_line_error("only supported on Unix");
     assert!(env.fake.requests().is_empty());
     assert_eq!(target.live(&env), target.initial);
 }
