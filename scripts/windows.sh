@@ -30,16 +30,11 @@ esac
 
 # Debian packages, only those missing.
 need=()
-[ -x /usr/bin/rustc ] && /usr/bin/rustc --version 2>/dev/null | grep -q '^rustc 1\.9[6-9]' \
-    || need+=(rustc-web)
-[ -x /usr/bin/cargo ] || need+=(cargo-web)
-[ -d /usr/lib/rustlib/src/rust/library ] || need+=(rust-web-src)
-command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
-command -v x86_64-w64-mingw32-g++ >/dev/null || need+=(g++-mingw-w64-x86-64)
-command -v x86_64-w64-mingw32-dlltool >/dev/null || need+=(binutils-mingw-w64-x86-64)
-command -v cmake >/dev/null || need+=(cmake)
-command -v nasm >/dev/null || need+=(nasm)
-[ -x /usr/lib/wine/wine64 ] || need+=(wine64)
+for package in rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 \
+    binutils-mingw-w64-x86-64 cmake nasm wine64; do
+    dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
+        || need+=("$package")
+done
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -306,3 +306,28 @@ fn ctrl_c_during_a_slow_telepath_post_stores_the_answer_and_exits_130() {
     assert_eq!(json["interrupted_by"], "SIGINT", "{json}");
     assert_eq!(stored(&env, target, ""), target.live(&env));
 }
+
+#[test]
+#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
+fn doctor_lists_the_credential_manager_and_claims_no_unix_modes() {
+    let target = Target::VOBIZ;
+    let env = world(&[target]);
+    env.fake.push_fault(target.provider, Fault::CommitThenDrop);
+    target.rotate(&env, &["--retries", "0"]).assert_code(9);
+    let run = env.run(&["doctor"], None);
+    let pending = format!("{}#pending", target.entry(&env));
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.contains("pending entries") && l.contains(&pending)),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("a real directory (its access list is not checked)"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("private"), "{}", run.stdout);
+}
