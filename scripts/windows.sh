@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds siprot for Windows (x86_64-pc-windows-gnu) on Debian with warnings denied
-# (library, binary, tests and examples), then runs the Windows end-to-end subset
-# (tests/wine.rs) with siprot.exe under Wine against the fake providers, which run
-# natively on 127.0.0.1. `.ci/run` calls it after the Linux tests; run it by hand too:
+# (library, binary, tests and examples) and runs clippy on it (warnings denied too); then
+# runs its unit tests and the keyring's store conformance suite as Windows programs under
+# Wine, and the Windows end-to-end subset (tests/wine.rs) with siprot.exe under Wine
+# against the fake providers, which run natively on 127.0.0.1. `.ci/run` calls it after
+# the Linux tests; run it by hand too:
 #
-#   scripts/windows.sh            # install what is missing, build, run the Wine subset
-#   scripts/windows.sh --build    # build only
+#   scripts/windows.sh            # install what is missing, build, lint, test under Wine
+#   scripts/windows.sh --build    # build and lint only
 #
 # Everything comes from Debian packages: Debian's rustc/cargo (rustc-web, 1.96) build the
 # Windows standard library from its source package (rust-web-src, `-Zbuild-std`, which
@@ -30,8 +32,8 @@ esac
 
 # Debian packages, only those missing.
 need=()
-for package in rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 \
-    binutils-mingw-w64-x86-64 cmake nasm wine64; do
+for package in rustc-web cargo-web rust-web-src rust-web-clippy gcc-mingw-w64-x86-64 \
+    g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64 cmake nasm wine64; do
     dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
         || need+=("$package")
 done
@@ -48,8 +50,10 @@ windows_dir="$root/target/windows"
 wine=/usr/lib/wine/wine64
 # Debian's toolchain for the Windows build only (the host's cargo runs the Wine subset);
 # Windows test programs run under Wine.
-cargo=(env CARGO_TARGET_DIR="$windows_dir" RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc
-    RUSTFLAGS="-D warnings" CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+# /usr/bin first in PATH so that `cargo clippy` finds Debian's cargo-clippy, not rustup's.
+cargo=(env PATH="/usr/bin:$PATH" CARGO_TARGET_DIR="$windows_dir" RUSTC_BOOTSTRAP=1
+    RUSTC=/usr/bin/rustc RUSTFLAGS="-D warnings"
+    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
     CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine" /usr/bin/cargo)
 windows=(--locked -Zbuild-std=std,panic_abort --target "$triple")
 
@@ -58,6 +62,9 @@ echo "windows.sh: building siprot for $triple with warnings denied (lib, bin, te
 "${cargo[@]}" build "${windows[@]}" --all-targets
 built=$(date +%s)
 echo "windows.sh: Windows build took $((built - started)) s" >&2
+echo "windows.sh: clippy for $triple, warnings denied" >&2
+"${cargo[@]}" clippy "${windows[@]}" --all-targets -- -D warnings
+echo "windows.sh: Windows clippy took $(($(date +%s) - built)) s" >&2
 exe="$windows_dir/$triple/debug/siprot.exe"
 [ -f "$exe" ] || { echo "windows.sh: $exe was not built" >&2; exit 1; }
 [ -n "$build_only" ] && exit 0
