@@ -5,8 +5,9 @@
 //! open file, so it goes away with the process however it ends, SIGKILL included: a
 //! stale lock file on disk is harmless, and nobody ever has to delete one by hand.
 //!
-//! Lock files are created with mode 0600 and opened without following a symbolic link,
-//! in a directory [`StateDir::check`] has found trustworthy.
+//! Lock files are created with mode 0600 (on Unix: see [`crate::state`] for Windows) and
+//! opened without following a symbolic link, in a directory [`StateDir::check`] has found
+//! trustworthy.
 
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
