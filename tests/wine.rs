@@ -331,3 +331,17 @@ fn doctor_lists_the_credential_manager_and_claims_no_unix_modes() {
     );
     assert!(!run.stdout.contains("private"), "{}", run.stdout);
 }
+
+#[test]
+#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
+fn a_fleet_from_an_inventory_is_rotated_into_the_credential_manager() {
+    let env = world(&Target::ALL);
+    let path = inventory(&env, &Target::ALL);
+    let run = env.run(&["rotate", "--inventory", &path, "--yes", "--json"], None);
+    run.assert_code(0);
+    for target in Target::ALL {
+        let live = target.live(&env);
+        assert_ne!(live, target.initial, "{}", target.name);
+        assert_eq!(stored(&env, target, ""), live, "{}", target.name);
+    }
+}
