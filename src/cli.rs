@@ -1252,7 +1252,7 @@ mod tests {
                     .nth(1)
                     .and_then(|rest| rest.split(')').next())
                     .expect("pub const NAME: ExitCode = ExitCode(N)");
-                number.parse().expect("a number")
+                number.parse::<u8>().expect("a number")
             })
             .collect();
         assert!(codes.len() >= 15, "{codes:?}");
@@ -1271,7 +1271,7 @@ mod tests {
             .expect("an Exit codes: paragraph");
         let numbers: Vec<u8> = listed
             .split(|c: char| c.is_whitespace() || matches!(c, ',' | '/' | '(' | ')'))
-            .filter_map(|token| token.parse().ok())
+            .filter_map(|token| token.parse::<u8>().ok())
             .collect();
         for code in codes {
             assert!(numbers.contains(&code), "exit code {code} not in: {listed}");
@@ -1297,7 +1297,7 @@ mod tests {
         let numbers: Vec<u8> = listed
             .lines()
             .filter(|line| !line.starts_with("   "))
-            .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+            .filter_map(|line| line.split_whitespace().next()?.parse::<u8>().ok())
             .collect();
         assert_eq!(numbers, codes, "{listed}");
         for doc in error::EXIT_CODES {

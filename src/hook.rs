@@ -15,6 +15,7 @@
 //! The hook needs a Unix `sh` and process groups: elsewhere [`check_supported`] refuses it
 //! (exit 2) before anything is sent.
 
+#[cfg(any(unix, test))]
 use std::io::Read;
 #[cfg(unix)]
 use std::io::Write;
@@ -22,6 +23,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 #[cfg(unix)]
 use std::sync::Arc;
+#[cfg(any(unix, test))]
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret;
 use secrecy::SecretString;
 use serde::Serialize;
+#[cfg(any(unix, test))]
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditAction, AuditOutcome};
@@ -328,7 +331,7 @@ fn not_started(error: String, started: Instant) -> HookRun {
 }
 
 /// The end of the output, and whether the password was seen anywhere in it.
-#[cfg_attr(not(unix), allow(dead_code))]
+#[cfg(any(unix, test))]
 struct Capture {
     tail: Zeroizing<Vec<u8>>,
     leaked: bool,
@@ -485,7 +488,7 @@ fn run_blocking(
 
 /// Reads the output to its end, keeping its last bytes and looking for the password in
 /// all of it (also across reads).
-#[cfg_attr(not(unix), allow(dead_code))]
+#[cfg(any(unix, test))]
 fn read_output(mut reader: impl Read, capture: &Mutex<Capture>, password: &[u8]) {
     let keep = TAIL_BYTES.max(password.len()) * 2;
     let mut buffer = Zeroizing::new(vec![0u8; 8192]);
@@ -510,14 +513,14 @@ fn read_output(mut reader: impl Read, capture: &Mutex<Capture>, password: &[u8])
     }
 }
 
-#[cfg_attr(not(unix), allow(dead_code))]
+#[cfg(any(unix, test))]
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The last [`TAIL_LINES`] lines of at most [`TAIL_BYTES`] bytes, control characters
 /// escaped (`\u{1b}`), invalid UTF-8 replaced.
-#[cfg_attr(not(unix), allow(dead_code))]
+#[cfg(any(unix, test))]
 fn render_tail(bytes: &[u8]) -> String {
     let start = bytes.len().saturating_sub(TAIL_BYTES);
     let text = String::from_utf8_lossy(&bytes[start..]);

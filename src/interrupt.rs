@@ -14,7 +14,8 @@
 //! unknown" with the next step).
 //!
 //! The signals are watched by a thread of their own, so the flag is set at once even
-//! while the command's own thread is busy or blocked.
+//! while the command's own thread is busy or blocked. On Windows the console's control
+//! events stand for them (see `install`).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -155,9 +156,74 @@ fn install() -> Result<(), String> {
         .unwrap_or_else(|_| Err("the signal thread ended".into()))
 }
 
-#[cfg(not(unix))]
+/// Windows has console control events instead of signals: Ctrl+C and Ctrl+Break count as
+/// SIGINT, closing the console window and logging off as SIGHUP, shutting down as
+/// SIGTERM. Windows ends the process anyway once its grace period after a close, logoff
+/// or shutdown event is over (5 s for a closed window), as a SIGKILL would.
+#[cfg(windows)]
 fn install() -> Result<(), String> {
-    Ok(())
+    use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close, ctrl_logoff, ctrl_shutdown};
+
+    let (ready, installed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("siprot-signals".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let events = (
+                    ctrl_c(),
+                    ctrl_break(),
+                    ctrl_close(),
+                    ctrl_logoff(),
+                    ctrl_shutdown(),
+                );
+                let (mut c, mut brk, mut close, mut logoff, mut shutdown) = match events {
+                    (Ok(c), Ok(brk), Ok(close), Ok(logoff), Ok(shutdown)) => {
+                        (c, brk, close, logoff, shutdown)
+                    }
+                    (Err(e), ..)
+                    | (_, Err(e), ..)
+                    | (_, _, Err(e), ..)
+                    | (.., Err(e), _)
+                    | (.., Err(e)) => {
+                        let _ = ready.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                loop {
+                    let signal = tokio::select! {
+                        Some(()) = c.recv() => Signal::Interrupt,
+                        Some(()) = brk.recv() => Signal::Interrupt,
+                        Some(()) = close.recv() => Signal::Hangup,
+                        Some(()) = logoff.recv() => Signal::Hangup,
+                        Some(()) = shutdown.recv() => Signal::Terminate,
+                        else => break,
+                    };
+                    note(signal);
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        return Err(e.to_string());
+    }
+    installed
+        .recv()
+        .unwrap_or_else(|_| Err("the signal thread ended".into()))
+}
+
+#[cfg(not(any(unix, windows)))]
+fn install() -> Result<(), String> {
+    Err("this operating system has no signals siprot can catch".into())
 }
 
 /// Records a signal and says on standard error what siprot does about it.

@@ -5,14 +5,15 @@
 //! open file, so it goes away with the process however it ends, SIGKILL included: a
 //! stale lock file on disk is harmless, and nobody ever has to delete one by hand.
 //!
-//! Lock files are created with mode 0600 and opened without following a symbolic link,
-//! in a directory [`StateDir::check`] has found trustworthy.
+//! Lock files are created with mode 0600 (on Unix: see [`crate::state`] for Windows) and
+//! opened without following a symbolic link, in a directory [`StateDir::check`] has found
+//! trustworthy.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 
 use crate::error::{Error, Result};
-use crate::state::{StateDir, no_follow, open_in_private_dir, state_file_error};
+use crate::state::{StateDir, no_follow, open_in_private_dir, private_options, state_file_error};
 
 /// Held while a credential is being rotated; released when dropped (or the process dies).
 #[derive(Debug)]
@@ -26,13 +27,7 @@ impl CredentialLock {
     pub fn acquire(state: &StateDir, service: &str, entry: &str) -> Result<Self> {
         state.check()?;
         let path = state.lock_dir().join(lock_file_name(service, entry));
-        #[cfg_attr(not(unix), allow(unused_mut))]
-        let mut options = no_follow(OpenOptions::new());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
+        let mut options = no_follow(private_options());
         let mut file = open_in_private_dir(
             options.read(true).write(true).create(true).truncate(false),
             &path,

@@ -1,4 +1,6 @@
-//! siprot's files under `$XDG_STATE_HOME/siprot/`: the append-only audit log and the
+//! siprot's files under `$XDG_STATE_HOME/siprot/` (else the platform's local data
+//! directory: `~/.local/state/siprot` on Linux, `~/Library/Application Support/siprot` on
+//! macOS, `%LOCALAPPDATA%\siprot` on Windows): the append-only audit log and the
 //! recovery files that hold a password when the keyring failed to store it.
 //!
 //! The audit log (`audit.jsonl`) never holds a secret. A recovery file does (mode 0600,
@@ -12,6 +14,11 @@
 //! opened without following a symbolic link. Anything else is a configuration error
 //! (exit 4) found before anything is sent. The directories are checked once per process
 //! ([`StateDir::check`]), not at every file opened.
+//!
+//! Windows has no Unix modes or owners to check: there the directories must be real
+//! directories (no symbolic link or junction) and files are opened without following a
+//! link (`FILE_FLAG_OPEN_REPARSE_POINT`), but who may read them is the access list they
+//! inherit from the user's profile, which siprot does not check.
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -501,29 +508,44 @@ fn sanitize(entry: &str) -> String {
         .collect()
 }
 
-fn private_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
+/// Options that create a file only its owner can read and write: mode 0600 on Unix. On
+/// Windows a new file takes the access list of its directory, which under the user's
+/// profile (`%LOCALAPPDATA%`) admits only the user, SYSTEM and administrators.
+pub(crate) fn private_options() -> OpenOptions {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
+        let mut options = OpenOptions::new();
         options.mode(0o600);
+        options
     }
-    options
+    #[cfg(not(unix))]
+    OpenOptions::new()
 }
 
-/// Adds `O_NOFOLLOW`: a symbolic link at the path fails the open instead of being followed.
-#[cfg_attr(not(unix), allow(unused_mut))]
+/// Never follows a symbolic link at the path: on Unix `O_NOFOLLOW` fails the open; on
+/// Windows `FILE_FLAG_OPEN_REPARSE_POINT` opens the link itself (never its target), which
+/// the callers then refuse as not a regular file.
 pub(crate) fn no_follow(mut options: OpenOptions) -> OpenOptions {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(O_NOFOLLOW);
     }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    }
     options
 }
 
 #[cfg(unix)]
 const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
+/// `FILE_FLAG_OPEN_REPARSE_POINT` of `CreateFileW`.
+#[cfg(windows)]
+const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
 
 fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;

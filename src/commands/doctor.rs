@@ -342,7 +342,12 @@ fn state(report: &mut Report) {
     if root.exists() && locks.exists() {
         match state.check() {
             Ok(()) => {
-                let private = "private and writable";
+                // Unix: its owner and mode were checked. Windows has no modes: it is a
+                // real directory, with the access list of the profile it is in.
+                let private = match cfg!(unix) {
+                    true => "private and writable",
+                    false => "a real directory (its access list is not checked)",
+                };
                 report.add(
                     "state directory",
                     Status::Ok,

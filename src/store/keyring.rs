@@ -259,6 +259,20 @@ fn item_label(_entry: &Entry) -> Option<String> {
     None
 }
 
+/// The entry name of a credential the Credential Manager store found as (`found`,
+/// `name`), if it is one of `service`'s. That store names a credential
+/// `{entry}.{service}` and splits a name it finds at its last `.`: a service with a `.`
+/// in it comes back split elsewhere, so the target name is put together again and
+/// `service` cut off its end.
+fn entry_of_target(found: &str, name: &str, service: &str) -> Option<String> {
+    let target = format!("{name}.{found}");
+    target
+        .strip_suffix(service)?
+        .strip_suffix('.')
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+}
+
 /// The label siprot gives a new item: `siprot: telepath conn_abc (previous)`.
 pub fn label(service: &str, entry: &str) -> String {
     let (name, slot) = match entry.split_once('#') {
@@ -281,6 +295,7 @@ fn init_native_store() -> Result<(), StoreError> {
             let store = native_store().map_err(|e| StoreError::Open(explained(e.to_string())))?;
             keyring_core::set_default_store(store);
             LABELS.store(cfg!(target_os = "linux"), Ordering::Relaxed);
+            TARGET_NAMES.store(cfg!(target_os = "windows"), Ordering::Relaxed);
             Ok(())
         })
         .clone()
@@ -479,20 +494,30 @@ impl Keyring {
         .await
     }
 
-    /// The names of every entry of this service (found by its `service` attribute).
+    /// The names of every entry of this service: found by its `service` attribute (the
+    /// Secret Service, the Keychain), or on Windows among all generic credentials.
     ///
     /// A name may outlive its secret in some stores (keyring-core's mock keeps deleted
     /// entries), so a caller reads each entry and treats a miss as "not there".
     pub async fn list(&self) -> Result<Vec<String>, StoreError> {
         self.blocking(|service| {
-            let spec = HashMap::from([("service", service)]);
+            // The Credential Manager has no attributes to search by (its store takes only
+            // a regular expression for target names): every generic credential is listed
+            // and the service's are kept.
+            let by_target_name = TARGET_NAMES.load(Ordering::Relaxed);
+            let spec = match by_target_name {
+                true => HashMap::new(),
+                false => HashMap::from([("service", service)]),
+            };
             let mut names: Vec<String> = Entry::search(&spec)
                 .map_err(|e| StoreError::Store(explained(e.to_string())))?
                 .iter()
                 .filter_map(Entry::get_specifiers)
-                // Some stores match the service as a substring: keep exact matches only.
-                .filter(|(found, _)| found == service)
-                .map(|(_, name)| name)
+                .filter_map(|(found, name)| match by_target_name {
+                    true => entry_of_target(&found, &name, service),
+                    // Some stores match the service as a substring: exact matches only.
+                    false => (found == service).then_some(name),
+                })
                 .collect();
             names.sort();
             names.dedup();
@@ -599,6 +624,10 @@ impl SecretStore for Keyring {
 /// Whether the default store takes a `label` modifier (the Secret Service does;
 /// keyring-core's mock store refuses every modifier).
 static LABELS: AtomicBool = AtomicBool::new(false);
+
+/// Whether the default store keys items by a target name alone and cannot search by
+/// attribute (the Credential Manager; keyring-core's mock store searches by `service`).
+static TARGET_NAMES: AtomicBool = AtomicBool::new(false);
 
 /// The entry for `service`/`entry`, with siprot's label for an item it creates.
 fn labelled_entry(service: &str, entry: &str) -> keyring_core::Result<Entry> {
@@ -746,6 +775,29 @@ mod tests {
 
     fn duplicates(items: Vec<ItemInfo>) -> Duplicates {
         Duplicates::new("siprot", "vobiz/MA1/cred-1", items, false)
+    }
+
+    #[test]
+    fn credential_manager_target_names_give_back_the_entries_of_one_service() {
+        // The store splits `telepath/conn_1#pending.siprot` at its last '.'.
+        assert_eq!(
+            entry_of_target("siprot", "telepath/conn_1#pending", "siprot").as_deref(),
+            Some("telepath/conn_1#pending")
+        );
+        // An entry with a '.' in it: split at the last one, put together again.
+        assert_eq!(
+            entry_of_target("siprot", "exotel/SID/u.1/d", "siprot").as_deref(),
+            Some("exotel/SID/u.1/d")
+        );
+        // A service with a '.': the store split inside the service.
+        assert_eq!(
+            entry_of_target("b", "vobiz/A/c1.siprot.a", "siprot.a.b").as_deref(),
+            Some("vobiz/A/c1")
+        );
+        // Another service, one that ends like this one, and no entry at all.
+        assert_eq!(entry_of_target("other", "telepath/c", "siprot"), None);
+        assert_eq!(entry_of_target("xsiprot", "telepath/c", "siprot"), None);
+        assert_eq!(entry_of_target("siprot", "", "siprot"), None);
     }
 
     #[test]

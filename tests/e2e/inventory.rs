@@ -3,6 +3,7 @@
 //! with exit 4, naming the file, and nothing is sent; a missing one (the default
 //! `siprot.toml` too) names `--inventory PATH`.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::{Run, TestEnv};
@@ -22,12 +23,9 @@ fn run_within_10s(env: &TestEnv, args: &[&str]) -> Run {
     env.finish(child, args)
 }
 
-#[test]
-fn an_inventory_that_is_not_a_small_regular_file_is_exit_4_and_nothing_is_sent() {
-    let env = TestEnv::start();
-    env.fake
-        .add_telepath_trunk("conn_inv01", "u", "Inventory-Telepath-Pass-1");
-    let dir = env.state.path();
+/// A FIFO and a device in `dir` (Unix's), each with why it is refused.
+#[cfg(unix)]
+fn special_files(dir: &Path) -> Vec<(PathBuf, &'static str)> {
     let fifo = dir.join("fifo.toml");
     let status = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -36,6 +34,23 @@ fn an_inventory_that_is_not_a_small_regular_file_is_exit_4_and_nothing_is_sent()
     assert!(status.success());
     let zero = dir.join("zero.toml");
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    vec![
+        (fifo, "a FIFO, not a regular file"),
+        (zero, "a character device, not a regular file"),
+    ]
+}
+
+#[cfg(not(unix))]
+fn special_files(_dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    Vec::new()
+}
+
+#[test]
+fn an_inventory_that_is_not_a_small_regular_file_is_exit_4_and_nothing_is_sent() {
+    let env = TestEnv::start();
+    env.fake
+        .add_telepath_trunk("conn_inv01", "u", "Inventory-Telepath-Pass-1");
+    let dir = env.state.path();
     let directory = dir.join("directory.toml");
     std::fs::create_dir(&directory).unwrap();
     // One valid entry, then comments up to just over the limit.
@@ -46,12 +61,10 @@ fn an_inventory_that_is_not_a_small_regular_file_is_exit_4_and_nothing_is_sent()
         text.push_str(&comment);
     }
     std::fs::write(&big, text).unwrap();
-    let cases = [
-        (&fifo, "a FIFO, not a regular file"),
-        (&zero, "a character device, not a regular file"),
-        (&directory, "a directory, not a regular file"),
-        (&big, "bytes, over the limit of 16 MiB"),
-    ];
+    let cases = special_files(dir).into_iter().chain([
+        (directory, "a directory, not a regular file"),
+        (big, "bytes, over the limit of 16 MiB"),
+    ]);
     for (path, why) in cases {
         let path = path.display().to_string();
         for command in ["rotate", "status"] {

@@ -10,6 +10,10 @@
 //! Every run goes through [`TestEnv::run`], which checks that no password or API key the
 //! test used appears on standard output (unless `--show-password` was given), standard
 //! error or in the audit log.
+//!
+//! [`TestEnv::under_wine`] runs a Windows build of siprot (`siprot.exe`) under Wine
+//! instead, with the Windows paths of the test's files (`tests/wine.rs`, run by
+//! `scripts/windows.sh`).
 
 #![allow(dead_code)]
 
@@ -47,7 +51,20 @@ pub struct TestEnv {
     extra_secrets: Mutex<BTreeSet<String>>,
     /// Whether siprot's runs get the keyring session's bus.
     keyring: bool,
+    /// siprot.exe run by Wine instead of the host's binary ([`TestEnv::under_wine`]).
+    wine: Option<Wine>,
     _runtime: tokio::runtime::Runtime,
+}
+
+/// A Windows build of siprot and the Wine that runs it.
+#[derive(Debug, Clone)]
+struct Wine {
+    /// The Wine loader (`/usr/lib/wine/wine64`).
+    loader: PathBuf,
+    /// siprot.exe.
+    exe: PathBuf,
+    /// The Wine prefix (its Credential Manager holds the test's secrets).
+    prefix: PathBuf,
 }
 
 /// Where [`TestEnv::run_to`] sends a standard output or error.
@@ -236,6 +253,55 @@ impl TestEnv {
         Self::new(false)
     }
 
+    /// As [`TestEnv::without_keyring`], but siprot is the Windows build named by
+    /// `SIPROT_TEST_WINE_EXE`, run by the Wine loader `SIPROT_TEST_WINE` in the prefix
+    /// `WINEPREFIX` (its Credential Manager is the keyring), as `scripts/windows.sh` sets
+    /// them; fails without them. Paths siprot gets (`XDG_STATE_HOME`) are Wine's `Z:`
+    /// names of the test's directories.
+    pub fn under_wine() -> Self {
+        let var = |key: &str| {
+            std::env::var_os(key)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    panic!("{key} is not set: run the Windows subset with scripts/windows.sh")
+                })
+        };
+        let wine = Wine {
+            loader: var("SIPROT_TEST_WINE"),
+            exe: var("SIPROT_TEST_WINE_EXE"),
+            prefix: var("WINEPREFIX"),
+        };
+        assert!(
+            wine.exe.is_file(),
+            "no siprot.exe at {}",
+            wine.exe.display()
+        );
+        let mut env = Self::new(false);
+        env.wine = Some(wine);
+        env
+    }
+
+    /// Whether siprot runs under Wine ([`TestEnv::under_wine`]).
+    pub fn is_wine(&self) -> bool {
+        self.wine.is_some()
+    }
+
+    /// The Wine prefix of a [`TestEnv::under_wine`] world.
+    pub fn wine_prefix(&self) -> Option<&std::path::Path> {
+        self.wine.as_ref().map(|w| w.prefix.as_path())
+    }
+
+    /// `path` as siprot names it: under Wine, its `Z:` drive name (`Z:\tmp\x`).
+    pub fn host_path(&self, path: &std::path::Path) -> String {
+        let path = path.display().to_string();
+        if self.wine.is_some() {
+            format!("Z:{}", path.replace('/', "\\"))
+        } else {
+            path
+        }
+    }
+
     fn new(keyring: bool) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -261,6 +327,7 @@ impl TestEnv {
             removed_env: Vec::new(),
             extra_secrets: Mutex::new(BTreeSet::new()),
             keyring,
+            wine: None,
             _runtime: runtime,
         }
     }
@@ -331,8 +398,22 @@ impl TestEnv {
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_siprot"));
+        let mut cmd = match &self.wine {
+            Some(wine) => {
+                let mut cmd = Command::new(&wine.loader);
+                cmd.arg(&wine.exe);
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_siprot")),
+        };
         cmd.env_clear();
+        if let Some(wine) = &self.wine {
+            // Wine's own messages (fixme:...) would be mistaken for siprot's; a crash
+            // must fail the run, not start Wine's debugger and wait for it.
+            cmd.env("WINEPREFIX", &wine.prefix)
+                .env("WINEDEBUG", "-all")
+                .env("WINEDLLOVERRIDES", "winedbg.exe=d");
+        }
         for key in [
             "PATH",
             "DBUS_SESSION_BUS_ADDRESS",
@@ -357,7 +438,7 @@ impl TestEnv {
         }
         let mut defaults: Vec<(&str, String)> = vec![
             ("HOME", self.state.path().display().to_string()),
-            ("XDG_STATE_HOME", self.state.path().display().to_string()),
+            ("XDG_STATE_HOME", self.host_path(self.state.path())),
             ("SIPROT_KEYRING_SERVICE", self.service.clone()),
             ("RUST_BACKTRACE", "0".to_owned()),
         ];

@@ -15,7 +15,6 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,6 +60,26 @@ pub fn unique_prefix(tag: &str) -> String {
 
 type SpawnJob = (Command, mpsc::Sender<std::io::Result<Child>>);
 
+/// Spawns `command` with SIGKILL as its parent death signal (Linux's prctl).
+#[cfg(target_os = "linux")]
+fn spawn_dying_with_parent(mut command: Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
+    command.spawn()
+}
+
+/// Elsewhere there is no parent death signal: servers are killed when dropped only.
+#[cfg(not(target_os = "linux"))]
+fn spawn_dying_with_parent(mut command: Command) -> std::io::Result<Child> {
+    command.spawn()
+}
+
 /// Spawns `command` from a thread that lives as long as the process, with SIGKILL as
 /// the child's parent death signal (which fires when the spawning thread ends).
 fn spawn(mut command: Command) -> Child {
@@ -70,17 +89,8 @@ fn spawn(mut command: Command) -> Child {
         std::thread::Builder::new()
             .name("bao-spawner".into())
             .spawn(move || {
-                for (mut command, reply) in rx {
-                    // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
-                    unsafe {
-                        command.pre_exec(|| {
-                            rustix::process::set_parent_process_death_signal(Some(
-                                rustix::process::Signal::KILL,
-                            ))
-                            .map_err(std::io::Error::from)
-                        });
-                    }
-                    let _ = reply.send(command.spawn());
+                for (command, reply) in rx {
+                    let _ = reply.send(spawn_dying_with_parent(command));
                 }
             })
             .expect("spawner thread");
