@@ -5,9 +5,10 @@
 //! directory is the test's, by its `Z:` name. Every run is leak-checked as in the Linux
 //! suite ([`TestEnv::run`]).
 //!
-//! The tests are ignored in a plain `cargo test` (they need the Windows build and Wine):
-//! `scripts/windows.sh` (run by `.ci/run`) runs them with `--include-ignored`, and each
-//! fails when the build or Wine is missing, so CI never skips them. Wine runs on a Unix
+//! A plain `cargo test` does not build this target (`test = false` in `Cargo.toml`: it
+//! needs the Windows build and Wine); `scripts/windows.sh` (run by `.ci/run`) runs it with
+//! `cargo test --test wine`, and each test fails when the build or Wine is missing, so CI
+//! never skips them. Wine runs on a Unix
 //! host: on Windows this target is empty.
 
 #![cfg(unix)]
@@ -67,7 +68,6 @@ fn inventory(env: &TestEnv, targets: &[Target]) -> String {
 }
 
 #[test]
-#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
 fn rotations_at_every_provider_land_in_the_credential_manager() {
     let env = world(&Target::ALL);
     for target in Target::ALL {
@@ -109,7 +109,6 @@ fn rotations_at_every_provider_land_in_the_credential_manager() {
 }
 
 #[test]
-#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
 fn a_rotation_whose_answer_was_lost_is_listed_and_finished_by_recover() {
     let env = world(&Target::CLIENT_SET);
     for target in Target::CLIENT_SET {
@@ -167,7 +166,6 @@ fn a_rotation_whose_answer_was_lost_is_listed_and_finished_by_recover() {
 }
 
 #[test]
-#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
 fn a_rotation_killed_after_the_provider_answered_is_finished_by_recover() {
     let target = Target::VOBIZ;
     let env = world(&[target]);
@@ -192,7 +190,6 @@ fn a_rotation_killed_after_the_provider_answered_is_finished_by_recover() {
 }
 
 #[test]
-#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
 fn check_password_and_generate_run_under_windows() {
     let env = TestEnv::under_wine();
     env.remember_secret("abcdefg");
@@ -227,7 +224,6 @@ fn check_password_and_generate_run_under_windows() {
 }
 
 #[test]
-#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
 fn exec_hooks_are_refused_on_windows_before_anything_is_sent() {
     let target = Target::EXOTEL;
     let env = world(&[target]);
@@ -259,7 +255,6 @@ fn exec_hooks_are_refused_on_windows_before_anything_is_sent() {
 }
 
 #[test]
-#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
 fn without_xdg_state_home_the_state_is_in_local_app_data() {
     let target = Target::TELEPATH;
     let mut env = world(&[target]);
@@ -287,7 +282,6 @@ fn without_xdg_state_home_the_state_is_in_local_app_data() {
 }
 
 #[test]
-#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
 fn ctrl_c_during_a_slow_telepath_post_stores_the_answer_and_exits_130() {
     let target = Target::TELEPATH;
     let env = world(&[target]);
@@ -308,7 +302,6 @@ fn ctrl_c_during_a_slow_telepath_post_stores_the_answer_and_exits_130() {
 }
 
 #[test]
-#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
 fn doctor_lists_the_credential_manager_and_claims_no_unix_modes() {
     let target = Target::VOBIZ;
     let env = world(&[target]);
@@ -333,7 +326,6 @@ fn doctor_lists_the_credential_manager_and_claims_no_unix_modes() {
 }
 
 #[test]
-#[ignore = "needs siprot.exe and Wine: run scripts/windows.sh"]
 fn a_fleet_from_an_inventory_is_rotated_into_the_credential_manager() {
     let env = world(&Target::ALL);
     let path = inventory(&env, &Target::ALL);
