@@ -105,10 +105,15 @@ pub fn catch() -> Result<()> {
         .map_err(|e| Error::Unexpected(format!("cannot catch signals: {e}")))
 }
 
-#[cfg(unix)]
-fn install() -> Result<(), String> {
-    use tokio::signal::unix::{SignalKind, signal};
-
+/// Runs `listen` for the rest of the process on a thread of its own, with a runtime of
+/// its own; returns once `listen` has said (through the sender it is given) whether its
+/// handlers are in place.
+#[cfg(any(unix, windows))]
+fn spawn_listener<F, Fut>(listen: F) -> Result<(), String>
+where
+    F: FnOnce(std::sync::mpsc::Sender<Result<(), String>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let (ready, installed) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("siprot-signals".into())
@@ -123,30 +128,7 @@ fn install() -> Result<(), String> {
                     return;
                 }
             };
-            runtime.block_on(async move {
-                let streams = (
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::hangup()),
-                );
-                let (mut int, mut term, mut hup) = match streams {
-                    (Ok(int), Ok(term), Ok(hup)) => (int, term, hup),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                        let _ = ready.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = ready.send(Ok(()));
-                loop {
-                    let signal = tokio::select! {
-                        Some(()) = int.recv() => Signal::Interrupt,
-                        Some(()) = term.recv() => Signal::Terminate,
-                        Some(()) = hup.recv() => Signal::Hangup,
-                        else => break,
-                    };
-                    note(signal);
-                }
-            });
+            runtime.block_on(listen(ready));
         });
     if let Err(e) = spawned {
         return Err(e.to_string());
@@ -154,6 +136,36 @@ fn install() -> Result<(), String> {
     installed
         .recv()
         .unwrap_or_else(|_| Err("the signal thread ended".into()))
+}
+
+#[cfg(unix)]
+fn install() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    spawn_listener(|ready| async move {
+        let streams = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        );
+        let (mut int, mut term, mut hup) = match streams {
+            (Ok(int), Ok(term), Ok(hup)) => (int, term, hup),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                let _ = ready.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        loop {
+            let signal = tokio::select! {
+                Some(()) = int.recv() => Signal::Interrupt,
+                Some(()) = term.recv() => Signal::Terminate,
+                Some(()) = hup.recv() => Signal::Hangup,
+                else => break,
+            };
+            note(signal);
+        }
+    })
 }
 
 /// Windows has console control events instead of signals: Ctrl+C and Ctrl+Break count as
@@ -164,61 +176,40 @@ fn install() -> Result<(), String> {
 fn install() -> Result<(), String> {
     use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close, ctrl_logoff, ctrl_shutdown};
 
-    let (ready, installed) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("siprot-signals".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = ready.send(Err(e.to_string()));
-                    return;
-                }
+    spawn_listener(|ready| async move {
+        let events = (
+            ctrl_c(),
+            ctrl_break(),
+            ctrl_close(),
+            ctrl_logoff(),
+            ctrl_shutdown(),
+        );
+        let (mut c, mut brk, mut close, mut logoff, mut shutdown) = match events {
+            (Ok(c), Ok(brk), Ok(close), Ok(logoff), Ok(shutdown)) => {
+                (c, brk, close, logoff, shutdown)
+            }
+            (Err(e), ..)
+            | (_, Err(e), ..)
+            | (_, _, Err(e), ..)
+            | (.., Err(e), _)
+            | (.., Err(e)) => {
+                let _ = ready.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        loop {
+            let signal = tokio::select! {
+                Some(()) = c.recv() => Signal::Interrupt,
+                Some(()) = brk.recv() => Signal::Interrupt,
+                Some(()) = close.recv() => Signal::Hangup,
+                Some(()) = logoff.recv() => Signal::Hangup,
+                Some(()) = shutdown.recv() => Signal::Terminate,
+                else => break,
             };
-            runtime.block_on(async move {
-                let events = (
-                    ctrl_c(),
-                    ctrl_break(),
-                    ctrl_close(),
-                    ctrl_logoff(),
-                    ctrl_shutdown(),
-                );
-                let (mut c, mut brk, mut close, mut logoff, mut shutdown) = match events {
-                    (Ok(c), Ok(brk), Ok(close), Ok(logoff), Ok(shutdown)) => {
-                        (c, brk, close, logoff, shutdown)
-                    }
-                    (Err(e), ..)
-                    | (_, Err(e), ..)
-                    | (_, _, Err(e), ..)
-                    | (.., Err(e), _)
-                    | (.., Err(e)) => {
-                        let _ = ready.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = ready.send(Ok(()));
-                loop {
-                    let signal = tokio::select! {
-                        Some(()) = c.recv() => Signal::Interrupt,
-                        Some(()) = brk.recv() => Signal::Interrupt,
-                        Some(()) = close.recv() => Signal::Hangup,
-                        Some(()) = logoff.recv() => Signal::Hangup,
-                        Some(()) = shutdown.recv() => Signal::Terminate,
-                        else => break,
-                    };
-                    note(signal);
-                }
-            });
-        });
-    if let Err(e) = spawned {
-        return Err(e.to_string());
-    }
-    installed
-        .recv()
-        .unwrap_or_else(|_| Err("the signal thread ended".into()))
+            note(signal);
+        }
+    })
 }
 
 #[cfg(not(any(unix, windows)))]
