@@ -15,7 +15,9 @@
 //! store is read only for secrets still missing ([`Settings::load_secrets`]), so a command
 //! whose secrets all come from the environment never opens it for them.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use secrecy::SecretString;
 use serde::Serialize;
@@ -99,12 +101,14 @@ impl Source {
     }
 }
 
+#[derive(Clone)]
 enum Value {
     Plain(String),
     Secret(SecretString),
 }
 
 /// One resolved setting.
+#[derive(Clone)]
 struct Resolved {
     spec: &'static Spec,
     value: Option<Value>,
@@ -112,6 +116,7 @@ struct Resolved {
 }
 
 /// One provider account's settings (one provider, one profile), with their sources.
+#[derive(Clone)]
 pub struct Settings {
     kind: ProviderKind,
     profile: ProfileName,
@@ -402,12 +407,16 @@ pub fn secret_vars() -> impl Iterator<Item = &'static str> {
 }
 
 /// The provider accounts one command uses: the config file read once, the profile chosen
-/// for the command (`--profile`, `SIPROT_PROFILE`, `default`) and `--base-url`.
+/// for the command (`--profile`, `SIPROT_PROFILE`, `default`) and `--base-url`. Each
+/// account's settings are resolved once (so that a fleet of a thousand entries neither
+/// resolves them a thousand times nor warns a thousand times about an overriding
+/// variable), then handed out as copies.
 #[derive(Debug)]
 pub struct Accounts {
     profiles: Profiles,
     profile: ProfileName,
     base_url: Option<String>,
+    resolved: Mutex<HashMap<(&'static str, ProfileName), Settings>>,
 }
 
 impl Accounts {
@@ -417,6 +426,7 @@ impl Accounts {
             profiles: Profiles::load()?,
             profile: ProfileName::chosen(None)?,
             base_url,
+            resolved: Mutex::default(),
         })
     }
 
@@ -428,6 +438,7 @@ impl Accounts {
             profiles: Profiles::for_tests(pairs),
             profile: ProfileName::default_profile(),
             base_url: None,
+            resolved: Mutex::default(),
         }
     }
 
@@ -444,7 +455,17 @@ impl Accounts {
     /// only: enough for entry names.
     pub fn settings(&self, kind: ProviderKind, profile: Option<&ProfileName>) -> Result<Settings> {
         let profile = profile.unwrap_or(&self.profile);
-        Settings::resolve(kind, profile, &self.profiles, self.base_url.as_deref())
+        let key = (kind.name(), profile.clone());
+        let mut resolved = self
+            .resolved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(settings) = resolved.get(&key) {
+            return Ok(settings.clone());
+        }
+        let settings = Settings::resolve(kind, profile, &self.profiles, self.base_url.as_deref())?;
+        resolved.insert(key, settings.clone());
+        Ok(settings)
     }
 
     /// The entry name of `credential` at `kind` in `profile` (else the command's).

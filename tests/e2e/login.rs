@@ -373,3 +373,35 @@ fn login_on_a_terminal_asks_for_each_secret_without_echo() {
         .assert_code(0);
     Target::EXOTEL.assert_consistent(&env);
 }
+
+#[test]
+fn a_variable_overriding_a_named_profile_is_warned_about_once_per_command() {
+    let mut env = Target::VOBIZ.seeded();
+    write_config(&mut env, "[vobiz.main]\nauth_id = \"MA_FROM_FILE\"\n");
+    let inventory = env.state.path().join("fleet.toml");
+    let entry = |id: &str| {
+        format!("[[credential]]\nprovider = \"vobiz\"\nid = \"{id}\"\nprofile = \"main\"\n")
+    };
+    std::fs::write(
+        &inventory,
+        [
+            entry(Target::VOBIZ.id),
+            entry("cred-other-0002"),
+            entry("cred-other-0003"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let inventory = inventory.display().to_string();
+    for args in [
+        vec!["rotate", "--inventory", &inventory, "--dry-run", "--json"],
+        vec!["status", "--inventory", &inventory],
+    ] {
+        let run = env.run(&args, None);
+        let warned = run
+            .stderr
+            .matches("VOBIZ_AUTH_ID from the environment overrides auth_id of profile vobiz.main")
+            .count();
+        assert_eq!(warned, 1, "{args:?}: {}", run.stderr);
+    }
+}
