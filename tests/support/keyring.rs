@@ -72,15 +72,23 @@ impl PrivateKeyring {
     }
 
     fn start_keyring(&mut self) {
-        let data = self.dir.path().join("data");
-        let run = self.dir.path().join("run");
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::create_dir_all(&run).unwrap();
+        std::fs::create_dir_all(self.dir.path().join("data")).unwrap();
+        std::fs::create_dir_all(self.dir.path().join("run")).unwrap();
+        self.spawn_daemon(&[]);
+        self.await_secret_service("the private keyring did not start");
+    }
+
+    /// Starts `gnome-keyring-daemon --foreground --unlock --components=secrets` (plus
+    /// `extra` options) on this keyring's bus and data, unlocked with the throw-away
+    /// password on its standard input, as the running keyring.
+    fn spawn_daemon(&mut self, extra: &[&str]) {
         let mut child = Command::new("gnome-keyring-daemon")
-            .args(["--foreground", "--unlock", "--components=secrets"])
+            .arg("--foreground")
+            .args(extra)
+            .args(["--unlock", "--components=secrets"])
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
-            .env("XDG_DATA_HOME", &data)
-            .env("XDG_RUNTIME_DIR", &run)
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             // The test session's own daemon is named here (scripts/with-keyring.sh exports
             // it): a `--replace` must never find and stop that one.
             .env_remove("GNOME_KEYRING_CONTROL")
@@ -93,12 +101,13 @@ impl PrivateKeyring {
         stdin.write_all(b"throwaway").unwrap();
         drop(stdin);
         self.keyring = Some(child);
+    }
+
+    /// Waits (at most 15 s) until a Secret Service owns its name on this keyring's bus.
+    fn await_secret_service(&self, failure: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while !self.secrets_owned() {
-            assert!(
-                Instant::now() < deadline,
-                "the private keyring did not start"
-            );
+            assert!(Instant::now() < deadline, "{failure}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -166,40 +175,10 @@ impl PrivateKeyring {
     /// standard input (in the foreground here, so that this keyring still owns and stops it).
     pub fn unlock_by_replacing(&mut self) {
         let mut old = self.keyring.take().expect("keyring running");
-        let data = self.dir.path().join("data");
-        let run = self.dir.path().join("run");
-        let mut child = Command::new("gnome-keyring-daemon")
-            .args([
-                "--foreground",
-                "--replace",
-                "--unlock",
-                "--components=secrets",
-            ])
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
-            .env("XDG_DATA_HOME", &data)
-            .env("XDG_RUNTIME_DIR", &run)
-            // The test session's own daemon is named here (scripts/with-keyring.sh exports
-            // it): a `--replace` must never find and stop that one.
-            .env_remove("GNOME_KEYRING_CONTROL")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gnome-keyring-daemon");
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"throwaway").unwrap();
-        drop(stdin);
-        self.keyring = Some(child);
+        self.spawn_daemon(&["--replace"]);
         // The replaced daemon exits once the new one owns the name.
         let _ = old.wait();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.secrets_owned() {
-            assert!(
-                Instant::now() < deadline,
-                "the replacing keyring did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.await_secret_service("the replacing keyring did not start");
     }
 
     /// Stops the Secret Service without killing it: calls to it hang.
