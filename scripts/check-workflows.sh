@@ -8,14 +8,28 @@ zizmor_version=1.32.0
 check_jsonschema_version=0.39.0
 venv="$PWD/target/lint-venv"
 stamp="$venv/.versions-$zizmor_version-$check_jsonschema_version"
-if [ ! -f "$stamp" ]; then
-    echo "check-workflows: installing zizmor==$zizmor_version check-jsonschema==$check_jsonschema_version into $venv" >&2
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        "zizmor==$zizmor_version" "check-jsonschema==$check_jsonschema_version"
-    touch "$stamp"
-fi
+
+# Installs the pinned tools once. scripts/install-deps.sh calls this (`--install-only`)
+# before any test starts, so the tests never install; the lock makes two checks started
+# at the same moment (two tests, or a test and a hand run) install one after the other,
+# never into one directory together.
+install() {
+    [ -f "$stamp" ] && return 0
+    mkdir -p "$PWD/target"
+    exec 9>"$PWD/target/lint-venv.lock"
+    flock 9
+    if [ ! -f "$stamp" ]; then
+        echo "check-workflows: installing zizmor==$zizmor_version check-jsonschema==$check_jsonschema_version into $venv" >&2
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            "zizmor==$zizmor_version" "check-jsonschema==$check_jsonschema_version"
+        touch "$stamp"
+    fi
+    exec 9>&-
+}
+install
+[ "${1:-}" = "--install-only" ] && exit 0
 dir="${1:-.github/workflows}"
 shopt -s nullglob
 workflows=("$dir"/*.yml "$dir"/*.yaml)

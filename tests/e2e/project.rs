@@ -9,7 +9,18 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs `scripts/check-workflows.sh` on `dir`. Its tools must already be installed: the
+/// README's test command (`scripts/test.sh`) installs them through `scripts/install-deps.sh`
+/// before any test starts, since two tests here run the script at the same moment and two
+/// installs into one directory break each other.
 fn check_workflows(dir: &Path) -> std::process::Output {
+    for tool in ["zizmor", "check-jsonschema"] {
+        assert!(
+            root().join("target/lint-venv/bin").join(tool).is_file(),
+            "{tool} is not in target/lint-venv: scripts/install-deps.sh (run by scripts/test.sh) \
+             installs it before the tests start, so that no test installs it"
+        );
+    }
     Command::new(root().join("scripts/check-workflows.sh"))
         .arg(dir)
         .output()
