@@ -229,6 +229,14 @@ impl StoreArgs {
         }
     }
 
+    /// Starts opening the OS keyring, when it is the chosen store, while the caller goes
+    /// on ([`crate::store::open_ahead`]); [`StoreArgs::open`] then finds it open.
+    pub(crate) fn open_ahead(&self, inventory: Option<&Inventory>) {
+        if matches!(self.chosen(inventory), Ok(StoreKind::Keyring)) {
+            crate::store::open_ahead();
+        }
+    }
+
     /// Opens the chosen store.
     pub(crate) async fn open(&self, inventory: Option<&Inventory>) -> Result<Box<dyn SecretStore>> {
         match self.chosen(inventory)? {

@@ -30,6 +30,8 @@ pub fn run(args: RotateArgs) -> Result<ExitCode> {
         return fleet::run(args, &path);
     }
     let (kind, credential) = one_credential(&args)?;
+    // The keyring connects on its own thread while the HTTP client is built here.
+    args.store.open_ahead(None);
     let (entry, provider) = args.net.connect_to(kind, &credential, &args.store)?;
     let service = args.store.service(None)?;
     let state = StateDir::locate()?;

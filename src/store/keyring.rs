@@ -19,7 +19,7 @@
 //! ([`Keyring::ensure_unique`] checks for this before a rotation sends anything,
 //! [`Keyring::resolve_duplicates`] removes duplicates that hold the same secret).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
@@ -301,6 +301,26 @@ fn init_native_store() -> Result<(), StoreError> {
         .clone()
 }
 
+/// Starts opening the OS store on the keyring thread and returns at once: the caller
+/// goes on with its own start-up (building the HTTP client, which loads the system's trust
+/// roots) while the store connects, and [`Keyring::open`] then finds it open, or waits
+/// behind this under its timeout as for any other keyring call. Nothing happens twice:
+/// the store is opened once per process, and its error, if any, is what `open` reports.
+pub fn open_ahead() {
+    if DEFAULT_STORE.get().is_some() {
+        return;
+    }
+    if worker()
+        .jobs
+        .send(Box::new(|| {
+            let _ = init_native_store();
+        }))
+        .is_err()
+    {
+        log::debug!("keyring: the keyring thread is not running");
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn native_store() -> keyring_core::Result<Arc<CredentialStore>> {
     Ok(zbus_secret_service_keyring_store::Store::new()?)
@@ -341,6 +361,9 @@ pub fn use_mock_store() -> Result<(), StoreError> {
 pub struct Keyring {
     service: Arc<str>,
     timeout: Duration,
+    /// Slots a fleet's [`SecretStore::prepare`] found matching one item at most: their
+    /// rotations' preflights skip the search (see [`Keyring::prepare_fleet`]).
+    unique: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Keyring {
@@ -349,6 +372,7 @@ impl Keyring {
         let keyring = Self {
             service: Arc::from(service),
             timeout,
+            unique: Arc::default(),
         };
         keyring.blocking(|_| init_native_store()).await?;
         Ok(keyring)
@@ -363,6 +387,7 @@ impl Keyring {
         Self {
             service: Arc::from(service),
             timeout: self.timeout,
+            unique: Arc::default(),
         }
     }
 
@@ -500,30 +525,54 @@ impl Keyring {
     /// A name may outlive its secret in some stores (keyring-core's mock keeps deleted
     /// entries), so a caller reads each entry and treats a miss as "not there".
     pub async fn list(&self) -> Result<Vec<String>, StoreError> {
-        self.blocking(|service| {
-            // The Credential Manager has no attributes to search by (its store takes only
-            // a regular expression for target names): every generic credential is listed
-            // and the service's are kept.
-            let by_target_name = TARGET_NAMES.load(Ordering::Relaxed);
-            let spec = match by_target_name {
-                true => HashMap::new(),
-                false => HashMap::from([("service", service)]),
-            };
-            let mut names: Vec<String> = Entry::search(&spec)
-                .map_err(|e| StoreError::Store(explained(e.to_string())))?
-                .iter()
-                .filter_map(Entry::get_specifiers)
-                .filter_map(|(found, name)| match by_target_name {
-                    true => entry_of_target(&found, &name, service),
-                    // Some stores match the service as a substring: exact matches only.
-                    false => (found == service).then_some(name),
-                })
-                .collect();
-            names.sort();
-            names.dedup();
-            Ok(names)
-        })
-        .await
+        let mut names = self.blocking(listed).await?;
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// A fleet's duplicate check, in one listing of the service instead of a search per
+    /// slot per rotation: every slot of `names` that the listing shows at most once is
+    /// remembered as unique, and [`SecretStore::preflight`] then searches only the others
+    /// (which is where a duplicate, if any, is found and reported). An item another program
+    /// adds later is caught where the protocol writes the slot, as for a single rotation
+    /// (see docs/protocol.md). A listing that fails leaves every check to the preflights.
+    async fn prepare_fleet(&self, names: &[EntryName]) {
+        let listed = match self.blocking(listed).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                log::debug!("keyring: the fleet's duplicate check failed: {e}");
+                return;
+            }
+        };
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(listed.len());
+        for name in &listed {
+            *seen.entry(name.as_str()).or_default() += 1;
+        }
+        let mut unique = self.unique.lock().unwrap_or_else(|e| e.into_inner());
+        for name in names {
+            for slot in SLOTS {
+                let entry = name.slot(slot);
+                if seen.get(entry.as_str()).copied().unwrap_or(0) <= 1 {
+                    unique.insert(entry);
+                }
+            }
+        }
+        log::debug!(
+            "keyring: one listing of {} items checked {} credentials' slots for duplicates",
+            listed.len(),
+            names.len()
+        );
+    }
+
+    /// The slots of `name` a fleet's [`Keyring::prepare_fleet`] has not shown unique.
+    fn unchecked(&self, name: &EntryName) -> Vec<String> {
+        let unique = self.unique.lock().unwrap_or_else(|e| e.into_inner());
+        SLOTS
+            .map(|slot| name.slot(slot))
+            .into_iter()
+            .filter(|entry| !unique.contains(entry))
+            .collect()
     }
 
     /// Runs a blocking keyring call on the keyring worker, bounded by the timeout.
@@ -607,9 +656,16 @@ impl SecretStore for Keyring {
     }
 
     async fn preflight(&self, name: &EntryName) -> Result<(), StoreError> {
-        let slots = [Slot::Current, Slot::Pending, Slot::Previous].map(|s| name.slot(s));
+        let slots = self.unchecked(name);
+        if slots.is_empty() {
+            return Ok(());
+        }
         let slots: Vec<&str> = slots.iter().map(String::as_str).collect();
         self.ensure_unique(&slots).await
+    }
+
+    async fn prepare(&self, names: &[EntryName]) {
+        self.prepare_fleet(names).await
     }
 
     async fn resolve_duplicates(
@@ -619,6 +675,33 @@ impl SecretStore for Keyring {
     ) -> Result<Vec<String>, StoreError> {
         Keyring::resolve_duplicates(self, &[&name.slot(slot)]).await
     }
+}
+
+/// Every slot a rotation touches.
+const SLOTS: [Slot; 3] = [Slot::Current, Slot::Pending, Slot::Previous];
+
+/// The entry name of every item of `service`, once per item (a name shows twice when two
+/// items match it): found by the `service` attribute (the Secret Service, the Keychain),
+/// or on Windows among all generic credentials. Runs on the keyring worker.
+fn listed(service: &str) -> Result<Vec<String>, StoreError> {
+    // The Credential Manager has no attributes to search by (its store takes only a
+    // regular expression for target names): every generic credential is listed and the
+    // service's are kept.
+    let by_target_name = TARGET_NAMES.load(Ordering::Relaxed);
+    let spec = match by_target_name {
+        true => HashMap::new(),
+        false => HashMap::from([("service", service)]),
+    };
+    Ok(Entry::search(&spec)
+        .map_err(|e| StoreError::Store(explained(e.to_string())))?
+        .iter()
+        .filter_map(Entry::get_specifiers)
+        .filter_map(|(found, name)| match by_target_name {
+            true => entry_of_target(&found, &name, service),
+            // Some stores match the service as a substring: exact matches only.
+            false => (found == service).then_some(name),
+        })
+        .collect())
 }
 
 /// Whether the default store takes a `label` modifier (the Secret Service does;
@@ -976,6 +1059,7 @@ mod tests {
         let keyring = Keyring {
             service: Arc::from("siprot-unit"),
             timeout: crate::store::DEFAULT_TIMEOUT,
+            unique: Arc::default(),
         };
         assert!(keyring.get("a").await.unwrap().is_none());
         keyring.set("a", &SecretString::from("pw-1")).await.unwrap();
@@ -991,6 +1075,7 @@ mod tests {
         let other = Keyring {
             service: Arc::from("siprot-unit-other"),
             timeout: crate::store::DEFAULT_TIMEOUT,
+            unique: Arc::default(),
         };
         other.set("b", &SecretString::from("pw-3")).await.unwrap();
         assert_eq!(keyring.list().await.unwrap(), ["a"]);

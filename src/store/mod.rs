@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-pub use keyring::{Duplicates, ItemInfo, Keyring, label, use_mock_store};
+pub use keyring::{Duplicates, ItemInfo, Keyring, label, open_ahead, use_mock_store};
 
 /// Default time allowed for one store call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -372,3 +372,65 @@ fn telepath_with_a_duplicate_holding_another_password_after_the_post_saves_a_rec
     env.run(&["recover"], None).assert_code(0);
     target.assert_consistent(&env);
 }
+
+/// A fleet checks its credentials' slots for duplicates in one listing of the keyring
+/// service (not three searches per rotation), and a credential with a duplicate is still
+/// refused with nothing sent, while the others rotate.
+#[test]
+fn a_fleet_checks_duplicates_in_one_listing_and_still_refuses_a_duplicated_credential() {
+    let mut env = TestEnv::start();
+    let mut inventory = String::new();
+    for target in Target::ALL {
+        target.seed(&env);
+        inventory.push_str(&format!(
+            "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\n",
+            target.name, target.id
+        ));
+        if let Some(device) = target.device {
+            inventory.push_str(&format!("device = \"{device}\"\n"));
+        }
+        inventory.push('\n');
+    }
+    let duplicated = Target::ALL[Target::ALL.len() - 1];
+    let entry = duplicated.slot(&env, "#previous");
+    env.store(&entry, "Siprot-Slot-Pass-previous");
+    store_foreign(&env, &entry, "Foreign-Copy-Pass-1", PYTHON_KEYRING);
+    let path = env.state.path().join("fleet.toml");
+    std::fs::write(&path, inventory).unwrap();
+
+    env.set_env("RUST_LOG", "siprot=debug");
+    let path = path.display().to_string();
+    let run = env.run(&["rotate", "--inventory", &path, "--json"], None);
+    assert!(
+        run.stderr.contains(&format!(
+            "one listing of {} items checked {} credentials' slots for duplicates",
+            Target::ALL.len() + 2,
+            Target::ALL.len()
+        )),
+        "{}",
+        run.stderr
+    );
+    for line in run.stdout.lines() {
+        let object: serde_json::Value = serde_json::from_str(line).unwrap();
+        if object["type"] != "credential" {
+            continue;
+        }
+        if object["provider"] == duplicated.name {
+            assert_eq!(object["exit_code"], 4, "{object}");
+            let error = object["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains(&format!("has 2 items for entry '{entry}'")),
+                "{object}"
+            );
+        } else {
+            assert_eq!(object["exit_code"], 0, "{object}");
+        }
+    }
+    assert_eq!(duplicated.live(&env), duplicated.initial);
+    for target in Target::ALL {
+        if target.name != duplicated.name {
+            assert_ne!(target.live(&env), target.initial);
+            target.assert_consistent(&env);
+        }
+    }
+}
