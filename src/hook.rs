@@ -9,8 +9,8 @@
 //! Its standard output and error are read together; siprot keeps their last lines
 //! ([`TAIL_LINES`], [`TAIL_BYTES`], control characters escaped) and withholds them when
 //! the password shows anywhere in the output, in the forms a hook is likely to print it
-//! ([`Watch`]: any [`SEEN_RUN`] characters in a row of the password, of its reverse or of
-//! its base64, with whitespace, backslashes and `%XX` escapes undone and case ignored).
+//! ([`Watch`]: any [`SEEN_RUN`] characters in a row of the password, of its reverse, hex
+//! or base64, with whitespace, backslashes and `%XX` escapes undone and case ignored).
 //! Proxy variables lose their user info, and `VAULT_CLIENT_KEY` (`BAO_CLIENT_KEY`) is
 //! removed. At the timeout the whole group is killed
 //! (SIGKILL). Running a hook never touches the stored secret: the caller reports a failed
@@ -419,10 +419,10 @@ fn hex_value(byte: u8) -> Option<u8> {
 
 /// Watches the hook's output for the password in the forms a hook is likely to print:
 /// as it is, with a prefix or cut short, folded, escaped with backslashes or `%XX`
-/// (these [`Normalise`] undoes), reversed (`rev`), or in base64 (standard or URL-safe
-/// alphabet, wrapped or not, at each of the three alignments the password can have in
-/// the encoded bytes). Any [`SEEN_RUN`] normalised bytes in a row of one of these forms
-/// count as the password shown.
+/// (these [`Normalise`] undoes), reversed (`rev`), in hex (`od`, `xxd -p`), or in base64
+/// (standard or URL-safe alphabet, wrapped or not, at each of the three alignments the
+/// password can have in the encoded bytes). Any [`SEEN_RUN`] normalised bytes in a row of
+/// one of these forms count as the password shown.
 #[cfg(any(unix, test))]
 struct Watch {
     /// Every run of [`Watch::width`] bytes of every form, as big-endian numbers, sorted.
@@ -497,8 +497,9 @@ impl Drop for Watch {
     }
 }
 
-/// The password, reversed, and its base64 (standard and URL-safe) at each alignment:
-/// only the characters of whole 3-byte groups, which do not depend on what is around it.
+/// The password, reversed, in hex, and its base64 (standard and URL-safe) at each
+/// alignment: only the characters of whole 3-byte groups, which do not depend on what is
+/// around it.
 #[cfg(any(unix, test))]
 fn password_forms(password: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     use base64::Engine;
@@ -506,6 +507,12 @@ fn password_forms(password: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut reversed = Zeroizing::new(String::with_capacity(password.len() * 3));
     reversed.extend(String::from_utf8_lossy(password).chars().rev());
     forms.push(Zeroizing::new(reversed.as_bytes().to_vec()));
+    let mut hex = Zeroizing::new(String::with_capacity(password.len() * 2));
+    for byte in password {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+    }
+    forms.push(Zeroizing::new(hex.as_bytes().to_vec()));
     for skip in 0..3.min(password.len()) {
         let rest = &password[skip..];
         let whole = &rest[..rest.len() - rest.len() % 3];
@@ -852,6 +859,10 @@ mod tests {
             url_all,
             url_some,
             password.to_ascii_uppercase(),
+            password
+                .bytes()
+                .map(|b| format!("{b:02x} "))
+                .collect::<String>(),
         ];
         for prefix in ["", "u:", "us:", "user:"] {
             for url in [false, true] {
