@@ -354,25 +354,36 @@ struct Capture {
 #[cfg(any(unix, test))]
 #[derive(Default)]
 struct Normalise {
-    /// `%` seen, and the first hex digit after it (its byte, its value).
-    percent: Option<Option<(u8, u8)>>,
+    percent: Percent,
+}
+
+/// Where [`Normalise`] is in a `%XX` escape.
+#[cfg(any(unix, test))]
+#[derive(Default, Clone, Copy)]
+enum Percent {
+    #[default]
+    Outside,
+    /// After `%`.
+    Opened,
+    /// After `%` and one hex digit: the digit's byte and value.
+    OneDigit { byte: u8, value: u8 },
 }
 
 #[cfg(any(unix, test))]
 impl Normalise {
     fn feed(&mut self, byte: u8, out: &mut impl FnMut(u8)) {
-        match self.percent.take() {
-            None if byte == b'%' => self.percent = Some(None),
-            None => Self::emit(byte, out),
-            Some(None) => match hex_value(byte) {
-                Some(high) => self.percent = Some(Some((byte, high))),
+        match std::mem::take(&mut self.percent) {
+            Percent::Outside if byte == b'%' => self.percent = Percent::Opened,
+            Percent::Outside => Self::emit(byte, out),
+            Percent::Opened => match hex_value(byte) {
+                Some(value) => self.percent = Percent::OneDigit { byte, value },
                 None => {
                     Self::emit(b'%', out);
                     self.feed(byte, out);
                 }
             },
-            Some(Some((first, high))) => match hex_value(byte) {
-                Some(low) => Self::emit(high << 4 | low, out),
+            Percent::OneDigit { byte: first, value } => match hex_value(byte) {
+                Some(low) => Self::emit(value << 4 | low, out),
                 None => {
                     Self::emit(b'%', out);
                     Self::emit(first, out);
@@ -384,10 +395,12 @@ impl Normalise {
 
     /// Emits an escape left open at the end.
     fn finish(&mut self, out: &mut impl FnMut(u8)) {
-        if let Some(open) = self.percent.take() {
-            Self::emit(b'%', out);
-            if let Some((first, _)) = open {
-                Self::emit(first, out);
+        match std::mem::take(&mut self.percent) {
+            Percent::Outside => {}
+            Percent::Opened => Self::emit(b'%', out),
+            Percent::OneDigit { byte, .. } => {
+                Self::emit(b'%', out);
+                Self::emit(byte, out);
             }
         }
     }
