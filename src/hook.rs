@@ -59,7 +59,7 @@ pub const WITHHELD: &str = "(the hook's output is not shown: it contained the pa
 /// This many characters in a row of the password (or of a form of it, see [`Watch`])
 /// in the output count as the password shown; all of it when it is shorter.
 pub const SEEN_RUN: usize = 8;
-/// Variables removed from the hook's environment besides [`config::secret_vars`]: the
+/// Variables removed from the hook's environment besides [`crate::config::secret_vars`]: the
 /// vault store's client key (a path, but to a secret).
 pub const REMOVED_VARS: [&str; 2] = ["VAULT_CLIENT_KEY", "BAO_CLIENT_KEY"];
 
