@@ -8,7 +8,11 @@
 //! ([`crate::config::secret_vars`]), plus the `SIPROT_*` variables of [`HookContext`].
 //! Its standard output and error are read together; siprot keeps their last lines
 //! ([`TAIL_LINES`], [`TAIL_BYTES`], control characters escaped) and withholds them when
-//! the password appears anywhere in the output. At the timeout the whole group is killed
+//! the password shows anywhere in the output, in the forms a hook is likely to print it
+//! ([`Watch`]: any [`SEEN_RUN`] characters in a row of the password, of its reverse, hex
+//! or base64, with whitespace, backslashes and `%XX` escapes undone and case ignored).
+//! Proxy variables lose their user info, and `VAULT_CLIENT_KEY` (`BAO_CLIENT_KEY`) is
+//! removed. At the timeout the whole group is killed
 //! (SIGKILL). Running a hook never touches the stored secret: the caller reports a failed
 //! hook (exit 11) and leaves the store as it is.
 //!
@@ -52,6 +56,12 @@ pub const TAIL_LINES: usize = 10;
 pub const TAIL_BYTES: usize = 2048;
 /// What replaces the output when it contained the password.
 pub const WITHHELD: &str = "(the hook's output is not shown: it contained the password)";
+/// This many characters in a row of the password (or of a form of it, see [`Watch`])
+/// in the output count as the password shown; all of it when it is shorter.
+pub const SEEN_RUN: usize = 8;
+/// Variables removed from the hook's environment besides [`crate::config::secret_vars`]: the
+/// vault store's client key (a path, but to a secret).
+pub const REMOVED_VARS: [&str; 2] = ["VAULT_CLIENT_KEY", "BAO_CLIENT_KEY"];
 
 /// Which command, and how long it may run.
 #[derive(Debug, Clone)]
@@ -337,6 +347,198 @@ struct Capture {
     leaked: bool,
 }
 
+/// Undoes what a hook is likely to do to a password it prints, one byte at a time: drops
+/// whitespace (`fold`, wrapped base64) and backslashes (`\;` escaping), decodes `%XX`
+/// (URL encoding, either case) and lowers ASCII letters. The password's forms and the
+/// output go through the same steps, so a byte both hold normalises the same way.
+#[cfg(any(unix, test))]
+#[derive(Default)]
+struct Normalise {
+    percent: Percent,
+}
+
+/// Where [`Normalise`] is in a `%XX` escape.
+#[cfg(any(unix, test))]
+#[derive(Default, Clone, Copy)]
+enum Percent {
+    #[default]
+    Outside,
+    /// After `%`.
+    Opened,
+    /// After `%` and one hex digit: the digit's byte and value.
+    OneDigit { byte: u8, value: u8 },
+}
+
+#[cfg(any(unix, test))]
+impl Normalise {
+    fn feed(&mut self, byte: u8, out: &mut impl FnMut(u8)) {
+        match std::mem::take(&mut self.percent) {
+            Percent::Outside if byte == b'%' => self.percent = Percent::Opened,
+            Percent::Outside => Self::emit(byte, out),
+            Percent::Opened => match hex_value(byte) {
+                Some(value) => self.percent = Percent::OneDigit { byte, value },
+                None => {
+                    Self::emit(b'%', out);
+                    self.feed(byte, out);
+                }
+            },
+            Percent::OneDigit { byte: first, value } => match hex_value(byte) {
+                Some(low) => Self::emit(value << 4 | low, out),
+                None => {
+                    Self::emit(b'%', out);
+                    Self::emit(first, out);
+                    self.feed(byte, out);
+                }
+            },
+        }
+    }
+
+    /// Emits an escape left open at the end.
+    fn finish(&mut self, out: &mut impl FnMut(u8)) {
+        match std::mem::take(&mut self.percent) {
+            Percent::Outside => {}
+            Percent::Opened => Self::emit(b'%', out),
+            Percent::OneDigit { byte, .. } => {
+                Self::emit(b'%', out);
+                Self::emit(byte, out);
+            }
+        }
+    }
+
+    fn emit(byte: u8, out: &mut impl FnMut(u8)) {
+        if !byte.is_ascii_whitespace() && byte != b'\\' {
+            out(byte.to_ascii_lowercase());
+        }
+    }
+
+    /// `bytes` normalised.
+    fn all(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
+        let mut normalise = Normalise::default();
+        for &byte in bytes {
+            normalise.feed(byte, &mut |b| out.push(b));
+        }
+        normalise.finish(&mut |b| out.push(b));
+        out
+    }
+}
+
+#[cfg(any(unix, test))]
+fn hex_value(byte: u8) -> Option<u8> {
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// Watches the hook's output for the password in the forms a hook is likely to print:
+/// as it is, with a prefix or cut short, folded, escaped with backslashes or `%XX`
+/// (these [`Normalise`] undoes), reversed (`rev`), in hex (`od`, `xxd -p`), or in base64
+/// (standard or URL-safe alphabet, wrapped or not, at each of the three alignments the
+/// password can have in the encoded bytes). Any [`SEEN_RUN`] normalised bytes in a row of
+/// one of these forms count as the password shown.
+#[cfg(any(unix, test))]
+struct Watch {
+    /// Every run of [`Watch::width`] bytes of every form, as big-endian numbers, sorted.
+    runs: Zeroizing<Vec<u64>>,
+    width: usize,
+    normalise: Normalise,
+    /// The last normalised bytes of the output (at most 8).
+    window: u64,
+    filled: usize,
+    seen: bool,
+}
+
+#[cfg(any(unix, test))]
+impl Watch {
+    fn new(password: &[u8]) -> Watch {
+        let forms = password_forms(password);
+        let width = Normalise::all(password).len().min(SEEN_RUN);
+        let mut runs = Zeroizing::new(Vec::new());
+        if width > 0 {
+            for form in &forms {
+                for run in Normalise::all(form).windows(width) {
+                    runs.push(run.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)));
+                }
+            }
+        }
+        runs.sort_unstable();
+        runs.dedup();
+        Watch {
+            runs,
+            width,
+            normalise: Normalise::default(),
+            window: 0,
+            filled: 0,
+            seen: false,
+        }
+    }
+
+    /// Reads more output; whether the password has been seen so far.
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        let mut normalise = std::mem::take(&mut self.normalise);
+        for &byte in bytes {
+            normalise.feed(byte, &mut |b| self.push(b));
+        }
+        self.normalise = normalise;
+        self.seen
+    }
+
+    /// The output ended: whether the password was seen.
+    fn finish(&mut self) -> bool {
+        let mut normalise = std::mem::take(&mut self.normalise);
+        normalise.finish(&mut |b| self.push(b));
+        self.seen
+    }
+
+    fn push(&mut self, byte: u8) {
+        if self.width == 0 {
+            return;
+        }
+        self.window = self.window << 8 | u64::from(byte);
+        self.filled += 1;
+        if self.filled >= self.width {
+            let mask = u64::MAX >> (64 - 8 * self.width);
+            self.seen |= self.runs.binary_search(&(self.window & mask)).is_ok();
+        }
+    }
+}
+
+#[cfg(any(unix, test))]
+impl Drop for Watch {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.window);
+    }
+}
+
+/// The password, reversed, in hex, and its base64 (standard and URL-safe) at each
+/// alignment: only the characters of whole 3-byte groups, which do not depend on what is
+/// around it.
+#[cfg(any(unix, test))]
+fn password_forms(password: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    use base64::Engine;
+    let mut forms = vec![Zeroizing::new(password.to_vec())];
+    let mut reversed = Zeroizing::new(String::with_capacity(password.len() * 3));
+    reversed.extend(String::from_utf8_lossy(password).chars().rev());
+    forms.push(Zeroizing::new(reversed.as_bytes().to_vec()));
+    let mut hex = Zeroizing::new(String::with_capacity(password.len() * 2));
+    for byte in password {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+    }
+    forms.push(Zeroizing::new(hex.as_bytes().to_vec()));
+    for skip in 0..3.min(password.len()) {
+        let rest = &password[skip..];
+        let whole = &rest[..rest.len() - rest.len() % 3];
+        for engine in [
+            base64::engine::general_purpose::STANDARD_NO_PAD,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            forms.push(Zeroizing::new(engine.encode(whole).into_bytes()));
+        }
+    }
+    forms
+}
+
 #[cfg(unix)]
 fn run_blocking(
     spec: &HookSpec,
@@ -416,8 +618,19 @@ fn spawn(
         .stdout(Stdio::from(writer))
         .stderr(Stdio::from(writer_too))
         .process_group(0);
-    for var in config::secret_vars() {
+    for var in config::secret_vars().into_iter().chain(REMOVED_VARS) {
         command.env_remove(var);
+    }
+    for (key, value) in std::env::vars_os().filter(|(key, _)| is_proxy_var(key)) {
+        match value.to_str().map(without_user_info) {
+            Some(Some(clean)) if value.to_str() != Some(clean.as_str()) => {
+                command.env(key, clean);
+            }
+            Some(Some(_)) => {}
+            Some(None) | None => {
+                command.env_remove(key);
+            }
+        }
     }
     for (key, value) in env {
         command.env(key, value);
@@ -477,6 +690,35 @@ fn wait(
     (status, timed_out)
 }
 
+/// `HTTPS_PROXY`, `http_proxy`, `ALL_PROXY`, `no_proxy`...: a name ending in `_proxy`,
+/// in any case.
+#[cfg(any(unix, test))]
+fn is_proxy_var(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|name| name.to_ascii_lowercase().ends_with("_proxy"))
+}
+
+/// A proxy variable's value without its user info (`http://user:pass@proxy:3128` becomes
+/// `http://proxy:3128/`); `None` (remove it) when it has an `@` that is not plainly user
+/// info of a URL.
+#[cfg(any(unix, test))]
+fn without_user_info(value: &str) -> Option<String> {
+    if !value.contains('@') {
+        return Some(value.to_owned());
+    }
+    let with_scheme = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("http://{value}")
+    };
+    let mut url = url::Url::parse(&with_scheme).ok()?;
+    url.host()?;
+    url.set_username("").ok()?;
+    url.set_password(None).ok()?;
+    let clean = url.to_string();
+    (!clean.contains('@')).then_some(clean)
+}
+
 #[cfg(not(unix))]
 fn run_blocking(
     _spec: &HookSpec,
@@ -486,36 +728,32 @@ fn run_blocking(
     not_started("the hook is only supported on Unix".into(), Instant::now())
 }
 
-/// Reads the output to its end, keeping its last bytes and looking for the password in
-/// all of it (also across reads).
+/// Reads the output to its end, keeping its last bytes and watching all of it for the
+/// password ([`Watch`], also across reads).
 #[cfg(any(unix, test))]
 fn read_output(mut reader: impl Read, capture: &Mutex<Capture>, password: &[u8]) {
-    let keep = TAIL_BYTES.max(password.len()) * 2;
+    let mut watch = Watch::new(password);
+    let keep = TAIL_BYTES * 2;
     let mut buffer = Zeroizing::new(vec![0u8; 8192]);
     loop {
         let n = match reader.read(&mut buffer) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => 0,
             Ok(n) => n,
         };
         let Ok(mut capture) = capture.lock() else {
             return;
         };
-        let before = capture.tail.len();
-        capture.tail.extend_from_slice(&buffer[..n]);
-        let from = before.saturating_sub(password.len());
-        if !password.is_empty() && contains(&capture.tail[from..], password) {
-            capture.leaked = true;
+        if n == 0 {
+            capture.leaked |= watch.finish();
+            return;
         }
+        capture.tail.extend_from_slice(&buffer[..n]);
+        capture.leaked |= watch.feed(&buffer[..n]);
         if capture.tail.len() > keep {
             let cut = capture.tail.len() - keep;
             capture.tail.drain(..cut);
         }
     }
-}
-
-#[cfg(any(unix, test))]
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The last [`TAIL_LINES`] lines of at most [`TAIL_BYTES`] bytes, control characters
@@ -577,8 +815,129 @@ mod tests {
             tail: Zeroizing::new(Vec::new()),
             leaked: false,
         });
-        read_output(Drip(b"Secret-Pass\n-1".to_vec()), &clean, b"Secret-Pass-1");
+        read_output(
+            Drip(b"Secret-Xass-1 Secre\n".to_vec()),
+            &clean,
+            b"Secret-Pass-1",
+        );
         assert!(!clean.lock().unwrap().leaked);
+    }
+
+    /// Whether [`Watch`] sees `password` in `output`, fed in chunks of `chunk` bytes.
+    fn seen(password: &str, output: &[u8], chunk: usize) -> bool {
+        let mut watch = Watch::new(password.as_bytes());
+        for part in output.chunks(chunk) {
+            watch.feed(part);
+        }
+        watch.finish()
+    }
+
+    #[test]
+    fn the_password_is_seen_in_the_forms_a_hook_prints() {
+        use base64::Engine;
+        let password = "Pw;7&x=Zq+/9Lm%4kR~t";
+        let b64 = |text: &str, url: bool| {
+            let engine = if url {
+                base64::engine::general_purpose::URL_SAFE
+            } else {
+                base64::engine::general_purpose::STANDARD
+            };
+            engine.encode(text)
+        };
+        let fold = |text: &str, width: usize| {
+            text.as_bytes()
+                .chunks(width)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let url_all: String = password.bytes().map(|b| format!("%{b:02x}")).collect();
+        let url_some: String = password
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else {
+                    format!("%{:02X}", c as u32)
+                }
+            })
+            .collect();
+        let mut shown = vec![
+            format!("password={password}\n"),
+            format!("{}\n", &password[..8]),
+            fold(password, 3),
+            password.chars().rev().collect(),
+            password.replace(';', "\\;"),
+            password.chars().map(|c| format!("\\{c}")).collect(),
+            url_all,
+            url_some,
+            password.to_ascii_uppercase(),
+            password
+                .bytes()
+                .map(|b| format!("{b:02x} "))
+                .collect::<String>(),
+        ];
+        for prefix in ["", "u:", "us:", "user:"] {
+            for url in [false, true] {
+                let encoded = b64(&format!("{prefix}{password}\n"), url);
+                shown.push(encoded.clone());
+                shown.push(fold(&encoded, 4));
+            }
+        }
+        for output in &shown {
+            for chunk in [1, 5, 4096] {
+                assert!(seen(password, output.as_bytes(), chunk), "{output:?}");
+            }
+        }
+        let other = "Qx;8&y=Ar+/0Mn%5lS~u";
+        for output in [
+            "hook for telepath conn_1: reloaded\n".to_owned(),
+            format!("{}\n", &password[..7]),
+            format!("{}-{}", &password[..6], &password[7..13]),
+            b64(other, false),
+            other.to_owned(),
+        ] {
+            assert!(!seen(password, output.as_bytes(), 3), "{output:?}");
+        }
+        // A password shorter than the run: all of it.
+        assert!(seen("abc%", b"xx ABC%25 yy", 2));
+        assert!(seen("abcd", b"ab\ncd", 2));
+        assert!(!seen("abcd", b"abce", 2));
+    }
+
+    #[test]
+    fn proxy_variables_lose_their_user_info() {
+        for name in [
+            "HTTPS_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "no_proxy",
+            "Ftp_Proxy",
+        ] {
+            assert!(is_proxy_var(std::ffi::OsStr::new(name)), "{name}");
+        }
+        assert!(!is_proxy_var(std::ffi::OsStr::new("PROXY_HOST")));
+        assert_eq!(
+            without_user_info("http://proxy.example:3128").as_deref(),
+            Some("http://proxy.example:3128")
+        );
+        assert_eq!(
+            without_user_info("http://alice:s3cr%40t@proxy.example:3128").as_deref(),
+            Some("http://proxy.example:3128/")
+        );
+        assert_eq!(
+            without_user_info("alice:s3cret@proxy.example:3128").as_deref(),
+            Some("http://proxy.example:3128/")
+        );
+        assert_eq!(
+            without_user_info("socks5h://alice@proxy.example:1080").as_deref(),
+            Some("socks5h://proxy.example:1080")
+        );
+        assert_eq!(without_user_info("not a url @ all"), None);
+        assert_eq!(
+            without_user_info("localhost,.example.com").as_deref(),
+            Some("localhost,.example.com")
+        );
     }
 
     #[test]

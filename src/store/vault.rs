@@ -8,6 +8,12 @@
 //! sent as `X-Vault-Token` in a header marked sensitive; it never appears in Debug
 //! output, logs or errors.
 //!
+//! The mount must be the root of a KV version 2 mount: before its first write or delete,
+//! and in [`SecretStore::preflight`]/[`SecretStore::prepare`], the store asks
+//! `sys/internal/ui/mounts/<mount>` as the CLIs do, and refuses (exit 4) a path inside a
+//! mount, a KV version 1 mount or another engine. Every delete is read back: a slot still
+//! there after a delete the server answered is an error naming it.
+//!
 //! Layout, under a mount (`secret`) and a prefix (`siprot/`): a credential's current
 //! password is the secret `<mount>/<prefix><entry>`, its `#pending` slot
 //! `<mount>/<prefix>.pending/<entry>` and its `#previous` slot
@@ -217,6 +223,9 @@ pub struct VaultStore {
     /// The highest storage index seen in an answer, and its header (see
     /// [`VaultStore::note_index`]).
     index: std::sync::Mutex<Option<(u64, String)>>,
+    /// The mount was found to be the root of a KV version 2 mount
+    /// ([`VaultStore::check_mount`]).
+    mount_checked: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for VaultStore {
@@ -582,6 +591,7 @@ impl VaultStore {
             },
             checked: std::sync::Mutex::default(),
             index: std::sync::Mutex::default(),
+            mount_checked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -1124,6 +1134,115 @@ impl VaultStore {
     }
 }
 
+impl VaultStore {
+    /// Checks, once per store, that the mount is the root of a KV version 2 mount, as the
+    /// `bao`/`vault` CLIs learn it before a `kv` command (`sys/internal/ui/mounts/<path>`:
+    /// the engine's type, its version and its own path). A path inside a mount
+    /// (`secret/data`), a KV version 1 mount or another engine (`cubbyhole`) is
+    /// [`StoreError::Denied`] (exit 4) before anything is written. The token needs some
+    /// capability under the mount, which any policy that lets siprot work there grants.
+    async fn check_mount(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.mount_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let check = format!("sys/internal/ui/mounts/{}", self.mount_path);
+        let mut path = String::from("internal/ui/mounts");
+        for part in &self.mount {
+            path.push('/');
+            encode_segment(part, &mut path);
+        }
+        let url = self.sys_url(&path);
+        let answer = self
+            .call(Op::Check, &check, true, || {
+                self.request(HttpMethod::GET, url.clone())
+            })
+            .await?;
+        let response = answer.response;
+        match response.status.as_u16() {
+            200 => {}
+            403 => {
+                return Err(self.denied(format!(
+                    "vault at {} refused the token for '{check}' (HTTP 403): there is no \
+                     mount at '{}', or the token is invalid or expired, or its policy grants \
+                     nothing under it",
+                    self.addr, self.mount_path
+                )));
+            }
+            _ => return Err(self.refused(Op::Check, &check, &response)),
+        }
+        #[derive(Deserialize)]
+        struct Mount {
+            data: MountData,
+        }
+        #[derive(Deserialize)]
+        struct MountData {
+            #[serde(rename = "type", default)]
+            kind: String,
+            #[serde(default)]
+            path: String,
+            #[serde(default)]
+            options: Option<std::collections::HashMap<String, serde_json::Value>>,
+        }
+        let mount: Mount = serde_json::from_slice(&response.body)
+            .map_err(|_| self.bad_json(&check, "not a mount's description"))?;
+        self.judge_mount(
+            &mount.data.kind,
+            &mount.data.path,
+            mount.data.options.as_ref(),
+        )?;
+        self.mount_checked.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// `Ok` for the root of a KV version 2 mount, else [`StoreError::Denied`] saying what
+    /// the mount is.
+    fn judge_mount(
+        &self,
+        kind: &str,
+        root: &str,
+        options: Option<&std::collections::HashMap<String, serde_json::Value>>,
+    ) -> Result<(), StoreError> {
+        let root = root.trim_end_matches('/');
+        let given = &self.mount_path;
+        let kv = matches!(kind, "kv" | "generic");
+        let version = options
+            .and_then(|o| o.get("version"))
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_else(|| "1".to_owned());
+        let kind = crate::redact::one_line(kind);
+        let root_shown = crate::redact::one_line(root);
+        if root != given {
+            let hint = if kv && version == "2" {
+                format!(" (--vault-mount {root_shown})")
+            } else {
+                String::new()
+            };
+            return Err(self.denied(format!(
+                "the vault mount '{given}' is not the root of a mount: it is a path inside the \
+                 {kind} mount '{root_shown}'; --vault-mount takes the root of a KV version 2 \
+                 mount{hint}"
+            )));
+        }
+        if !kv {
+            return Err(self.denied(format!(
+                "the vault mount '{given}' is a {kind} mount, not a KV version 2 mount"
+            )));
+        }
+        if version != "2" {
+            return Err(self.denied(format!(
+                "the vault mount '{given}' is a KV version {} mount; siprot needs version 2 \
+                 (`bao kv enable-versioning {given}` upgrades it)",
+                crate::redact::one_line(&version)
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl SecretStore for VaultStore {
     fn kind(&self) -> StoreKind {
@@ -1158,6 +1277,7 @@ impl SecretStore for VaultStore {
         when: Precondition,
     ) -> Result<Option<u64>, StoreError> {
         log::debug!("vault: write {} ({when:?})", self.kv_path(name, slot));
+        self.check_mount().await?;
         let rest = self.slot_segments(name, slot)?;
         let cas = match when {
             Precondition::Any => None,
@@ -1208,6 +1328,7 @@ impl SecretStore for VaultStore {
 
     async fn delete(&self, name: &EntryName, slot: Slot) -> Result<bool, StoreError> {
         log::debug!("vault: delete {}", self.kv_path(name, slot));
+        self.check_mount().await?;
         let rest = self.slot_segments(name, slot)?;
         let existed = match self.find(name, slot).await? {
             Found::Live(_) => true,
@@ -1222,9 +1343,11 @@ impl SecretStore for VaultStore {
             })
             .await?;
         match answer.response.status.as_u16() {
-            200..=299 | 404 => Ok(existed),
-            _ => Err(self.refused(Op::Delete, &path, &answer.response)),
+            200..=299 | 404 => {}
+            _ => return Err(self.refused(Op::Delete, &path, &answer.response)),
         }
+        self.confirm_gone(name, slot).await?;
+        Ok(existed)
     }
 
     async fn list(&self) -> Result<Vec<(EntryName, Slot)>, StoreError> {
@@ -1253,13 +1376,23 @@ impl SecretStore for VaultStore {
 
     async fn preflight(&self, name: &EntryName) -> Result<(), StoreError> {
         if self.checked(name) {
-            return Ok(());
+            return self.check_mount().await;
         }
-        let mut verdicts = self.capabilities(std::slice::from_ref(name)).await?;
-        verdicts.pop().unwrap_or(Ok(()))
+        // Both questions at once: the mount's answer comes first.
+        let (mount, verdicts) = tokio::join!(
+            self.check_mount(),
+            self.capabilities(std::slice::from_ref(name))
+        );
+        mount?;
+        verdicts?.pop().unwrap_or(Ok(()))
     }
 
     async fn prepare(&self, names: &[EntryName]) {
+        if let Err(e) = self.check_mount().await {
+            // Each rotation's own preflight checks (and reports) it.
+            log::debug!("vault: the fleet's mount check failed: {e}");
+            return;
+        }
         for chunk in names.chunks(CHECK_CHUNK) {
             match self.capabilities(chunk).await {
                 Ok(verdicts) => {
@@ -1278,6 +1411,7 @@ impl SecretStore for VaultStore {
 
     async fn remove(&self, name: &EntryName, slot: Slot) -> Result<(), StoreError> {
         log::debug!("vault: remove {}", self.kv_path(name, slot));
+        self.check_mount().await?;
         let rest = self.slot_segments(name, slot)?;
         let path = self.api_path("metadata", &rest);
         let url = self.url("metadata", &rest, false);
@@ -1287,8 +1421,24 @@ impl SecretStore for VaultStore {
             })
             .await?;
         match answer.response.status.as_u16() {
-            200..=299 | 404 => Ok(()),
-            _ => Err(self.refused(Op::Delete, &path, &answer.response)),
+            200..=299 | 404 => {}
+            _ => return Err(self.refused(Op::Delete, &path, &answer.response)),
+        }
+        self.confirm_gone(name, slot).await
+    }
+}
+
+impl VaultStore {
+    /// Reads a slot back after its delete: a server (or a proxy) that answered the delete
+    /// but still holds the secret is an error naming the slot, never passed over.
+    async fn confirm_gone(&self, name: &EntryName, slot: Slot) -> Result<(), StoreError> {
+        match self.find(name, slot).await? {
+            Found::Live(_) => Err(self.unavailable(format!(
+                "vault at {} answered the delete of {}, but the secret is still there",
+                self.addr,
+                self.locate(name, slot)
+            ))),
+            Found::Deleted(_) | Found::None => Ok(()),
         }
     }
 }
@@ -1354,6 +1504,72 @@ mod tests {
         }
         for bad in ["", "a//b", "..", "a\nb"] {
             assert!(segments(bad, "the vault mount", false).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_root_of_a_kv_version_2_mount_is_taken() {
+        let store = |mount: &str| {
+            VaultStore::connect(
+                VaultConnection::new("http://127.0.0.1:1", "test", SecretString::from("t"))
+                    .unwrap(),
+                &VaultOptions {
+                    mount: mount.to_owned(),
+                    ..VaultOptions::default()
+                },
+            )
+            .unwrap()
+        };
+        let version =
+            |v: serde_json::Value| std::collections::HashMap::from([("version".to_owned(), v)]);
+        let v2 = version(serde_json::json!("2"));
+        assert!(
+            store("secret")
+                .judge_mount("kv", "secret/", Some(&v2))
+                .is_ok()
+        );
+        assert!(
+            store("team/kv")
+                .judge_mount("kv", "team/kv/", Some(&v2))
+                .is_ok()
+        );
+        assert!(
+            store("secret")
+                .judge_mount("kv", "secret/", Some(&version(serde_json::json!(2))))
+                .is_ok()
+        );
+        for (mount, kind, root, options, expected) in [
+            (
+                "secret/data",
+                "kv",
+                "secret/",
+                Some(&v2),
+                "is not the root of a mount: it is a path inside the kv mount 'secret'; \
+                 --vault-mount takes the root of a KV version 2 mount (--vault-mount secret)",
+            ),
+            (
+                "cubbyhole",
+                "cubbyhole",
+                "cubbyhole/",
+                None,
+                "is a cubbyhole mount, not a KV version 2 mount",
+            ),
+            (
+                "kv1",
+                "kv",
+                "kv1/",
+                Some(&version(serde_json::json!("1"))),
+                "is a KV version 1 mount",
+            ),
+            ("kv1", "kv", "kv1/", None, "is a KV version 1 mount"),
+        ] {
+            let error = store(mount).judge_mount(kind, root, options).unwrap_err();
+            assert!(error.to_string().contains(expected), "{mount}: {error}");
+            assert_eq!(
+                Error::keyring_unavailable(error).exit_code().code(),
+                4,
+                "{mount}"
+            );
         }
     }
 
@@ -1579,10 +1795,17 @@ mod tests {
             axum::Json(serde_json::json!({"data": {"version": version}})).into_response()
         }
 
+        /// `secret` is the root of a KV version 2 mount (not counted as a request).
+        async fn mount() -> Response {
+            let body = r#"{"data":{"type":"kv","path":"secret/","options":{"version":"2"}}}"#;
+            (StatusCode::OK, body).into_response()
+        }
+
         /// Serves `server` on a loopback port; returns its address.
         pub async fn start(server: Shared) -> String {
             let app = Router::new()
                 .route("/v1/secret/data/{*path}", get(read).post(write))
+                .route("/v1/sys/internal/ui/mounts/secret", get(mount))
                 .with_state(server);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

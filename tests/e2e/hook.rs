@@ -380,6 +380,121 @@ fn a_hook_that_echoes_the_password_does_not_leak_it_into_siprots_output() {
     }
 }
 
+/// Hooks that print the password in another form than byte for byte: each ends with a
+/// line that would be shown if the output were not withheld.
+const PRINTED_FORMS: [(&str, &str); 7] = [
+    ("fold", r#"printf '%s\n' "$pw" | fold -w 5"#),
+    ("rev", r#"printf '%s\n' "$pw" | rev"#),
+    ("base64", r#"printf '%s' "$pw" | base64"#),
+    (
+        "base64 after a prefix",
+        r#"printf 'user:%s' "$pw" | base64"#,
+    ),
+    (
+        "a prefix of it",
+        r#"printf 'starts with %s...\n' "$(printf '%s' "$pw" | cut -c1-10)""#,
+    ),
+    (
+        "URL-escaped",
+        r#"printf 'url=%s\n' "$(printf '%s' "$pw" | od -An -tx1 | tr -d ' \n' | sed 's/../%&/g')""#,
+    ),
+    (
+        "backslash-escaped",
+        r#"printf '%s\n' "$pw" | sed 's/./\\&/g'"#,
+    ),
+];
+
+#[test]
+fn a_hook_that_prints_the_password_folded_reversed_encoded_or_escaped_does_not_show_it() {
+    let env = Target::TELEPATH.seeded();
+    // Every form in every output, so that a failure names all the forms shown.
+    let mut shown = Vec::new();
+    for (form, print) in PRINTED_FORMS {
+        for json in [true, false] {
+            let hook = script(
+                &env,
+                "forms.sh",
+                &format!("#!/bin/sh\nIFS= read -r pw\n{print}\necho visible-marker\n"),
+            );
+            let mut args = vec!["--exec", hook.to_str().unwrap()];
+            if json {
+                args.push("--json");
+            }
+            let run = Target::TELEPATH.rotate(&env, &args);
+            run.assert_code(0);
+            let withheld = if json {
+                let hook = &run.json()["hook"];
+                hook["output_withheld"] == true && hook["output_tail"] == siprot::hook::WITHHELD
+            } else {
+                run.stdout.contains("not shown: it contained the password")
+            };
+            if run.stdout.contains("visible-marker") || !withheld {
+                shown.push(format!("{form} (json: {json}): {}", run.stdout));
+            }
+        }
+    }
+    assert!(shown.is_empty(), "the output was shown: {shown:#?}");
+    // Output that does not hold the password is still shown.
+    let hook = script(
+        &env,
+        "plain.sh",
+        "#!/bin/sh\nIFS= read -r pw\necho \"reloaded $SIPROT_CREDENTIAL\"\n",
+    );
+    let run = Target::TELEPATH.rotate(&env, &["--exec", hook.to_str().unwrap(), "--json"]);
+    run.assert_code(0);
+    assert_eq!(
+        run.json()["hook"]["output_tail"],
+        format!("reloaded {}", Target::TELEPATH.id)
+    );
+}
+
+#[test]
+fn proxy_passwords_and_the_vault_client_key_never_reach_the_hook() {
+    let mut env = Target::VOBIZ.seeded();
+    let vars = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "FTP_PROXY",
+    ];
+    for (i, var) in vars.iter().enumerate() {
+        let password = format!("proxy-secret-{i}-8Zq4");
+        env.remember_secret(&password);
+        env.set_env(
+            var,
+            &format!("http://alice{i}:{password}@127.0.0.1:{}", 3100 + i),
+        );
+    }
+    env.set_env("NO_PROXY", "localhost,.example.com");
+    env.set_env("VAULT_CLIENT_KEY", "/etc/siprot/vault-client-key.pem");
+    env.set_env("BAO_CLIENT_KEY", "/etc/siprot/bao-client-key.pem");
+    let (out, exec) = recorder(&env, 0);
+    Target::VOBIZ
+        .rotate(&env, &["--exec", &exec])
+        .assert_code(0);
+    let recorded = read(&out.join("vobiz.env"));
+    for (i, var) in vars.iter().enumerate() {
+        assert_eq!(
+            env_var(&recorded, var),
+            Some(format!("http://127.0.0.1:{}/", 3100 + i).as_str()),
+            "{var} keeps its proxy without the user info"
+        );
+    }
+    assert!(!recorded.contains("proxy-secret"), "{recorded}");
+    assert!(!recorded.contains("alice"), "{recorded}");
+    assert_eq!(
+        env_var(&recorded, "NO_PROXY"),
+        Some("localhost,.example.com")
+    );
+    assert_eq!(env_var(&recorded, "VAULT_CLIENT_KEY"), None);
+    assert_eq!(env_var(&recorded, "BAO_CLIENT_KEY"), None);
+    let live = Target::VOBIZ.live(&env);
+    assert_no_secret_in_argv_or_env(&env, &out, "vobiz", &live);
+}
+
 #[test]
 fn a_fleet_runs_the_inventorys_hook_per_credential_and_reports_one_entrys_failure() {
     let env = TestEnv::start();

@@ -930,3 +930,218 @@ fn login_keeps_api_keys_in_the_vault_store_for_a_runner_without_a_keyring() {
     assert_eq!(run.json()["removed"].as_array().unwrap().len(), 2);
     assert_eq!(bao.kv_get(&kept, "password"), None);
 }
+
+/// A token (random, so the leak checks cover it) whose policy allows everything on every
+/// path, as an operator's own token might.
+fn broad_token(bao: &Bao, dir: &Path) -> String {
+    let file = dir.join("broad.hcl");
+    std::fs::write(
+        &file,
+        "path \"*\" {\n  capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"]\n}\n",
+    )
+    .unwrap();
+    let out = bao.cli(
+        ROOT_TOKEN,
+        &["policy", "write", "siprot-broad", file.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bao.cli(
+        ROOT_TOKEN,
+        &["token", "create", "-policy", "siprot-broad", "-field=token"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn a_vault_mount_that_is_not_the_root_of_a_kv_version_2_mount_is_refused_before_anything_is_sent() {
+    let bao = Bao::shared();
+    // docs/vault.md's narrow policy, and one that allows everything: both pass the mount
+    // check of `secret` (every rotation test here uses the narrow one), and each wrong
+    // mount below is refused with exit 4 before anything is written or sent.
+    let narrow = World::shared("mount");
+    let env = TestEnv::without_keyring();
+    let token = broad_token(bao, env.state.path());
+    let broad = World::with(env, &bao.addr, &token, unique_prefix("mount-broad"));
+    for world in [&broad, &narrow] {
+        for target in [Target::TELEPATH, Target::VOBIZ] {
+            (target.create)(&target, &world.env);
+            let entry = target.entry(&world.env);
+            let run = world.rotate(&target, &["--vault-mount", "secret/data"]);
+            run.assert_code(4);
+            run.assert_one_line_error("the vault mount 'secret/data' is not the root of a mount");
+            assert!(
+                run.stderr.contains("--vault-mount secret)"),
+                "{}",
+                run.stderr
+            );
+            // Where a write to the mount `secret/data` would have gone, as the CLI names it.
+            for folder in ["", ".pending/", ".previous/"] {
+                let path = format!("secret/data/{}{folder}{entry}", world.prefix);
+                assert_eq!(bao.kv_data(&path), None, "{path} was written");
+            }
+
+            let run = world.rotate(&target, &["--vault-mount", "cubbyhole"]);
+            run.assert_code(4);
+            run.assert_one_line_error(
+                "the vault mount 'cubbyhole' is a cubbyhole mount, not a KV version 2 mount",
+            );
+            assert_eq!(target.live(&world.env), target.initial);
+        }
+        assert!(world.env.fake.requests().is_empty(), "something was sent");
+    }
+
+    // A KV version 1 mount; and one the token may not use (or that does not exist).
+    let v1 = format!("kv1-{}", std::process::id());
+    let out = bao.cli(
+        ROOT_TOKEN,
+        &[
+            "secrets",
+            "enable",
+            &format!("-path={v1}"),
+            "-version=1",
+            "kv",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = Target::VOBIZ;
+    let run = broad.rotate(&target, &["--vault-mount", &v1]);
+    run.assert_code(4);
+    run.assert_one_line_error(&format!(
+        "the vault mount '{v1}' is a KV version 1 mount; siprot needs version 2"
+    ));
+    let run = narrow.rotate(&target, &["--vault-mount", &v1]);
+    run.assert_code(4);
+    run.assert_one_line_error(&format!("there is no mount at '{v1}'"));
+    assert!(broad.env.fake.requests().is_empty(), "something was sent");
+    assert!(narrow.env.fake.requests().is_empty(), "something was sent");
+    let out = bao.cli(ROOT_TOKEN, &["kv", "list", &format!("{v1}/")]);
+    assert!(!out.status.success(), "the v1 mount holds something");
+}
+
+/// An HTTP proxy in front of `upstream` that answers every DELETE with 204 and passes
+/// nothing of it on (as a broken proxy might), and every other request as it is. Its
+/// address; it serves until the test process ends.
+fn deaf_to_deletes(upstream: &str) -> String {
+    use axum::body::{Body, to_bytes};
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+
+    async fn forward(client: reqwest::Client, upstream: String, request: Request) -> Response {
+        if request.method() == axum::http::Method::DELETE {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let body = to_bytes(body, usize::MAX).await.unwrap();
+        let mut outgoing = client.request(parts.method.clone(), format!("{upstream}{path}"));
+        for (name, value) in &parts.headers {
+            if name != axum::http::header::HOST {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        let answer = outgoing.body(body).send().await.unwrap();
+        let mut response = Response::builder().status(answer.status().as_u16());
+        for (name, value) in answer.headers() {
+            response = response.header(name, value);
+        }
+        response
+            .body(Body::from(answer.bytes().await.unwrap()))
+            .unwrap()
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let client = reqwest::Client::new();
+            let app = axum::Router::new().fallback(move |request: Request| {
+                forward(client.clone(), upstream.clone(), request)
+            });
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    addr
+}
+
+#[test]
+fn a_delete_the_store_answered_without_removing_the_slot_is_reported() {
+    let bao = Bao::shared();
+    let proxy = deaf_to_deletes(&bao.addr);
+    let prefix = unique_prefix("deaf");
+    let env = TestEnv::without_keyring();
+    let token = rotator_token(|args| bao.cli(ROOT_TOKEN, args), env.state.path(), &prefix);
+    let world = World::with(env, &proxy, &token, prefix);
+    let target = Target::VOBIZ;
+    (target.create)(&target, &world.env);
+    let entry = target.entry(&world.env);
+    let run = world.rotate(&target, &[]);
+    // The rotation itself is done: the provider and current agree.
+    run.assert_code(0);
+    let live = target.live(&world.env);
+    assert_eq!(
+        bao.kv_get(&world.current(&entry), "password").as_deref(),
+        Some(live.as_str())
+    );
+    // #pending is still there, and the run says so, naming it.
+    let pending = world.path(&entry, ".pending/");
+    assert!(
+        bao.kv_data(&pending).is_some(),
+        "the proxy let a delete through"
+    );
+    assert!(
+        run.stderr.contains(&format!("vault secret '{pending}'"))
+            && run.stderr.contains("still there"),
+        "{}",
+        run.stderr
+    );
+
+    // The library's delete, as `recover` and `logout` use it, is an error naming the slot.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = VaultStore::connect(
+            siprot::store::vault::VaultConnection::new(
+                &proxy,
+                "test",
+                secrecy::SecretString::from(ROOT_TOKEN.to_owned()),
+            )
+            .unwrap(),
+            &siprot::store::vault::VaultOptions {
+                prefix: world.prefix.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let name = EntryName::new(entry.clone());
+        let error = store.delete(&name, Slot::Pending).await.unwrap_err();
+        assert!(
+            error.to_string().contains(&pending) && error.to_string().contains("still there"),
+            "{error}"
+        );
+        let error = store.remove(&name, Slot::Pending).await.unwrap_err();
+        assert!(error.to_string().contains("still there"), "{error}");
+    });
+}
