@@ -108,6 +108,18 @@ pub struct History {
     pub verified_since_rotation: bool,
 }
 
+impl History {
+    /// The last rotation attempt when it is an `in-progress` record with no final one
+    /// after it: that rotation was cut off (SIGKILL, power loss) after its request may
+    /// have reached the provider, so its outcome is unknown and the password the store
+    /// holds may be dead (or it is still running: the credential's lock tells).
+    pub fn outcome_unknown(&self) -> Option<&Attempt> {
+        self.last_attempt
+            .as_ref()
+            .filter(|attempt| attempt.outcome == AuditOutcome::InProgress)
+    }
+}
+
 /// One verification recorded in the audit log.
 #[derive(Debug, Clone)]
 pub struct Verification {

@@ -1,8 +1,10 @@
-//! `siprot recover`: finishes interrupted rotations and reports each item found.
+//! `siprot recover`: finishes interrupted rotations and reports each item found. An item
+//! only a new rotation settles names that `rotate` command, with the store options
+//! recover was given.
 
 use serde::Serialize;
 
-use crate::cli::RecoverArgs;
+use crate::cli::{RecoverArgs, StoreArgs};
 use crate::commands::block_on;
 use crate::config::ConnectOptions;
 use crate::error::{ExitCode, Result};
@@ -20,16 +22,31 @@ pub fn run(args: RecoverArgs) -> Result<ExitCode> {
         http: args.http.config(),
     };
     let connect = |settings: &Settings| settings.provider().connect(settings, &options);
-    let items = block_on(async {
+    let mut items = block_on(async {
         let store = args.store.open(None).await?;
         recovery::recover(store.as_ref(), &state, &accounts, &connect, args.dry_run).await
     })?;
+    let flags = store_flags(&args.store);
+    for item in &mut items {
+        if let Some(step) = &mut item.next_step {
+            step.push_str(&flags);
+        }
+    }
     let code = recovery::exit_code(&items);
     let remaining = items.iter().filter(|i| i.outcome.remains()).count();
     if remaining > 0 && !args.dry_run {
+        let steps: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.next_step.as_ref().map(|step| format!("`{step}`")))
+            .collect();
+        let rotate = if steps.is_empty() {
+            String::new()
+        } else {
+            format!("; to restore service run {}", steps.join(", "))
+        };
         output::error_line(&format!(
             "{remaining} item(s) could not be recovered (exit {code}): see the report on \
-             standard output"
+             standard output{rotate}"
         ));
     }
     if args.json {
@@ -69,6 +86,9 @@ struct ItemJson<'a> {
     message: &'a str,
     exit_code: ExitCode,
     attempts: u32,
+    /// The command that settles what recover could not (`outcome_unknown` items).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_step: Option<&'a str>,
 }
 
 impl<'a> ItemJson<'a> {
@@ -83,6 +103,7 @@ impl<'a> ItemJson<'a> {
             message: &item.message,
             exit_code: item.exit_code,
             attempts: item.attempts,
+            next_step: item.next_step.as_deref(),
         }
     }
 }
@@ -100,11 +121,18 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
             None => format!("'{}'", item.entry.slot(slot(item))),
         };
         let mark = match item.outcome {
-            ItemOutcome::Failed | ItemOutcome::Conflict | ItemOutcome::Refused => "NOT RECOVERED",
+            ItemOutcome::Failed
+            | ItemOutcome::Conflict
+            | ItemOutcome::Refused
+            | ItemOutcome::RotateAgain => "NOT RECOVERED",
             ItemOutcome::WouldRecover => "to recover",
             _ => "done",
         };
-        output::line(&format!("{mark}: {what}: {}", item.message))?;
+        let step = match &item.next_step {
+            Some(step) => format!(": run `{step}`"),
+            None => String::new(),
+        };
+        output::line(&format!("{mark}: {what}: {}{step}", item.message))?;
     }
     let summary = match (remaining, dry_run) {
         (0, _) => "everything is recovered".to_owned(),
@@ -112,6 +140,25 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
         (n, false) => format!("{n} item(s) still need attention (see above)"),
     };
     output::line(&summary)
+}
+
+/// The store options recover was given on its command line, for the `rotate` it names
+/// (` --store vault --secret-prefix 'team/'`); what the environment chose it chooses
+/// again.
+fn store_flags(store: &StoreArgs) -> String {
+    let mut flags = String::new();
+    if let Some(kind) = store.store {
+        flags.push_str(&format!(" --store {kind}"));
+    }
+    for (flag, value) in [
+        ("--vault-mount", &store.vault_mount),
+        ("--secret-prefix", &store.secret_prefix),
+    ] {
+        if let Some(value) = value {
+            flags.push_str(&format!(" {flag} {}", crate::hook::shell_quote(value)));
+        }
+    }
+    flags
 }
 
 /// The store's service as prose: `keyring service 'siprot'` or `vault:secret/siprot/`.
