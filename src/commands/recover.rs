@@ -1,6 +1,7 @@
 //! `siprot recover`: finishes interrupted rotations and reports each item found. An item
 //! only a new rotation settles names that `rotate` command, with the store options
-//! recover was given.
+//! recover was given. Human lines are printed with control characters escaped: entry
+//! names come from the store's listing.
 
 use serde::Serialize;
 
@@ -132,7 +133,11 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
             Some(step) => format!(": run `{step}`"),
             None => String::new(),
         };
-        output::line(&format!("{mark}: {what}: {}{step}", item.message))?;
+        // Entry names come from the store's listing (a server's answer): escaped.
+        output::line(&crate::redact::escape_controls(&format!(
+            "{mark}: {what}: {}{step}",
+            item.message
+        )))?;
     }
     let summary = match (remaining, dry_run) {
         (0, _) => "everything is recovered".to_owned(),
