@@ -802,6 +802,11 @@ mod tests {
             history.last_attempt.as_ref().unwrap().outcome,
             AuditOutcome::InProgress
         );
+        assert_eq!(
+            history.outcome_unknown().map(|a| a.time.to_string()),
+            Some("2026-01-03T00:00:00Z".to_owned()),
+            "a rotation cut off after its in-progress record"
+        );
         // The final record supersedes the in-progress one, even dated earlier.
         fs::write(
             state.audit_log(),
@@ -813,6 +818,7 @@ mod tests {
             history.last_attempt.as_ref().unwrap().outcome,
             AuditOutcome::Rotated
         );
+        assert!(history.outcome_unknown().is_none());
     }
 
     #[test]
