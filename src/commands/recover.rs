@@ -139,10 +139,17 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
             item.message
         )))?;
     }
+    let rotate = items.iter().filter(|i| i.next_step.is_some()).count();
+    let rotate = match rotate {
+        0 => String::new(),
+        n => format!(" ({n} of them only by the `siprot rotate` named above)"),
+    };
     let summary = match (remaining, dry_run) {
         (0, _) => "everything is recovered".to_owned(),
-        (n, true) => format!("{n} item(s) to recover; run without --dry-run to recover them"),
-        (n, false) => format!("{n} item(s) still need attention (see above)"),
+        (n, true) => {
+            format!("{n} item(s) to recover{rotate}; run without --dry-run to recover them")
+        }
+        (n, false) => format!("{n} item(s) still need attention{rotate} (see above)"),
     };
     output::line(&summary)
 }
