@@ -28,6 +28,13 @@
 //! A last rotation dated in the future beyond [`crate::state::FUTURE_TOLERANCE`] (a clock
 //! that ran ahead, or a forged audit line) gives no age to compare with a maximum age:
 //! the credential is rotated as overdue and its result says why ([`ClockSkew`]).
+//!
+//! A credential whose last rotation attempt in the audit log is an `in-progress` record
+//! ([`crate::state::History::outcome_unknown`]: cut off by SIGKILL or a power loss with
+//! its request in flight) is due now whatever its age: the provider may hold a password
+//! no store has (Telepath's lost answer), so skipping it as "rotated recently" would
+//! leave a dead password in place behind a green run. Its result says why
+//! ([`OutcomeUnknown`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -46,7 +53,7 @@ use crate::recovery::Connect;
 use crate::rollback::{self, Plan, Verified};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationReport, RotationStatus};
 use crate::settings::{Accounts, Settings};
-use crate::state::{RecordAge, StateDir};
+use crate::state::{History, RecordAge, StateDir};
 use crate::store::{EntryName, SecretStore};
 
 /// Default number of concurrent rotations per provider account.
@@ -129,6 +136,14 @@ pub struct ClockSkew {
     pub ahead: jiff::SignedDuration,
 }
 
+/// The last rotation attempt was cut off with its outcome unknown: why a credential was
+/// rotated whatever its age.
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeUnknown {
+    /// When that attempt's `in-progress` record was written (just before its request).
+    pub since: jiff::Timestamp,
+}
+
 /// One credential's result.
 #[derive(Debug)]
 pub struct FleetResult<'a> {
@@ -139,6 +154,8 @@ pub struct FleetResult<'a> {
     pub outcome: Outcome,
     /// Set when the audit log's last rotation is dated in the future.
     pub clock_skew: Option<ClockSkew>,
+    /// Set when the audit log's last rotation attempt was cut off (outcome unknown).
+    pub outcome_unknown: Option<OutcomeUnknown>,
     pub verification: FleetVerification,
     /// The hook, when one ran after the rotation.
     pub hook: Option<Hooked>,
@@ -190,7 +207,7 @@ pub async fn rotate<'a>(
     report: impl FnMut(FleetResult<'a>),
 ) {
     let report = RefCell::new(report);
-    let last_rotations = state.last_rotations(store.service());
+    let histories = state.histories(store.service());
     let mut queues: BTreeMap<AccountKey, Account<'a>> = BTreeMap::new();
     for entry in entries {
         queues
@@ -264,7 +281,7 @@ pub async fn rotate<'a>(
                         store,
                         state,
                         options,
-                        &last_rotations,
+                        &histories,
                     )
                     .await;
                     match verify_step(&mut result, options) {
@@ -335,6 +352,7 @@ pub async fn rotate<'a>(
                     attempts: 0,
                     outcome: Outcome::NotAttempted { signal },
                     clock_skew: None,
+                    outcome_unknown: None,
                     verification: FleetVerification::NotAsked,
                     hook: None,
                 });
@@ -355,22 +373,32 @@ pub enum AgeCheck {
     Due,
     /// Due: its last rotation is dated in the future, so it has no age to compare.
     Skewed(ClockSkew),
+    /// Due now, whatever its age: its last rotation attempt was cut off with its request
+    /// in flight, so the password the store holds may be dead.
+    Unknown(OutcomeUnknown),
 }
 
 /// Whether `entry` (named `name`) is skipped by its age now: rotated less than
-/// `if_older_than` ago (`--if-older-than`), or else its `max_age`, by `last_rotations`
-/// ([`StateDir::last_rotations`]). The fleet's own test, also used to count what a fleet
-/// would rotate before it starts.
+/// `if_older_than` ago (`--if-older-than`), or else its `max_age`, by its history in
+/// the audit log ([`StateDir::histories`]); never when its last attempt's outcome is
+/// unknown. The fleet's own test, also used to count what a fleet would rotate before it
+/// starts.
 pub fn age_check(
     entry: &InventoryEntry,
     name: &EntryName,
     if_older_than: Option<jiff::SignedDuration>,
-    last_rotations: &HashMap<String, jiff::Timestamp>,
+    histories: &HashMap<String, History>,
 ) -> AgeCheck {
+    let history = histories.get(name.current());
+    if let Some(attempt) = history.and_then(History::outcome_unknown) {
+        return AgeCheck::Unknown(OutcomeUnknown {
+            since: attempt.time,
+        });
+    }
     let Some(max_age) = if_older_than.or(entry.max_age) else {
         return AgeCheck::Due;
     };
-    let Some(last) = last_rotations.get(name.current()) else {
+    let Some(last) = history.and_then(|h| h.last_rotated.as_ref()) else {
         return AgeCheck::Due;
     };
     match RecordAge::of(*last, jiff::Timestamp::now()) {
@@ -393,14 +421,14 @@ async fn rotate_one<'a>(
     store: &dyn SecretStore,
     state: &StateDir,
     options: &FleetOptions,
-    last_rotations: &HashMap<String, jiff::Timestamp>,
+    histories: &HashMap<String, History>,
 ) -> FleetResult<'a> {
     let keyring_entry = match entry.provider.entry_name(&entry.credential, settings) {
         Ok(name) => name,
         Err(error) => return failed(entry, None, 0, &error),
     };
-    let mut clock_skew = None;
-    match age_check(entry, &keyring_entry, options.if_older_than, last_rotations) {
+    let (mut clock_skew, mut outcome_unknown) = (None, None);
+    match age_check(entry, &keyring_entry, options.if_older_than, histories) {
         AgeCheck::Recent {
             last_rotated,
             max_age,
@@ -414,12 +442,14 @@ async fn rotate_one<'a>(
                     max_age,
                 },
                 clock_skew: None,
+                outcome_unknown: None,
                 verification: FleetVerification::NotAsked,
                 hook: None,
             };
         }
         AgeCheck::Due => {}
         AgeCheck::Skewed(skew) => clock_skew = Some(skew),
+        AgeCheck::Unknown(unknown) => outcome_unknown = Some(unknown),
     }
     let attempts = Attempts::new();
     let input = RotationInput {
@@ -454,6 +484,7 @@ async fn rotate_one<'a>(
         attempts: attempts.count(),
         outcome,
         clock_skew,
+        outcome_unknown,
         verification: FleetVerification::NotAsked,
         hook: hooked,
     }
@@ -502,6 +533,7 @@ fn failed<'a>(
             exit_code: error.exit_code(),
         },
         clock_skew: None,
+        outcome_unknown: None,
         verification: FleetVerification::NotAsked,
         hook: None,
     }

@@ -26,6 +26,14 @@
 //!
 //! Leftover `#probe` entries (a throw-away secret proving the keyring writable) are
 //! removed.
+//!
+//! A server-generated credential whose last rotation attempt in the audit log is an
+//! `in-progress` record (cut off by SIGKILL or a power loss with its request in flight,
+//! [`crate::state::History::outcome_unknown`]) and that no recovery file settles is
+//! reported, never passed over: the provider may have replaced the password and its
+//! answer is lost, so the store may hold a dead one. Nothing here can get the new one
+//! back; the item (exit 9) names the `rotate` that restores service
+//! ([`Item::next_step`]).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -36,7 +44,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::lock::CredentialLock;
-use crate::providers::{self, PasswordOrigin, Provider, ProviderKind};
+use crate::providers::{self, CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationStatus};
 use crate::settings::{Accounts, Settings};
 use crate::state::{self, RecoveryFile, StateDir};
@@ -51,6 +59,9 @@ pub enum ItemKind {
     Probe,
     /// A shared store's claim of a server-generated rotation (no password).
     Claim,
+    /// A server-generated rotation cut off with its request in flight (the audit log's
+    /// last attempt is `in-progress`): the store may hold a dead password.
+    OutcomeUnknown,
 }
 
 impl ItemKind {
@@ -60,6 +71,7 @@ impl ItemKind {
             ItemKind::RecoveryFile => "recovery_file",
             ItemKind::Probe => "probe",
             ItemKind::Claim => "claim",
+            ItemKind::OutcomeUnknown => "outcome_unknown",
         }
     }
 }
@@ -94,6 +106,9 @@ pub enum ItemOutcome {
     Conflict,
     /// A recovery file siprot would not have written; nothing from it is stored.
     Refused,
+    /// The provider may hold a password no store has: only a new rotation
+    /// ([`Item::next_step`]) restores service.
+    RotateAgain,
 }
 
 impl ItemOutcome {
@@ -111,6 +126,7 @@ impl ItemOutcome {
             ItemOutcome::Failed => "failed",
             ItemOutcome::Conflict => "conflict",
             ItemOutcome::Refused => "refused",
+            ItemOutcome::RotateAgain => "rotate-again",
         }
     }
 
@@ -123,6 +139,7 @@ impl ItemOutcome {
                 | ItemOutcome::Failed
                 | ItemOutcome::Conflict
                 | ItemOutcome::Refused
+                | ItemOutcome::RotateAgain
         )
     }
 }
@@ -141,6 +158,9 @@ pub struct Item {
     /// 0 when done; otherwise the exit code of the failure.
     pub exit_code: ExitCode,
     pub attempts: u32,
+    /// The command that settles what recover could not (`siprot rotate --provider ...`),
+    /// without the store options, which the command line adds.
+    pub next_step: Option<String>,
 }
 
 /// Builds a provider client; called at most once per provider.
@@ -199,7 +219,78 @@ pub async fn recover(
     for (entry, facts) in claims {
         items.push(settle_claim(store, state, entry, facts, dry_run).await);
     }
+    let settled: Vec<EntryName> = items
+        .iter()
+        .filter(|item| matches!(item.kind, ItemKind::RecoveryFile | ItemKind::Pending))
+        .map(|item| item.entry.clone())
+        .collect();
+    items.extend(unknown_outcomes(store.service(), state, &settled, dry_run));
     Ok(items)
+}
+
+/// The server-generated credentials of `service` whose last rotation attempt was cut off
+/// with its request in flight (see the module docs), but for those in `settled` (a
+/// recovery file or `#pending` of theirs is an item already). One whose lock a run holds
+/// is being rotated now (exit 7), not cut off.
+fn unknown_outcomes(
+    service: &str,
+    state: &StateDir,
+    settled: &[EntryName],
+    dry_run: bool,
+) -> Vec<Item> {
+    let mut cut_off: Vec<(EntryName, jiff::Timestamp)> = state
+        .histories(service)
+        .into_iter()
+        .filter_map(|(entry, history)| {
+            let since = history.outcome_unknown()?.time;
+            Some((EntryName::new(entry), since))
+        })
+        .filter(|(entry, _)| !settled.contains(entry))
+        .collect();
+    cut_off.sort();
+    cut_off
+        .into_iter()
+        .filter_map(|(entry, since)| {
+            let (kind, credential) = providers::parse_entry(entry.current()).ok().flatten()?;
+            (kind.origin() == PasswordOrigin::ServerGenerated).then(|| {
+                unknown_outcome(service, state, (&entry, since), kind, &credential, dry_run)
+            })
+        })
+        .collect()
+}
+
+/// The item of one credential whose rotation was cut off (see [`unknown_outcomes`]).
+fn unknown_outcome(
+    service: &str,
+    state: &StateDir,
+    (entry, since): (&EntryName, jiff::Timestamp),
+    kind: ProviderKind,
+    credential: &CredentialRef,
+    dry_run: bool,
+) -> Item {
+    let mut found = item(ItemKind::OutcomeUnknown, service, entry);
+    found.provider = Some(kind);
+    if let Err(error) = CredentialLock::unless_dry_run(dry_run, state, service, entry.current()) {
+        return failed(found, &error);
+    }
+    let mut words = vec![
+        "siprot rotate --provider".to_owned(),
+        kind.name().to_owned(),
+        crate::hook::shell_quote(credential.id()),
+    ];
+    if let Some(device) = credential.device() {
+        words.extend(["--device".to_owned(), crate::hook::shell_quote(device)]);
+    }
+    found.outcome = ItemOutcome::RotateAgain;
+    found.exit_code = exit::UNCONFIRMED;
+    found.next_step = Some(words.join(" "));
+    found.message = format!(
+        "outcome unknown: the last rotation of '{entry}', started {since}, was cut off with \
+         its request in flight (killed, or a power loss): {kind} may have replaced the \
+         password and its answer is lost, so the one stored may be dead; nothing can get it \
+         back: rotate it again"
+    );
+    found
 }
 
 /// A claim (no password) a server-generated rotation left in a shared store. This host's
@@ -281,6 +372,7 @@ fn item(kind: ItemKind, service: &str, entry: &EntryName) -> Item {
         message: String::new(),
         exit_code: exit::SUCCESS,
         attempts: 0,
+        next_step: None,
     }
 }
 

@@ -108,6 +108,18 @@ pub struct History {
     pub verified_since_rotation: bool,
 }
 
+impl History {
+    /// The last rotation attempt when it is an `in-progress` record with no final one
+    /// after it: that rotation was cut off (SIGKILL, power loss) after its request may
+    /// have reached the provider, so its outcome is unknown and the password the store
+    /// holds may be dead (or it is still running: the credential's lock tells).
+    pub fn outcome_unknown(&self) -> Option<&Attempt> {
+        self.last_attempt
+            .as_ref()
+            .filter(|attempt| attempt.outcome == AuditOutcome::InProgress)
+    }
+}
+
 /// One verification recorded in the audit log.
 #[derive(Debug, Clone)]
 pub struct Verification {
@@ -790,6 +802,11 @@ mod tests {
             history.last_attempt.as_ref().unwrap().outcome,
             AuditOutcome::InProgress
         );
+        assert_eq!(
+            history.outcome_unknown().map(|a| a.time.to_string()),
+            Some("2026-01-03T00:00:00Z".to_owned()),
+            "a rotation cut off after its in-progress record"
+        );
         // The final record supersedes the in-progress one, even dated earlier.
         fs::write(
             state.audit_log(),
@@ -801,6 +818,7 @@ mod tests {
             history.last_attempt.as_ref().unwrap().outcome,
             AuditOutcome::Rotated
         );
+        assert!(history.outcome_unknown().is_none());
     }
 
     #[test]

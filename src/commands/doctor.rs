@@ -1,7 +1,9 @@
 //! `siprot doctor`: says whether a rotation would work here, changing nothing. One check
 //! per line (`ok|warn|fail  <check>: <detail>; <next step>`) or, with `--json`, one
 //! object holding every check. Exit 0 when no check failed (warnings allowed); otherwise
-//! 8 when a store check failed, else 4.
+//! 8 when a store check failed, else 4. Entry names come from the store's listing (a
+//! server's answer): human lines are printed with control characters escaped, and at most
+//! [`NAMES_SHOWN`] names per check.
 
 use serde::Serialize;
 
@@ -125,7 +127,7 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode> {
         Some(Ok(names)) => report.add(
             "pending entries",
             Status::Warn,
-            format!("{} left over: {}", names.len(), names.join(", ")),
+            format!("{} left over: {}", names.len(), shown_names(&names)),
             Some("run siprot recover"),
         ),
         Some(Err(why)) => report.add(
@@ -161,7 +163,7 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode> {
                 line.push_str("; ");
                 line.push_str(next);
             }
-            output::line(&line)?;
+            output::line(&crate::redact::escape_controls(&line))?;
         }
     }
     Ok(code)
@@ -233,14 +235,35 @@ fn keyring(
     }
 }
 
+/// The most entry names a check's detail shows; the rest are counted.
+const NAMES_SHOWN: usize = 20;
+
+/// The first [`NAMES_SHOWN`] of `names`, comma-separated, then how many more.
+fn shown_names(names: &[String]) -> String {
+    let mut shown = names
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMES_SHOWN {
+        shown.push_str(&format!(" ... and {} more", names.len() - NAMES_SHOWN));
+    }
+    shown
+}
+
 /// Every slot the store holds for siprot, by name (`telepath/x#pending`,
 /// `login/telepath/default/api_key`): names only, never a secret.
 async fn list_names(store: &dyn SecretStore) -> std::result::Result<Vec<String>, String> {
     let entries = store.list().await.map_err(|e| e.to_string())?;
-    Ok(entries
+    Ok(names_of(entries))
+}
+
+fn names_of(entries: Vec<(EntryName, Slot)>) -> Vec<String> {
+    entries
         .into_iter()
         .map(|(name, slot)| name.slot(slot))
-        .collect())
+        .collect()
 }
 
 /// The vault store checks; returns the pending entries and claims.
@@ -286,17 +309,15 @@ fn vault(
         );
         return None;
     }
+    // One listing (bounded: see `store::vault`) serves both this check and the next.
     let result = block_on(async {
         let store = args.store.open(None).await?;
         let service = store.service().to_owned();
-        Ok((
-            service,
-            store.list().await.map_err(Error::keyring_unavailable),
-            list_names(store.as_ref()).await,
-        ))
+        let entries = store.list().await.map_err(Error::keyring_unavailable)?;
+        Ok((service, names_of(entries)))
     });
     match result {
-        Ok((service, Ok(_), pending)) => {
+        Ok((service, names)) => {
             report.store(
                 "vault store",
                 Status::Ok,
@@ -305,11 +326,13 @@ fn vault(
                 ),
                 None,
             );
-            Some(pending)
+            Some(Ok(names))
         }
-        Ok((_, Err(e), _)) | Err(e) => {
+        Err(e) => {
             let text = e.to_string();
-            let next = if text.contains("sealed") {
+            let next = if text.contains("listing '") {
+                "check what answers at VAULT_ADDR (a proxy in between?) and --secret-prefix"
+            } else if text.contains("sealed") {
                 "unseal the server (`bao operator unseal`), or ask its operator"
             } else if matches!(e, Error::StoreDenied { .. }) {
                 "check the token (`bao token lookup`), its policy and --vault-mount"

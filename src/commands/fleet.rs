@@ -5,6 +5,9 @@
 //! summary counts verified, rejected, unreachable and unverified credentials.
 //! A hook that failed after its credential's rotation is counted apart (`hook_failed`,
 //! exit 11 unless something worse happened, [`ExitCode::worse`]).
+//! A credential rotated whatever its age because its last attempt's outcome is unknown
+//! ([`fleet::OutcomeUnknown`]) gets a note in the summary and `outcome_unknown` in its
+//! JSON line.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -94,7 +97,7 @@ fn confirm(
     if args.yes || !std::io::stdin().is_terminal() {
         return Ok(());
     }
-    let last_rotations = state.last_rotations(&args.store.service(Some(inventory))?);
+    let histories = state.histories(&args.store.service(Some(inventory))?);
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for entry in selected {
         let Ok(name) =
@@ -104,7 +107,7 @@ fn confirm(
         };
         if entry.provider.origin() == PasswordOrigin::ServerGenerated
             && !matches!(
-                fleet::age_check(entry, &name, args.if_older_than, &last_rotations),
+                fleet::age_check(entry, &name, args.if_older_than, &histories),
                 fleet::AgeCheck::Recent { .. }
             )
         {
@@ -259,6 +262,9 @@ impl Tally {
         if !json && let Some(note) = clock_skew_note(result) {
             self.notes.push((result.entry.line, note));
         }
+        if !json && let Some(note) = outcome_unknown_note(result, args.dry_run) {
+            self.notes.push((result.entry.line, note));
+        }
         if !json {
             self.names.add(result);
         }
@@ -411,6 +417,27 @@ fn clock_skew_note(result: &FleetResult<'_>) -> Option<String> {
         result.entry.line,
         skew.last_rotated,
         human_duration(skew.ahead)
+    ))
+}
+
+/// The note for a credential whose last rotation attempt was cut off: why it was rotated
+/// (or, on a dry run, is due) whatever its age.
+fn outcome_unknown_note(result: &FleetResult<'_>, dry_run: bool) -> Option<String> {
+    let unknown = result.outcome_unknown.as_ref()?;
+    let now = if dry_run {
+        "it is due now"
+    } else {
+        "it was rotated now"
+    };
+    Some(format!(
+        "{} {} (line {}): outcome unknown: its last rotation, started {}, was cut off with \
+         its request in flight (killed, or a power loss), so {} may hold a password no store \
+         has: {now}, whatever its age",
+        result.entry.provider,
+        result.entry.credential.display(),
+        result.entry.line,
+        unknown.since,
+        result.entry.provider,
     ))
 }
 
@@ -695,6 +722,12 @@ struct CredentialJson<'a> {
     /// seconds in the future (`last_rotated` gives the date).
     #[serde(skip_serializing_if = "Option::is_none")]
     clock_skew_seconds: Option<i64>,
+    /// Rotated (or due, on a dry run) whatever its age: its last rotation attempt was cut
+    /// off with its request in flight (`last_attempt` gives when it started).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    outcome_unknown: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_attempt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
     /// With `--verify`, for a rotated credential: `verified`, `rejected`,
@@ -731,6 +764,8 @@ impl<'a> CredentialJson<'a> {
             rotated_at: None,
             last_rotated: None,
             clock_skew_seconds: None,
+            outcome_unknown: false,
+            last_attempt: None,
             error: None,
             verification_result: None,
             verification: None,
@@ -746,6 +781,10 @@ impl<'a> CredentialJson<'a> {
             && let (Some(target), Ok(checks)) = (&verified.target, &verified.checks)
         {
             json.verification = Some(verify_command::json(checks, target));
+        }
+        if let Some(unknown) = &result.outcome_unknown {
+            json.outcome_unknown = true;
+            json.last_attempt = Some(unknown.since.to_string());
         }
         if let Some(skew) = &result.clock_skew {
             json.last_rotated = Some(skew.last_rotated.to_string());

@@ -1,8 +1,11 @@
-//! `siprot recover`: finishes interrupted rotations and reports each item found.
+//! `siprot recover`: finishes interrupted rotations and reports each item found. An item
+//! only a new rotation settles names that `rotate` command, with the store options
+//! recover was given. Human lines are printed with control characters escaped: entry
+//! names come from the store's listing.
 
 use serde::Serialize;
 
-use crate::cli::RecoverArgs;
+use crate::cli::{RecoverArgs, StoreArgs};
 use crate::commands::block_on;
 use crate::config::ConnectOptions;
 use crate::error::{ExitCode, Result};
@@ -20,16 +23,31 @@ pub fn run(args: RecoverArgs) -> Result<ExitCode> {
         http: args.http.config(),
     };
     let connect = |settings: &Settings| settings.provider().connect(settings, &options);
-    let items = block_on(async {
+    let mut items = block_on(async {
         let store = args.store.open(None).await?;
         recovery::recover(store.as_ref(), &state, &accounts, &connect, args.dry_run).await
     })?;
+    let flags = store_flags(&args.store);
+    for item in &mut items {
+        if let Some(step) = &mut item.next_step {
+            step.push_str(&flags);
+        }
+    }
     let code = recovery::exit_code(&items);
     let remaining = items.iter().filter(|i| i.outcome.remains()).count();
     if remaining > 0 && !args.dry_run {
+        let steps: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.next_step.as_ref().map(|step| format!("`{step}`")))
+            .collect();
+        let rotate = if steps.is_empty() {
+            String::new()
+        } else {
+            format!("; to restore service run {}", steps.join(", "))
+        };
         output::error_line(&format!(
             "{remaining} item(s) could not be recovered (exit {code}): see the report on \
-             standard output"
+             standard output{rotate}"
         ));
     }
     if args.json {
@@ -69,6 +87,9 @@ struct ItemJson<'a> {
     message: &'a str,
     exit_code: ExitCode,
     attempts: u32,
+    /// The command that settles what recover could not (`outcome_unknown` items).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_step: Option<&'a str>,
 }
 
 impl<'a> ItemJson<'a> {
@@ -83,6 +104,7 @@ impl<'a> ItemJson<'a> {
             message: &item.message,
             exit_code: item.exit_code,
             attempts: item.attempts,
+            next_step: item.next_step.as_deref(),
         }
     }
 }
@@ -100,18 +122,55 @@ fn print_human(items: &[Item], service: &str, remaining: usize, dry_run: bool) -
             None => format!("'{}'", item.entry.slot(slot(item))),
         };
         let mark = match item.outcome {
-            ItemOutcome::Failed | ItemOutcome::Conflict | ItemOutcome::Refused => "NOT RECOVERED",
+            ItemOutcome::Failed
+            | ItemOutcome::Conflict
+            | ItemOutcome::Refused
+            | ItemOutcome::RotateAgain => "NOT RECOVERED",
             ItemOutcome::WouldRecover => "to recover",
             _ => "done",
         };
-        output::line(&format!("{mark}: {what}: {}", item.message))?;
+        let step = match &item.next_step {
+            Some(step) => format!(": run `{step}`"),
+            None => String::new(),
+        };
+        // Entry names come from the store's listing (a server's answer): escaped.
+        output::line(&crate::redact::escape_controls(&format!(
+            "{mark}: {what}: {}{step}",
+            item.message
+        )))?;
     }
+    let rotate = items.iter().filter(|i| i.next_step.is_some()).count();
+    let rotate = match rotate {
+        0 => String::new(),
+        n => format!(" ({n} of them only by the `siprot rotate` named above)"),
+    };
     let summary = match (remaining, dry_run) {
         (0, _) => "everything is recovered".to_owned(),
-        (n, true) => format!("{n} item(s) to recover; run without --dry-run to recover them"),
-        (n, false) => format!("{n} item(s) still need attention (see above)"),
+        (n, true) => {
+            format!("{n} item(s) to recover{rotate}; run without --dry-run to recover them")
+        }
+        (n, false) => format!("{n} item(s) still need attention{rotate} (see above)"),
     };
     output::line(&summary)
+}
+
+/// The store options recover was given on its command line, for the `rotate` it names
+/// (` --store vault --secret-prefix 'team/'`); what the environment chose it chooses
+/// again.
+fn store_flags(store: &StoreArgs) -> String {
+    let mut flags = String::new();
+    if let Some(kind) = store.store {
+        flags.push_str(&format!(" --store {kind}"));
+    }
+    for (flag, value) in [
+        ("--vault-mount", &store.vault_mount),
+        ("--secret-prefix", &store.secret_prefix),
+    ] {
+        if let Some(value) = value {
+            flags.push_str(&format!(" {flag} {}", crate::hook::shell_quote(value)));
+        }
+    }
+    flags
 }
 
 /// The store's service as prose: `keyring service 'siprot'` or `vault:secret/siprot/`.

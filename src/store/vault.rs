@@ -38,6 +38,14 @@
 //! rotation) stops the retries, and no try starts once the call's timeout has passed.
 //! A try in flight when the caller gives up may still reach the server, as any request
 //! may; it is never resent.
+//!
+//! A listing ([`SecretStore::list`]: `recover`, `doctor`, `status`) walks the folders
+//! under the prefix with one LIST each, and the whole walk is bounded whatever the server
+//! (or a proxy) answers: at most [`LIST_MAX_DEPTH`] folders deep, at most
+//! [`LIST_MAX_ENTRIES`] keys in all its answers together, and done within the store's
+//! timeout (`--keyring-timeout`) for all its requests together. A bound hit is
+//! [`StoreError::Unavailable`] (exit 8) saying which; nothing is kept of the walk but the
+//! names found, so its memory is bounded by the keys bound.
 
 use std::time::{Duration, Instant};
 
@@ -84,6 +92,15 @@ fn index_value(header: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// The most folders a listing goes below the prefix (or its `.pending/`, `.previous/`
+/// folder): siprot's deepest entries are three folders down
+/// (`exotel/<sid>/<user>/<device>`, `login/<provider>/<profile>/<key>`).
+pub const LIST_MAX_DEPTH: usize = 8;
+
+/// The most keys (secrets and folders) all the answers of one listing may hold together:
+/// about 20,000 credentials with their `#previous` (an answer is also at most 1 MiB).
+pub const LIST_MAX_ENTRIES: usize = 100_000;
 
 /// Credentials per capability check of a fleet (six paths each).
 const CHECK_CHUNK: usize = 200;
@@ -989,35 +1006,33 @@ impl VaultStore {
     }
 
     /// Every leaf under `folder` (segments below the prefix), recursively, as paths
-    /// relative to it; `skip` names folders left out at its top.
-    async fn walk(&self, folder: &[String], skip: &[&str]) -> Result<Vec<String>, StoreError> {
+    /// relative to it; `skip` names folders left out at its top. Within `budget`'s
+    /// bounds (see the module docs).
+    async fn walk(
+        &self,
+        folder: &[String],
+        skip: &[&str],
+        budget: &mut ListBudget,
+    ) -> Result<Vec<String>, StoreError> {
         let mut found = Vec::new();
-        let mut todo: Vec<(Vec<String>, String)> = vec![(folder.to_vec(), String::new())];
-        while let Some((dir, relative)) = todo.pop() {
-            let path = format!("{}/", self.api_path("metadata", &dir));
-            let mut url = self.url("metadata", &dir, true);
-            url.set_query(Some("list=true"));
-            let answer = self
-                .call(Op::List, &path, true, || {
-                    self.request(HttpMethod::GET, url.clone())
-                })
-                .await?;
-            let response = answer.response;
-            match response.status.as_u16() {
-                200 => {}
-                404 => {
-                    let errors =
-                        serde_json::from_slice::<Errors>(&response.body).unwrap_or_default();
-                    if errors.errors.is_empty() {
-                        continue;
-                    }
-                    return Err(self.refused(Op::List, &path, &response));
-                }
-                _ => return Err(self.refused(Op::List, &path, &response)),
+        // Folders still to list, as paths relative to `folder` (`exotel/sid/`) and depth.
+        let mut todo: Vec<(String, usize)> = vec![(String::new(), 0)];
+        while let Some((relative, depth)) = todo.pop() {
+            let mut dir = folder.to_vec();
+            dir.extend(
+                relative
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            );
+            let Some(keys) = self.list_folder(&dir, budget).await? else {
+                continue;
+            };
+            budget.entries += keys.len();
+            if budget.entries > LIST_MAX_ENTRIES {
+                return Err(self.listing_too_big(budget));
             }
-            let body: ListBody = serde_json::from_slice(&response.body)
-                .map_err(|_| self.bad_json(&path, "not a list of keys"))?;
-            for key in body.data.keys {
+            for key in keys {
                 if let Some(sub) = key.strip_suffix('/') {
                     if relative.is_empty() && skip.contains(&sub) {
                         continue;
@@ -1025,15 +1040,98 @@ impl VaultStore {
                     if sub.is_empty() || sub == "." || sub == ".." || sub.contains('/') {
                         continue;
                     }
-                    let mut next = dir.clone();
-                    next.push(sub.to_owned());
-                    todo.push((next, format!("{relative}{sub}/")));
+                    if depth >= LIST_MAX_DEPTH {
+                        return Err(self.listing_too_deep(&format!("{relative}{sub}/")));
+                    }
+                    todo.push((format!("{relative}{sub}/"), depth + 1));
                 } else if !key.is_empty() && !key.contains('/') {
                     found.push(format!("{relative}{key}"));
                 }
             }
         }
         Ok(found)
+    }
+
+    /// The keys of one folder (`None`: there is no such folder), by one LIST within what
+    /// is left of `budget`'s time.
+    async fn list_folder(
+        &self,
+        dir: &[String],
+        budget: &mut ListBudget,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        // For messages only; its folders' names come from the server's answers.
+        let path = crate::redact::escape_controls(&format!("{}/", self.api_path("metadata", dir)));
+        let mut url = self.url("metadata", dir, true);
+        url.set_query(Some("list=true"));
+        let left = budget.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.listing_too_slow(budget));
+        }
+        budget.requests += 1;
+        let call = self.call(Op::List, &path, true, || {
+            self.request(HttpMethod::GET, url.clone())
+        });
+        let answer = tokio::time::timeout(left, call)
+            .await
+            .map_err(|_| self.listing_too_slow(budget))??;
+        let response = answer.response;
+        match response.status.as_u16() {
+            200 => {}
+            404 => {
+                let errors = serde_json::from_slice::<Errors>(&response.body).unwrap_or_default();
+                if errors.errors.is_empty() {
+                    return Ok(None);
+                }
+                return Err(self.refused(Op::List, &path, &response));
+            }
+            _ => return Err(self.refused(Op::List, &path, &response)),
+        }
+        let body: ListBody = serde_json::from_slice(&response.body)
+            .map_err(|_| self.bad_json(&path, "not a list of keys"))?;
+        Ok(Some(body.data.keys))
+    }
+
+    /// `secret/siprot/`: what a listing walks, for its errors.
+    fn listing_root(&self) -> String {
+        format!("{}/{}", self.mount_path, self.prefix_path)
+    }
+
+    fn listing_too_slow(&self, budget: &ListBudget) -> StoreError {
+        self.unavailable(format!(
+            "vault at {}: listing '{}' did not finish within the store's timeout of {:?} \
+             (--keyring-timeout; {} LIST requests, {} keys so far): a server or proxy that \
+             answers every LIST with more folders?",
+            self.addr,
+            self.listing_root(),
+            self.timeout,
+            budget.requests,
+            budget.entries
+        ))
+    }
+
+    fn listing_too_big(&self, budget: &ListBudget) -> StoreError {
+        self.unavailable(format!(
+            "vault at {}: listing '{}' found more than {LIST_MAX_ENTRIES} keys (after {} LIST \
+             requests), more than siprot lists: a server or proxy that answers every LIST \
+             with more folders, or a prefix that holds more than siprot's secrets?",
+            self.addr,
+            self.listing_root(),
+            budget.requests
+        ))
+    }
+
+    fn listing_too_deep(&self, relative: &str) -> StoreError {
+        let shown: String = crate::redact::escape_controls(relative)
+            .chars()
+            .take(200)
+            .collect();
+        self.unavailable(format!(
+            "vault at {}: listing '{}' found folders more than {LIST_MAX_DEPTH} deep \
+             ('{shown}'...), deeper than any of siprot's secrets: a server or proxy that \
+             answers every LIST with more folders?",
+            self.addr,
+            self.listing_root()
+        ))
     }
 }
 
@@ -1351,6 +1449,11 @@ impl SecretStore for VaultStore {
     }
 
     async fn list(&self) -> Result<Vec<(EntryName, Slot)>, StoreError> {
+        let mut budget = ListBudget {
+            deadline: Instant::now() + self.timeout,
+            entries: 0,
+            requests: 0,
+        };
         let mut entries = Vec::new();
         for (folder, slot) in [
             (None, Slot::Current),
@@ -1364,7 +1467,7 @@ impl SecretStore for VaultStore {
             } else {
                 &[]
             };
-            for leaf in self.walk(&dir, skip).await? {
+            for leaf in self.walk(&dir, skip, &mut budget).await? {
                 entries.push((EntryName::new(leaf), slot));
             }
         }
@@ -1441,6 +1544,16 @@ impl VaultStore {
             Found::Deleted(_) | Found::None => Ok(()),
         }
     }
+}
+
+/// What one listing has used of its bounds (see the module docs).
+struct ListBudget {
+    /// When the whole listing must be done: the store's timeout after it started.
+    deadline: Instant,
+    /// Keys in all the answers so far.
+    entries: usize,
+    /// LIST requests sent so far.
+    requests: usize,
 }
 
 /// Current before pending before previous, for a sorted listing.

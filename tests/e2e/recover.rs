@@ -2,8 +2,10 @@
 //! safe, everything reported, exit 0 only when nothing is left.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::support::{Target, TestEnv};
+use crate::support::openbao::{Bao, ROOT_TOKEN, unique_prefix};
+use crate::support::{Fault, Target, TestEnv};
 
 fn seeded(targets: &[Target]) -> TestEnv {
     let env = TestEnv::start();
@@ -415,4 +417,222 @@ fn a_leftover_probe_is_removed() {
     run.assert_code(0);
     assert_eq!(run.json()["items"][0]["outcome"], "removed");
     assert_eq!(env.lookup(&target.slot(&env, "#probe")), None);
+}
+
+/// Runs `args` (a rotation of `target`) and kills it with its request in flight, after
+/// the provider took the change: the answer is lost, as after kill -9 or a power loss.
+fn lose_the_answer(env: &TestEnv, target: Target, args: &[&str]) {
+    env.fake.push_fault(
+        target.provider,
+        Fault::CommitThenDelay(Duration::from_secs(30)),
+    );
+    let sent = env.fake.requests().len();
+    let running = env.spawn_running(args);
+    env.wait_for_requests(sent + 1);
+    env.kill(running);
+}
+
+/// An inventory holding `target` alone, with a maximum age that a rotation a moment ago
+/// is far from.
+fn one_entry_inventory(env: &TestEnv, target: Target) -> String {
+    let path = env.state.path().join("lost.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\nmax_age = \"30d\"\n",
+            target.name, target.id
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// The one `outcome_unknown` item of a `recover --json`, checked.
+#[track_caller]
+fn assert_outcome_unknown_item(run: &crate::support::Run, next_step: &str) {
+    run.assert_code(9);
+    let json = run.json();
+    assert_eq!(json["status"], "incomplete", "{json}");
+    let items = json["items"].as_array().unwrap();
+    let unknown: Vec<_> = items
+        .iter()
+        .filter(|i| i["type"] == "outcome_unknown")
+        .collect();
+    assert_eq!(unknown.len(), 1, "{json}");
+    assert_eq!(unknown[0]["outcome"], "rotate-again", "{json}");
+    assert_eq!(unknown[0]["exit_code"], 9, "{json}");
+    assert_eq!(unknown[0]["next_step"], next_step, "{json}");
+    assert!(
+        unknown[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outcome unknown"),
+        "{json}"
+    );
+}
+
+/// Issue 23 item 3: after a lost Telepath answer the store holds a dead password. `recover`
+/// exits 9 naming the `rotate` that restores service (it cannot get the password back),
+/// and a fleet rotates the credential whatever `--if-older-than` or `max_age` say, saying
+/// why.
+#[test]
+fn a_lost_telepath_answer_makes_recover_exit_9_and_the_fleet_rotate_it_whatever_its_age() {
+    let target = Target::TELEPATH;
+    let env = seeded(&[target]);
+    let path = one_entry_inventory(&env, target);
+    let next_step = "siprot rotate --provider telepath conn_target01";
+    // Rotated a moment ago: recent by any age.
+    target.rotate(&env, &[]).assert_code(0);
+
+    // --if-older-than, human output.
+    let stored = target.live(&env);
+    lose_the_answer(&env, target, &target.rotate_args(&[]));
+    assert_ne!(target.live(&env), stored, "the provider replaced it");
+    assert_eq!(
+        env.lookup(&target.entry(&env)).as_deref(),
+        Some(stored.as_str())
+    );
+    let sent = env.fake.requests().len();
+    assert_outcome_unknown_item(&env.run(&["recover", "--json"], None), next_step);
+    let human = env.run(&["recover"], None);
+    human.assert_code(9);
+    assert!(
+        human.stdout.contains("NOT RECOVERED") && human.stdout.contains(next_step),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stderr.contains(next_step), "{}", human.stderr);
+    assert_eq!(env.fake.requests().len(), sent, "recover sent nothing");
+    let dry = env.run(
+        &[
+            "rotate",
+            "--inventory",
+            &path,
+            "--if-older-than",
+            "25d",
+            "--dry-run",
+        ],
+        None,
+    );
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains("would be rotated (1)") && dry.stdout.contains("outcome unknown"),
+        "{}",
+        dry.stdout
+    );
+    let run = env.run(
+        &["rotate", "--inventory", &path, "--if-older-than", "25d"],
+        None,
+    );
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("rotated (1)")
+            && run.stdout.contains("outcome unknown")
+            && run.stdout.contains("was cut off"),
+        "{}",
+        run.stdout
+    );
+    target.assert_consistent(&env);
+    env.run(&["recover"], None).assert_code(0);
+
+    // max_age, JSON output.
+    let stored = target.live(&env);
+    lose_the_answer(&env, target, &target.rotate_args(&[]));
+    assert_eq!(
+        env.lookup(&target.entry(&env)).as_deref(),
+        Some(stored.as_str())
+    );
+    let run = env.run(&["rotate", "--inventory", &path, "--json"], None);
+    run.assert_code(0);
+    let line: serde_json::Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["status"], "rotated", "{line}");
+    assert_eq!(line["outcome_unknown"], true, "{line}");
+    assert!(line["last_attempt"].is_string(), "{line}");
+    target.assert_consistent(&env);
+    assert_ne!(target.live(&env), stored);
+    // Settled: the next run skips it as rotated recently, and recover has nothing left.
+    let run = env.run(&["rotate", "--inventory", &path, "--json"], None);
+    run.assert_code(0);
+    let line: serde_json::Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["status"], "skipped", "{line}");
+    assert_eq!(line.get("outcome_unknown"), None, "{line}");
+    env.run(&["recover"], None).assert_code(0);
+}
+
+/// As above with the vault store (a real OpenBao): the lost answer also leaves this
+/// host's claim, which `recover` clears, and still exits 9 naming the `rotate` (with the
+/// store options it was given); the fleet then rotates the credential into the store.
+#[test]
+fn a_lost_telepath_answer_with_the_vault_store_makes_recover_exit_9_and_the_fleet_rotate_it() {
+    let bao = Bao::shared();
+    let target = Target::TELEPATH;
+    let mut env = TestEnv::without_keyring();
+    let prefix = unique_prefix("lost-answer");
+    env.set_env("VAULT_ADDR", &bao.addr);
+    env.set_env("VAULT_TOKEN", ROOT_TOKEN);
+    env.set_env("SIPROT_STORE", "vault");
+    (target.create)(&target, &env);
+    let path = one_entry_inventory(&env, target);
+    let with_prefix = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .map(|a| (*a).to_owned())
+            .chain(["--secret-prefix".to_owned(), prefix.clone()])
+            .collect()
+    };
+    let run = |args: &[&str]| {
+        let args = with_prefix(args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.run(&args, None)
+    };
+    let current = format!("secret/{prefix}telepath/conn_target01");
+    run(&target.rotate_args(&[])).assert_code(0);
+
+    let stored = target.live(&env);
+    let args = with_prefix(&target.rotate_args(&[]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lose_the_answer(&env, target, &args);
+    assert_ne!(target.live(&env), stored, "the provider replaced it");
+    assert_eq!(
+        bao.kv_get(&current, "password").as_deref(),
+        Some(stored.as_str())
+    );
+    let next_step =
+        format!("siprot rotate --provider telepath conn_target01 --secret-prefix {prefix}");
+    let recovered = run(&["recover", "--json"]);
+    assert_outcome_unknown_item(&recovered, &next_step);
+    let json = recovered.json();
+    let claim = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "claim")
+        .cloned();
+    assert_eq!(
+        claim.map(|c| c["outcome"].clone()),
+        Some("cleared".into()),
+        "{json}"
+    );
+    // Cleared, but still exit 9 until a rotation restores service.
+    assert_outcome_unknown_item(&run(&["recover", "--json"]), &next_step);
+
+    let fleet = run(&[
+        "rotate",
+        "--inventory",
+        &path,
+        "--if-older-than",
+        "25d",
+        "--json",
+    ]);
+    fleet.assert_code(0);
+    let line: serde_json::Value =
+        serde_json::from_str(fleet.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["status"], "rotated", "{line}");
+    assert_eq!(line["outcome_unknown"], true, "{line}");
+    let live = target.live(&env);
+    assert_ne!(live, stored);
+    assert_eq!(
+        bao.kv_get(&current, "password").as_deref(),
+        Some(live.as_str())
+    );
+    run(&["recover"]).assert_code(0);
 }
