@@ -5,8 +5,9 @@
 #   keyring mode, N = 200, a real gnome-keyring in a private session;
 #   vault mode, N = 4000, the vault store on a real OpenBao dev server (target: wall within
 #   1.2 x network mode's at N = 4000, measured here in the same run; peak RSS < 60 MiB);
-# times `siprot check-password`, which must start no runtime, client or keyring; and
-# validates a 100,000-entry inventory (examples/inventory-bench.rs).
+# times `siprot check-password`, which must start no runtime, client or keyring;
+# validates a 100,000-entry inventory (examples/inventory-bench.rs); and times one
+# Telepath rotation into a real keyring beside its shell peer (scripts/bench-one.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >&2
@@ -47,3 +48,5 @@ echo
 echo "siprot check-password: $(( (end - start) / runs / 1000 )) µs per run (mean of $runs, process start included)"
 echo
 target/release/examples/inventory-bench --n 100000
+echo
+scripts/bench-one.sh 100 2> >(grep -v "fd limit" >&2)
