@@ -14,7 +14,7 @@ use crate::providers::{self, ProviderKind};
 use crate::settings::{Accounts, BASE_URL, Source};
 use crate::state::StateDir;
 use crate::store::diagnose::{self, Collection};
-use crate::store::vault::VaultConnection;
+use crate::store::vault::{self, VaultConnection};
 use crate::store::{EntryName, SecretStore, Slot, StoreKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -270,12 +270,20 @@ fn vault(
             format!("from {var} (not shown)"),
             None,
         ),
-        None => report.store(
-            "vault token",
-            Status::Warn,
-            "VAULT_TOKEN (or BAO_TOKEN) is not set: the token helper file is tried",
-            Some("export VAULT_TOKEN from your secret manager"),
-        ),
+        None => match vault::token_file_warning() {
+            Some(exposed) => report.store(
+                "vault token",
+                Status::Warn,
+                format!("VAULT_TOKEN (or BAO_TOKEN) is not set, and {exposed}"),
+                Some("or export VAULT_TOKEN from your secret manager"),
+            ),
+            None => report.store(
+                "vault token",
+                Status::Warn,
+                "VAULT_TOKEN (or BAO_TOKEN) is not set: the token helper file is tried",
+                Some("export VAULT_TOKEN from your secret manager"),
+            ),
+        },
     }
     if let Err(e) = VaultConnection::from_env() {
         report.store(
