@@ -377,11 +377,14 @@ fn a_token_file_others_may_read_is_warned_about_by_doctor_and_the_commands_that_
         token_file.display(),
         token_file.display()
     );
+    // Nothing listens there: a second is enough to find that out.
     let secret_get = [
         "secret",
         "get",
         "--store",
         "vault",
+        "--keyring-timeout",
+        "1",
         "--provider",
         "telepath",
         "conn_1",
