@@ -467,7 +467,10 @@ fn config_file(report: &mut Report) -> Option<Accounts> {
                 "config file",
                 Status::Fail,
                 e.to_string(),
-                Some("fix the lines it names (secrets go into the keyring with siprot login)"),
+                Some(
+                    "fix what it names (secrets go into the keyring with siprot login; the \
+                     file must be yours and writable by you alone)",
+                ),
             );
             None
         }

@@ -338,7 +338,8 @@ pub fn token_file_warning() -> Option<String> {
         return None;
     }
     let file = dirs::home_dir()?.join(TOKEN_FILE);
-    let metadata = std::fs::metadata(&file).ok()?;
+    // Anything but a regular file is refused when it is read (the `vault store` check).
+    let metadata = std::fs::metadata(&file).ok().filter(|m| m.is_file())?;
     token_file_exposure(&file, &metadata)
 }
 

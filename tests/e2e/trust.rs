@@ -227,6 +227,20 @@ fn a_config_file_someone_else_may_change_is_exit_4_and_no_key_is_sent() {
 
     chown_nobody(&config);
     refused(&env, &config, "it is owned by uid 65534");
+    let doctor = env.run(&["doctor"], None);
+    doctor.assert_code(4);
+    let failed = format!(
+        "the config file {} is not trusted: it is owned by uid 65534",
+        config.display()
+    );
+    assert!(
+        doctor
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("fail  config file: ") && l.contains(&failed)),
+        "{}",
+        doctor.stdout
+    );
     std::os::unix::fs::lchown(&config, Some(0), Some(0)).unwrap();
     chmod(&config, 0o666);
     refused(
@@ -333,6 +347,11 @@ fn a_fifo_or_device_as_a_settings_file_is_exit_4_naming_it_and_never_waited_on()
                     token_file.display()
                 ))),
         "{}",
+        doctor.stdout
+    );
+    assert!(
+        !doctor.stdout.contains("readable by group"),
+        "a FIFO is refused, not warned about: {}",
         doctor.stdout
     );
     std::fs::remove_file(&token_file).unwrap();
