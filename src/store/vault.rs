@@ -327,7 +327,7 @@ fn token_file_exposure(_file: &std::path::Path, _metadata: &std::fs::Metadata) -
     None
 }
 
-/// The warning about `~/.vault-token` (see [`token_file_exposure`]), for `doctor`:
+/// The warning about a `~/.vault-token` group or others may read, for `doctor`:
 /// `None` when a token variable is set (the file is not read), the file is missing or
 /// only its owner may read it.
 pub fn token_file_warning() -> Option<String> {
