@@ -280,8 +280,9 @@ fn check_inventory_store(
         .collect();
         if !keys.is_empty() {
             return Err(Error::Usage(format!(
-                "{shown} sets {}, which is for the vault store, but the store is {kind} ({why})",
-                keys.join(" and ")
+                "{shown} sets {}, which {} for the vault store, but the store is {kind} ({why})",
+                keys.join(" and "),
+                if keys.len() == 1 { "is" } else { "are" }
             )));
         }
     }
