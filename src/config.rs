@@ -72,30 +72,56 @@ pub fn optional(var: &'static str) -> Result<Option<String>> {
 /// `http://` to a loopback host; user info (credentials would leak into logs); query or
 /// fragment (they would be dropped or misread when paths are appended).
 pub fn parse_base_url(raw: &str, source: &str) -> Result<Url> {
-    let bad = |why: &str| Error::Config(format!("{source}: {why}"));
-    let url = Url::parse(raw.trim()).map_err(|e| bad(&format!("not a valid URL ({e})")))?;
+    check_base_url(raw).map_err(|why| Error::Config(format!("{source}: {why}")))
+}
+
+/// Why [`parse_base_url`] refuses `raw` (never quoting it), or the URL.
+pub fn check_base_url(raw: &str) -> std::result::Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("not a valid URL ({e})"))?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad(
-            "must not contain user info; credentials come from the environment",
-        ));
+        return Err("must not contain user info; credentials come from the environment".into());
     }
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
         "http" => {
-            return Err(bad(
-                "plain http:// is only allowed to a loopback host; use https://",
-            ));
+            return Err("plain http:// is only allowed to a loopback host; use https://".into());
         }
-        other => return Err(bad(&format!("unsupported scheme '{other}', use https://"))),
+        other => return Err(format!("unsupported scheme '{other}', use https://")),
     }
     if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(bad("must be an absolute URL with a host"));
+        return Err("must be an absolute URL with a host".into());
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("must not contain a query or fragment"));
+        return Err("must not contain a query or fragment".into());
     }
     Ok(url)
+}
+
+/// A base URL as it may be shown (`config show`): its user info, query and fragment, which
+/// may hold a secret, each replaced by `***`; `None` for text that is not a URL at all
+/// (nothing of it is shown then).
+pub fn masked_base_url(raw: &str) -> Option<String> {
+    let mut url = Url::parse(raw.trim()).ok()?;
+    let masked_user = !url.username().is_empty() || url.password().is_some();
+    let masked_query = url.query().is_some();
+    let masked_fragment = url.fragment().is_some();
+    url.set_query(None);
+    url.set_fragment(None);
+    // Fails only for URLs that cannot have user info, which then have none.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let mut shown = url.to_string();
+    if masked_user && let Some(at) = shown.find("://").map(|i| i + 3) {
+        shown.insert_str(at, "***@");
+    }
+    if masked_query {
+        shown.push_str("?***");
+    }
+    if masked_fragment {
+        shown.push_str("#***");
+    }
+    Some(shown)
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -153,6 +179,31 @@ mod tests {
             assert_eq!(err.exit_code().code(), 4, "{bad}");
             assert!(err.to_string().contains("SIPROT_TELEPATH_BASE_URL"));
             assert!(!err.to_string().contains("pass@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_masked_base_url_keeps_no_user_info_query_or_fragment() {
+        for (raw, shown) in [
+            (
+                "https://user:SECRET@api.example.com/v1?key=SECRET#SECRET",
+                Some("https://***@api.example.com/v1?***#***"),
+            ),
+            (
+                "https://:SECRET@api.example.com/v1",
+                Some("https://***@api.example.com/v1"),
+            ),
+            (
+                "https://api.example.com/v1?SECRET",
+                Some("https://api.example.com/v1?***"),
+            ),
+            (
+                "https://api.example.com/v1",
+                Some("https://api.example.com/v1"),
+            ),
+            ("not a url SECRET", None),
+        ] {
+            assert_eq!(masked_base_url(raw).as_deref(), shown, "{raw}");
         }
     }
 

@@ -26,9 +26,11 @@
 //! duplicates are configuration errors naming the file and line, all of them reported at
 //! once as one error (exit 4; the first [`MAX_LISTED`], then a count). Only a regular
 //! file of at most [`MAX_SIZE`] bytes is read, and it is parsed one table at a time.
+//! Since its `exec` runs with every new password and its `store` says where passwords
+//! go, it must be trusted first ([`crate::trust`]): owned by the user or root and
+//! writable by nobody else, nor its directories (exit 4 otherwise).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -39,6 +41,7 @@ use crate::profiles::ProfileName;
 use crate::providers::{self, CredentialRef, ProviderKind};
 use crate::sip::Registrar;
 use crate::store::StoreKind;
+use crate::trust::{self, Trust};
 use crate::verification;
 
 /// The inventory read when `--inventory` is given without a path.
@@ -168,7 +171,8 @@ struct RawEntry {
 
 impl Inventory {
     /// Reads and validates the inventory at `path`: a regular file (or a symlink to one)
-    /// of at most [`MAX_SIZE`] bytes; anything else is refused (exit 4) before it is read.
+    /// of at most [`MAX_SIZE`] bytes that nobody else may change ([`Trust::Owner`]);
+    /// anything else is refused (exit 4) before it is read.
     pub fn load(path: &Path) -> Result<Self> {
         let text = read(path)?;
         Self::parse(&text, path)
@@ -561,79 +565,19 @@ pub fn parse_age(text: &str) -> std::result::Result<jiff::SignedDuration, String
 
 /// Reads the inventory file; see [`Inventory::load`].
 fn read(path: &Path) -> Result<String> {
-    let refuse = |why: String| {
-        Error::Config(format!(
-            "cannot read the inventory {}: {why}",
-            path.display()
-        ))
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Opening a FIFO for reading waits for a writer; non-blocking, it opens at once
-        // and is refused below as not a regular file. Regular files read as usual.
-        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-    }
-    let file = options.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            refuse(format!(
-                "{e}; give the inventory's path with --inventory PATH (the default is \
+    let what = format!("the inventory {}", path.display());
+    let mut file = trust::read_small(path, MAX_SIZE, Trust::Owner).map_err(|e| {
+        let mut message = e.message(&what);
+        if let trust::ReadError::Missing(_) = e {
+            message.push_str(&format!(
+                "; give the inventory's path with --inventory PATH (the default is \
                  {DEFAULT_PATH} in the current directory)"
-            ))
-        } else {
-            refuse(e.to_string())
+            ));
         }
+        Error::Config(message)
     })?;
-    let metadata = file.metadata().map_err(|e| refuse(e.to_string()))?;
-    if !metadata.is_file() {
-        return Err(refuse(format!(
-            "it is {}, not a regular file",
-            file_kind(&metadata.file_type())
-        )));
-    }
-    let limit = format!("the limit of {} MiB", MAX_SIZE / (1024 * 1024));
-    if metadata.len() > MAX_SIZE {
-        return Err(refuse(format!(
-            "it is {} bytes, over {limit}",
-            metadata.len()
-        )));
-    }
-    let mut text = String::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    // The size was checked above, but the file may grow while it is read.
-    file.take(MAX_SIZE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| refuse(e.to_string()))?;
-    if text.len() as u64 > MAX_SIZE {
-        return Err(refuse(format!("it grew over {limit} while it was read")));
-    }
-    Ok(text)
-}
-
-/// What a file that is not a regular file is, for the message refusing it.
-fn file_kind(kind: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "a FIFO";
-        }
-        if kind.is_char_device() {
-            return "a character device";
-        }
-        if kind.is_block_device() {
-            return "a block device";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-    }
-    if kind.is_dir() {
-        "a directory"
-    } else {
-        "a special file"
-    }
+    String::from_utf8(std::mem::take(&mut *file.bytes))
+        .map_err(|_| Error::Config(format!("cannot read {what}: it is not UTF-8 text")))
 }
 
 /// Byte offsets of the table headers (`[table]`, `[[array]]`) of a TOML document, found

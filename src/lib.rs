@@ -29,6 +29,8 @@
 //! - [`settings`]: a provider account's settings and their sources (flag, environment,
 //!   profile, `siprot login`'s store entries); [`profiles`]: the config file's profiles;
 //! - [`config`]: settings from the environment;
+//! - [`trust`]: files read as settings: regular, small and (inventory, config file) not
+//!   writable by anyone else;
 //! - [`input`]: reading passwords from standard input;
 //! - [`interrupt`]: SIGINT, SIGTERM and SIGHUP during a rotation;
 //! - [`error`]: the error enum and its exit codes;
@@ -70,6 +72,7 @@ pub mod settings;
 pub mod sip;
 pub mod state;
 pub mod store;
+pub mod trust;
 pub mod verification;
 
 pub use error::{Error, Result};

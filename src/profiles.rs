@@ -16,7 +16,9 @@
 //! [`crate::settings::Spec`] list). The file never holds a secret: a file with an API key,
 //! token or password in it is refused as a whole (exit 4), each such line named, with the
 //! `siprot login` command that keeps the secret in the keyring instead. Every mistake of
-//! the file is reported at once, `file:line` each.
+//! the file is reported at once, `file:line` each. Only a regular file of at most
+//! [`MAX_SIZE`] bytes is read, and only when nobody else may change it or its
+//! directories ([`crate::trust`]): a `base_url` planted there would receive the API keys.
 //!
 //! Which profile a command uses: an inventory entry's `profile`, else `--profile`, else
 //! `SIPROT_PROFILE`, else `default` ([`ProfileName::chosen`]).
@@ -28,6 +30,7 @@ use std::sync::OnceLock;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::providers::{self, ProviderKind};
+use crate::trust::{self, ReadError, Trust};
 
 /// Sets the config file's path instead of `$XDG_CONFIG_HOME/siprot/config.toml`.
 pub const CONFIG_VAR: &str = "SIPROT_CONFIG";
@@ -35,6 +38,9 @@ pub const CONFIG_VAR: &str = "SIPROT_CONFIG";
 pub const PROFILE_VAR: &str = "SIPROT_PROFILE";
 /// The profile used when none is chosen.
 pub const DEFAULT_PROFILE: &str = "default";
+
+/// The largest config file siprot reads (a few profiles take a few hundred bytes).
+pub const MAX_SIZE: u64 = 1024 * 1024;
 
 /// At most this many mistakes of one file are listed.
 const MAX_MISTAKES: usize = 50;
@@ -150,29 +156,26 @@ impl Profiles {
     }
 
     /// Loads the config file; none at all is no profiles. `SIPROT_CONFIG` naming a file
-    /// that does not exist is an error.
+    /// that does not exist is an error, and so is a file that is not small and regular or
+    /// that someone else may change ([`crate::trust`]): its `base_url` says where API keys
+    /// are sent.
     pub fn load() -> Result<Self> {
         let Some(path) = Self::path_here()? else {
             return Ok(Self::default());
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    && config::optional(CONFIG_VAR)?.is_none() =>
-            {
+        let what = format!("the config file {}", path.display());
+        let mut file = match trust::read_small(&path, MAX_SIZE, Trust::Owner) {
+            Ok(file) => file,
+            Err(ReadError::Missing(_)) if config::optional(CONFIG_VAR)?.is_none() => {
                 return Ok(Self {
                     path: Some(path),
                     tables: BTreeMap::new(),
                 });
             }
-            Err(e) => {
-                return Err(Error::Config(format!(
-                    "cannot read the config file {}: {e}",
-                    path.display()
-                )));
-            }
+            Err(e) => return Err(Error::Config(e.message(&what))),
         };
+        let text = String::from_utf8(std::mem::take(&mut *file.bytes))
+            .map_err(|_| Error::Config(format!("cannot read {what}: it is not UTF-8 text")))?;
         Self::parse(&text, &path)
     }
 

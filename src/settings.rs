@@ -371,13 +371,18 @@ impl Settings {
                     None if !r.spec.required => (None, Source::Default),
                     None => (None, Source::Missing),
                 };
-                Shown {
+                let mut shown = Shown {
                     key: r.spec.key,
                     var: r.spec.var,
                     secret: r.spec.secret,
                     value,
                     source,
+                    refused: None,
+                };
+                if r.spec.key == BASE_URL {
+                    shown.refuse_unsafe_url();
                 }
+                shown
             })
             .collect()
     }
@@ -389,10 +394,29 @@ pub struct Shown {
     pub key: &'static str,
     pub var: &'static str,
     pub secret: bool,
-    /// The value of a plain setting; always `None` for a secret.
+    /// The value of a plain setting; always `None` for a secret. A refused base URL's
+    /// user info, query and fragment are masked (`***`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     pub source: Source,
+    /// Why a command would refuse the value (a base URL with user info, a query, plain
+    /// `http://` to another host ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl Shown {
+    /// A base URL every command would refuse is shown as refused, without the parts
+    /// that may hold a secret ([`config::masked_base_url`]).
+    fn refuse_unsafe_url(&mut self) {
+        let Some(raw) = &self.value else {
+            return;
+        };
+        if let Err(why) = config::check_base_url(raw) {
+            self.value = config::masked_base_url(raw);
+            self.refused = Some(why);
+        }
+    }
 }
 
 /// Every environment variable any provider reads a secret from.
@@ -543,6 +567,26 @@ mod tests {
         assert_eq!(by_key("base_url").source, Source::Default);
         assert!(format!("{settings:?}").contains("exotel"));
         assert!(!format!("{settings:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn a_base_url_a_rotation_would_refuse_is_shown_refused_without_its_secret_parts() {
+        let raw = "https://user:SECRET1@api.example.com/v1?key=SECRET2";
+        let settings = Settings::for_tests(kind("telepath"), &[("base_url", raw)]);
+        let shown = settings.shown();
+        let base = shown.iter().find(|s| s.key == BASE_URL).unwrap();
+        assert_eq!(
+            base.value.as_deref(),
+            Some("https://***@api.example.com/v1?***")
+        );
+        assert!(base.refused.as_deref().unwrap().contains("user info"));
+        let json = serde_json::to_string(&shown).unwrap();
+        assert!(!json.contains("SECRET"), "{json}");
+        let good = Settings::for_tests(kind("telepath"), &[("base_url", "https://a.example/v1")]);
+        let shown = good.shown();
+        let base = shown.iter().find(|s| s.key == BASE_URL).unwrap();
+        assert_eq!(base.value.as_deref(), Some("https://a.example/v1"));
+        assert!(base.refused.is_none());
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! opened without following a symbolic link. Anything else is a configuration error
 //! (exit 4) found before anything is sent. The directories are checked once per process
 //! ([`StateDir::check`]), not at every file opened.
+//! The inventory and the config file are trusted by the same rules, relaxed for files a
+//! user may keep anywhere (root's files, sticky directories), in [`crate::trust`].
 //!
 //! Windows has no Unix modes or owners to check: there the directories must be real
 //! directories (no symbolic link or junction) and files are opened without following a

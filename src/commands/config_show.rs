@@ -1,6 +1,8 @@
 //! `siprot config show`: each provider's settings in the chosen profile and where each
 //! one comes from (flag, environment, profile, keyring or vault, default, missing). Plain
-//! values are shown; a secret only as set or missing, never its value. Secrets the
+//! values are shown; a secret only as set or missing, never its value. A base URL that
+//! commands refuse is shown as refused, with why, and its user info, query and fragment
+//! masked. Secrets the
 //! environment lacks are looked up in the store (read, never printed); a store that
 //! cannot be opened is said once and leaves them `missing`.
 
@@ -111,15 +113,20 @@ pub fn run(args: ConfigShowArgs) -> Result<ExitCode> {
     Ok(exit::SUCCESS)
 }
 
-/// `  account_sid  EXOTEL_ACCOUNT_SID  profile  acme_in`.
+/// `  account_sid  EXOTEL_ACCOUNT_SID  profile  acme_in`; a value a command would refuse
+/// ends in `(refused: why)`.
 fn line(shown: &Shown) -> String {
-    let value = match (&shown.value, shown.secret, shown.source) {
+    let mut value = match (&shown.value, shown.secret, shown.source) {
         (_, true, Source::Missing) => "(secret, not set)".to_owned(),
         (_, true, _) => "(secret, set)".to_owned(),
         (Some(value), false, _) => value.escape_debug().to_string(),
+        (None, false, _) if shown.refused.is_some() => "(not shown)".to_owned(),
         (None, false, Source::Default) => "(the provider's default)".to_owned(),
         (None, false, _) => "(not set)".to_owned(),
     };
+    if let Some(why) = &shown.refused {
+        value.push_str(&format!(" (refused: {why})"));
+    }
     format!(
         "{:<12} {:<26} {:<11} {value}",
         shown.key,

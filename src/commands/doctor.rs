@@ -16,7 +16,7 @@ use crate::providers::{self, ProviderKind};
 use crate::settings::{Accounts, BASE_URL, Source};
 use crate::state::StateDir;
 use crate::store::diagnose::{self, Collection};
-use crate::store::vault::VaultConnection;
+use crate::store::vault::{self, VaultConnection};
 use crate::store::{EntryName, SecretStore, Slot, StoreKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -293,12 +293,20 @@ fn vault(
             format!("from {var} (not shown)"),
             None,
         ),
-        None => report.store(
-            "vault token",
-            Status::Warn,
-            "VAULT_TOKEN (or BAO_TOKEN) is not set: the token helper file is tried",
-            Some("export VAULT_TOKEN from your secret manager"),
-        ),
+        None => match vault::token_file_warning() {
+            Some(exposed) => report.store(
+                "vault token",
+                Status::Warn,
+                format!("VAULT_TOKEN (or BAO_TOKEN) is not set, and {exposed}"),
+                Some("or export VAULT_TOKEN from your secret manager"),
+            ),
+            None => report.store(
+                "vault token",
+                Status::Warn,
+                "VAULT_TOKEN (or BAO_TOKEN) is not set: the token helper file is tried",
+                Some("export VAULT_TOKEN from your secret manager"),
+            ),
+        },
     }
     if let Err(e) = VaultConnection::from_env() {
         report.store(
@@ -482,7 +490,10 @@ fn config_file(report: &mut Report) -> Option<Accounts> {
                 "config file",
                 Status::Fail,
                 e.to_string(),
-                Some("fix the lines it names (secrets go into the keyring with siprot login)"),
+                Some(
+                    "fix what it names (secrets go into the keyring with siprot login; the \
+                     file must be yours and writable by you alone)",
+                ),
             );
             None
         }

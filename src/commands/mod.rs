@@ -166,19 +166,21 @@ pub const STORE_VAR: &str = "SIPROT_STORE";
 
 impl StoreArgs {
     /// The store to use: `--store`, else `SIPROT_STORE`, else `fallback` (an inventory's
-    /// `store` setting), else the keyring.
-    fn kind(&self, fallback: Option<StoreKind>) -> Result<StoreKind> {
+    /// `store` setting), else the keyring; with the flag or variable that chose it.
+    fn kind(&self, fallback: Option<StoreKind>) -> Result<(StoreKind, Option<&'static str>)> {
         if let Some(kind) = self.store {
-            return Ok(kind);
+            return Ok((kind, Some("--store")));
         }
         match config::optional(STORE_VAR)? {
-            Some(name) => StoreKind::parse(&name).ok_or_else(|| {
-                Error::Config(format!(
-                    "{STORE_VAR} is '{}', not one of keyring, vault",
-                    name.escape_debug()
-                ))
-            }),
-            None => Ok(fallback.unwrap_or_default()),
+            Some(name) => StoreKind::parse(&name)
+                .map(|kind| (kind, Some(STORE_VAR)))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "{STORE_VAR} is '{}', not one of keyring, vault",
+                        name.escape_debug()
+                    ))
+                }),
+            None => Ok((fallback.unwrap_or_default(), None)),
         }
     }
 
@@ -208,14 +210,19 @@ impl StoreArgs {
 
     /// The chosen store (see [`StoreArgs::kind`]); options of a store not chosen are
     /// refused, so that a typo never silently writes elsewhere.
+    /// An inventory's `vault_mount`/`secret_prefix` with another store are refused the
+    /// same way, and a flag or variable overriding its `store` is warned about.
     fn chosen(&self, inventory: Option<&Inventory>) -> Result<StoreKind> {
-        let kind = self.kind(inventory.and_then(|i| i.store))?;
+        let (kind, chooser) = self.kind(inventory.and_then(|i| i.store))?;
         if kind != StoreKind::Vault && (self.vault_mount.is_some() || self.secret_prefix.is_some())
         {
             return Err(Error::Usage(format!(
                 "--vault-mount and --secret-prefix are for the vault store, but the store is \
                  {kind} (choose it with --store vault or {STORE_VAR}=vault)"
             )));
+        }
+        if let Some(inventory) = inventory {
+            check_inventory_store(inventory, kind, chooser)?;
         }
         Ok(kind)
     }
@@ -253,6 +260,49 @@ impl StoreArgs {
             }
         }
     }
+}
+
+/// An inventory's vault settings with a store that is not the vault store are a usage
+/// error (exit 2), as the flags are; `chooser` (`--store`, `SIPROT_STORE`) overriding the
+/// inventory's own `store` is warned about, once per process.
+fn check_inventory_store(
+    inventory: &Inventory,
+    kind: StoreKind,
+    chooser: Option<&'static str>,
+) -> Result<()> {
+    let shown = inventory.path.display();
+    let overridden = chooser.zip(inventory.store).filter(|(_, own)| *own != kind);
+    let why = match overridden {
+        Some((chooser, own)) => format!("{chooser} {kind} overrides its store = \"{own}\""),
+        None => format!(
+            "choose it with store = \"vault\" in {shown}, --store vault or {STORE_VAR}=vault"
+        ),
+    };
+    if kind != StoreKind::Vault {
+        let keys: Vec<&str> = [
+            inventory.vault_mount.as_ref().map(|_| "vault_mount"),
+            inventory.secret_prefix.as_ref().map(|_| "secret_prefix"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !keys.is_empty() {
+            return Err(Error::Usage(format!(
+                "{shown} sets {}, which {} for the vault store, but the store is {kind} ({why})",
+                keys.join(" and "),
+                if keys.len() == 1 { "is" } else { "are" }
+            )));
+        }
+    }
+    if let Some((chooser, own)) = overridden {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            output::warning(&format!(
+                "{chooser} {kind} overrides store = \"{own}\" of the inventory {shown}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl CredentialArgs {

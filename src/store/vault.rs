@@ -6,7 +6,10 @@
 //! `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY` (a PEM client certificate and key). Plain
 //! `http://` is allowed only to a loopback address, as for the providers. The token is
 //! sent as `X-Vault-Token` in a header marked sensitive; it never appears in Debug
-//! output, logs or errors.
+//! output, logs or errors. The files these settings name (and the token file) are read
+//! only when they are regular files of bounded size ([`crate::trust::read_small`]: a FIFO
+//! or a device is refused naming it, exit 4); a token file that group or others may read
+//! is used, with a warning.
 //!
 //! The mount must be the root of a KV version 2 mount: before its first write or delete,
 //! and in [`SecretStore::preflight`]/[`SecretStore::prepare`], the store asks
@@ -64,6 +67,7 @@ use crate::http::{
     header,
 };
 use crate::retry::{Resend, RetryConfig};
+use crate::trust::{ReadError, Trust};
 
 /// The KV version 2 mount siprot uses unless told otherwise (`--vault-mount`).
 pub const DEFAULT_MOUNT: &str = "secret";
@@ -274,10 +278,20 @@ fn first_setting(env: &Env<'_>, vars: &[&'static str]) -> Result<Option<(&'stati
     Ok(None)
 }
 
-/// Reads a file a setting names; an error names the variable and the path, never the
-/// content.
-fn read_setting_file(var: &str, path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Config(format!("{var}: cannot read '{path}': {e}")))
+/// The largest PEM file (`VAULT_CACERT`, `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY`) read:
+/// a system's whole CA bundle is about 200 KiB.
+const MAX_PEM: u64 = 4 * 1024 * 1024;
+
+/// The largest token file read: a token is at most a few hundred bytes.
+const MAX_TOKEN_FILE: u64 = 64 * 1024;
+
+/// Reads a file a setting names: a regular file of at most [`MAX_PEM`] bytes (a FIFO or a
+/// device is refused, never waited on or read without end). An error names the variable
+/// and the path, never the content.
+fn read_setting_file(var: &str, path: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    crate::trust::read_small(std::path::Path::new(path), MAX_PEM, Trust::Any)
+        .map(|file| file.bytes)
+        .map_err(|e| Error::Config(e.message(&format!("{var} '{path}'"))))
 }
 
 /// The token: `VAULT_TOKEN`, else `BAO_TOKEN`, else `~/.vault-token`.
@@ -294,17 +308,19 @@ fn token(env: &Env<'_>) -> Result<SecretString> {
     let Some(file) = env.home.as_ref().map(|home| home.join(TOKEN_FILE)) else {
         return Err(missing);
     };
-    let bytes = match std::fs::read(&file) {
-        Ok(bytes) => zeroize::Zeroizing::new(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing),
+    let read = match crate::trust::read_small(&file, MAX_TOKEN_FILE, Trust::Any) {
+        Ok(read) => read,
+        Err(ReadError::Missing(_)) => return Err(missing),
         Err(e) => {
-            return Err(Error::Config(format!(
-                "the token file {} cannot be read: {e}",
-                file.display()
-            )));
+            return Err(Error::Config(
+                e.message(&format!("the token file {}", file.display())),
+            ));
         }
     };
-    match std::str::from_utf8(&bytes).map(str::trim) {
+    if let Some(warning) = token_file_exposure(&file, &read.metadata) {
+        warn_once(&warning);
+    }
+    match std::str::from_utf8(&read.bytes).map(str::trim) {
         Ok(token) if !token.is_empty() => Ok(SecretString::from(token.to_owned())),
         Ok(_) => Err(Error::Config(format!(
             "the token file {} is empty (VAULT_TOKEN is not set)",
@@ -314,6 +330,50 @@ fn token(env: &Env<'_>) -> Result<SecretString> {
             "the token file {} is not UTF-8 text",
             file.display()
         ))),
+    }
+}
+
+/// What is wrong with a token file group or others may read (`metadata` of the file
+/// itself), with the `chmod` that fixes it; `None` when only its owner may.
+#[cfg(unix)]
+fn token_file_exposure(file: &std::path::Path, metadata: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = metadata.mode() & 0o777;
+    (mode & 0o044 != 0).then(|| {
+        format!(
+            "the token file {} is readable by group or others (mode {mode:o}): chmod 600 {}",
+            file.display(),
+            file.display()
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn token_file_exposure(_file: &std::path::Path, _metadata: &std::fs::Metadata) -> Option<String> {
+    None
+}
+
+/// The warning about a `~/.vault-token` group or others may read, for `doctor`:
+/// `None` when a token variable is set (the file is not read), the file is missing or
+/// only its owner may read it.
+pub fn token_file_warning() -> Option<String> {
+    let set = crate::config::VAULT_TOKEN_VARS
+        .iter()
+        .any(|var| std::env::var_os(var).is_some_and(|v| !v.to_string_lossy().trim().is_empty()));
+    if set {
+        return None;
+    }
+    let file = dirs::home_dir()?.join(TOKEN_FILE);
+    // Anything but a regular file is refused when it is read (the `vault store` check).
+    let metadata = std::fs::metadata(&file).ok().filter(|m| m.is_file())?;
+    token_file_exposure(&file, &metadata)
+}
+
+/// Prints a warning once per process (a command may open the store more than once).
+fn warn_once(warning: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        crate::output::warning(warning);
     }
 }
 
@@ -345,8 +405,8 @@ fn tls_options(env: &Env<'_>) -> Result<TlsOptions> {
             ));
         }
         (Some(cert), Some(key)) => {
-            let mut pem = zeroize::Zeroizing::new(read_setting_file("VAULT_CLIENT_CERT", &cert)?);
-            let key_pem = zeroize::Zeroizing::new(read_setting_file("VAULT_CLIENT_KEY", &key)?);
+            let mut pem = read_setting_file("VAULT_CLIENT_CERT", &cert)?;
+            let key_pem = read_setting_file("VAULT_CLIENT_KEY", &key)?;
             pem.push(b'\n');
             pem.extend_from_slice(&key_pem);
             let identity = crate::http::Identity::from_pem(&pem).map_err(|_| {

@@ -203,3 +203,141 @@ fn a_keyring_free_environment_reaches_no_keyring() {
     .assert_code(8)
     .assert_one_line_error("keyring");
 }
+
+/// Issue 23 item 6: `config show` shows a base URL that every command refuses as refused,
+/// with why, and without its user info, query or fragment (which may hold a key).
+#[test]
+fn config_show_shows_a_refused_base_url_without_its_secret_parts() {
+    let mut env = TestEnv::without_keyring();
+    let url = "https://user:url-SECRET-1@api.example.com/v1?key=url-SECRET-2#url-SECRET-3";
+    for secret in ["url-SECRET-1", "url-SECRET-2", "url-SECRET-3"] {
+        env.remember_secret(secret);
+    }
+    env.set_env("SIPROT_TELEPATH_BASE_URL", url);
+    let run = env.run(&["config", "show", "--provider", "telepath"], None);
+    run.assert_code(0);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("base_url"))
+        .unwrap_or_else(|| panic!("no base_url line: {}", run.stdout));
+    assert!(
+        line.contains("https://***@api.example.com/v1?***#***")
+            && line.contains("(refused: must not contain user info"),
+        "{line}"
+    );
+    assert!(!run.stdout.contains("SECRET"), "{}", run.stdout);
+
+    let json = env
+        .run(
+            &["config", "show", "--provider", "telepath", "--json"],
+            None,
+        )
+        .json();
+    let settings = json["providers"][0]["settings"].as_array().unwrap().clone();
+    let base = settings.iter().find(|s| s["key"] == "base_url").unwrap();
+    assert_eq!(base["value"], "https://***@api.example.com/v1?***#***");
+    assert_eq!(base["source"], "environment");
+    assert!(base["refused"].as_str().unwrap().contains("user info"));
+    assert!(!json.to_string().contains("SECRET"), "{json}");
+
+    // A query alone is refused the same way; a good URL is shown as it is.
+    env.set_env(
+        "SIPROT_TELEPATH_BASE_URL",
+        "https://api.example.com/v1?key=url-SECRET-2",
+    );
+    let run = env.run(&["config", "show", "--provider", "telepath"], None);
+    assert!(
+        run.stdout
+            .contains("https://api.example.com/v1?*** (refused: must not contain a query"),
+        "{}",
+        run.stdout
+    );
+    env.set_env("SIPROT_TELEPATH_BASE_URL", "https://api.example.com/v1");
+    let run = env.run(&["config", "show", "--provider", "telepath"], None);
+    assert!(
+        run.stdout.contains("https://api.example.com/v1\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("refused"), "{}", run.stdout);
+}
+
+/// Issue 23 item 11: an inventory's `vault_mount`/`secret_prefix` with the keyring store
+/// is exit 2, as the flags are, nothing sent; a flag or variable that overrides the
+/// inventory's `store` is warned about, naming both.
+#[test]
+fn an_inventorys_vault_settings_with_the_keyring_store_are_exit_2_and_an_overridden_store_is_warned_about()
+ {
+    let mut env = TestEnv::start();
+    let target = Target::TELEPATH;
+    target.seed(&env);
+    let entry = format!(
+        "\n[[credential]]\nprovider = \"telepath\"\nid = \"{}\"\n",
+        target.id
+    );
+    let write = |name: &str, head: &str| {
+        let path = env.state.path().join(name);
+        std::fs::write(&path, format!("{head}{entry}")).unwrap();
+        path.display().to_string()
+    };
+    let mount = write("mount.toml", "vault_mount = \"team/kv\"\n");
+    let prefix = write(
+        "prefix.toml",
+        "store = \"vault\"\nsecret_prefix = \"fleet/\"\n",
+    );
+    let vault = write("vault.toml", "store = \"vault\"\n");
+    let keyring = write("keyring.toml", "store = \"keyring\"\n");
+
+    for command in ["rotate", "status"] {
+        env.run(&[command, "--inventory", &mount], None)
+            .assert_code(2)
+            .assert_one_line_error(&format!(
+                "{mount} sets vault_mount, which is for the vault store, but the store is keyring"
+            ));
+        env.run(
+            &[command, "--inventory", &prefix, "--store", "keyring"],
+            None,
+        )
+        .assert_code(2)
+        .assert_one_line_error(&format!(
+            "{prefix} sets secret_prefix, which is for the vault store, but the store is \
+                 keyring (--store keyring overrides its store = \"vault\")"
+        ));
+    }
+    assert!(env.fake.requests().is_empty());
+
+    // --store overriding the inventory's store: warned once, then used.
+    let run = env.run(
+        &["rotate", "--inventory", &vault, "--store", "keyring"],
+        None,
+    );
+    run.assert_code(0);
+    let warning = format!(
+        "siprot: warning: --store keyring overrides store = \"vault\" of the inventory {vault}"
+    );
+    assert_eq!(
+        run.stderr.lines().filter(|l| *l == warning).count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        env.lookup(&target.entry(&env)),
+        Some(target.live(&env)),
+        "rotated into the keyring"
+    );
+    // SIPROT_STORE the same way (here the vault store, which is not set up: exit 4).
+    env.set_env("SIPROT_STORE", "vault");
+    let run = env.run(&["status", "--inventory", &keyring], None);
+    assert!(
+        run.stderr.contains(&format!(
+            "siprot: warning: SIPROT_STORE vault overrides store = \"keyring\" of the inventory {keyring}"
+        )),
+        "{}",
+        run.stderr
+    );
+    // No warning when nothing is overridden.
+    let run = env.run(&["status", "--inventory", &vault], None);
+    assert!(!run.stderr.contains("overrides"), "{}", run.stderr);
+}

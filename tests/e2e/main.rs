@@ -40,6 +40,8 @@ mod signals;
 mod state_dir;
 mod store_conformance;
 mod telepath;
+#[cfg(unix)]
+mod trust;
 mod try_it;
 mod vault;
 mod vault_listing;
