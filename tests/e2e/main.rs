@@ -42,5 +42,6 @@ mod store_conformance;
 mod telepath;
 mod try_it;
 mod vault;
+mod vault_protocol;
 mod verify;
 mod vobiz;
