@@ -39,12 +39,13 @@
 //! table checks that judgement ([`recovery::judge`]) on its own.
 //!
 //! Table sizes (cases, each with its follow-ups): client-set rotation 468 in the keyring
-//! and 443 in the shared store, server-generated rotation 198 and 286, `recover` 427 and
-//! 501; `cargo test --lib` runs them all in about a second.
+//! and 443 in the shared store, server-generated rotation 202 and 244, `recover` 475 and
+//! 573; `cargo test --lib` runs them all in about a second.
 //!
 //! The last tests run two hosts (two state directories) on one shared [`MemoryStore`]:
 //! concurrent rotators, another holder's claim, this host's leftover claim, a
-//! check-and-set conflict when the new current is written, another host's rotation
+//! check-and-set conflict when the new current is written, a write of the new current
+//! the store answered without storing (caught by the read-back), another host's rotation
 //! finished between a run's start and its claim, `recover` beside a run in flight on the
 //! same host, and the facts kept beside each password. [`FaultyStore::hold`] stops one run at a chosen store call, so that two
 //! runs interleave exactly there.
@@ -2053,4 +2054,65 @@ async fn recover_leaves_the_claim_of_a_rotation_in_flight_on_this_host() {
     let end = a.snapshot();
     assert!(end.settled(), "{}", end.describe(&end));
     assert_eq!(end.requests, 1, "one rotation reached the provider");
+}
+
+/// A store that answers the write of the new current without storing it (a broken proxy
+/// in front of the vault store): the read-back after that write finds the old password,
+/// so the rotation never exits 0, and the accepted password stays where it was (client-set:
+/// `#pending`, resent and promoted by a rerun; Telepath: a recovery file beside the claim,
+/// stored by `recover`).
+#[tokio::test]
+async fn a_current_write_the_store_answered_without_storing_is_caught_by_the_read_back() {
+    for kind in ["vobiz", "exotel", "telepath"] {
+        let world = World::laid_out(
+            provider_kind(kind),
+            Start::Current.layout(),
+            Backing::Shared,
+        )
+        .await;
+        let memory = world.memory().expect("a shared store").clone();
+        let (written, let_it_go) = world.faulty().hold(Op::Set, Slot::Current, Hold::After);
+        let lying = async {
+            written.await.expect("the rotation writes its new current");
+            // The write is undone before its answer arrives: it never stored anything.
+            memory.put(&world.name, Slot::Current, Some(P0), world.facts());
+            let_it_go.send(()).expect("the rotation waits");
+        };
+        let (rotated, ()) = tokio::join!(world.rotation(), lying);
+        let (code, message) = failure(rotated);
+        assert_eq!(code, 9, "{kind}: {message}");
+        assert!(message.contains("read back"), "{kind}: {message}");
+        let after = world.snapshot();
+        assert!(
+            !same(after.provider.as_ref(), Some(&P0.into())),
+            "{kind}: the provider rotated"
+        );
+        assert!(
+            same(after.current.as_ref(), Some(&P0.into())),
+            "{kind}: {}",
+            after.describe(&after)
+        );
+        if kind == "telepath" {
+            assert!(
+                same(after.files.first(), after.provider.as_ref()) && after.claim,
+                "{kind}: the password is in a recovery file beside the claim: {}",
+                after.describe(&after)
+            );
+            assert_eq!(world.recover().await, 0, "{kind}: recover stores it");
+        } else {
+            assert!(
+                same(after.pending.as_ref(), after.provider.as_ref()),
+                "{kind}: the password stays in #pending: {}",
+                after.describe(&after)
+            );
+            assert_eq!(
+                world.rotate().await,
+                0,
+                "{kind}: a rerun resends and promotes it"
+            );
+        }
+        let end = world.snapshot();
+        assert!(end.settled(), "{kind}: {}", end.describe(&end));
+        assert!(same(end.current.as_ref(), after.provider.as_ref()));
+    }
 }

@@ -8,7 +8,9 @@
 //! and reads the current slot once, just after creating its `#pending` (so that in a
 //! shared store a rotation another host finished a moment before is seen): the new
 //! password is later written over exactly that (check-and-set in a shared store), and it
-//! is what goes to `#previous`.
+//! is what goes to `#previous`. After writing the new password as current it reads the
+//! slot once more: only a read-back holding the new password lets the rotation give up
+//! the other copy (`#pending`, or Telepath's answer) and exit 0.
 //!
 //! Client-set providers (Exotel, Vobiz):
 //! 1. stage the password in `#pending`, created only if absent (store write 1; in a
@@ -19,7 +21,9 @@
 //!    stops this rotation before anything is sent (exit 7, naming it);
 //! 2. send it (the PUT is idempotent, so a rerun resends the same password);
 //! 3. on confirmed success promote: current to `#previous` (write 2, skipped when there is
-//!    no current), the password to current (write 3), delete `#pending` (write 4).
+//!    no current), the password to current (write 3, then read back once: a store that
+//!    answered without storing it fails the rotation with exit 9, `#pending` kept),
+//!    delete `#pending` (write 4).
 //!    A request that failed for sure deletes a fresh `#pending`; one whose outcome is
 //!    unknown keeps it and exits 9.
 //!
@@ -33,9 +37,10 @@
 //!    keyring the proof it is writable; with no current yet, the keyring writes and
 //!    deletes a probe;
 //! 3. send the request once (it is never retried once sent);
-//! 4. store the returned password as current. If that fails, write it to a recovery file
-//!    (0600) and exit 9; the claim stays until `siprot recover` here has stored it, so
-//!    that no other host rotates over it. Otherwise the claim goes.
+//! 4. store the returned password as current and read it back once. If that fails (or
+//!    the read-back does not hold it), write it to a recovery file (0600) and exit 9;
+//!    the claim stays until `siprot recover` here has stored it, so that no other host
+//!    rotates over it. Otherwise the claim goes.
 //!
 //! Just before the request that may change the password, an `in-progress` record goes to
 //! the audit log, so that a rotation cut off by SIGKILL or a power loss shows as "outcome
@@ -794,8 +799,9 @@ impl<'a> Run<'a> {
     }
 
     /// Writes the new password as current, over the current the rotation read at its
-    /// start (in a shared store, once it held the claim) only. Its facts carry the time of the rotation (now, when the provider
-    /// told none), which the report then gives too.
+    /// start (in a shared store, once it held the claim) only, then reads it back
+    /// ([`Run::confirm_current`]). Its facts carry the time of the rotation (now, when the
+    /// provider told none), which the report then gives too.
     async fn write_current(&mut self, password: &SecretString) -> Result<(), StoreError> {
         let mut facts = self.facts();
         facts
@@ -811,8 +817,31 @@ impl<'a> Run<'a> {
         })
         .await?;
         self.report.keyring_writes += 1;
+        self.confirm_current(password).await?;
         self.report.rotated_at = facts.rotated_at;
         Ok(())
+    }
+
+    /// Reads the current slot back once, just after writing it and before the only other
+    /// copy of the password (`#pending`, or the answer in memory) is given up: a store that
+    /// answered without storing (a broken proxy) fails here like a failed write.
+    async fn confirm_current(&self, password: &SecretString) -> Result<(), StoreError> {
+        let read = self.store.read(self.name, Slot::Current).await?;
+        let holds = read
+            .as_ref()
+            .and_then(|stored| stored.secret.as_ref())
+            .is_some_and(|stored| stored.expose_secret() == password.expose_secret());
+        if holds {
+            return Ok(());
+        }
+        let message = format!(
+            "{} did not hold the new password when read back after writing it",
+            self.locate(Slot::Current)
+        );
+        Err(match self.store.kind() {
+            StoreKind::Keyring => StoreError::Store(message),
+            store => StoreError::Unavailable { store, message },
+        })
     }
 
     /// A server-generated rotation: claim the credential in a shared store, keep the
