@@ -752,7 +752,7 @@ impl World {
             }
         }
         if layout.claim {
-            world.put_claim(Holder::here(&world.state));
+            world.put_claim(Holder::claiming(&world.state).expect("a holder id"));
         }
         if let Some(password) = layout.file {
             world
@@ -838,7 +838,8 @@ impl World {
                 .and_then(|entry| entry.set_password(password))
                 .expect("a healthy mock keyring"),
             Some(memory) => {
-                let holder = (slot == Slot::Pending).then(|| Holder::here(&self.state));
+                let holder = (slot == Slot::Pending)
+                    .then(|| Holder::claiming(&self.state).expect("a holder id"));
                 let facts = Facts {
                     holder,
                     ..self.facts()
@@ -1710,7 +1711,7 @@ async fn of_two_concurrent_rotators_in_a_shared_store_exactly_one_proceeds() {
             requests_by_then, 0,
             "{kind}: a request went out before b stopped"
         );
-        let holder = Holder::here(&a.state);
+        let holder = Holder::here(&a.state).expect("a's holder");
         for part in [
             holder.host.as_str(),
             holder.state.as_str(),
@@ -1739,7 +1740,7 @@ async fn of_two_concurrent_rotators_in_a_shared_store_exactly_one_proceeds() {
 async fn a_claim_of_another_holder_stops_the_rotation_and_only_its_holder_clears_it() {
     // A Telepath claim of host a, which died before its request.
     let (a, b) = two_hosts("telepath", Start::Current.layout()).await;
-    a.put_claim(Holder::here(&a.state));
+    a.put_claim(Holder::claiming(&a.state).expect("a holder id"));
     let (code, message) = failure(b.rotation().await);
     assert_eq!(code, 7, "{message}");
     assert!(
@@ -1779,6 +1780,7 @@ async fn a_claim_of_another_holder_stops_the_rotation_and_only_its_holder_clears
     let elsewhere = Holder {
         host: "pbx-ci-7".into(),
         state: "/var/lib/siprot".into(),
+        id: None,
         pid: 4242,
         since: "2026-11-29T08:00:00Z".into(),
     };
@@ -2115,4 +2117,103 @@ async fn a_current_write_the_store_answered_without_storing_is_caught_by_the_rea
         assert!(end.settled(), "{kind}: {}", end.describe(&end));
         assert!(same(end.current.as_ref(), after.provider.as_ref()));
     }
+}
+
+/// Claims that are not provably this host's: one of a clone of it (a cloned VM or
+/// container: the same host name and state path, its own state directory id), one
+/// written without an id (before siprot recorded one) and one that names no holder at
+/// all. `rotate` stops with exit 7 and sends nothing, `recover` reports a claim `held`
+/// (exit 7), and each stays where it is.
+#[tokio::test]
+async fn a_claim_not_provably_this_hosts_is_held_and_kept() {
+    for kind in ["telepath", "vobiz", "exotel"] {
+        let world = World::laid_out(
+            provider_kind(kind),
+            Start::Current.layout(),
+            Backing::Shared,
+        )
+        .await;
+        let memory = world.memory().expect("a shared store").clone();
+        let here = Holder::claiming(&world.state).expect("this host's holder");
+        let clone_dir = temp_dir();
+        let clone_state = StateDir::at(clone_dir.path().join("siprot"));
+        let clone = Holder {
+            host: here.host.clone(),
+            state: here.state.clone(),
+            ..Holder::claiming(&clone_state).expect("the clone's holder")
+        };
+        assert!(clone.id.is_some() && clone.id != here.id);
+        let without_id = Holder {
+            id: None,
+            ..here.clone()
+        };
+        let staged = (kind != "telepath").then_some(P1);
+        for (what, holder) in [
+            ("a clone's", Some(clone)),
+            ("an id-less", Some(without_id)),
+            ("a holder-less", None),
+        ] {
+            let facts = Facts {
+                holder,
+                ..world.facts()
+            };
+            memory.put(&world.name, Slot::Pending, staged, facts.clone());
+            let (code, message) = failure(world.rotation().await);
+            assert_eq!(code, 7, "{kind}, {what} claim: {message}");
+            assert!(message.contains("nothing was sent"), "{message}");
+            assert_eq!(world.provider.requests(), 0, "{kind}, {what} claim");
+            let kept = memory.get(&world.name, Slot::Pending).expect("kept");
+            assert_eq!(kept.facts, facts, "{kind}, {what} claim: left as it was");
+            if staged.is_none() {
+                let items = world.recovery().await.expect("recover");
+                let claim = the_item(&items, recovery::ItemKind::Claim);
+                assert_eq!(
+                    claim.outcome,
+                    recovery::ItemOutcome::Held,
+                    "{what} claim: {}",
+                    claim.message
+                );
+                assert_eq!(recovery::exit_code(&items).code(), 7, "{what} claim");
+                assert!(world.snapshot().claim, "{what} claim: recover keeps it");
+            }
+            memory
+                .delete(&world.name, Slot::Pending)
+                .await
+                .expect("the test removes it");
+        }
+        assert_eq!(world.rotate().await, 0, "{kind}: free again");
+    }
+}
+
+/// The state directory's id is made once, by the first run that may claim, and kept: a
+/// run that only compares claims creates nothing, and a file siprot did not write is
+/// refused (exit 4).
+#[test]
+fn the_state_directory_id_is_made_once_and_kept() {
+    let dir = temp_dir();
+    let state = StateDir::at(dir.path().join("siprot"));
+    let before = Holder::here(&state).expect("no id yet");
+    assert_eq!(before.id, None);
+    assert!(!state.root().join("holder-id").exists());
+    let first = Holder::claiming(&state).expect("an id");
+    assert!(first.id.is_some());
+    assert_eq!(Holder::claiming(&state).expect("the id").id, first.id);
+    assert_eq!(Holder::here(&state).expect("the id").id, first.id);
+    assert!(first.same_place(&Holder::here(&state).expect("here")));
+    assert!(
+        !before.same_place(&before),
+        "no id: nothing is provably ours"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.root().join("holder-id"))
+            .expect("the id file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    std::fs::write(state.root().join("holder-id"), "not an id\n").expect("overwrite");
+    let refused = Holder::claiming(&state).expect_err("refused");
+    assert_eq!(refused.exit_code().code(), 4, "{refused}");
 }

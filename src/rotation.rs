@@ -179,7 +179,7 @@ pub async fn rotate(
         credential,
         store,
         name,
-        holder: Holder::here(state),
+        holder: holder_of_run(state, store, dry_run)?,
         current: None,
         start: Precondition::Any,
         report: RotationReport::start(kind, credential, store, name),
@@ -195,6 +195,16 @@ pub async fn rotate(
         audit_rotation(state, store, name, &mut report, &result, &attempts);
     }
     result.map(|()| report)
+}
+
+/// This run as a claim names it: in a shared store a run that may write a claim makes the
+/// state directory's id first; otherwise the id is only read (none yet: no claim is ours).
+fn holder_of_run(state: &StateDir, store: &dyn SecretStore, dry_run: bool) -> Result<Holder> {
+    if store.shared() && !dry_run {
+        Holder::claiming(state)
+    } else {
+        Holder::here(state)
+    }
 }
 
 /// Finishing a pending password is for client-set providers only.
@@ -325,11 +335,17 @@ impl Claimed {
             Claimed::Elsewhere(conflict) => conflict,
         };
         let ClaimConflict { name, place, found } = *conflict;
-        match found.and_then(|found| found.facts.holder) {
-            Some(holder) if !holder.same_place(here) => Error::Busy(format!(
+        let Some(found) = found else {
+            return Error::Busy(format!(
+                "another run claimed '{name}' a moment ago ({place})"
+            ));
+        };
+        match found.facts.holder {
+            Some(holder) if !here.same_place(&holder) => Error::Busy(format!(
                 "'{name}' is being rotated by {holder} (claim in {place}), so nothing was sent; \
                  if that run is gone, `siprot recover` finishes or clears it"
             )),
+            None => Error::Busy(unowned_claim(&name, &place)),
             Some(_) => Error::Unconfirmed {
                 message: format!(
                     "an earlier rotation of '{name}' from this host did not finish (it left \
@@ -337,11 +353,17 @@ impl Claimed {
                 ),
                 recovery_file: None,
             },
-            None => Error::Busy(format!(
-                "another run claimed '{name}' a moment ago ({place})"
-            )),
         }
     }
+}
+
+/// Why a claim with no holder recorded stops a rotation (exit 7): it cannot be proved
+/// this host's, so it is kept and nothing is sent over it.
+fn unowned_claim(name: &str, place: &str) -> String {
+    format!(
+        "'{name}' is claimed in {place}, which names no holder, so it cannot be this \
+         host's and nothing was sent; if no run holds it, delete it by hand"
+    )
 }
 
 struct Run<'a> {
@@ -557,14 +579,22 @@ impl<'a> Run<'a> {
     /// A claim in a shared store written by a run of another host or state directory:
     /// that run may be in flight, so nothing is sent (exit 7, naming it).
     fn refuse_foreign_claim(&self, claim: &Stored) -> Result<()> {
+        if !self.store.shared() {
+            // The keyring keeps no holder; the local lock is its only guard.
+            return Ok(());
+        }
         match &claim.facts.holder {
-            Some(holder) if !holder.same_place(&self.holder) => Err(Error::Busy(format!(
+            Some(holder) if !self.holder.same_place(holder) => Err(Error::Busy(format!(
                 "'{}' is being rotated by {holder} (claim in {}), so nothing was sent; if that \
                  run is gone, `siprot recover` finishes or clears it",
                 self.name.current(),
                 self.locate(Slot::Pending)
             ))),
-            _ => Ok(()),
+            None => Err(Error::Busy(unowned_claim(
+                self.name.current(),
+                &self.locate(Slot::Pending),
+            ))),
+            Some(_) => Ok(()),
         }
     }
 
