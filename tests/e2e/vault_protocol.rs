@@ -100,3 +100,68 @@ fn a_signal_during_the_provider_request_still_stores_the_password_in_the_vault_s
         }
     }
 }
+
+/// A claim of a clone of this host (the same host name and state path, another state
+/// directory id) and a claim that names no holder at all: neither is provably this host's,
+/// so `rotate` stops with exit 7 and sends nothing, `recover` reports it `held` (exit 7),
+/// and the claim stays as it was.
+#[test]
+fn a_claim_not_provably_this_hosts_is_held_and_kept_in_the_vault_store() {
+    let bao = Bao::shared();
+    let target = Target::TELEPATH;
+    let world = seeded_world(bao, &target, "holder");
+    let env = &world.env;
+    let entry = target.entry(env);
+    // A first rotation makes this state directory's id.
+    world.run(&target.rotate_args(&[])).assert_code(0);
+    let id = std::fs::read_to_string(env.state_root().join("holder-id")).unwrap();
+    assert_eq!(id.trim().len(), 32, "{id}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let clone = serde_json::json!({
+        "host": host.trim(),
+        "state": env.state_root().display().to_string(),
+        "id": "0123456789abcdef0123456789abcdef",
+        "pid": 4242,
+        "since": "2026-12-01T08:00:00Z",
+    });
+    let requests = env.fake.requests().len();
+    let claim = world.path(&entry, ".pending/");
+    for (what, holder) in [("a clone's", Some(clone)), ("a holder-less", None)] {
+        let mut data = serde_json::json!({"provider": target.name, "credential": target.id});
+        if let Some(holder) = holder {
+            data["holder"] = holder;
+        }
+        let file = env.state.path().join("claim.json");
+        std::fs::write(&file, data.to_string()).unwrap();
+        let put = bao.cli(
+            ROOT_TOKEN,
+            &["kv", "put", &claim, &format!("@{}", file.display())],
+        );
+        assert!(
+            put.status.success(),
+            "{}",
+            String::from_utf8_lossy(&put.stderr)
+        );
+
+        let run = world.run(&target.rotate_args(&[]));
+        run.assert_code(7);
+        assert!(
+            run.stderr.contains("nothing was sent"),
+            "{what}: {}",
+            run.stderr
+        );
+        assert_eq!(env.fake.requests().len(), requests, "{what}: nothing sent");
+        let run = world.run(&["recover", "--json"]);
+        run.assert_code(7);
+        assert!(run.stdout.contains("\"held\""), "{what}: {}", run.stdout);
+        assert_eq!(
+            bao.kv_data(&claim),
+            Some(data),
+            "{what} claim: kept as it was"
+        );
+
+        let removed = bao.cli(ROOT_TOKEN, &["kv", "metadata", "delete", &claim]);
+        assert!(removed.status.success());
+    }
+    world.run(&target.rotate_args(&[])).assert_code(0);
+}
