@@ -165,3 +165,177 @@ fn a_claim_not_provably_this_hosts_is_held_and_kept_in_the_vault_store() {
     }
     world.run(&target.rotate_args(&[])).assert_code(0);
 }
+
+/// A broken proxy in front of a vault server: it forwards every request, one per
+/// connection, except the first write to `lie_about` (a path under `/v1/`), which it
+/// answers `200` with a version without sending it on.
+struct LyingProxy {
+    addr: String,
+    lied: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LyingProxy {
+    fn start(upstream: &str, lie_about: String) -> Self {
+        use std::net::TcpListener;
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let lied = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = lied.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, lie_about, flag) =
+                    (upstream.clone(), lie_about.clone(), flag.clone());
+                std::thread::spawn(move || Self::serve(client, &upstream, &lie_about, &flag));
+            }
+        });
+        Self { addr, lied }
+    }
+
+    fn lied(&self) -> bool {
+        self.lied.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// One request: read it whole, then lie or forward it with `Connection: close`.
+    fn serve(
+        mut client: std::net::TcpStream,
+        upstream: &str,
+        lie_about: &str,
+        lied: &std::sync::atomic::AtomicBool,
+    ) {
+        use std::io::{Read, Write};
+        let mut request = Vec::new();
+        let mut buf = [0u8; 8192];
+        let head_end = loop {
+            let Ok(n @ 1..) = client.read(&mut buf) else {
+                return;
+            };
+            request.extend_from_slice(&buf[..n]);
+            if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while request.len() < head_end + length {
+            let Ok(n @ 1..) = client.read(&mut buf) else {
+                return;
+            };
+            request.extend_from_slice(&buf[..n]);
+        }
+        let mut words = head.split_whitespace();
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let path = path.split('?').next().unwrap_or("");
+        if matches!(method, "POST" | "PUT")
+            && path == lie_about
+            && !lied.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let body = r#"{"data":{"version":7}}"#;
+            let _ = write!(
+                client,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            return;
+        }
+        let Ok(mut server) = std::net::TcpStream::connect(upstream) else {
+            return;
+        };
+        let head: String = head
+            .split("\r\n")
+            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let _ = server.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes());
+        let _ = server.write_all(&request[head_end..]);
+        let mut response = Vec::new();
+        let _ = server.read_to_end(&mut response);
+        let _ = client.write_all(&response);
+    }
+}
+
+/// A store that answers the write of the new current password without storing it (a
+/// broken proxy): `rotate` reads current back, so it never exits 0, and the accepted
+/// password stays in `#pending` (Exotel, Vobiz) or a recovery file (Telepath) until the
+/// next step, through the same proxy, stores it.
+#[test]
+fn a_current_write_answered_without_being_stored_never_exits_0() {
+    let bao = Bao::shared();
+    for target in Target::ALL {
+        let mut world = seeded_world(bao, &target, "readback");
+        let entry = target.entry(&world.env);
+        let proxy = LyingProxy::start(
+            &bao.addr,
+            format!("/v1/secret/data/{}{entry}", world.prefix),
+        );
+        world.env.set_env("VAULT_ADDR", &proxy.addr);
+
+        let run = world.run(&target.rotate_args(&[]));
+        run.assert_code(9);
+        assert!(
+            proxy.lied(),
+            "{}: the write went through the proxy",
+            target.name
+        );
+        assert!(
+            run.stderr.contains("read back"),
+            "{}: {}",
+            target.name,
+            run.stderr
+        );
+        let live = target.live(&world.env);
+        assert_ne!(
+            live, target.initial,
+            "{}: the provider rotated",
+            target.name
+        );
+        assert_eq!(
+            bao.kv_get(&world.current(&entry), "password").as_deref(),
+            Some(target.initial),
+            "{}: the store never took it",
+            target.name
+        );
+        let recovery: Vec<_> = std::fs::read_dir(world.env.recovery_dir())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if target.name == "telepath" {
+            assert_eq!(recovery.len(), 1, "{}", run.stderr);
+            let file = std::fs::read_to_string(&recovery[0]).unwrap();
+            assert!(file.contains(&live), "the recovery file holds it");
+            world.run(&["recover"]).assert_code(0);
+        } else {
+            assert!(recovery.is_empty(), "{recovery:?}");
+            assert_eq!(
+                bao.kv_get(&world.path(&entry, ".pending/"), "password")
+                    .as_deref(),
+                Some(live.as_str()),
+                "{}: kept in #pending",
+                target.name
+            );
+            world.run(&target.rotate_args(&[])).assert_code(0);
+            assert_eq!(
+                target.live(&world.env),
+                live,
+                "the same password was resent"
+            );
+        }
+        assert_eq!(
+            bao.kv_get(&world.current(&entry), "password").as_deref(),
+            Some(live.as_str()),
+            "{}: stored in the end",
+            target.name
+        );
+        assert_eq!(bao.kv_data(&world.path(&entry, ".pending/")), None);
+    }
+}
