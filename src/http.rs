@@ -9,6 +9,10 @@
 //! That classification is what makes rotation safe: a request that provably never left
 //! (connection refused, DNS or TLS failure, connect timeout) changed nothing; one that
 //! timed out or lost its connection afterwards may have changed the password.
+//!
+//! After a caught signal ([`crate::interrupt`]) a provider's client starts no try, first
+//! or retry; a store's client (the vault store's, [`OnSignal::Finish`]) goes on as if none
+//! had come.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

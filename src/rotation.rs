@@ -198,12 +198,13 @@ pub async fn rotate(
 }
 
 /// This run as a claim names it: in a shared store a run that may write a claim makes the
-/// state directory's id first; otherwise the id is only read (none yet: no claim is ours).
+/// state directory's id first, a dry run only reads it (none yet: no claim is ours); the
+/// keyring has no claims, so its rotations never touch the id.
 fn holder_of_run(state: &StateDir, store: &dyn SecretStore, dry_run: bool) -> Result<Holder> {
-    if store.shared() && !dry_run {
-        Holder::claiming(state)
-    } else {
-        Holder::here(state)
+    match (store.shared(), dry_run) {
+        (false, _) => Ok(Holder::unclaimed(state)),
+        (true, false) => Holder::claiming(state),
+        (true, true) => Holder::here(state),
     }
 }
 

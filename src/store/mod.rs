@@ -185,6 +185,12 @@ impl Holder {
         Ok(Self::with_id(state, Some(HolderId::of(state)?)))
     }
 
+    /// This run in a store without claims (the keyring, where no claim names a holder):
+    /// the state directory's id is not read.
+    pub fn unclaimed(state: &crate::state::StateDir) -> Self {
+        Self::with_id(state, None)
+    }
+
     fn with_id(state: &crate::state::StateDir, id: Option<HolderId>) -> Self {
         Self {
             host: hostname(),
