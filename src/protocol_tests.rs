@@ -43,7 +43,8 @@
 //! 573; `cargo test --lib` runs them all in about a second.
 //!
 //! The last tests run two hosts (two state directories) on one shared [`MemoryStore`]:
-//! concurrent rotators, another holder's claim, this host's leftover claim, a
+//! concurrent rotators, another holder's claim, claims not provably this host's (a
+//! clone's, one without an id or a holder), this host's leftover claim, a
 //! check-and-set conflict when the new current is written, a write of the new current
 //! the store answered without storing (caught by the read-back), another host's rotation
 //! finished between a run's start and its claim, `recover` beside a run in flight on the

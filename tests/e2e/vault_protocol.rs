@@ -347,3 +347,51 @@ fn a_current_write_answered_without_being_stored_never_exits_0() {
         assert_eq!(bao.kv_data(&world.path(&entry, ".pending/")), None);
     }
 }
+
+/// A signal before the provider request (Telepath stopped after its claim and its copy to
+/// `#previous`; Exotel and Vobiz after staging `#pending`): nothing is sent, and the
+/// fresh claim or `#pending` is removed from the vault store, as in the keyring.
+#[test]
+fn a_signal_before_the_request_sends_nothing_and_releases_the_claim_in_the_vault_store() {
+    let bao = Bao::shared();
+    let cases = [
+        (Target::TELEPATH, "previous-written", SIGNALS[0]),
+        (Target::EXOTEL, "pending-written", SIGNALS[1]),
+        (Target::VOBIZ, "pending-written", SIGNALS[2]),
+    ];
+    for (target, point, (signal, code)) in cases {
+        let world = seeded_world(bao, &target, "early-signal");
+        let env = &world.env;
+        let entry = target.entry(env);
+        let mut args = target.rotate_args(&[]);
+        args.extend(["--secret-prefix", &world.prefix]);
+        let paused = env.spawn_paused(&args, point);
+        assert!(
+            bao.kv_data(&world.path(&entry, ".pending/")).is_some(),
+            "{}: claimed",
+            target.name
+        );
+        env.send_signal(&paused, signal);
+        let run = env.wait_exit(paused);
+        run.assert_code(code);
+        assert!(
+            run.stderr.contains("before anything was sent"),
+            "{}: {}",
+            target.name,
+            run.stderr
+        );
+        assert!(env.fake.requests().is_empty(), "{}", target.name);
+        assert_eq!(
+            bao.kv_data(&world.path(&entry, ".pending/")),
+            None,
+            "{}: the claim was released: {}",
+            target.name,
+            run.stderr
+        );
+        assert_eq!(
+            bao.kv_get(&world.current(&entry), "password").as_deref(),
+            Some(target.initial)
+        );
+        world.run(&target.rotate_args(&[])).assert_code(0);
+    }
+}
