@@ -1,6 +1,8 @@
 //! The rotation protocol's safety with the vault store, end to end (the real binary, the
 //! fake providers, a real OpenBao): a signal during the provider request still lets the
-//! store writes that make an accepted password safe go out.
+//! store writes that make an accepted password safe go out, and one before it releases
+//! the claim; a write of current that a broken proxy answers without storing is caught by
+//! the read-back; a claim not provably this host's is held and kept.
 
 use std::time::Duration;
 
