@@ -293,6 +293,9 @@ impl HolderId {
         let temp = state
             .root()
             .join(format!(".{HOLDER_ID_FILE}.{}.tmp", std::process::id()));
+        // A temporary file of a dead process with this pid is stale (no live process
+        // shares the pid), so it goes first.
+        let _ = std::fs::remove_file(&temp);
         let written =
             Self::write_new(&temp).and_then(|()| match std::fs::hard_link(&temp, &path) {
                 Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
