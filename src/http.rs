@@ -9,6 +9,10 @@
 //! That classification is what makes rotation safe: a request that provably never left
 //! (connection refused, DNS or TLS failure, connect timeout) changed nothing; one that
 //! timed out or lost its connection afterwards may have changed the password.
+//!
+//! After a caught signal ([`crate::interrupt`]) a provider's client starts no try, first
+//! or retry; a store's client (the vault store's, [`OnSignal::Finish`]) goes on as if none
+//! had come.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -40,6 +44,23 @@ pub struct HttpConfig {
     /// Extra trust roots and a client certificate (the vault store's `VAULT_CACERT`,
     /// `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`); none for the providers.
     pub tls: TlsOptions,
+    /// What a caught SIGINT, SIGTERM or SIGHUP ([`crate::interrupt`]) does to this
+    /// client's requests.
+    pub on_signal: OnSignal,
+}
+
+/// What a caught signal does to a client's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnSignal {
+    /// A provider's client: no try (first or retry) starts after the signal, and a wait
+    /// before a retry is cut short. A request that may change a password is never sent
+    /// once siprot was asked to stop.
+    #[default]
+    StopSending,
+    /// A store's client: its requests go out (and are retried) as if no signal had come,
+    /// within their own bounds, because they are what makes a password the provider
+    /// accepted safe (promoting it, removing `#pending`, releasing a claim).
+    Finish,
 }
 
 /// Extra TLS settings of a client: certificates trusted beside the system's roots, and
@@ -67,6 +88,7 @@ impl Default for HttpConfig {
             max_body: DEFAULT_MAX_BODY,
             retry: RetryConfig::default(),
             tls: TlsOptions::default(),
+            on_signal: OnSignal::default(),
         }
     }
 }
@@ -215,8 +237,9 @@ impl HttpClient {
         let proxy = self.proxy_route(&request);
         loop {
             self.wait_out_pause(deadline).await?;
-            // SIGINT, SIGTERM or SIGHUP (caught by `rotate`): send nothing new.
-            if let Some(signal) = crate::interrupt::received() {
+            // SIGINT, SIGTERM or SIGHUP (caught by `rotate`): a provider's client sends
+            // nothing new.
+            if let Some(signal) = self.stopped_by_signal() {
                 return Err(interrupted_before_try(signal, tries, maybe_landed));
             }
             let this = self.copy_for_try(&request, deadline)?;
@@ -256,6 +279,22 @@ impl HttpClient {
         }
     }
 
+    /// The signal that stops this client's tries, if one came and the client stops on one.
+    fn stopped_by_signal(&self) -> Option<crate::error::Signal> {
+        match self.config.on_signal {
+            OnSignal::StopSending => crate::interrupt::received(),
+            OnSignal::Finish => None,
+        }
+    }
+
+    /// Returns once a signal that stops this client came (never for [`OnSignal::Finish`]).
+    async fn signalled(&self) {
+        match self.config.on_signal {
+            OnSignal::StopSending => crate::interrupt::signalled().await,
+            OnSignal::Finish => std::future::pending().await,
+        }
+    }
+
     /// The proxy `request` goes through, if any, as named in the log and in errors.
     fn proxy_route(&self, request: &RequestBuilder) -> Option<String> {
         self.proxy.as_deref().and_then(|proxy| {
@@ -284,7 +323,7 @@ impl HttpClient {
         );
         tokio::select! {
             () = tokio::time::sleep_until(until.into()) => {}
-            () = crate::interrupt::signalled() => {}
+            () = self.signalled() => {}
         }
         Ok(())
     }
@@ -315,9 +354,10 @@ impl HttpClient {
         log::debug!("retrying in {wait:?}");
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = crate::interrupt::signalled() => {}
+            () = self.signalled() => {}
         }
-        crate::interrupt::received().map(|signal| format!("siprot was interrupted by {signal}"))
+        self.stopped_by_signal()
+            .map(|signal| format!("siprot was interrupted by {signal}"))
     }
 
     /// Sends the request once and reads the whole body, at most `max_body` bytes.

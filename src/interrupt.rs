@@ -6,8 +6,12 @@
 //! flight is carried to a safe point (its answer stored, or kept in `#pending` or a
 //! recovery file, or its request known not to have been sent) within its own `--timeout`
 //! and `--deadline`; a rotation that has not sent its request yet does not send it
-//! ([`received`] is checked just before the request and before every retry); a fleet
-//! starts no new credential. siprot then exits with the signal's conventional code
+//! ([`received`] is checked just before the request and before every retry of a
+//! provider's request); a fleet starts no new credential. Nothing else stops: the store's
+//! calls, keyring and vault alike (the vault store's HTTP client is
+//! [`crate::http::OnSignal::Finish`]), still go out within their own bound, because they
+//! are what makes a password the provider accepted safe (its promotion to current, the
+//! removal of `#pending`, the release of a claim). siprot then exits with the signal's conventional code
 //! ([`final_code`]: 130 SIGINT, 143 SIGTERM, 129 SIGHUP), or 9 when something is left to
 //! recover. A second signal is reported and changes nothing: the step in flight still
 //! finishes within its bound (SIGKILL stops at once; `siprot status` then says "outcome

@@ -39,12 +39,14 @@
 //! table checks that judgement ([`recovery::judge`]) on its own.
 //!
 //! Table sizes (cases, each with its follow-ups): client-set rotation 468 in the keyring
-//! and 443 in the shared store, server-generated rotation 198 and 286, `recover` 427 and
-//! 501; `cargo test --lib` runs them all in about a second.
+//! and 443 in the shared store, server-generated rotation 202 and 244, `recover` 475 and
+//! 573; `cargo test --lib` runs them all in about a second.
 //!
 //! The last tests run two hosts (two state directories) on one shared [`MemoryStore`]:
-//! concurrent rotators, another holder's claim, this host's leftover claim, a
-//! check-and-set conflict when the new current is written, another host's rotation
+//! concurrent rotators, another holder's claim, claims not provably this host's (a
+//! clone's, one without an id or a holder), this host's leftover claim, a
+//! check-and-set conflict when the new current is written, a write of the new current
+//! the store answered without storing (caught by the read-back), another host's rotation
 //! finished between a run's start and its claim, `recover` beside a run in flight on the
 //! same host, and the facts kept beside each password. [`FaultyStore::hold`] stops one run at a chosen store call, so that two
 //! runs interleave exactly there.
@@ -751,7 +753,7 @@ impl World {
             }
         }
         if layout.claim {
-            world.put_claim(Holder::here(&world.state));
+            world.put_claim(Holder::claiming(&world.state).expect("a holder id"));
         }
         if let Some(password) = layout.file {
             world
@@ -837,7 +839,8 @@ impl World {
                 .and_then(|entry| entry.set_password(password))
                 .expect("a healthy mock keyring"),
             Some(memory) => {
-                let holder = (slot == Slot::Pending).then(|| Holder::here(&self.state));
+                let holder = (slot == Slot::Pending)
+                    .then(|| Holder::claiming(&self.state).expect("a holder id"));
                 let facts = Facts {
                     holder,
                     ..self.facts()
@@ -1709,7 +1712,7 @@ async fn of_two_concurrent_rotators_in_a_shared_store_exactly_one_proceeds() {
             requests_by_then, 0,
             "{kind}: a request went out before b stopped"
         );
-        let holder = Holder::here(&a.state);
+        let holder = Holder::here(&a.state).expect("a's holder");
         for part in [
             holder.host.as_str(),
             holder.state.as_str(),
@@ -1738,7 +1741,7 @@ async fn of_two_concurrent_rotators_in_a_shared_store_exactly_one_proceeds() {
 async fn a_claim_of_another_holder_stops_the_rotation_and_only_its_holder_clears_it() {
     // A Telepath claim of host a, which died before its request.
     let (a, b) = two_hosts("telepath", Start::Current.layout()).await;
-    a.put_claim(Holder::here(&a.state));
+    a.put_claim(Holder::claiming(&a.state).expect("a holder id"));
     let (code, message) = failure(b.rotation().await);
     assert_eq!(code, 7, "{message}");
     assert!(
@@ -1778,6 +1781,7 @@ async fn a_claim_of_another_holder_stops_the_rotation_and_only_its_holder_clears
     let elsewhere = Holder {
         host: "pbx-ci-7".into(),
         state: "/var/lib/siprot".into(),
+        id: None,
         pid: 4242,
         since: "2026-11-29T08:00:00Z".into(),
     };
@@ -2053,4 +2057,164 @@ async fn recover_leaves_the_claim_of_a_rotation_in_flight_on_this_host() {
     let end = a.snapshot();
     assert!(end.settled(), "{}", end.describe(&end));
     assert_eq!(end.requests, 1, "one rotation reached the provider");
+}
+
+/// A store that answers the write of the new current without storing it (a broken proxy
+/// in front of the vault store): the read-back after that write finds the old password,
+/// so the rotation never exits 0, and the accepted password stays where it was (client-set:
+/// `#pending`, resent and promoted by a rerun; Telepath: a recovery file beside the claim,
+/// stored by `recover`).
+#[tokio::test]
+async fn a_current_write_the_store_answered_without_storing_is_caught_by_the_read_back() {
+    for kind in ["vobiz", "exotel", "telepath"] {
+        let world = World::laid_out(
+            provider_kind(kind),
+            Start::Current.layout(),
+            Backing::Shared,
+        )
+        .await;
+        let memory = world.memory().expect("a shared store").clone();
+        let (written, let_it_go) = world.faulty().hold(Op::Set, Slot::Current, Hold::After);
+        let lying = async {
+            written.await.expect("the rotation writes its new current");
+            // The write is undone before its answer arrives: it never stored anything.
+            memory.put(&world.name, Slot::Current, Some(P0), world.facts());
+            let_it_go.send(()).expect("the rotation waits");
+        };
+        let (rotated, ()) = tokio::join!(world.rotation(), lying);
+        let (code, message) = failure(rotated);
+        assert_eq!(code, 9, "{kind}: {message}");
+        assert!(message.contains("read back"), "{kind}: {message}");
+        let after = world.snapshot();
+        assert!(
+            !same(after.provider.as_ref(), Some(&P0.into())),
+            "{kind}: the provider rotated"
+        );
+        assert!(
+            same(after.current.as_ref(), Some(&P0.into())),
+            "{kind}: {}",
+            after.describe(&after)
+        );
+        if kind == "telepath" {
+            assert!(
+                same(after.files.first(), after.provider.as_ref()) && after.claim,
+                "{kind}: the password is in a recovery file beside the claim: {}",
+                after.describe(&after)
+            );
+            assert_eq!(world.recover().await, 0, "{kind}: recover stores it");
+        } else {
+            assert!(
+                same(after.pending.as_ref(), after.provider.as_ref()),
+                "{kind}: the password stays in #pending: {}",
+                after.describe(&after)
+            );
+            assert_eq!(
+                world.rotate().await,
+                0,
+                "{kind}: a rerun resends and promotes it"
+            );
+        }
+        let end = world.snapshot();
+        assert!(end.settled(), "{kind}: {}", end.describe(&end));
+        assert!(same(end.current.as_ref(), after.provider.as_ref()));
+    }
+}
+
+/// Claims that are not provably this host's: one of a clone of it (a cloned VM or
+/// container: the same host name and state path, its own state directory id), one
+/// written without an id (before siprot recorded one) and one that names no holder at
+/// all. `rotate` stops with exit 7 and sends nothing, `recover` reports a claim `held`
+/// (exit 7), and each stays where it is.
+#[tokio::test]
+async fn a_claim_not_provably_this_hosts_is_held_and_kept() {
+    for kind in ["telepath", "vobiz", "exotel"] {
+        let world = World::laid_out(
+            provider_kind(kind),
+            Start::Current.layout(),
+            Backing::Shared,
+        )
+        .await;
+        let memory = world.memory().expect("a shared store").clone();
+        let here = Holder::claiming(&world.state).expect("this host's holder");
+        let clone_dir = temp_dir();
+        let clone_state = StateDir::at(clone_dir.path().join("siprot"));
+        let clone = Holder {
+            host: here.host.clone(),
+            state: here.state.clone(),
+            ..Holder::claiming(&clone_state).expect("the clone's holder")
+        };
+        assert!(clone.id.is_some() && clone.id != here.id);
+        let without_id = Holder {
+            id: None,
+            ..here.clone()
+        };
+        let staged = (kind != "telepath").then_some(P1);
+        for (what, holder) in [
+            ("a clone's", Some(clone)),
+            ("an id-less", Some(without_id)),
+            ("a holder-less", None),
+        ] {
+            let facts = Facts {
+                holder,
+                ..world.facts()
+            };
+            memory.put(&world.name, Slot::Pending, staged, facts.clone());
+            let (code, message) = failure(world.rotation().await);
+            assert_eq!(code, 7, "{kind}, {what} claim: {message}");
+            assert!(message.contains("nothing was sent"), "{message}");
+            assert_eq!(world.provider.requests(), 0, "{kind}, {what} claim");
+            let kept = memory.get(&world.name, Slot::Pending).expect("kept");
+            assert_eq!(kept.facts, facts, "{kind}, {what} claim: left as it was");
+            if staged.is_none() {
+                let items = world.recovery().await.expect("recover");
+                let claim = the_item(&items, recovery::ItemKind::Claim);
+                assert_eq!(
+                    claim.outcome,
+                    recovery::ItemOutcome::Held,
+                    "{what} claim: {}",
+                    claim.message
+                );
+                assert_eq!(recovery::exit_code(&items).code(), 7, "{what} claim");
+                assert!(world.snapshot().claim, "{what} claim: recover keeps it");
+            }
+            memory
+                .delete(&world.name, Slot::Pending)
+                .await
+                .expect("the test removes it");
+        }
+        assert_eq!(world.rotate().await, 0, "{kind}: free again");
+    }
+}
+
+/// The state directory's id is made once, by the first run that may claim, and kept: a
+/// run that only compares claims creates nothing, and a file siprot did not write is
+/// refused (exit 4).
+#[test]
+fn the_state_directory_id_is_made_once_and_kept() {
+    let dir = temp_dir();
+    let state = StateDir::at(dir.path().join("siprot"));
+    let before = Holder::here(&state).expect("no id yet");
+    assert_eq!(before.id, None);
+    assert!(!state.root().join("holder-id").exists());
+    let first = Holder::claiming(&state).expect("an id");
+    assert!(first.id.is_some());
+    assert_eq!(Holder::claiming(&state).expect("the id").id, first.id);
+    assert_eq!(Holder::here(&state).expect("the id").id, first.id);
+    assert!(first.same_place(&Holder::here(&state).expect("here")));
+    assert!(
+        !before.same_place(&before),
+        "no id: nothing is provably ours"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.root().join("holder-id"))
+            .expect("the id file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    std::fs::write(state.root().join("holder-id"), "not an id\n").expect("overwrite");
+    let refused = Holder::claiming(&state).expect_err("refused");
+    assert_eq!(refused.exit_code().code(), 4, "{refused}");
 }

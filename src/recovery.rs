@@ -312,19 +312,22 @@ async fn settle_claim(
         .flatten()
         .map(|(kind, _)| kind);
     let place = store.locate(entry, Slot::Pending);
-    let here = Holder::here(state);
-    match facts.holder {
-        Some(holder) if !holder.same_place(&here) => {
-            found.outcome = ItemOutcome::Held;
-            found.exit_code = exit::TRANSIENT;
-            found.message = format!(
-                "{place} is a claim of {holder}: run `siprot recover` there (only that host \
-                 knows whether its run is going or left a recovery file); if that host and \
-                 its state are gone, delete the claim by hand"
-            );
-            return found;
-        }
-        _ => {}
+    let here = match Holder::here(state) {
+        Ok(here) => here,
+        Err(error) => return failed(found, &error),
+    };
+    if !here.owns(facts.holder.as_ref()) {
+        let whose = match &facts.holder {
+            Some(holder) => format!("a claim of {holder}: run `siprot recover` there"),
+            None => "a claim that names no holder, so it cannot be this host's".to_owned(),
+        };
+        found.outcome = ItemOutcome::Held;
+        found.exit_code = exit::TRANSIENT;
+        found.message = format!(
+            "{place} is {whose} (only its host knows whether its run is going or left a \
+             recovery file); if that host and its state are gone, delete the claim by hand"
+        );
+        return found;
     }
     // A run of this host in flight holds the credential's lock: its claim is no leftover.
     let _lock =

@@ -8,7 +8,9 @@
 //! and reads the current slot once, just after creating its `#pending` (so that in a
 //! shared store a rotation another host finished a moment before is seen): the new
 //! password is later written over exactly that (check-and-set in a shared store), and it
-//! is what goes to `#previous`.
+//! is what goes to `#previous`. After writing the new password as current it reads the
+//! slot once more: only a read-back holding the new password lets the rotation give up
+//! the other copy (`#pending`, or Telepath's answer) and exit 0.
 //!
 //! Client-set providers (Exotel, Vobiz):
 //! 1. stage the password in `#pending`, created only if absent (store write 1; in a
@@ -19,7 +21,9 @@
 //!    stops this rotation before anything is sent (exit 7, naming it);
 //! 2. send it (the PUT is idempotent, so a rerun resends the same password);
 //! 3. on confirmed success promote: current to `#previous` (write 2, skipped when there is
-//!    no current), the password to current (write 3), delete `#pending` (write 4).
+//!    no current), the password to current (write 3, then read back once: a store that
+//!    answered without storing it fails the rotation with exit 9, `#pending` kept),
+//!    delete `#pending` (write 4).
 //!    A request that failed for sure deletes a fresh `#pending`; one whose outcome is
 //!    unknown keeps it and exits 9.
 //!
@@ -33,9 +37,10 @@
 //!    keyring the proof it is writable; with no current yet, the keyring writes and
 //!    deletes a probe;
 //! 3. send the request once (it is never retried once sent);
-//! 4. store the returned password as current. If that fails, write it to a recovery file
-//!    (0600) and exit 9; the claim stays until `siprot recover` here has stored it, so
-//!    that no other host rotates over it. Otherwise the claim goes.
+//! 4. store the returned password as current and read it back once. If that fails (or
+//!    the read-back does not hold it), write it to a recovery file (0600) and exit 9;
+//!    the claim stays until `siprot recover` here has stored it, so that no other host
+//!    rotates over it. Otherwise the claim goes.
 //!
 //! Just before the request that may change the password, an `in-progress` record goes to
 //! the audit log, so that a rotation cut off by SIGKILL or a power loss shows as "outcome
@@ -174,7 +179,7 @@ pub async fn rotate(
         credential,
         store,
         name,
-        holder: Holder::here(state),
+        holder: holder_of_run(state, store, dry_run)?,
         current: None,
         start: Precondition::Any,
         report: RotationReport::start(kind, credential, store, name),
@@ -190,6 +195,17 @@ pub async fn rotate(
         audit_rotation(state, store, name, &mut report, &result, &attempts);
     }
     result.map(|()| report)
+}
+
+/// This run as a claim names it: in a shared store a run that may write a claim makes the
+/// state directory's id first, a dry run only reads it (none yet: no claim is ours); the
+/// keyring has no claims, so its rotations never touch the id.
+fn holder_of_run(state: &StateDir, store: &dyn SecretStore, dry_run: bool) -> Result<Holder> {
+    match (store.shared(), dry_run) {
+        (false, _) => Ok(Holder::unclaimed(state)),
+        (true, false) => Holder::claiming(state),
+        (true, true) => Holder::here(state),
+    }
 }
 
 /// Finishing a pending password is for client-set providers only.
@@ -320,11 +336,17 @@ impl Claimed {
             Claimed::Elsewhere(conflict) => conflict,
         };
         let ClaimConflict { name, place, found } = *conflict;
-        match found.and_then(|found| found.facts.holder) {
-            Some(holder) if !holder.same_place(here) => Error::Busy(format!(
+        let Some(found) = found else {
+            return Error::Busy(format!(
+                "another run claimed '{name}' a moment ago ({place})"
+            ));
+        };
+        match found.facts.holder {
+            Some(holder) if !here.same_place(&holder) => Error::Busy(format!(
                 "'{name}' is being rotated by {holder} (claim in {place}), so nothing was sent; \
                  if that run is gone, `siprot recover` finishes or clears it"
             )),
+            None => Error::Busy(unowned_claim(&name, &place)),
             Some(_) => Error::Unconfirmed {
                 message: format!(
                     "an earlier rotation of '{name}' from this host did not finish (it left \
@@ -332,11 +354,17 @@ impl Claimed {
                 ),
                 recovery_file: None,
             },
-            None => Error::Busy(format!(
-                "another run claimed '{name}' a moment ago ({place})"
-            )),
         }
     }
+}
+
+/// Why a claim with no holder recorded stops a rotation (exit 7): it cannot be proved
+/// this host's, so it is kept and nothing is sent over it.
+fn unowned_claim(name: &str, place: &str) -> String {
+    format!(
+        "'{name}' is claimed in {place}, which names no holder, so it cannot be this \
+         host's and nothing was sent; if no run holds it, delete it by hand"
+    )
 }
 
 struct Run<'a> {
@@ -552,14 +580,22 @@ impl<'a> Run<'a> {
     /// A claim in a shared store written by a run of another host or state directory:
     /// that run may be in flight, so nothing is sent (exit 7, naming it).
     fn refuse_foreign_claim(&self, claim: &Stored) -> Result<()> {
+        if !self.store.shared() {
+            // The keyring keeps no holder; the local lock is its only guard.
+            return Ok(());
+        }
         match &claim.facts.holder {
-            Some(holder) if !holder.same_place(&self.holder) => Err(Error::Busy(format!(
+            Some(holder) if !self.holder.same_place(holder) => Err(Error::Busy(format!(
                 "'{}' is being rotated by {holder} (claim in {}), so nothing was sent; if that \
                  run is gone, `siprot recover` finishes or clears it",
                 self.name.current(),
                 self.locate(Slot::Pending)
             ))),
-            _ => Ok(()),
+            None => Err(Error::Busy(unowned_claim(
+                self.name.current(),
+                &self.locate(Slot::Pending),
+            ))),
+            Some(_) => Ok(()),
         }
     }
 
@@ -794,8 +830,9 @@ impl<'a> Run<'a> {
     }
 
     /// Writes the new password as current, over the current the rotation read at its
-    /// start (in a shared store, once it held the claim) only. Its facts carry the time of the rotation (now, when the provider
-    /// told none), which the report then gives too.
+    /// start (in a shared store, once it held the claim) only, then reads it back
+    /// ([`Run::confirm_current`]). Its facts carry the time of the rotation (now, when the
+    /// provider told none), which the report then gives too.
     async fn write_current(&mut self, password: &SecretString) -> Result<(), StoreError> {
         let mut facts = self.facts();
         facts
@@ -811,8 +848,31 @@ impl<'a> Run<'a> {
         })
         .await?;
         self.report.keyring_writes += 1;
+        self.confirm_current(password).await?;
         self.report.rotated_at = facts.rotated_at;
         Ok(())
+    }
+
+    /// Reads the current slot back once, just after writing it and before the only other
+    /// copy of the password (`#pending`, or the answer in memory) is given up: a store that
+    /// answered without storing (a broken proxy) fails here like a failed write.
+    async fn confirm_current(&self, password: &SecretString) -> Result<(), StoreError> {
+        let read = self.store.read(self.name, Slot::Current).await?;
+        let holds = read
+            .as_ref()
+            .and_then(|stored| stored.secret.as_ref())
+            .is_some_and(|stored| stored.expose_secret() == password.expose_secret());
+        if holds {
+            return Ok(());
+        }
+        let message = format!(
+            "{} did not hold the new password when read back after writing it",
+            self.locate(Slot::Current)
+        );
+        Err(match self.store.kind() {
+            StoreKind::Keyring => StoreError::Store(message),
+            store => StoreError::Unavailable { store, message },
+        })
     }
 
     /// A server-generated rotation: claim the credential in a shared store, keep the

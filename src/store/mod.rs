@@ -151,44 +151,182 @@ impl std::fmt::Display for EntryName {
     }
 }
 
-/// Who claimed a credential in a shared store: the host and the state directory of the
-/// siprot run that wrote a `#pending` slot, and since when. Two runs with the same host
-/// and state directory are the same holder (the local lock keeps them apart), so a
-/// holder's own leftover claim is recognised.
+/// Who claimed a credential in a shared store: the host, the state directory and the
+/// state directory's random id ([`HolderId`]) of the siprot run that wrote a `#pending`
+/// slot, and since when. A claim is this place's own only when all three match
+/// ([`Holder::same_place`]): host name and path alone are shared by cloned VMs and
+/// containers. The local lock keeps two runs of one place apart, so a holder's own
+/// leftover claim is recognised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     pub host: String,
     /// The holder's state directory (where its recovery files would be).
     pub state: String,
+    /// The state directory's id; `None` in a claim written before siprot recorded one,
+    /// and for a run whose state directory has none yet (it has never claimed anything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<HolderId>,
     pub pid: u32,
     /// RFC 3339 time the claim was written.
     pub since: String,
 }
 
 impl Holder {
-    /// This run: this host, `state`'s directory, this process, now.
-    pub fn here(state: &crate::state::StateDir) -> Self {
+    /// This run as it compares claims: this host, `state`'s directory and its id if it
+    /// has one (a directory without one never wrote a claim, so no claim is its own),
+    /// this process, now. Creates nothing.
+    pub fn here(state: &crate::state::StateDir) -> crate::error::Result<Self> {
+        Ok(Self::with_id(state, HolderId::read(state)?))
+    }
+
+    /// This run as a claim it writes names it: as [`Holder::here`], with the state
+    /// directory's id created first when it has none.
+    pub fn claiming(state: &crate::state::StateDir) -> crate::error::Result<Self> {
+        Ok(Self::with_id(state, Some(HolderId::of(state)?)))
+    }
+
+    /// This run in a store without claims (the keyring, where no claim names a holder):
+    /// the state directory's id is not read.
+    pub fn unclaimed(state: &crate::state::StateDir) -> Self {
+        Self::with_id(state, None)
+    }
+
+    fn with_id(state: &crate::state::StateDir, id: Option<HolderId>) -> Self {
         Self {
             host: hostname(),
             state: state.root().display().to_string(),
+            id,
             pid: std::process::id(),
             since: jiff::Timestamp::now().to_string(),
         }
     }
 
-    /// Whether `other` is the same host and state directory (not necessarily the same run).
+    /// Whether `other` is provably this place (not necessarily this run): the same host,
+    /// state directory and id, an id on both sides. A claim without an id is nobody's.
     pub fn same_place(&self, other: &Holder) -> bool {
-        self.host == other.host && self.state == other.state
+        self.host == other.host
+            && self.state == other.state
+            && self.id.is_some()
+            && self.id == other.id
+    }
+
+    /// Whether a claim naming `holder` (`None`: no holder recorded) is provably this
+    /// place's own; anything else is held: left alone, and nothing sent over it.
+    pub fn owns(&self, holder: Option<&Holder>) -> bool {
+        holder.is_some_and(|holder| self.same_place(holder))
     }
 }
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = match &self.id {
+            Some(id) => format!("id {id}"),
+            None => "no id".to_owned(),
+        };
         write!(
             f,
-            "host {} (process {}, state directory {}) since {}",
+            "host {} (process {}, state directory {}, {id}) since {}",
             self.host, self.pid, self.state, self.since
         )
+    }
+}
+
+/// A state directory's random id (128 bits from the OS's CSPRNG, in hex), kept in its
+/// file `holder-id` (mode 0600) from the first run that claims a credential in a shared
+/// store. Not a secret: it tells claims of this state directory from those of a clone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HolderId(String);
+
+impl std::fmt::Display for HolderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The id file's name in the state directory.
+const HOLDER_ID_FILE: &str = "holder-id";
+
+/// Hex digits of a [`HolderId`].
+const HOLDER_ID_LEN: usize = 32;
+
+impl HolderId {
+    /// The state directory's id, `None` when it has none yet.
+    pub fn read(state: &crate::state::StateDir) -> crate::error::Result<Option<Self>> {
+        let path = state.root().join(HOLDER_ID_FILE);
+        let mut bytes = Vec::with_capacity(HOLDER_ID_LEN + 1);
+        let opened = crate::state::no_follow(std::fs::OpenOptions::new())
+            .read(true)
+            .open(&path);
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(crate::state::state_file_error("the holder id", &path, e)),
+        };
+        use std::io::Read;
+        (&mut file)
+            .take(HOLDER_ID_LEN as u64 + 2)
+            .read_to_end(&mut bytes)
+            .map_err(|e| crate::state::state_file_error("the holder id", &path, e))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let id = text.trim_end_matches('\n');
+        if id.len() != HOLDER_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(crate::error::Error::Config(format!(
+                "the holder id {} is not one siprot wrote: remove it (a new one is made on \
+                 the next rotation; claims of the old one are then held, exit 7, until \
+                 removed by hand)",
+                path.display()
+            )));
+        }
+        Ok(Some(Self(id.to_owned())))
+    }
+
+    /// The state directory's id, made now when it has none: written whole under a
+    /// temporary name, then linked to its name only if no other run made one first (the
+    /// one that is there wins).
+    pub fn of(state: &crate::state::StateDir) -> crate::error::Result<Self> {
+        if let Some(id) = Self::read(state)? {
+            return Ok(id);
+        }
+        state.check()?;
+        let path = state.root().join(HOLDER_ID_FILE);
+        let temp = state
+            .root()
+            .join(format!(".{HOLDER_ID_FILE}.{}.tmp", std::process::id()));
+        // A temporary file of a dead process with this pid is stale (no live process
+        // shares the pid), so it goes first.
+        let _ = std::fs::remove_file(&temp);
+        let written =
+            Self::write_new(&temp).and_then(|()| match std::fs::hard_link(&temp, &path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    Err(crate::state::state_file_error("the holder id", &path, e))
+                }
+                _ => Ok(()),
+            });
+        let _ = std::fs::remove_file(&temp);
+        written?;
+        Self::read(state)?.ok_or_else(|| {
+            crate::error::Error::Unexpected(format!("{} vanished once written", path.display()))
+        })
+    }
+
+    /// A new random id in a new file at `temp` (mode 0600, flushed).
+    fn write_new(temp: &std::path::Path) -> crate::error::Result<()> {
+        use rand::TryRng;
+        use std::io::Write;
+        let mut raw = [0u8; HOLDER_ID_LEN / 2];
+        rand::rngs::SysRng.try_fill_bytes(&mut raw).map_err(|e| {
+            crate::error::Error::Unexpected(format!("no random bytes for the holder id: {e}"))
+        })?;
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let mut file = crate::state::no_follow(crate::state::private_options())
+            .write(true)
+            .create_new(true)
+            .open(temp)
+            .map_err(|e| crate::state::state_file_error("the holder id", temp, e))?;
+        file.write_all(format!("{hex}\n").as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| crate::error::Error::io(format!("cannot write {}", temp.display()), e))
     }
 }
 

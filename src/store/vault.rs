@@ -36,6 +36,12 @@
 //! earlier try may have landed, the slot is read back: holding exactly what was written,
 //! the write succeeded.
 //!
+//! A caught SIGINT, SIGTERM or SIGHUP ([`crate::interrupt`]) changes nothing here: the
+//! store's calls are sent and retried within their timeout as without one, because after
+//! a provider accepted a password they are what makes it safe (its promotion to current,
+//! the removal of `#pending`, the release of a claim); a signal stops only the provider's
+//! requests and new rotations.
+//!
 //! A caller that gave up never has its write sent later: tries run inside the caller's
 //! future (no background task), so dropping it (a caller's own timeout, a cancelled
 //! rotation) stops the retries, and no try starts once the call's timeout has passed.
@@ -63,8 +69,8 @@ use super::{
 use crate::config::{optional, parse_base_url};
 use crate::error::{Error, Result};
 use crate::http::{
-    Attempts, HttpClient, HttpConfig, HttpMethod, RequestBuilder, Response, SendError, TlsOptions,
-    header,
+    Attempts, HttpClient, HttpConfig, HttpMethod, OnSignal, RequestBuilder, Response, SendError,
+    TlsOptions, header,
 };
 use crate::retry::{Resend, RetryConfig};
 use crate::trust::{ReadError, Trust};
@@ -644,6 +650,7 @@ impl VaultStore {
                 ..RetryConfig::default()
             },
             tls,
+            on_signal: OnSignal::Finish,
             ..HttpConfig::default()
         };
         let client = HttpClient::new(&http)?;
@@ -826,19 +833,6 @@ impl VaultStore {
         let mut tries: u32 = 0;
         let mut last_answer: Option<String> = None;
         loop {
-            if let Some(signal) = crate::interrupt::received() {
-                let unknown = if maybe_landed && op == Op::Write {
-                    " (an earlier try may have been stored)"
-                } else {
-                    ""
-                };
-                let again = if tries == 0 { "" } else { " again" };
-                return Err(self.unavailable(format!(
-                    "vault at {}: '{path}' not sent{again}, siprot was interrupted by \
-                     {signal}{unknown}",
-                    self.addr
-                )));
-            }
             tries += 1;
             let left = deadline.saturating_duration_since(Instant::now());
             let timed = tokio::time::timeout(
@@ -920,10 +914,7 @@ impl VaultStore {
                     self.addr
                 )));
             }
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = crate::interrupt::signalled() => {}
-            }
+            tokio::time::sleep(wait).await;
         }
     }
 

@@ -45,5 +45,6 @@ mod trust;
 mod try_it;
 mod vault;
 mod vault_listing;
+mod vault_protocol;
 mod verify;
 mod vobiz;

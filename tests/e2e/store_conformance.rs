@@ -731,6 +731,7 @@ async fn vault_data_is_the_password_beside_the_facts_as_the_cli_reads_it() {
     claimed.holder = Some(Holder {
         host: "ci-runner-7".into(),
         state: "/var/lib/siprot".into(),
+        id: None,
         pid: 4242,
         since: "2026-11-29T10:00:00Z".into(),
     });

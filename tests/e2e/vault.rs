@@ -48,14 +48,14 @@ fn rotator_token(
 }
 
 /// Fake providers, no keyring, and the vault store at `addr` under a prefix of its own.
-struct World {
-    env: TestEnv,
-    prefix: String,
+pub(crate) struct World {
+    pub(crate) env: TestEnv,
+    pub(crate) prefix: String,
 }
 
 impl World {
     /// On the shared dev server.
-    fn shared(tag: &str) -> Self {
+    pub(crate) fn shared(tag: &str) -> Self {
         let bao = Bao::shared();
         Self::on(bao, tag)
     }
@@ -75,7 +75,7 @@ impl World {
     }
 
     /// `siprot <args> --secret-prefix <prefix>`.
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--secret-prefix", &self.prefix]);
         self.env.run(&all, None)
@@ -86,18 +86,18 @@ impl World {
     }
 
     /// The KV path (under the mount) of a slot of `target`'s credential.
-    fn path(&self, entry: &str, folder: &str) -> String {
+    pub(crate) fn path(&self, entry: &str, folder: &str) -> String {
         format!("secret/{}{folder}{entry}", self.prefix)
     }
 
-    fn current(&self, entry: &str) -> String {
+    pub(crate) fn current(&self, entry: &str) -> String {
         self.path(entry, "")
     }
 }
 
 /// `bao kv put` as root: the current secret of `entry` holds `password`, as after an
 /// earlier rotation.
-fn seed(
+pub(crate) fn seed(
     bao_cli: impl Fn(&[&str]) -> std::process::Output,
     path: &str,
     target: &Target,
@@ -362,7 +362,7 @@ fn the_store_killed_after_the_provider_answered_loses_no_password() {
 
 /// siprot as another host would run it: the same fake providers and store, another state
 /// directory (so another lock file), with the leak checks of [`TestEnv::run`].
-fn run_elsewhere(world: &World, state: &Path, args: &[&str]) -> Run {
+pub(crate) fn run_elsewhere(world: &World, state: &Path, args: &[&str]) -> Run {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--secret-prefix", &world.prefix]);
     let output = world
