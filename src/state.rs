@@ -6,7 +6,8 @@
 //! The audit log (`audit.jsonl`) never holds a secret. A recovery file does (mode 0600,
 //! in plain text, because the keyring is what failed); `siprot` says where it is. It is
 //! written under a temporary name, flushed, then renamed, so that it is either complete
-//! or absent.
+//! or absent. The directory also holds `holder-id`, the random id a shared store's claims
+//! name this state directory by (made and read in [`crate::store`]'s `Holder`).
 //!
 //! As ssh treats `~/.ssh`, the state directory and its `locks/` and `recovery/`
 //! directories are trusted only when they are real directories (not symbolic links),
