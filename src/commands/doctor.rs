@@ -3,7 +3,7 @@
 //! object holding every check. Exit 0 when no check failed (warnings allowed); otherwise
 //! 8 when a store check failed, else 4. Entry names come from the store's listing (a
 //! server's answer): human lines are printed with control characters escaped, and at most
-//! [`NAMES_SHOWN`] names per check.
+//! `NAMES_SHOWN` (20) names per check.
 
 use serde::Serialize;
 
