@@ -124,11 +124,12 @@ impl History {
     ///   (SIGKILL, power loss) after its request may have reached the provider (or it is
     ///   still running: the credential's lock tells);
     /// - for a server-generated provider (`origin`, Telepath) also an `unconfirmed` one
-    ///   (exit 9: a 5xx, a timeout after sending, an answer no store took), and either
-    ///   stays unknown through later attempts that changed nothing for sure (`failed`,
-    ///   `interrupted`), until a successful rotation (`rotated`, or `resumed`, which
-    ///   `recover` writes when it stores a recovery file's password): the provider made a
-    ///   password and killed the old one, and only a rotation brings a live one back.
+    ///   whose rotation sent its request (exit 9: a 5xx, a timeout after sending, an
+    ///   answer no store took), and either stays unknown through later attempts that
+    ///   changed nothing for sure (`failed`, `interrupted`, an `unconfirmed` one that sent
+    ///   nothing), until a successful rotation (`rotated`, or `resumed`, which `recover`
+    ///   writes when it stores a recovery file's password): the provider made a password
+    ///   and killed the old one, and only a rotation brings a live one back.
     ///
     /// A client-set provider's unconfirmed rotation keeps its password in `#pending`,
     /// which `recover` (or a rerun) resends: its outcome is not lost, and only a cut-off
@@ -157,7 +158,11 @@ impl History {
             AuditOutcome::InProgress => {
                 self.unknown_before_request = self.unknown.replace(attempt.clone());
             }
-            AuditOutcome::Unconfirmed => self.unknown = Some(attempt.clone()),
+            // One that sent nothing (refused over a recovery file or a claim, a store that
+            // failed first) lost no answer: it changed nothing, as a failure.
+            AuditOutcome::Unconfirmed if attempt.attempts != Some(0) => {
+                self.unknown = Some(attempt.clone());
+            }
             // Only before a request: an `in-progress` before it was cut off.
             AuditOutcome::Interrupted => {}
             // The final record of the request just recorded in progress: it changed
@@ -188,6 +193,8 @@ pub struct Attempt {
     /// version does not know.
     pub outcome: AuditOutcome,
     pub exit_code: ExitCode,
+    /// The requests it sent (`None` in a record that does not say).
+    pub attempts: Option<u32>,
 }
 
 impl Attempt {
@@ -355,6 +362,7 @@ impl StateDir {
             action: AuditAction,
             outcome: AuditOutcome,
             exit_code: ExitCode,
+            attempts: Option<u32>,
             username: Option<String>,
             registrar: Option<String>,
         }
@@ -397,6 +405,7 @@ impl StateDir {
                 time: line.time,
                 outcome: line.outcome,
                 exit_code: line.exit_code,
+                attempts: line.attempts,
             });
         }
         histories
@@ -914,13 +923,17 @@ mod tests {
         let lost = Some(("2026-01-03T00:00:00Z".to_owned(), "unconfirmed".to_owned()));
         assert_eq!(unknown(&log, server), lost);
         assert_eq!(unknown(&log, PasswordOrigin::ClientSupplied), None);
-        // A later request that failed for sure, and one stopped before its request.
+        // A later request that failed for sure, one stopped before its request, and one
+        // refused before sending (over a recovery file or a claim).
         log.extend([
             record("4", "in-progress"),
             record("5", "failed"),
             record("6", "interrupted"),
+            record("6", "unconfirmed").replace("\"exit_code\"", "\"attempts\":0,\"exit_code\""),
         ]);
         assert_eq!(unknown(&log, server), lost);
+        let nothing_sent = [record("1", "rotated"), log[log.len() - 1].clone()];
+        assert_eq!(unknown(&nothing_sent, server), None, "it sent nothing");
         // A cut-off rotation, then one that failed before sending: still cut off.
         log.extend([record("7", "in-progress"), record("8", "interrupted")]);
         let cut_off = Some(("2026-01-07T00:00:00Z".to_owned(), "in-progress".to_owned()));

@@ -50,11 +50,22 @@ fn plant(env: &TestEnv, name: &str, contents: &serde_json::Value, password: &str
 
 /// Appends an audit record as siprot (or a forger) would have.
 fn audit_rotated(env: &TestEnv, target: Target, time: &str) {
+    audit(env, target, (time, "rotated"), Some(1), 0);
+}
+
+/// Appends an audit record of a rotation of `target` with this time and outcome.
+fn audit(
+    env: &TestEnv,
+    target: Target,
+    (time, outcome): (&str, &str),
+    attempts: Option<u32>,
+    exit_code: i32,
+) {
     use std::io::Write;
     let line = serde_json::json!({
         "time": time, "service": env.service, "provider": target.name,
-        "entry": target.entry(env), "action": "rotate", "outcome": "rotated",
-        "request_id": null, "attempts": 1, "exit_code": 0,
+        "entry": target.entry(env), "action": "rotate", "outcome": outcome,
+        "request_id": null, "attempts": attempts, "exit_code": exit_code,
     });
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -748,7 +759,8 @@ fn a_telepath_500_makes_recover_exit_9_and_the_fleet_rotate_it_until_a_rotation_
     assert_eq!(fleet_line(&env, &path).1["status"], "skipped");
 }
 
-/// A Telepath rotation left `unconfirmed` with its password in a recovery file: a fleet
+/// A Telepath rotation left `unconfirmed` with its password in a recovery file (as when the
+/// keyring failed after the POST: its records are planted with the file): a fleet
 /// does not skip it as recent (the rotation is refused until `recover`, exit 9), and once
 /// `recover` has stored the file's password (recording the rotation as `resumed`) the
 /// credential is settled: `recover` exits 0 again and the fleet skips it.
@@ -766,6 +778,10 @@ fn a_recovery_file_recover_stores_ends_the_unknown_outcome_of_its_rotation() {
     env.fake
         .add_telepath_trunk(target.id, "sipuser01", password);
     let file = recovery_file(&env, target, password, 1);
+    let now = jiff::Timestamp::now().to_string();
+    audit(&env, target, (&now, "in-progress"), None, 9);
+    audit(&env, target, (&now, "unconfirmed"), Some(1), 9);
+    // A rerun is refused (and sends nothing) while the file waits.
     target
         .rotate(&env, &[])
         .assert_code(9)
