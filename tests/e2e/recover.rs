@@ -450,8 +450,13 @@ fn one_entry_inventory(env: &TestEnv, target: Target) -> String {
     std::fs::write(
         &path,
         format!(
-            "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\nmax_age = \"30d\"\n",
-            target.name, target.id
+            "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\nmax_age = \"30d\"\n{}",
+            target.name,
+            target.id,
+            target
+                .device
+                .map(|d| format!("device = \"{d}\"\n"))
+                .unwrap_or_default()
         ),
     )
     .unwrap();
@@ -809,4 +814,37 @@ fn a_recovery_file_recover_stores_ends_the_unknown_outcome_of_its_rotation() {
     assert_eq!(code, 0, "{line}");
     assert_eq!(line["status"], "skipped", "{line}");
     target.assert_consistent(&env);
+}
+
+/// Exotel and Vobiz: a rotation left unconfirmed (a 500 after the change) or cut off
+/// (killed mid-PUT) keeps its password in `#pending`, which `recover` resends. Once it has,
+/// nothing stays flagged: `recover` exits 0 again, `status` shows no outcome unknown and a
+/// fleet skips the credential as rotated recently.
+#[test]
+fn a_client_set_rotation_recover_finishes_is_not_flagged_afterwards() {
+    for target in Target::CLIENT_SET {
+        let env = seeded(&[target]);
+        let path = one_entry_inventory(&env, target);
+        target.rotate(&env, &[]).assert_code(0);
+        env.fake
+            .push_fault(target.provider, Fault::CommitThenStatus(500));
+        target.rotate(&env, &["--retries", "0"]).assert_code(9);
+        lose_the_answer(&env, target, &target.rotate_args(&[]));
+        let status = env.run(&["status", "--inventory", &path, "--json"], None);
+        let row = &status.json()["credentials"][0];
+        assert_eq!(row["pending"], true, "{}: {row}", target.name);
+        assert_eq!(row["outcome_unknown"], true, "{}: {row}", target.name);
+        let recovered = env.run(&["recover", "--json"], None);
+        recovered.assert_code(0);
+        assert_eq!(outcomes(&recovered), ["finished"], "{}", target.name);
+        target.assert_consistent(&env);
+        env.run(&["recover"], None).assert_code(0);
+        let status = env.run(&["status", "--inventory", &path, "--json"], None);
+        let row = &status.json()["credentials"][0];
+        assert_eq!(row["outcome_unknown"], false, "{}: {row}", target.name);
+        assert_eq!(row["next_step"], serde_json::Value::Null, "{row}");
+        let (code, line) = fleet_line(&env, &path);
+        assert_eq!(code, 0, "{line}");
+        assert_eq!(line["status"], "skipped", "{}: {line}", target.name);
+    }
 }
