@@ -37,7 +37,8 @@ pub enum AuditAction {
 pub enum AuditOutcome {
     /// A rotation that set a new password.
     Rotated,
-    /// A rotation that resent a `#pending` password from an earlier run.
+    /// A rotation an earlier run began, finished: a `#pending` password resent, or (by
+    /// `siprot recover`, no request sent) a recovery file's password stored as current.
     Resumed,
     /// `enable` or `disable` done.
     Done,

@@ -29,9 +29,10 @@
 //! that ran ahead, or a forged audit line) gives no age to compare with a maximum age:
 //! the credential is rotated as overdue and its result says why ([`ClockSkew`]).
 //!
-//! A credential whose last rotation attempt in the audit log is an `in-progress` record
-//! ([`crate::state::History::outcome_unknown`]: cut off by SIGKILL or a power loss with
-//! its request in flight) is due now whatever its age: the provider may hold a password
+//! A credential whose outcome is unknown by its audit log
+//! ([`crate::state::History::outcome_unknown`]: a rotation cut off by SIGKILL or a power
+//! loss with its request in flight, or a Telepath rotation left unconfirmed by a 5xx or a
+//! timeout after sending) is due now whatever its age: the provider may hold a password
 //! no store has (Telepath's lost answer), so skipping it as "rotated recently" would
 //! leave a dead password in place behind a green run. Its result says why
 //! ([`OutcomeUnknown`]).
@@ -136,12 +137,16 @@ pub struct ClockSkew {
     pub ahead: jiff::SignedDuration,
 }
 
-/// The last rotation attempt was cut off with its outcome unknown: why a credential was
-/// rotated whatever its age.
+/// The audit log leaves the provider's password unknown: why a credential was rotated
+/// whatever its age.
 #[derive(Debug, Clone, Copy)]
 pub struct OutcomeUnknown {
-    /// When that attempt's `in-progress` record was written (just before its request).
+    /// When the record that made it unknown was written (an `in-progress` one: just
+    /// before its request).
     pub since: jiff::Timestamp,
+    /// What that record says ([`crate::state::Attempt::unknown_cause`]), after "its last
+    /// rotation".
+    pub cause: &'static str,
 }
 
 /// One credential's result.
@@ -373,15 +378,16 @@ pub enum AgeCheck {
     Due,
     /// Due: its last rotation is dated in the future, so it has no age to compare.
     Skewed(ClockSkew),
-    /// Due now, whatever its age: its last rotation attempt was cut off with its request
-    /// in flight, so the password the store holds may be dead.
+    /// Due now, whatever its age: by the audit log the provider's password is unknown (a
+    /// rotation cut off with its request in flight, a Telepath one left unconfirmed), so
+    /// the password the store holds may be dead.
     Unknown(OutcomeUnknown),
 }
 
 /// Whether `entry` (named `name`) is skipped by its age now: rotated less than
 /// `if_older_than` ago (`--if-older-than`), or else its `max_age`, by its history in
-/// the audit log ([`StateDir::histories`]); never when its last attempt's outcome is
-/// unknown. The fleet's own test, also used to count what a fleet would rotate before it
+/// the audit log ([`StateDir::histories`]); never when the outcome is unknown
+/// ([`History::outcome_unknown`]). The fleet's own test, also used to count what a fleet would rotate before it
 /// starts.
 pub fn age_check(
     entry: &InventoryEntry,
@@ -390,9 +396,10 @@ pub fn age_check(
     histories: &HashMap<String, History>,
 ) -> AgeCheck {
     let history = histories.get(name.current());
-    if let Some(attempt) = history.and_then(History::outcome_unknown) {
+    if let Some(attempt) = history.and_then(|h| h.outcome_unknown(entry.provider.origin())) {
         return AgeCheck::Unknown(OutcomeUnknown {
             since: attempt.time,
+            cause: attempt.unknown_cause(),
         });
     }
     let Some(max_age) = if_older_than.or(entry.max_age) else {

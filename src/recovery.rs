@@ -27,9 +27,15 @@
 //! Leftover `#probe` entries (a throw-away secret proving the keyring writable) are
 //! removed.
 //!
-//! A server-generated credential whose last rotation attempt in the audit log is an
-//! `in-progress` record (cut off by SIGKILL or a power loss with its request in flight,
-//! [`crate::state::History::outcome_unknown`]) and that no recovery file settles is
+//! A recovery file whose password recover stores (or finds stored as current) finishes
+//! the rotation it came from: recover appends a `resumed` record to the audit log, which
+//! supersedes the `unconfirmed` one that rotation left (a `#pending` resent goes through
+//! the rotation, which records it the same way).
+//!
+//! A server-generated credential whose outcome the audit log leaves unknown
+//! ([`crate::state::History::outcome_unknown`]: a rotation cut off by SIGKILL or a power
+//! loss with its request in flight, or one left `unconfirmed` by a 5xx or a timeout after
+//! sending, with no successful rotation since) and that no recovery file settles is
 //! reported, never passed over: the provider may have replaced the password and its
 //! answer is lost, so the store may hold a dead one. Nothing here can get the new one
 //! back; the item (exit 9) names the `rotate` that restores service
@@ -41,13 +47,14 @@ use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::{Error, ExitCode, Result, exit};
 use crate::http::Attempts;
 use crate::lock::CredentialLock;
 use crate::providers::{self, CredentialRef, PasswordOrigin, Provider, ProviderKind};
 use crate::rotation::{self, PasswordSource, RotationInput, RotationStatus};
 use crate::settings::{Accounts, Settings};
-use crate::state::{self, RecoveryFile, StateDir};
+use crate::state::{self, Attempt, AuditRecord, RecoveryFile, StateDir};
 use crate::store::{EntryName, Facts, Holder, Precondition, Record, SecretStore, Slot, Stored};
 
 /// What was found.
@@ -59,8 +66,8 @@ pub enum ItemKind {
     Probe,
     /// A shared store's claim of a server-generated rotation (no password).
     Claim,
-    /// A server-generated rotation cut off with its request in flight (the audit log's
-    /// last attempt is `in-progress`): the store may hold a dead password.
+    /// A server-generated rotation whose outcome is unknown (cut off with its request in
+    /// flight, or left unconfirmed): the store may hold a dead password.
     OutcomeUnknown,
 }
 
@@ -228,44 +235,48 @@ pub async fn recover(
     Ok(items)
 }
 
-/// The server-generated credentials of `service` whose last rotation attempt was cut off
-/// with its request in flight (see the module docs), but for those in `settled` (a
-/// recovery file or `#pending` of theirs is an item already). One whose lock a run holds
-/// is being rotated now (exit 7), not cut off.
+/// The server-generated credentials of `service` whose outcome the audit log leaves
+/// unknown (see the module docs), but for those in `settled` (a recovery file or
+/// `#pending` of theirs is an item already). One whose lock a run holds is being rotated
+/// now (exit 7), not cut off.
 fn unknown_outcomes(
     service: &str,
     state: &StateDir,
     settled: &[EntryName],
     dry_run: bool,
 ) -> Vec<Item> {
-    let mut cut_off: Vec<(EntryName, jiff::Timestamp)> = state
+    let mut unknown: Vec<_> = state
         .histories(service)
         .into_iter()
         .filter_map(|(entry, history)| {
-            let since = history.outcome_unknown()?.time;
-            Some((EntryName::new(entry), since))
+            let (kind, credential) = providers::parse_entry(&entry).ok().flatten()?;
+            let attempt = history.outcome_unknown(kind.origin())?.clone();
+            let entry = EntryName::new(entry);
+            (kind.origin() == PasswordOrigin::ServerGenerated && !settled.contains(&entry))
+                .then_some((entry, attempt, kind, credential))
         })
-        .filter(|(entry, _)| !settled.contains(entry))
         .collect();
-    cut_off.sort();
-    cut_off
+    unknown.sort_by(|a, b| a.0.cmp(&b.0));
+    unknown
         .into_iter()
-        .filter_map(|(entry, since)| {
-            let (kind, credential) = providers::parse_entry(entry.current()).ok().flatten()?;
-            (kind.origin() == PasswordOrigin::ServerGenerated).then(|| {
-                unknown_outcome(service, state, (&entry, since), kind, &credential, dry_run)
-            })
+        .map(|(entry, attempt, kind, credential)| {
+            unknown_outcome(
+                service,
+                state,
+                (&entry, &attempt),
+                (kind, &credential),
+                dry_run,
+            )
         })
         .collect()
 }
 
-/// The item of one credential whose rotation was cut off (see [`unknown_outcomes`]).
+/// The item of one credential whose outcome is unknown (see [`unknown_outcomes`]).
 fn unknown_outcome(
     service: &str,
     state: &StateDir,
-    (entry, since): (&EntryName, jiff::Timestamp),
-    kind: ProviderKind,
-    credential: &CredentialRef,
+    (entry, attempt): (&EntryName, &Attempt),
+    (kind, credential): (ProviderKind, &CredentialRef),
     dry_run: bool,
 ) -> Item {
     let mut found = item(ItemKind::OutcomeUnknown, service, entry);
@@ -285,10 +296,12 @@ fn unknown_outcome(
     found.exit_code = exit::UNCONFIRMED;
     found.next_step = Some(words.join(" "));
     found.message = format!(
-        "outcome unknown: the last rotation of '{entry}', started {since}, was cut off with \
-         its request in flight (killed, or a power loss): {kind} may have replaced the \
-         password and its answer is lost, so the one stored may be dead; nothing can get it \
-         back: rotate it again"
+        "outcome unknown: the last rotation of '{entry}' ({} record of {}) {}: {kind} may \
+         have replaced the password and its answer is lost, so the one stored may be dead; \
+         nothing can get it back: rotate it again",
+        attempt.outcome,
+        attempt.time,
+        attempt.unknown_cause()
     );
     found
 }
@@ -667,6 +680,9 @@ async fn install_entry(
                 Ok(()) => {
                     found.outcome = outcome;
                     found.message = message;
+                    if outcome == ItemOutcome::AlreadyStored {
+                        audit_finished(state, service, entry, &file, &mut found.message);
+                    }
                 }
                 Err(error) => found = failed(found, &error),
             }
@@ -686,12 +702,45 @@ async fn install_entry(
                 if outcome == ItemOutcome::Conflict {
                     found.exit_code = exit::UNCONFIRMED;
                 }
+                if outcome == ItemOutcome::Stored {
+                    audit_finished(state, service, entry, &file, &mut found.message);
+                }
             }
             Err(error) => found = failed(found, &error),
         }
         items.push(found);
     }
     items
+}
+
+/// Records in the audit log that the rotation `file` came from is finished: its password
+/// is the entry's current one (outcome `resumed`, no request sent). That record
+/// supersedes the `unconfirmed` (or `in-progress`) one the rotation left, which made its
+/// outcome unknown ([`crate::state::History::outcome_unknown`]). A failure to write it is
+/// added to `message`, as a rotation adds it to its warnings.
+fn audit_finished(
+    state: &StateDir,
+    service: &str,
+    entry: &EntryName,
+    file: &RecoveryFile,
+    message: &mut String,
+) {
+    let recorded = state.audit(&AuditRecord {
+        time: jiff::Timestamp::now().to_string(),
+        service: Some(service),
+        provider: &file.provider,
+        entry: entry.current(),
+        action: AuditAction::Rotate,
+        outcome: AuditOutcome::Resumed,
+        request_id: None,
+        attempts: Some(0),
+        exit_code: exit::SUCCESS,
+        username: None,
+        registrar: None,
+    });
+    if let Err(error) = recorded {
+        message.push_str(&format!("; audit log not written: {error}"));
+    }
 }
 
 /// The outcome and message of a recovery file of `entry` under `verdict`; `None` for

@@ -35,6 +35,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::{Error, ExitCode, Result};
+use crate::providers::PasswordOrigin;
 
 /// The state directory and the files in it.
 #[derive(Debug, Clone)]
@@ -109,17 +110,70 @@ pub struct History {
     /// Whether a verification accepted the current password after the last successful
     /// rotation (by log order: a rotation line resets it, a `verified` line sets it).
     pub verified_since_rotation: bool,
+    /// The last record since the last successful rotation that left the provider's
+    /// password unknown (`in-progress` cut off, or `unconfirmed`): see
+    /// [`History::outcome_unknown`].
+    unknown: Option<Attempt>,
+    /// While the last attempt is an `in-progress` record: what `unknown` was before it,
+    /// for a final record that says its request changed nothing.
+    unknown_before_request: Option<Attempt>,
 }
 
 impl History {
-    /// The last rotation attempt when it is an `in-progress` record with no final one
-    /// after it: that rotation was cut off (SIGKILL, power loss) after its request may
-    /// have reached the provider, so its outcome is unknown and the password the store
-    /// holds may be dead (or it is still running: the credential's lock tells).
-    pub fn outcome_unknown(&self) -> Option<&Attempt> {
+    /// Whether the provider's password is unknown after the entry's rotations: the record
+    /// that made it so, else `None`. One rule for `status`, the fleet's due check and
+    /// `recover`:
+    /// - an `in-progress` record with no final one after it: that rotation was cut off
+    ///   (SIGKILL, power loss) after its request may have reached the provider (or it is
+    ///   still running: the credential's lock tells);
+    /// - for a server-generated provider (`origin`, Telepath) also an `unconfirmed` one
+    ///   whose rotation sent its request (exit 9: a 5xx, a timeout after sending, an
+    ///   answer no store took), and either stays unknown through later attempts that
+    ///   changed nothing for sure (`failed`, `interrupted`, an `unconfirmed` one that sent
+    ///   nothing), until a successful rotation (`rotated`, or `resumed`, which `recover`
+    ///   writes when it stores a recovery file's password): the provider made a password
+    ///   and killed the old one, and only a rotation brings a live one back.
+    ///
+    /// A client-set provider's unconfirmed rotation keeps its password in `#pending`,
+    /// which `recover` (or a rerun) resends: its outcome is not lost, and only a cut-off
+    /// last attempt counts.
+    pub fn outcome_unknown(&self, origin: PasswordOrigin) -> Option<&Attempt> {
+        if origin == PasswordOrigin::ServerGenerated {
+            return self.unknown.as_ref();
+        }
         self.last_attempt
             .as_ref()
             .filter(|attempt| attempt.outcome == AuditOutcome::InProgress)
+    }
+
+    /// Takes one rotation record (`action` `rotate`), in log order.
+    fn record_attempt(&mut self, attempt: Attempt) {
+        let after_request = self
+            .last_attempt
+            .as_ref()
+            .is_some_and(|last| last.outcome == AuditOutcome::InProgress);
+        match &attempt.outcome {
+            outcome if outcome.is_rotation() => {
+                self.last_rotated = Some(attempt.time);
+                self.verified_since_rotation = false;
+                self.unknown = None;
+            }
+            AuditOutcome::InProgress => {
+                self.unknown_before_request = self.unknown.replace(attempt.clone());
+            }
+            // One that sent nothing (refused over a recovery file or a claim, a store that
+            // failed first) lost no answer: it changed nothing, as a failure.
+            AuditOutcome::Unconfirmed if attempt.attempts != Some(0) => {
+                self.unknown = Some(attempt.clone());
+            }
+            // Only before a request: an `in-progress` before it was cut off.
+            AuditOutcome::Interrupted => {}
+            // The final record of the request just recorded in progress: it changed
+            // nothing for sure, so what was unknown before it still is.
+            _ if after_request => self.unknown = self.unknown_before_request.take(),
+            _ => {}
+        }
+        self.last_attempt = Some(attempt);
     }
 }
 
@@ -142,6 +196,21 @@ pub struct Attempt {
     /// version does not know.
     pub outcome: AuditOutcome,
     pub exit_code: ExitCode,
+    /// The requests it sent (`None` in a record that does not say).
+    pub attempts: Option<u32>,
+}
+
+impl Attempt {
+    /// Why this record (one [`History::outcome_unknown`] returned) leaves the provider's
+    /// password unknown, to follow "its last rotation (<record>)".
+    pub fn unknown_cause(&self) -> &'static str {
+        if self.outcome == AuditOutcome::InProgress {
+            "was cut off with its request in flight (killed, or a power loss)"
+        } else {
+            "ended unconfirmed (exit 9): its answer was lost (an error such as HTTP 500, or a \
+             timeout after sending) or never stored"
+        }
+    }
 }
 
 /// A recovery file as read back by `siprot recover`.
@@ -296,6 +365,7 @@ impl StateDir {
             action: AuditAction,
             outcome: AuditOutcome,
             exit_code: ExitCode,
+            attempts: Option<u32>,
             username: Option<String>,
             registrar: Option<String>,
         }
@@ -334,14 +404,11 @@ impl StateDir {
             if line.action != AuditAction::Rotate {
                 continue;
             }
-            if line.outcome.is_rotation() {
-                history.last_rotated = Some(line.time);
-                history.verified_since_rotation = false;
-            }
-            history.last_attempt = Some(Attempt {
+            history.record_attempt(Attempt {
                 time: line.time,
                 outcome: line.outcome,
                 exit_code: line.exit_code,
+                attempts: line.attempts,
             });
         }
         histories
@@ -806,7 +873,9 @@ mod tests {
             AuditOutcome::InProgress
         );
         assert_eq!(
-            history.outcome_unknown().map(|a| a.time.to_string()),
+            history
+                .outcome_unknown(PasswordOrigin::ServerGenerated)
+                .map(|a| a.time.to_string()),
             Some("2026-01-03T00:00:00Z".to_owned()),
             "a rotation cut off after its in-progress record"
         );
@@ -821,7 +890,61 @@ mod tests {
             history.last_attempt.as_ref().unwrap().outcome,
             AuditOutcome::Rotated
         );
-        assert!(history.outcome_unknown().is_none());
+        assert!(
+            history
+                .outcome_unknown(PasswordOrigin::ServerGenerated)
+                .is_none()
+        );
+    }
+
+    /// A server-generated provider's `unconfirmed` record (a lost answer) leaves its
+    /// outcome unknown until a successful rotation, through attempts that changed nothing
+    /// (a cut-off one whose final record is `failed` included); a client-set one's does
+    /// not (its `#pending` keeps the password).
+    #[test]
+    fn an_unconfirmed_server_generated_rotation_stays_unknown_until_a_rotation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::at(tmp.path().join("siprot"));
+        fs::create_dir_all(state.root()).unwrap();
+        let record = |time: &str, outcome: &str| {
+            format!(
+                "{{\"time\":\"2026-01-0{time}T00:00:00Z\",\"service\":\"siprot\",\"provider\":\"telepath\",\"entry\":\"telepath/t\",\"action\":\"rotate\",\"outcome\":\"{outcome}\",\"exit_code\":9}}\n"
+            )
+        };
+        let unknown = |log: &[String], origin| {
+            fs::write(state.audit_log(), log.concat()).unwrap();
+            state.histories("siprot")["telepath/t"]
+                .outcome_unknown(origin)
+                .map(|a| (a.time.to_string(), a.outcome.to_string()))
+        };
+        let server = PasswordOrigin::ServerGenerated;
+        let mut log = vec![
+            record("1", "rotated"),
+            record("2", "in-progress"),
+            record("3", "unconfirmed"),
+        ];
+        let lost = Some(("2026-01-03T00:00:00Z".to_owned(), "unconfirmed".to_owned()));
+        assert_eq!(unknown(&log, server), lost);
+        assert_eq!(unknown(&log, PasswordOrigin::ClientSupplied), None);
+        // A later request that failed for sure, one stopped before its request, and one
+        // refused before sending (over a recovery file or a claim).
+        log.extend([
+            record("4", "in-progress"),
+            record("5", "failed"),
+            record("6", "interrupted"),
+            record("6", "unconfirmed").replace("\"exit_code\"", "\"attempts\":0,\"exit_code\""),
+        ]);
+        assert_eq!(unknown(&log, server), lost);
+        let nothing_sent = [record("1", "rotated"), log[log.len() - 1].clone()];
+        assert_eq!(unknown(&nothing_sent, server), None, "it sent nothing");
+        // A cut-off rotation, then one that failed before sending: still cut off.
+        log.extend([record("7", "in-progress"), record("8", "interrupted")]);
+        let cut_off = Some(("2026-01-07T00:00:00Z".to_owned(), "in-progress".to_owned()));
+        assert_eq!(unknown(&log, server), cut_off);
+        log.push(record("9", "resumed"));
+        assert_eq!(unknown(&log, server), None, "recover stored the password");
+        log.extend([record("9", "unconfirmed"), record("9", "rotated")]);
+        assert_eq!(unknown(&log, server), None, "a later rotation");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! summary counts verified, rejected, unreachable and unverified credentials.
 //! A hook that failed after its credential's rotation is counted apart (`hook_failed`,
 //! exit 11 unless something worse happened, [`ExitCode::worse`]).
-//! A credential rotated whatever its age because its last attempt's outcome is unknown
+//! A credential rotated whatever its age because its outcome is unknown
 //! ([`fleet::OutcomeUnknown`]) gets a note in the summary and `outcome_unknown` in its
 //! JSON line.
 
@@ -420,8 +420,8 @@ fn clock_skew_note(result: &FleetResult<'_>) -> Option<String> {
     ))
 }
 
-/// The note for a credential whose last rotation attempt was cut off: why it was rotated
-/// (or, on a dry run, is due) whatever its age.
+/// The note for a credential whose outcome was unknown: why it was rotated (or, on a dry
+/// run, is due) whatever its age.
 fn outcome_unknown_note(result: &FleetResult<'_>, dry_run: bool) -> Option<String> {
     let unknown = result.outcome_unknown.as_ref()?;
     let now = if dry_run {
@@ -430,13 +430,13 @@ fn outcome_unknown_note(result: &FleetResult<'_>, dry_run: bool) -> Option<Strin
         "it was rotated now"
     };
     Some(format!(
-        "{} {} (line {}): outcome unknown: its last rotation, started {}, was cut off with \
-         its request in flight (killed, or a power loss), so {} may hold a password no store \
-         has: {now}, whatever its age",
+        "{} {} (line {}): outcome unknown: its last rotation (recorded {}) {}, so {} may hold \
+         a password no store has: {now}, whatever its age",
         result.entry.provider,
         result.entry.credential.display(),
         result.entry.line,
         unknown.since,
+        unknown.cause,
         result.entry.provider,
     ))
 }
@@ -722,8 +722,9 @@ struct CredentialJson<'a> {
     /// seconds in the future (`last_rotated` gives the date).
     #[serde(skip_serializing_if = "Option::is_none")]
     clock_skew_seconds: Option<i64>,
-    /// Rotated (or due, on a dry run) whatever its age: its last rotation attempt was cut
-    /// off with its request in flight (`last_attempt` gives when it started).
+    /// Rotated (or due, on a dry run) whatever its age: the audit log leaves its
+    /// password unknown (`last_attempt` gives the time of the record that did: a rotation
+    /// cut off with its request in flight, or a Telepath one left unconfirmed).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     outcome_unknown: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

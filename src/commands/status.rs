@@ -15,7 +15,7 @@ use crate::inventory::{Inventory, InventoryEntry};
 use crate::output;
 use crate::providers::PasswordOrigin;
 use crate::settings::Accounts;
-use crate::state::{History, RecordAge, StateDir};
+use crate::state::{Attempt, History, RecordAge, StateDir};
 use crate::store::{EntryName, Slot};
 
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
@@ -100,9 +100,13 @@ struct Row {
     overdue: bool,
     last_outcome: Option<AuditOutcome>,
     last_exit_code: Option<ExitCode>,
-    /// The last attempt is an `in-progress` record with no final one after it: that
-    /// rotation was cut off (SIGKILL, power loss) and may have changed the password.
+    /// The audit log leaves the provider's password unknown
+    /// ([`History::outcome_unknown`]): a rotation cut off (SIGKILL, power loss) may have
+    /// changed it, or a Telepath one left unconfirmed (5xx, timeout after sending) did.
     outcome_unknown: bool,
+    /// Why, for the human table ([`Attempt::unknown_cause`]).
+    #[serde(skip)]
+    unknown_cause: Option<&'static str>,
     /// `None` when the keyring could not be listed.
     pending: Option<bool>,
     recovery_file: bool,
@@ -147,6 +151,7 @@ impl Row {
             last_outcome: None,
             last_exit_code: None,
             outcome_unknown: false,
+            unknown_cause: None,
             pending: None,
             recovery_file: false,
             last_verified: None,
@@ -186,12 +191,15 @@ impl Row {
         row.pending = names.map(|n| n.contains(&name.slot(Slot::Pending)));
         row.recovery_file =
             recovery_files.contains(&(service.to_owned(), name.current().to_owned()));
+        // A client-set rotation keeps its password in `#pending` until it is settled:
+        // with no `#pending` left, the cut-off rotation changed nothing or finished.
+        let origin = entry.provider.origin();
+        row.unknown_cause = history
+            .outcome_unknown(origin)
+            .filter(|_| origin == PasswordOrigin::ServerGenerated || row.pending != Some(false))
+            .map(Attempt::unknown_cause);
+        row.outcome_unknown = row.unknown_cause.is_some();
         if let Some(attempt) = history.last_attempt {
-            // A client-set rotation keeps its password in `#pending` until it is settled:
-            // with no `#pending` left, the cut-off rotation changed nothing or finished.
-            row.outcome_unknown = attempt.outcome == AuditOutcome::InProgress
-                && (entry.provider.origin() == PasswordOrigin::ServerGenerated
-                    || row.pending != Some(false));
             row.last_outcome = Some(attempt.outcome);
             row.last_exit_code = Some(attempt.exit_code);
         }
@@ -222,9 +230,9 @@ impl Row {
             return format!("error: {error}");
         }
         let mut notes: Vec<String> = Vec::new();
-        if self.outcome_unknown {
+        if let Some(cause) = self.unknown_cause {
             notes.push(format!(
-                "outcome unknown: the last rotation was cut off (or is still running): run {}",
+                "outcome unknown: its last rotation {cause} (or one is still running): run {}",
                 self.next_step.as_deref().unwrap_or("siprot recover")
             ));
         }

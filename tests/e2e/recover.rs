@@ -50,11 +50,22 @@ fn plant(env: &TestEnv, name: &str, contents: &serde_json::Value, password: &str
 
 /// Appends an audit record as siprot (or a forger) would have.
 fn audit_rotated(env: &TestEnv, target: Target, time: &str) {
+    audit(env, target, (time, "rotated"), Some(1), 0);
+}
+
+/// Appends an audit record of a rotation of `target` with this time and outcome.
+fn audit(
+    env: &TestEnv,
+    target: Target,
+    (time, outcome): (&str, &str),
+    attempts: Option<u32>,
+    exit_code: i32,
+) {
     use std::io::Write;
     let line = serde_json::json!({
         "time": time, "service": env.service, "provider": target.name,
-        "entry": target.entry(env), "action": "rotate", "outcome": "rotated",
-        "request_id": null, "attempts": 1, "exit_code": 0,
+        "entry": target.entry(env), "action": "rotate", "outcome": outcome,
+        "request_id": null, "attempts": attempts, "exit_code": exit_code,
     });
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -439,8 +450,13 @@ fn one_entry_inventory(env: &TestEnv, target: Target) -> String {
     std::fs::write(
         &path,
         format!(
-            "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\nmax_age = \"30d\"\n",
-            target.name, target.id
+            "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\nmax_age = \"30d\"\n{}",
+            target.name,
+            target.id,
+            target
+                .device
+                .map(|d| format!("device = \"{d}\"\n"))
+                .unwrap_or_default()
         ),
     )
     .unwrap();
@@ -635,4 +651,200 @@ fn a_lost_telepath_answer_with_the_vault_store_makes_recover_exit_9_and_the_flee
         Some(live.as_str())
     );
     run(&["recover"]).assert_code(0);
+}
+
+/// Runs a fleet of `path` with `--if-older-than 25d` and `--json`, and returns its one
+/// credential's line.
+fn fleet_line(env: &TestEnv, path: &str) -> (i32, serde_json::Value) {
+    let run = env.run(
+        &[
+            "rotate",
+            "--inventory",
+            path,
+            "--if-older-than",
+            "25d",
+            "--json",
+        ],
+        None,
+    );
+    let line = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    (run.code, line)
+}
+
+/// Issue 23 item 3, the lost answer siprot lived through: Telepath answers 500 after
+/// replacing the password (or siprot times out after sending), so the rotation ends
+/// `unconfirmed` (exit 9) with no recovery file, and the store keeps a dead password.
+/// `recover` exits 9 naming the `rotate`, also after a later attempt that changed nothing
+/// (a 503); a fleet rotates the credential whatever its age and says why; after that
+/// rotation `recover` exits 0 and the fleet skips it again.
+#[test]
+fn a_telepath_500_makes_recover_exit_9_and_the_fleet_rotate_it_until_a_rotation_settles_it() {
+    let target = Target::TELEPATH;
+    let env = seeded(&[target]);
+    let path = one_entry_inventory(&env, target);
+    let next_step = "siprot rotate --provider telepath conn_target01";
+    target.rotate(&env, &[]).assert_code(0);
+    env.run(&["recover"], None).assert_code(0);
+    let stored = target.live(&env);
+
+    env.fake
+        .push_fault(target.provider, Fault::CommitThenStatus(500));
+    target.rotate(&env, &[]).assert_code(9);
+    assert_ne!(target.live(&env), stored, "Telepath replaced the password");
+    assert_eq!(
+        env.lookup(&target.entry(&env)).as_deref(),
+        Some(stored.as_str()),
+        "the store keeps the dead one"
+    );
+    assert!(
+        std::fs::read_dir(env.recovery_dir())
+            .unwrap()
+            .next()
+            .is_none(),
+        "no recovery file"
+    );
+    let sent = env.fake.requests().len();
+    assert_outcome_unknown_item(&env.run(&["recover", "--json"], None), next_step);
+    let human = env.run(&["recover"], None);
+    human.assert_code(9);
+    assert!(
+        human.stdout.contains("NOT RECOVERED")
+            && human.stdout.contains(next_step)
+            && human.stdout.contains("ended unconfirmed"),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stderr.contains(next_step), "{}", human.stderr);
+    assert_eq!(env.fake.requests().len(), sent, "recover sent nothing");
+    // A later attempt that changed nothing for sure leaves it unknown.
+    env.fake.push_fault(target.provider, Fault::Status(503));
+    target.rotate(&env, &[]).assert_code(7);
+    assert_outcome_unknown_item(&env.run(&["recover", "--json"], None), next_step);
+    let status = env.run(&["status", "--inventory", &path, "--json"], None);
+    status.assert_code(0);
+    let row = &status.json()["credentials"][0];
+    assert_eq!(row["outcome_unknown"], true, "{row}");
+    assert_eq!(row["next_step"], next_step, "{row}");
+
+    let run = env.run(
+        &["rotate", "--inventory", &path, "--if-older-than", "25d"],
+        None,
+    );
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("rotated (1)")
+            && run.stdout.contains("outcome unknown")
+            && run.stdout.contains("ended unconfirmed"),
+        "{}",
+        run.stdout
+    );
+    target.assert_consistent(&env);
+    env.run(&["recover"], None).assert_code(0);
+    let (code, line) = fleet_line(&env, &path);
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["status"], "skipped", "{line}");
+    assert_eq!(line.get("outcome_unknown"), None, "{line}");
+
+    // A timeout after sending, JSON: the same.
+    let stored = target.live(&env);
+    env.fake.push_fault(
+        target.provider,
+        Fault::CommitThenDelay(Duration::from_secs(5)),
+    );
+    target.rotate(&env, &["--timeout", "1"]).assert_code(9);
+    assert_ne!(target.live(&env), stored, "Telepath replaced the password");
+    assert_outcome_unknown_item(&env.run(&["recover", "--json"], None), next_step);
+    let (code, line) = fleet_line(&env, &path);
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["status"], "rotated", "{line}");
+    assert_eq!(line["outcome_unknown"], true, "{line}");
+    assert!(line["last_attempt"].is_string(), "{line}");
+    target.assert_consistent(&env);
+    env.run(&["recover"], None).assert_code(0);
+    assert_eq!(fleet_line(&env, &path).1["status"], "skipped");
+}
+
+/// A Telepath rotation left `unconfirmed` with its password in a recovery file (as when the
+/// keyring failed after the POST: its records are planted with the file): a fleet
+/// does not skip it as recent (the rotation is refused until `recover`, exit 9), and once
+/// `recover` has stored the file's password (recording the rotation as `resumed`) the
+/// credential is settled: `recover` exits 0 again and the fleet skips it.
+#[test]
+fn a_recovery_file_recover_stores_ends_the_unknown_outcome_of_its_rotation() {
+    let target = Target::TELEPATH;
+    let env = seeded(&[target]);
+    let path = one_entry_inventory(&env, target);
+    target.rotate(&env, &[]).assert_code(0);
+    // As after a POST whose answer the keyring could not take: Telepath holds the new
+    // password, the recovery file too, and the keyring is as the rotation left it.
+    let stored = target.live(&env);
+    env.store(&target.slot(&env, "#previous"), &stored);
+    let password = "Recovered-Telepath-Pass-7";
+    env.fake
+        .add_telepath_trunk(target.id, "sipuser01", password);
+    let file = recovery_file(&env, target, password, 1);
+    let now = jiff::Timestamp::now().to_string();
+    audit(&env, target, (&now, "in-progress"), None, 9);
+    audit(&env, target, (&now, "unconfirmed"), Some(1), 9);
+    // A rerun is refused (and sends nothing) while the file waits.
+    target
+        .rotate(&env, &[])
+        .assert_code(9)
+        .assert_one_line_error("run siprot recover first");
+
+    let (code, line) = fleet_line(&env, &path);
+    assert_eq!(code, 9, "not skipped as rotated recently: {line}");
+    assert_eq!(line["outcome_unknown"], true, "{line}");
+    assert!(file.exists());
+    let recovered = env.run(&["recover", "--json"], None);
+    recovered.assert_code(0);
+    assert_eq!(recovered.json()["items"][0]["outcome"], "stored");
+    target.assert_consistent(&env);
+    let audit = std::fs::read_to_string(env.state_root().join("audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .last()
+            .unwrap()
+            .contains(r#""outcome":"resumed""#),
+        "{audit}"
+    );
+    env.run(&["recover"], None).assert_code(0);
+    let (code, line) = fleet_line(&env, &path);
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["status"], "skipped", "{line}");
+    target.assert_consistent(&env);
+}
+
+/// Exotel and Vobiz: a rotation left unconfirmed (a 500 after the change) or cut off
+/// (killed mid-PUT) keeps its password in `#pending`, which `recover` resends. Once it has,
+/// nothing stays flagged: `recover` exits 0 again, `status` shows no outcome unknown and a
+/// fleet skips the credential as rotated recently.
+#[test]
+fn a_client_set_rotation_recover_finishes_is_not_flagged_afterwards() {
+    for target in Target::CLIENT_SET {
+        let env = seeded(&[target]);
+        let path = one_entry_inventory(&env, target);
+        target.rotate(&env, &[]).assert_code(0);
+        env.fake
+            .push_fault(target.provider, Fault::CommitThenStatus(500));
+        target.rotate(&env, &["--retries", "0"]).assert_code(9);
+        lose_the_answer(&env, target, &target.rotate_args(&[]));
+        let status = env.run(&["status", "--inventory", &path, "--json"], None);
+        let row = &status.json()["credentials"][0];
+        assert_eq!(row["pending"], true, "{}: {row}", target.name);
+        assert_eq!(row["outcome_unknown"], true, "{}: {row}", target.name);
+        let recovered = env.run(&["recover", "--json"], None);
+        recovered.assert_code(0);
+        assert_eq!(outcomes(&recovered), ["finished"], "{}", target.name);
+        target.assert_consistent(&env);
+        env.run(&["recover"], None).assert_code(0);
+        let status = env.run(&["status", "--inventory", &path, "--json"], None);
+        let row = &status.json()["credentials"][0];
+        assert_eq!(row["outcome_unknown"], false, "{}: {row}", target.name);
+        assert_eq!(row["next_step"], serde_json::Value::Null, "{row}");
+        let (code, line) = fleet_line(&env, &path);
+        assert_eq!(code, 0, "{line}");
+        assert_eq!(line["status"], "skipped", "{}: {line}", target.name);
+    }
 }
