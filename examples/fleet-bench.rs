@@ -19,6 +19,9 @@
 //!   `scripts/install-deps.sh` installs under `target/openbao-venv`. Its store is measured
 //!   against the network floor only; `scripts/bench.sh` compares its wall with network
 //!   mode's in the same run.
+//!
+//! `RUST_LOG=siprot=debug` shows siprot's own log lines (each store request and provider
+//! try), e.g. to count the requests a rotation makes.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -64,6 +67,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    siprot::logging::init(0);
     let args = Args::parse();
     let mode = match args.mode.as_str() {
         "network" => Mode::Network,
