@@ -87,6 +87,26 @@ pub struct Registration {
     pub connect: fn(&Settings, &ConnectOptions) -> Result<Box<dyn Provider>>,
 }
 
+impl Registration {
+    /// Its secret settings: what `siprot login` keeps, in the order it asks for them and
+    /// `--with-token` reads them.
+    pub fn secrets(&self) -> Vec<&'static Spec> {
+        self.settings.iter().filter(|spec| spec.secret).collect()
+    }
+}
+
+/// The keys of the registered providers' settings that `filter` picks, each once, in
+/// registry order and then each provider's own order, joined by `, `: for help texts.
+pub fn setting_keys_where(filter: impl Fn(&Spec) -> bool) -> String {
+    let mut keys: Vec<&str> = Vec::new();
+    for spec in ALL.iter().flat_map(|kind| kind.registration().settings) {
+        if filter(spec) && !keys.contains(&spec.key) {
+            keys.push(spec.key);
+        }
+    }
+    keys.join(", ")
+}
+
 /// A registered provider: a cheap, copyable handle to its [`Registration`].
 #[derive(Clone, Copy)]
 pub struct ProviderKind(&'static Registration);
@@ -422,6 +442,58 @@ mod tests {
                 .unwrap_or_else(|| panic!("{} not in {all:?} after {from}", kind.name()));
             from += at + kind.registration().name.len();
         }
+    }
+
+    #[test]
+    fn readme_has_one_row_per_provider() {
+        // The README's providers table: one row per registered provider, in registry
+        // order, each naming every variable of the provider's settings.
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("\n## Providers\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("a ## Providers section");
+        let rows: Vec<&str> = table
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .collect();
+        let names: Vec<String> = rows
+            .iter()
+            .filter_map(|row| row.split('`').nth(1))
+            .map(str::to_owned)
+            .collect();
+        let registered: Vec<String> = ALL.iter().map(|k| k.name().to_owned()).collect();
+        assert_eq!(names, registered, "the README's providers table");
+        for (kind, row) in ALL.iter().zip(rows) {
+            for spec in kind.registration().settings {
+                assert!(
+                    row.contains(&format!("`{}`", spec.var)),
+                    "{} is not in the README's row of {kind}",
+                    spec.var
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn setting_keys_are_listed_once_each() {
+        let all = setting_keys_where(|_| true);
+        let keys: Vec<&str> = all.split(", ").collect();
+        for kind in ALL {
+            for spec in kind.registration().settings {
+                assert_eq!(keys.iter().filter(|k| **k == spec.key).count(), 1, "{all}");
+            }
+            let secrets = kind.registration().secrets();
+            let expected: Vec<&Spec> = kind
+                .registration()
+                .settings
+                .iter()
+                .filter(|s| s.secret)
+                .collect();
+            assert_eq!(secrets.len(), expected.len());
+        }
+        assert_eq!(setting_keys_where(|_| false), "");
     }
 
     #[test]
