@@ -53,7 +53,9 @@ pub enum PasswordOrigin {
 pub struct Registration {
     /// Name on the command line, in JSON and in keyring entry names.
     pub name: &'static str,
-    /// One line for `--help`.
+    /// One line for `--provider`'s possible values in `--help`: the kind of password
+    /// (`server-generated ...` or `client-set ...`), `enable/disable` when it can toggle,
+    /// and what the ID is (`id_is`); a unit test holds it to the flags below.
     pub summary: &'static str,
     pub origin: PasswordOrigin,
     pub policy: &'static Policy,
@@ -473,6 +475,20 @@ mod tests {
                     spec.var
                 );
             }
+        }
+    }
+
+    #[test]
+    fn summaries_agree_with_the_registration_flags() {
+        // `--provider`'s possible values show each summary: the kind of password and
+        // enable/disable it names must be the registration's, not a copied provider's.
+        for kind in ALL {
+            let r = kind.registration();
+            let server = r.origin == PasswordOrigin::ServerGenerated;
+            assert_eq!(r.summary.starts_with("server-generated"), server, "{kind}");
+            assert_eq!(r.summary.starts_with("client-set"), !server, "{kind}");
+            assert_eq!(r.summary.contains("enable/disable"), r.can_toggle, "{kind}");
+            assert!(r.summary.contains(r.id_is), "{kind}: {}", r.summary);
         }
     }
 
