@@ -16,6 +16,7 @@ use crate::error;
 use crate::inventory;
 use crate::providers::{self, PasswordOrigin, ProviderKind, Registration, names_where};
 use crate::retry;
+use crate::settings::Spec;
 use crate::sip::Registrar;
 use crate::store::StoreKind;
 
@@ -67,7 +68,6 @@ pub enum Command {
     #[command(subcommand)]
     Secret(SecretCommand),
     /// Finish interrupted rotations: resend #pending passwords, store recovery files
-    #[command(after_help = RECOVER_HELP)]
     Recover(RecoverArgs),
     /// Show each inventory credential's last rotation, age, outcome and what needs doing
     #[command(after_help = STATUS_HELP)]
@@ -84,13 +84,11 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Keep a provider's API keys in the keyring (or --store), typed without echo or read
     /// from standard input, so that no secret sits in an environment variable
-    #[command(after_help = LOGIN_HELP)]
     Login(LoginArgs),
     /// Remove the API keys `siprot login` kept for a provider (and --profile)
-    #[command(after_help = LOGOUT_HELP)]
     Logout(LogoutArgs),
     /// Show the settings siprot would use and where each one comes from
-    #[command(subcommand, after_help = CONFIG_HELP)]
+    #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script for siprot
     #[command(after_help = COMPLETIONS_HELP)]
@@ -133,44 +131,25 @@ pub struct DoctorArgs {
     pub store: StoreArgs,
 }
 
+/// The start of `login`'s help; [`login_help`] adds each provider's secrets and the rest.
 const LOGIN_HELP: &str = "\
 On a terminal each secret is asked for without echo. With --with-token they are read
 from standard input instead, one per line in the order listed below (as `gh auth login
---with-token`); nothing is ever taken as an argument.
-  telepath  the API key
-  exotel    the API key, then the API token
-  vobiz     the Auth Token
-They are kept as the store entries login/<provider>/<profile>/<key> (e.g.
-login/exotel/mumbai/api_token) and used whenever the environment variable is not set
-(the environment wins). Plain settings (account SID, Auth ID, region, base URL) go into
-a profile of the config file or the environment, never a secret (see `siprot config
-show`). The providers' documented APIs have no read-only request, so the keys cannot be
-checked here: the first rotation (or `--dry-run`) uses them.
+--with-token`); nothing is ever taken as an argument.";
 
-Examples:
-  siprot login --provider telepath
-  siprot login --provider vobiz --profile reseller
-  siprot login --provider telepath --with-token < ~/telepath.key
-  printf '%s\\n%s\\n' \"$KEY\" \"$TOKEN\" | siprot login --provider exotel --profile mumbai --with-token
-  siprot login --provider vobiz --store vault --with-token < token.txt";
-
+/// The start of `logout`'s help; [`logout_help`] adds the examples.
 const LOGOUT_HELP: &str = "\
 Removes login/<provider>/<profile>/<key> for each secret of the provider. Nothing kept is
-not an error (exit 0, `removed` empty in --json). Environment variables are not touched.
+not an error (exit 0, `removed` empty in --json). Environment variables are not touched.";
 
-Examples:
-  siprot logout --provider telepath
-  siprot logout --provider exotel --profile mumbai --json";
-
+/// The start of `config`'s help; [`config_help`] adds the examples.
 const CONFIG_HELP: &str = "\
 Settings come, first found wins, from the command line (--base-url), the environment,
 the profile's table in $XDG_CONFIG_HOME/siprot/config.toml, then the store (secrets kept
-by `siprot login`). `siprot config show` says which, for every setting.
+by `siprot login`). `siprot config show` says which, for every setting.";
 
-Examples:
-  siprot config show
-  siprot --profile mumbai config show --provider exotel --json";
-
+/// The start of `config show`'s help; [`config_show_help`] adds each provider's plain
+/// settings and the examples.
 const CONFIG_SHOW_HELP: &str = "\
 One line per setting: its key, its environment variable, where the value comes from
 (flag, environment, profile, keyring, vault, default, missing) and, for plain settings,
@@ -178,19 +157,10 @@ the value. A secret's value is never shown: only whether it is set and where fro
 Looking a secret up in the store reads it but prints nothing of it.
 
 The config file is $XDG_CONFIG_HOME/siprot/config.toml (SIPROT_CONFIG names another),
-with one table per provider account, [<provider>.<profile>]:
-  [vobiz.main]
-  auth_id = \"MA_MAIN0001\"
-  [exotel.mumbai]
-  account_sid = \"acme_in\"
-  region = \"mumbai\"
-A file holding a secret (api_key, api_token, auth_token, anything like a password) is
-refused (exit 4): keep secrets with `siprot login`.
+with one table per provider account, [<provider>.<profile>], of plain settings:";
 
-Examples:
-  siprot config show
-  siprot config show --provider vobiz --profile reseller
-  siprot config show --json";
+/// The profile name the examples of `login`, `logout` and `config` use.
+const EXAMPLE_PROFILE: &str = "work";
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
@@ -221,7 +191,6 @@ pub struct LogoutArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Show each setting of each provider (or --provider) in the profile, and its source
-    #[command(after_help = CONFIG_SHOW_HELP)]
     Show(ConfigShowArgs),
 }
 
@@ -417,14 +386,17 @@ pub struct StatusArgs {
     pub store: StoreArgs,
 }
 
+/// `recover`'s help up to the paragraph that names the providers ([`recover_help`]).
 const RECOVER_HELP: &str = "\
 What it does with what it finds (in the store and $XDG_STATE_HOME/siprot/recovery):
-  <entry>#pending   resend that password (the PUT is idempotent) and make it current
+  <entry>#pending   resend that password (setting it again is harmless) and make it current
   recovery file     store its password as the entry's current one, read it back, delete the file
   <entry>#probe     remove it (a leftover of a keyring check)
-  claim             (vault store) a Telepath rotation's claim: this host's is removed once no
-                    recovery file of it is left; another host's is reported and left (exit 7)
+  claim             (vault store) a rotation's claim: this host's is removed once no recovery
+                    file of it is left; another host's is reported and left (exit 7)";
 
+/// `recover`'s help after the paragraph that names the providers.
+const RECOVER_HELP_END: &str = "\
 A recovery file is only stored when the entry was not rotated since it was written; if it
 was, the file's password is dead and the file is removed. Anything else is a conflict that
 siprot reports and leaves alone.
@@ -816,6 +788,179 @@ pub fn command() -> clap::Command {
                 .mut_subcommand("get", |c| c.after_help(secret_help()))
         })
         .mut_subcommand("exec", |c| c.after_help(exec_help()))
+        .mut_subcommand("recover", |c| c.after_help(recover_help()))
+        .mut_subcommand("login", |c| c.after_help(login_help()))
+        .mut_subcommand("logout", |c| c.after_help(logout_help()))
+        .mut_subcommand("config", |c| {
+            c.after_help(config_help())
+                .mut_subcommand("show", |c| c.after_help(config_show_help()))
+        })
+}
+
+/// `recover`'s help: which providers leave which leftovers, from the registry.
+fn recover_help() -> String {
+    let kinds = format!(
+        "#pending entries are left by the providers that take a client-set password ({}), \
+         recovery files and claims by those that generate it ({}).",
+        names_where(client_set),
+        names_where(|r| !client_set(r))
+    );
+    format!(
+        "{RECOVER_HELP}\n\n{}\n\n{RECOVER_HELP_END}",
+        wrap(&kinds, 88).join("\n")
+    )
+}
+
+/// The secrets `login` keeps for `r`, in the order `--with-token` reads them:
+/// `api_key (VAR), then api_token (VAR)`.
+fn login_secrets(r: &Registration) -> String {
+    let secrets: Vec<String> = r
+        .secrets()
+        .iter()
+        .map(|spec| format!("{} ({})", spec.key, spec.var))
+        .collect();
+    if secrets.is_empty() {
+        "nothing (no secret setting)".to_owned()
+    } else {
+        secrets.join(", then ")
+    }
+}
+
+/// The provider with the most secrets (the first of them): the one whose examples show
+/// several lines on standard input.
+fn most_secrets() -> &'static Registration {
+    let most = providers::ALL
+        .iter()
+        .map(|kind| kind.registration().secrets().len())
+        .max()
+        .unwrap_or(0);
+    first_where(|r| r.secrets().len() == most)
+}
+
+/// `login`'s help: each registered provider's secrets in `--with-token`'s order, the
+/// plain settings and the examples, from the registry.
+fn login_help() -> String {
+    let width = providers::ALL
+        .iter()
+        .map(|kind| kind.name().len())
+        .max()
+        .unwrap_or(0);
+    let mut help = format!("{LOGIN_HELP}\n");
+    for r in providers::ALL.iter().map(|kind| kind.registration()) {
+        help += &format!("  {:<width$}  {}\n", r.name, login_secrets(r));
+    }
+    let multi = most_secrets();
+    let key = multi.secrets().first().map_or("<key>", |spec| spec.key);
+    let rest = format!(
+        "They are kept as the store entries login/<provider>/<profile>/<key> (e.g. \
+         login/{}/{EXAMPLE_PROFILE}/{key}) and used whenever the environment variable is not \
+         set (the environment wins). Plain settings ({}) go into a profile of the config file \
+         or the environment, never a secret (see `siprot config show`). The providers' \
+         documented APIs have no read-only request, so the keys cannot be checked here: the \
+         first rotation (or `--dry-run`) uses them.",
+        multi.name,
+        providers::setting_keys_where(|spec| !spec.secret)
+    );
+    help += &wrap(&rest, 88).join("\n");
+    help + "\n\n" + &login_examples(multi)
+}
+
+/// `login`'s examples: `multi` (with the most secrets) reads several lines.
+fn login_examples(multi: &Registration) -> String {
+    let first = first_where(|_| true);
+    let one = first_where(|r| r.secrets().len() == 1);
+    let secrets = multi.secrets();
+    let lines = "%s\\n".repeat(secrets.len());
+    let values: Vec<String> = secrets
+        .iter()
+        .map(|spec| format!("\"${}\"", spec.key.to_uppercase()))
+        .collect();
+    format!(
+        "Examples:\n\
+         \x20 siprot login --provider {}\n\
+         \x20 siprot login --provider {} --profile reseller\n\
+         \x20 siprot login --provider {} --with-token < ~/{}.key\n\
+         \x20 printf '{lines}' {} | siprot login --provider {} --with-token\n\
+         \x20 siprot login --provider {} --store vault --with-token < token.txt",
+        first.name,
+        last_provider().name,
+        one.name,
+        one.name,
+        values.join(" "),
+        multi.name,
+        one.name,
+    )
+}
+
+/// `logout`'s help and examples.
+fn logout_help() -> String {
+    format!(
+        "{LOGOUT_HELP}\n\n\
+         Examples:\n\
+         \x20 siprot logout --provider {}\n\
+         \x20 siprot logout --provider {} --profile {EXAMPLE_PROFILE} --json",
+        first_where(|_| true).name,
+        most_secrets().name,
+    )
+}
+
+/// `config`'s help and examples.
+fn config_help() -> String {
+    format!(
+        "{CONFIG_HELP}\n\n\
+         Examples:\n\
+         \x20 siprot config show\n\
+         \x20 siprot --profile {EXAMPLE_PROFILE} config show --provider {} --json",
+        most_secrets().name,
+    )
+}
+
+/// Whether `spec` belongs in a profile's table other than as the base URL.
+fn plain_account_setting(spec: &Spec) -> bool {
+    !spec.secret && spec.key != crate::settings::BASE_URL
+}
+
+/// `config show`'s help: each registered provider's plain settings, a table of the first
+/// provider that has some, the secrets refused, the examples.
+fn config_show_help() -> String {
+    let width = providers::ALL
+        .iter()
+        .map(|kind| kind.name().len())
+        .max()
+        .unwrap_or(0);
+    let mut help = format!("{CONFIG_SHOW_HELP}\n");
+    for r in providers::ALL.iter().map(|kind| kind.registration()) {
+        let keys: Vec<&str> = r
+            .settings
+            .iter()
+            .filter(|spec| !spec.secret)
+            .map(|spec| spec.key)
+            .collect();
+        help += &format!("  {:<width$}  {}\n", r.name, keys.join(", "));
+    }
+    let table = first_where(|r| r.settings.iter().any(plain_account_setting));
+    help += &format!("for example:\n  [{}.{EXAMPLE_PROFILE}]\n", table.name);
+    for spec in table
+        .settings
+        .iter()
+        .filter(|spec| plain_account_setting(spec))
+    {
+        help += &format!("  {} = \"...\"\n", spec.key);
+    }
+    let refused = format!(
+        "A file holding a secret ({}, anything like a password) is refused (exit 4): keep \
+         secrets with `siprot login`.",
+        providers::setting_keys_where(|spec| spec.secret)
+    );
+    help += &wrap(&refused, 88).join("\n");
+    help + &format!(
+        "\n\n\
+         Examples:\n\
+         \x20 siprot config show\n\
+         \x20 siprot config show --provider {} --profile reseller\n\
+         \x20 siprot config show --json",
+        last_provider().name
+    )
 }
 
 /// The top-level help after the options: every exit code with its summary (from
@@ -987,6 +1132,13 @@ fn rotate_texts(c: clap::Command) -> clap::Command {
     let client = names_where(client_set);
     c.after_help(rotate_examples())
         .mut_arg("id", |a| a.help(id_help()))
+        .mut_arg("yes", |a| {
+            a.help(format!(
+                "Rotate without asking first: on a terminal, a rotation whose new password the \
+                 provider generates ({}: the old one stops working at once) is confirmed first",
+                names_where(|r| !client_set(r))
+            ))
+        })
         .mut_arg("description", |a| {
             a.help(format!(
                 "Description stored with the credential ({}; default \"Rotated by \
@@ -1107,6 +1259,84 @@ impl ValueEnum for ProviderKind {
     }
 }
 
+/// Test helpers shared with `commands::completions`: the lists of provider names a text
+/// carries, and the lists the registry makes.
+#[cfg(test)]
+pub(crate) mod provider_lists {
+    use crate::providers::{self, PasswordOrigin, Registration};
+    use crate::retry::Resend;
+
+    /// Each run of two or more registered provider names in `text`, lowercased: names
+    /// separated only by punctuation, whitespace, `and` or `or` (a name repeated at once,
+    /// as PowerShell's completions do, counts once).
+    pub fn runs(text: &str) -> Vec<Vec<String>> {
+        let names: Vec<String> = providers::ALL
+            .iter()
+            .map(|kind| kind.name().to_lowercase())
+            .collect();
+        let mut runs = Vec::new();
+        let mut run: Vec<String> = Vec::new();
+        let words = text
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+            .filter(|word| !word.is_empty())
+            .map(str::to_lowercase);
+        for word in words.chain(std::iter::once(String::new())) {
+            if names.contains(&word) {
+                if run.last() != Some(&word) {
+                    run.push(word);
+                }
+            } else if word != "and" && word != "or" {
+                if run.len() >= 2 {
+                    runs.push(std::mem::take(&mut run));
+                }
+                run.clear();
+            }
+        }
+        runs
+    }
+
+    /// Every list of names the registry makes: all providers, and those each registration
+    /// flag picks or leaves out, in registry order.
+    pub fn registry_lists() -> Vec<Vec<String>> {
+        let flags: [&dyn Fn(&Registration) -> bool; 7] = [
+            &|_| true,
+            &|r| r.origin == PasswordOrigin::ClientSupplied,
+            &|r| r.needs_device,
+            &|r| r.can_toggle,
+            &|r| r.takes_description,
+            &|r| r.returns_sip_username,
+            &|r| r.resend == Resend::Idempotent,
+        ];
+        let mut lists = Vec::new();
+        for flag in flags {
+            for wanted in [true, false] {
+                lists.push(
+                    providers::ALL
+                        .iter()
+                        .map(|kind| kind.registration())
+                        .filter(|r| flag(r) == wanted)
+                        .map(|r| r.name.to_lowercase())
+                        .collect(),
+                );
+            }
+        }
+        lists
+    }
+
+    /// Fails unless every list of providers in `text` is one the registry makes (with a
+    /// copy of a provider registered, a hand-written list misses the copy and fails).
+    pub fn assert_from_registry(what: &str, text: &str) {
+        let lists = registry_lists();
+        for run in runs(text) {
+            assert!(
+                lists.contains(&run),
+                "{what}: the list of providers {run:?} is not one the registry makes \
+                 ({lists:?}): build it with providers::names_where\n{text}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1220,6 +1450,202 @@ mod tests {
         assert!(long_help(&["verify"]).contains(&example));
         let toggles = names_where(|r| r.can_toggle);
         assert!(top.contains(&format!("(providers that support it: {toggles})")));
+    }
+
+    /// Every subcommand at every depth (clap's own `help` aside), with its path.
+    fn every_path() -> Vec<Vec<String>> {
+        fn walk(command: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            for sub in command.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                path.push(sub.get_name().to_owned());
+                out.push(path.clone());
+                walk(sub, path, out);
+                path.pop();
+            }
+        }
+        let mut command = command();
+        command.build();
+        let mut out = vec![Vec::new()];
+        walk(&command, &mut Vec::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn every_list_of_providers_in_every_help_is_one_the_registry_makes() {
+        for path in every_path() {
+            let names: Vec<&str> = path.iter().map(String::as_str).collect();
+            let help = long_help(&names);
+            provider_lists::assert_from_registry(
+                &format!("siprot {} --help", path.join(" ")),
+                &help,
+            );
+        }
+        // The check itself: a hand-written list that leaves a provider out fails it.
+        let all = providers::ALL
+            .iter()
+            .map(|kind| kind.name())
+            .collect::<Vec<_>>();
+        if let [first, .., last] = all.as_slice() {
+            assert!(
+                !provider_lists::registry_lists()
+                    .contains(&vec![last.to_string(), first.to_string()])
+            );
+            assert_eq!(
+                provider_lists::runs(&format!("({first} and {last}); x {first}, y")),
+                vec![vec![first.to_string(), last.to_string()]]
+            );
+        }
+    }
+
+    #[test]
+    fn login_help_lists_each_providers_secrets_in_with_token_order() {
+        let help = long_help(&["login"]);
+        let listed: Vec<&str> = help
+            .split("nothing is ever taken as an argument.\n")
+            .nth(1)
+            .and_then(|rest| rest.split("They are kept").next())
+            .expect("the list of secrets")
+            .lines()
+            .collect();
+        assert_eq!(listed.len(), providers::ALL.len(), "{listed:?}");
+        for (kind, line) in providers::ALL.iter().zip(listed) {
+            let mut words = line.split_whitespace();
+            assert_eq!(words.next(), Some(kind.name()), "{line}");
+            let rest: Vec<&str> = words.collect();
+            // Independently of `Registration::secrets`: every secret setting, in order, by
+            // its key and its variable; nothing else.
+            let expected: Vec<String> = kind
+                .registration()
+                .settings
+                .iter()
+                .filter(|spec| spec.secret)
+                .map(|spec| format!("{} ({})", spec.key, spec.var))
+                .collect();
+            assert_eq!(rest.join(" "), expected.join(", then "), "{line}");
+        }
+    }
+
+    #[test]
+    fn config_show_help_lists_each_providers_plain_settings_and_refuses_every_secret() {
+        let help = long_help(&["config", "show"]);
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for kind in providers::ALL {
+            let keys: Vec<&str> = kind
+                .registration()
+                .settings
+                .iter()
+                .filter(|spec| !spec.secret)
+                .map(|spec| spec.key)
+                .collect();
+            let line = format!("{} {}", kind.name(), keys.join(", "));
+            assert!(flat.contains(&line), "{line} in {help}");
+            for spec in kind.registration().settings.iter().filter(|s| s.secret) {
+                let refused = flat
+                    .split("A file holding a secret (")
+                    .nth(1)
+                    .and_then(|rest| rest.split(')').next())
+                    .expect("the secrets refused");
+                assert!(refused.split(", ").any(|key| key == spec.key), "{refused}");
+            }
+        }
+    }
+
+    /// Where a registered provider's name may be written in `src/`: its own module, the
+    /// registry's lines in `providers/mod.rs`, comments, tests and test-only modules.
+    fn allowed_line(path: &std::path::Path, line: &str, name: &str) -> bool {
+        let trimmed = line.trim_start();
+        let in_cli = path.ends_with("cli.rs");
+        // Doc comments of cli.rs are clap's help texts; other comments are for readers.
+        (trimmed.starts_with("//") && !(in_cli && trimmed.starts_with("///")))
+            || (path.ends_with("providers/mod.rs")
+                && (trimmed == format!("pub mod {name};")
+                    || trimmed == format!("ProviderKind(&{name}::REGISTRATION),")))
+    }
+
+    /// The files of `dir` (recursively) that are test-only modules (`#[cfg(test)]` then
+    /// `mod NAME;`) or a provider's own module.
+    fn exempt_files(src: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut exempt: Vec<std::path::PathBuf> = providers::ALL
+            .iter()
+            .map(|kind| src.join("providers").join(format!("{}.rs", kind.name())))
+            .collect();
+        for path in rust_files(src) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let dir = path.parent().unwrap();
+            let mut lines = text.lines().peekable();
+            while let Some(line) = lines.next() {
+                let next = lines.peek().map_or("", |next| next.trim());
+                let module = next.strip_prefix("pub mod ").or(next.strip_prefix("mod "));
+                if line.trim() == "#[cfg(test)]"
+                    && let Some(module) = module.and_then(|m| m.strip_suffix(';'))
+                {
+                    exempt.push(dir.join(format!("{module}.rs")));
+                }
+            }
+        }
+        exempt
+    }
+
+    fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(rust_files(&path));
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+        files
+    }
+
+    /// The lines of a source file up to its first inline test module (`#[cfg(test)]`
+    /// then `mod NAME {`, `pub(crate) mod NAME {` ...).
+    fn code_lines(text: &str) -> Vec<&str> {
+        let lines: Vec<&str> = text.lines().collect();
+        let end = lines
+            .windows(2)
+            .position(|pair| {
+                pair[0].trim() == "#[cfg(test)]"
+                    && pair[1].contains("mod ")
+                    && pair[1].trim_end().ends_with('{')
+            })
+            .unwrap_or(lines.len());
+        lines[..end].to_vec()
+    }
+
+    #[test]
+    fn no_provider_name_is_written_outside_its_module_and_the_registry() {
+        // Help texts, messages and completions name providers through the registry only:
+        // a name written by hand (`telepath`, `EXOTEL_API_KEY`, any case) in the code of
+        // another file is a list a new provider would not be in.
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let exempt = exempt_files(&src);
+        assert!(exempt.len() > providers::ALL.len(), "{exempt:?}");
+        let mut found = Vec::new();
+        for path in rust_files(&src).into_iter().filter(|p| !exempt.contains(p)) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (number, line) in code_lines(&text).iter().enumerate() {
+                let words: Vec<String> = line
+                    .split(|c: char| !c.is_alphanumeric())
+                    .map(str::to_lowercase)
+                    .collect();
+                let named = providers::ALL.iter().any(|kind| {
+                    words.iter().any(|word| word == kind.name())
+                        && !allowed_line(&path, line, kind.name())
+                });
+                if named {
+                    found.push(format!("{}:{}: {line}", path.display(), number + 1));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "provider names written by hand:\n{}",
+            found.join("\n")
+        );
     }
 
     #[test]

@@ -126,8 +126,9 @@ pub const EXIT_CODES: &[ExitCodeDoc] = &[
         code: exit::USAGE,
         summary: "usage, or a question on the terminal not answered yes (nothing sent)",
         meaning: "a usage error (bad option, bad id, an operation the provider does not \
-                  support), or the question a terminal gets before a Telepath rotation or \
-                  disable was not answered yes; nothing was sent",
+                  support), or the question a terminal gets before a rotate (of a password the \
+                  provider generates: see rotate --help's --yes) or a disable was not \
+                  answered yes; nothing was sent",
         what_to_do: "fix the command; answer y, or give --yes",
     },
     ExitCodeDoc {

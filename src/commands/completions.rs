@@ -123,6 +123,75 @@ fn write_all(command: &clap::Command, dir: &Path) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::provider_lists;
+    use crate::providers::{self, names_where};
+    use clap::ValueEnum;
+
+    /// Every page `man --dir` writes, as text (roff's escapes undone), with its name.
+    fn pages(command: &clap::Command, out: &mut Vec<(String, String)>) {
+        let roff = render(command).unwrap();
+        let text = String::from_utf8(roff)
+            .unwrap()
+            .replace("\\-", "-")
+            .replace("\\&", "")
+            .replace("\\e", "\\");
+        out.push((page_of(command).get_filename(), text));
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            pages(sub, out);
+        }
+    }
+
+    #[test]
+    fn man_pages_name_the_registered_providers_from_the_registry() {
+        let mut command = cli::command().disable_help_subcommand(true);
+        command.build();
+        let mut all = Vec::new();
+        pages(&command, &mut all);
+        assert!(all.len() > 10, "{}", all.len());
+        for (name, text) in &all {
+            provider_lists::assert_from_registry(name, text);
+        }
+        let flat = all[0].1.split_whitespace().collect::<Vec<_>>().join(" ");
+        let about = format!("Rotate SIP passwords at {}", names_where(|_| true));
+        assert!(flat.contains(&about), "{about} in {flat}");
+        let (_, login) = all
+            .iter()
+            .find(|(name, _)| name == "siprot-login.1")
+            .expect("siprot-login.1");
+        for kind in providers::ALL {
+            for spec in kind.registration().settings.iter().filter(|s| s.secret) {
+                assert!(login.contains(spec.var), "{} in {login}", spec.var);
+            }
+        }
+    }
+
+    #[test]
+    fn completions_offer_exactly_the_registered_providers() {
+        let names: Vec<&str> = providers::ALL.iter().map(|kind| kind.name()).collect();
+        for shell in clap_complete::Shell::value_variants() {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cli::command(), BIN, &mut script);
+            let script = String::from_utf8(script).unwrap();
+            provider_lists::assert_from_registry(&format!("{shell} completions"), &script);
+            for name in &names {
+                assert!(script.contains(name), "{name} not in the {shell} script");
+            }
+            if *shell != clap_complete::Shell::Bash {
+                continue;
+            }
+            // Every word list that offers a provider offers exactly the registered ones.
+            let lists: Vec<&str> = script
+                .split("compgen -W \"")
+                .skip(1)
+                .filter_map(|rest| rest.split('"').next())
+                .filter(|words| words.split(' ').any(|w| names.contains(&w)))
+                .collect();
+            assert!(!lists.is_empty(), "{script}");
+            for words in lists {
+                assert_eq!(words, names.join(" "));
+            }
+        }
+    }
 
     #[test]
     fn notes_keep_indented_lines_and_escape_everything() {

@@ -169,16 +169,13 @@ pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
     Ok(exit::SUCCESS)
 }
 
-/// The provider's secret settings, in the order they are asked for.
+/// The provider's secret settings, in the order they are asked for (the order `login
+/// --help` lists, from the same [`crate::providers::Registration::secrets`]).
 fn secrets_of(kind: ProviderKind) -> Vec<&'static Spec> {
-    kind.registration()
-        .settings
-        .iter()
-        .filter(|spec| spec.secret)
-        .collect()
+    kind.registration().secrets()
 }
 
-/// `telepath's api_key`, `exotel's api_key and api_token`.
+/// `<provider>'s api_key`, `<provider>'s api_key and api_token`.
 fn described(kind: ProviderKind, specs: &[&Spec]) -> String {
     let keys: Vec<&str> = specs.iter().map(|spec| spec.key).collect();
     format!("{kind}'s {}", keys.join(" and "))

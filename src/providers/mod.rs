@@ -53,7 +53,9 @@ pub enum PasswordOrigin {
 pub struct Registration {
     /// Name on the command line, in JSON and in keyring entry names.
     pub name: &'static str,
-    /// One line for `--help`.
+    /// One line for `--provider`'s possible values in `--help`: the kind of password
+    /// (`server-generated ...` or `client-set ...`), `enable/disable` when it can toggle,
+    /// and what the ID is (`id_is`); a unit test holds it to the flags below.
     pub summary: &'static str,
     pub origin: PasswordOrigin,
     pub policy: &'static Policy,
@@ -85,6 +87,26 @@ pub struct Registration {
     pub error_paths: &'static [&'static [&'static str]],
     /// Reads the provider's settings and builds a client for it.
     pub connect: fn(&Settings, &ConnectOptions) -> Result<Box<dyn Provider>>,
+}
+
+impl Registration {
+    /// Its secret settings: what `siprot login` keeps, in the order it asks for them and
+    /// `--with-token` reads them.
+    pub fn secrets(&self) -> Vec<&'static Spec> {
+        self.settings.iter().filter(|spec| spec.secret).collect()
+    }
+}
+
+/// The keys of the registered providers' settings that `filter` picks, each once, in
+/// registry order and then each provider's own order, joined by `, `: for help texts.
+pub fn setting_keys_where(filter: impl Fn(&Spec) -> bool) -> String {
+    let mut keys: Vec<&str> = Vec::new();
+    for spec in ALL.iter().flat_map(|kind| kind.registration().settings) {
+        if filter(spec) && !keys.contains(&spec.key) {
+            keys.push(spec.key);
+        }
+    }
+    keys.join(", ")
 }
 
 /// A registered provider: a cheap, copyable handle to its [`Registration`].
@@ -422,6 +444,72 @@ mod tests {
                 .unwrap_or_else(|| panic!("{} not in {all:?} after {from}", kind.name()));
             from += at + kind.registration().name.len();
         }
+    }
+
+    #[test]
+    fn readme_has_one_row_per_provider() {
+        // The README's providers table: one row per registered provider, in registry
+        // order, each naming every variable of the provider's settings.
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("\n## Providers\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("a ## Providers section");
+        let rows: Vec<&str> = table
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .collect();
+        let names: Vec<String> = rows
+            .iter()
+            .filter_map(|row| row.split('`').nth(1))
+            .map(str::to_owned)
+            .collect();
+        let registered: Vec<String> = ALL.iter().map(|k| k.name().to_owned()).collect();
+        assert_eq!(names, registered, "the README's providers table");
+        for (kind, row) in ALL.iter().zip(rows) {
+            for spec in kind.registration().settings {
+                assert!(
+                    row.contains(&format!("`{}`", spec.var)),
+                    "{} is not in the README's row of {kind}",
+                    spec.var
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn summaries_agree_with_the_registration_flags() {
+        // `--provider`'s possible values show each summary: the kind of password and
+        // enable/disable it names must be the registration's, not a copied provider's.
+        for kind in ALL {
+            let r = kind.registration();
+            let server = r.origin == PasswordOrigin::ServerGenerated;
+            assert_eq!(r.summary.starts_with("server-generated"), server, "{kind}");
+            assert_eq!(r.summary.starts_with("client-set"), !server, "{kind}");
+            assert_eq!(r.summary.contains("enable/disable"), r.can_toggle, "{kind}");
+            assert!(r.summary.contains(r.id_is), "{kind}: {}", r.summary);
+        }
+    }
+
+    #[test]
+    fn setting_keys_are_listed_once_each() {
+        let all = setting_keys_where(|_| true);
+        let keys: Vec<&str> = all.split(", ").collect();
+        for kind in ALL {
+            for spec in kind.registration().settings {
+                assert_eq!(keys.iter().filter(|k| **k == spec.key).count(), 1, "{all}");
+            }
+            let secrets = kind.registration().secrets();
+            let expected: Vec<&Spec> = kind
+                .registration()
+                .settings
+                .iter()
+                .filter(|s| s.secret)
+                .collect();
+            assert_eq!(secrets.len(), expected.len());
+        }
+        assert_eq!(setting_keys_where(|_| false), "");
     }
 
     #[test]
