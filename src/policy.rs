@@ -7,8 +7,9 @@
 //!
 //! Each provider's policy is a `POLICY` constant in its own module (`providers::exotel::POLICY`
 //! ...), built with the `const fn`s [`Policy::new`], [`Policy::at_most`],
-//! [`Policy::recommending`], [`Policy::named`] and [`Policy::with_note`]; [`Policy::GENERIC`] is the one used when no
-//! provider is named. `&POLICY` is a `&'static Policy`, usable in statics.
+//! [`Policy::recommending`], [`Policy::named`] and [`Policy::with_note`];
+//! [`Policy::GENERIC`] is the one used when no provider is named. `&POLICY` is a
+//! `&'static Policy`, usable in statics.
 //!
 //! # Rules
 //!
@@ -17,7 +18,7 @@
 //! | `exotel`   | 8            | at least 3 of 4     | unsafe characters                                |
 //! | `vobiz`    | 8            | (none)              | under 12 characters; not all 4 classes; unsafe   |
 //! | `telepath` | 16           | at least 3 of 4     | unsafe characters                                |
-//! | `telnyx`   | 8 (at most 128: `max_length`) | (none) | unsafe characters                         |
+//! | `telnyx`   | 8 (and `max_length` 128) | (none)  | unsafe characters                                |
 //! | `generic`  | 16           | at least 3 of 4     | unsafe characters                                |
 //!
 //! Every policy also has the rule `no_control_characters` (anything `char::is_control`:
