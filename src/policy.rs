@@ -6,9 +6,10 @@
 //! [`Policy::generate`] makes a new random password that always passes its own policy.
 //!
 //! Each provider's policy is a `POLICY` constant in its own module (`providers::exotel::POLICY`
-//! ...), built with the `const fn`s [`Policy::new`], [`Policy::recommending`],
-//! [`Policy::named`] and [`Policy::with_note`]; [`Policy::GENERIC`] is the one used when no
-//! provider is named. `&POLICY` is a `&'static Policy`, usable in statics.
+//! ...), built with the `const fn`s [`Policy::new`], [`Policy::at_most`],
+//! [`Policy::recommending`], [`Policy::named`] and [`Policy::with_note`];
+//! [`Policy::GENERIC`] is the one used when no provider is named. `&POLICY` is a
+//! `&'static Policy`, usable in statics.
 //!
 //! # Rules
 //!
@@ -17,6 +18,7 @@
 //! | `exotel`   | 8            | at least 3 of 4     | unsafe characters                                |
 //! | `vobiz`    | 8            | (none)              | under 12 characters; not all 4 classes; unsafe   |
 //! | `telepath` | 16           | at least 3 of 4     | unsafe characters                                |
+//! | `telnyx`   | 8 (and `max_length` 128) | (none)  | unsafe characters                                |
 //! | `generic`  | 16           | at least 3 of 4     | unsafe characters                                |
 //!
 //! Every policy also has the rule `no_control_characters` (anything `char::is_control`:
@@ -148,6 +150,8 @@ const _: () = {
 pub struct Policy {
     name: &'static str,
     min_length: usize,
+    /// The most characters the provider takes (the `max_length` rule), if it says.
+    max_length: Option<usize>,
     /// Classes required by the `character_classes` rule; 0 means the policy has no such rule.
     min_classes: usize,
     /// Warn below this length (Vobiz's recommendation).
@@ -169,6 +173,7 @@ impl Policy {
         Policy {
             name,
             min_length,
+            max_length: None,
             min_classes,
             recommended_length: None,
             recommend_all_classes: false,
@@ -178,6 +183,15 @@ impl Policy {
                 DEFAULT_LENGTH
             },
             note: None,
+        }
+    }
+
+    /// The same rules with at most `max_length` characters (the `max_length` rule; also
+    /// the longest [`Policy::generate`] makes).
+    pub const fn at_most(self, max_length: usize) -> Policy {
+        Policy {
+            max_length: Some(max_length),
+            ..self
         }
     }
 
@@ -214,6 +228,11 @@ impl Policy {
         self.min_length
     }
 
+    /// The most characters the policy accepts, if it has a limit.
+    pub const fn max_length(&self) -> Option<usize> {
+        self.max_length
+    }
+
     /// Something the operator should know about this policy (Telepath's server-side note).
     pub const fn note(&self) -> Option<&'static str> {
         self.note
@@ -243,6 +262,8 @@ impl Policy {
                 length,
                 min: self.min_length,
             })
+        } else if let Some(max) = self.max_length.filter(|&max| length > max) {
+            Err(GenerateError::LengthTooLong { length, max })
         } else if length > MAX_GENERATED_LENGTH {
             Err(GenerateError::LengthTooLong {
                 length,
@@ -273,7 +294,7 @@ impl Policy {
 
     /// The report, and whether every warning in it is the (expected) length warning.
     fn assess(&self, a: &Analysis) -> (Report, bool) {
-        let mut rules = Vec::with_capacity(3);
+        let mut rules = Vec::with_capacity(4);
         rules.push(RuleResult {
             rule: "min_length",
             ok: a.chars >= self.min_length,
@@ -283,6 +304,13 @@ impl Policy {
                 self.min_length
             ),
         });
+        if let Some(max) = self.max_length {
+            rules.push(RuleResult {
+                rule: "max_length",
+                ok: a.chars <= max,
+                message: format!("{}, at most {max} allowed", plural(a.chars, "character")),
+            });
+        }
         if self.min_classes > 0 {
             rules.push(RuleResult {
                 rule: "character_classes",
@@ -351,8 +379,8 @@ impl Policy {
 pub struct Report {
     /// True iff every rule passed (warnings do not count).
     pub ok: bool,
-    /// Every rule of the policy, in a fixed order: `min_length`, `character_classes`
-    /// (not for Vobiz), `no_control_characters`.
+    /// Every rule of the policy, in a fixed order: `min_length`, `max_length` (Telnyx
+    /// only), `character_classes` (not for Vobiz or Telnyx), `no_control_characters`.
     pub rules: Vec<RuleResult>,
     /// Advice that does not fail the check.
     pub warnings: Vec<String>,
@@ -361,7 +389,8 @@ pub struct Report {
 /// One rule's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RuleResult {
-    /// `"min_length"`, `"character_classes"` or `"no_control_characters"` (a JSON contract).
+    /// `"min_length"`, `"max_length"`, `"character_classes"` or `"no_control_characters"`
+    /// (a JSON contract).
     pub rule: &'static str,
     pub ok: bool,
     /// E.g. "12 characters, at least 8 required"; counts only, never password content.
@@ -376,7 +405,7 @@ pub enum GenerateError {
     #[error("a length of {length} is below the policy minimum of {min} characters")]
     LengthTooShort { length: usize, min: usize },
 
-    /// The requested length is above [`MAX_GENERATED_LENGTH`].
+    /// The requested length is above the policy's maximum or [`MAX_GENERATED_LENGTH`].
     #[error("a length of {length} is above the maximum of {max} characters")]
     LengthTooLong { length: usize, max: usize },
 

@@ -23,6 +23,8 @@ const EXOTEL_USER: &str = "6f1c2d3e-aaaa-bbbb-cccc-0123456789ab";
 const EXOTEL_DEVICE: &str = "dev_01";
 const VOBIZ_CREDENTIAL: &str = "aabbccdd-1234-5678-90ab-cdef12345678";
 const VOBIZ_USER: &str = "acme_sip_user_01";
+const TELNYX_CONNECTION: &str = "1293384261075731499";
+const TELNYX_USER: &str = "acmesipuser02";
 
 /// Fake Telepath, Exotel and Vobiz SIP-password APIs on 127.0.0.1, for trying siprot
 /// without touching a real provider.
@@ -97,6 +99,7 @@ async fn main() {
     fake.add_telepath_trunk(TELEPATH_TRUNK, TELEPATH_USER, "Demo-Telepath-Pass-1");
     fake.add_exotel_device(EXOTEL_USER, EXOTEL_DEVICE, "Demo-Exotel-Pass-1");
     fake.add_vobiz_credential(VOBIZ_CREDENTIAL, VOBIZ_USER, "Demo-Vobiz-Pass-1");
+    fake.add_telnyx_connection(TELNYX_CONNECTION, TELNYX_USER, "Demo-Telnyx-Pass-1");
     fake.set_log_requests(!args.quiet);
     let inventory = seed_fleet(&fake, args.fleet);
     if let Some(path) = &args.sip_users {
@@ -127,6 +130,7 @@ async fn main() {
     println!("  telepath  {}", FakeProviders::telepath_base(addr));
     println!("  exotel    {}", FakeProviders::exotel_base(addr));
     println!("  vobiz     {}", FakeProviders::vobiz_base(addr));
+    println!("  telnyx    {}", FakeProviders::telnyx_base(addr));
     println!();
     println!("# point siprot at it (a keyring service of its own keeps demo secrets apart):");
     let mut exports = vec![("SIPROT_KEYRING_SERVICE", "siprot-fake-providers".to_owned())];
@@ -140,6 +144,7 @@ async fn main() {
     println!("siprot rotate --provider exotel {EXOTEL_USER} --device {EXOTEL_DEVICE}");
     println!("siprot rotate --provider vobiz {VOBIZ_CREDENTIAL}");
     println!("siprot disable --provider vobiz {VOBIZ_CREDENTIAL}");
+    println!("siprot rotate --provider telnyx {TELNYX_CONNECTION}");
     println!();
 
     match tokio::signal::ctrl_c().await {

@@ -1,10 +1,11 @@
-//! A fake of the three SIP providers siprot talks to, on one local HTTP listener.
+//! A fake of the SIP providers siprot talks to, on one local HTTP listener.
 //!
 //! | provider | base URL (see [`FakeProviders::telepath_base`] and friends) | endpoint |
 //! |----------|-------------------------------------------------------------|----------|
 //! | Telepath | `http://ADDR/telepath/v1`   | `POST {base}/trunks/{id}/rotate-password` |
 //! | Exotel   | `http://ADDR/exotel/v2`     | `PUT {base}/accounts/{sid}/users/{uuid}/devices/{device}/password` |
 //! | Vobiz    | `http://ADDR/vobiz/api/v1`  | `PUT {base}/account/{auth_id}/credentials/{credential_id}` |
+//! | Telnyx   | `http://ADDR/telnyx/v2`     | `PATCH {base}/credential_connections/{id}` |
 //!
 //! The fake imitates each provider's authentication, response shapes and error bodies as
 //! documented, keeps the credentials in memory, records every request exactly as it
@@ -55,6 +56,8 @@ use tokio::net::{TcpListener, TcpStream};
 mod exotel;
 #[path = "telepath.rs"]
 mod telepath;
+#[path = "telnyx.rs"]
+mod telnyx;
 #[path = "vobiz.rs"]
 mod vobiz;
 
@@ -62,6 +65,8 @@ mod vobiz;
 pub use exotel::EXOTEL_PREFIX;
 #[allow(unused_imports)]
 pub use telepath::TELEPATH_PREFIX;
+#[allow(unused_imports)]
+pub use telnyx::{TELNYX_PREFIX, TelnyxConnection};
 #[allow(unused_imports)]
 pub use vobiz::{VOBIZ_PREFIX, VobizCredential};
 
@@ -86,6 +91,8 @@ pub struct FakeConfig {
     pub vobiz_auth_id: String,
     /// Vobiz: the `X-Auth-Token` header.
     pub vobiz_auth_token: String,
+    /// Telnyx: the only accepted `Authorization: Bearer <key>`.
+    pub telnyx_api_key: String,
     /// Artificial delay before every request is handled.
     pub latency: Duration,
 }
@@ -99,6 +106,7 @@ impl Default for FakeConfig {
             exotel_account_sid: "exotel_test_sid".to_owned(),
             vobiz_auth_id: "MA_TESTAUTH01".to_owned(),
             vobiz_auth_token: "vz_test_token_0123456789".to_owned(),
+            telnyx_api_key: "KEYtx_test_key_0123456789".to_owned(),
             latency: Duration::ZERO,
         }
     }
@@ -129,6 +137,7 @@ impl FakeProvider {
         FakeProvider::Telepath,
         FakeProvider::Exotel,
         FakeProvider::Vobiz,
+        FakeProvider::Telnyx,
     ];
 
     /// The name siprot registers the imitated provider under (`--provider NAME`).
@@ -272,6 +281,7 @@ impl FakeProviders {
             &config.exotel_api_key,
             &config.exotel_api_token,
             &config.vobiz_auth_token,
+            &config.telnyx_api_key,
         ] {
             remember(&mut store.secrets, secret);
         }

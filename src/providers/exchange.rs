@@ -73,7 +73,7 @@ fn error_message(response: &Response, paths: &[&[&str]], secrets: &[&SecretStrin
         .and_then(|value| {
             paths.iter().chain(GENERIC_ERROR_PATHS).find_map(|path| {
                 path.iter()
-                    .try_fold(&value, |v, key| v.get(key))
+                    .try_fold(&value, |v, key| step(v, key))
                     .and_then(|v| v.as_str())
                     .filter(|s| !s.trim().is_empty())
                     .map(str::to_owned)
@@ -86,6 +86,15 @@ fn error_message(response: &Response, paths: &[&[&str]], secrets: &[&SecretStrin
             .canonical_reason()
             .unwrap_or("no message")
             .to_lowercase(),
+    }
+}
+
+/// One step down an error path: a key of an object, or a position (a number) in an array
+/// (Telnyx's `{"errors": [{...}]}`).
+fn step<'v>(value: &'v serde_json::Value, key: &str) -> Option<&'v serde_json::Value> {
+    match value {
+        serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        other => other.get(key),
     }
 }
 
@@ -178,7 +187,14 @@ mod tests {
         assert_eq!(message("telepath", 404, telepath), "Trunk 'x' not found");
         let vobiz = r#"{"error":"unauthorized","message":"invalid auth id or token"}"#;
         assert_eq!(message("vobiz", 401, vobiz), "invalid auth id or token");
-        for provider in ["exotel", "telepath", "vobiz"] {
+        let telnyx = r#"{"errors":[{"code":"10009","title":"Authentication failed","detail":"The required authentication headers were either invalid or not included in the request."}]}"#;
+        assert_eq!(
+            message("telnyx", 401, telnyx),
+            "The required authentication headers were either invalid or not included in the request."
+        );
+        let untitled = r#"{"errors":[{"code":"10005","title":"Resource not found"}]}"#;
+        assert_eq!(message("telnyx", 404, untitled), "Resource not found");
+        for provider in ["exotel", "telepath", "vobiz", "telnyx"] {
             assert_eq!(message(provider, 502, "<html>"), "bad gateway");
             // The fake's answer to an unknown route, the same for every provider.
             assert_eq!(

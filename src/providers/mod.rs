@@ -24,6 +24,7 @@ use crate::store::EntryName;
 pub mod exchange;
 pub mod exotel;
 pub mod telepath;
+pub mod telnyx;
 pub mod vobiz;
 
 /// Every provider siprot knows, in the order `--help` lists them.
@@ -31,6 +32,7 @@ pub static ALL: &[ProviderKind] = &[
     ProviderKind(&telepath::REGISTRATION),
     ProviderKind(&exotel::REGISTRATION),
     ProviderKind(&vobiz::REGISTRATION),
+    ProviderKind(&telnyx::REGISTRATION),
 ];
 
 #[cfg(test)]
@@ -83,7 +85,8 @@ pub struct Registration {
     /// setting it needs.
     pub entry_name: fn(&CredentialRef, &Settings) -> Result<String>,
     /// Where the provider's error bodies carry a human message (JSON keys, outermost
-    /// first), tried in order before the generic `message`, `error` and `description`.
+    /// first; a number picks that element of an array), tried in order before the generic
+    /// `message`, `error` and `description`.
     pub error_paths: &'static [&'static [&'static str]],
     /// Reads the provider's settings and builds a client for it.
     pub connect: fn(&Settings, &ConnectOptions) -> Result<Box<dyn Provider>>,

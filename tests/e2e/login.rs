@@ -2,26 +2,29 @@
 //! kept in the real keyring instead of the environment, several accounts per provider, a
 //! config file holding a secret refused.
 
+use siprot::providers::ProviderKind;
+
 use crate::support::{Target, TestEnv};
 
 /// The secret variables of `target`'s provider, in the order `login --with-token` reads
 /// them, with the values the fake accepts.
 fn secrets(env: &TestEnv, target: &Target) -> Vec<(&'static str, String)> {
-    let order: &[&str] = match target.name {
-        "telepath" => &["TELEPATH_API_KEY"],
-        "exotel" => &["EXOTEL_API_KEY", "EXOTEL_API_TOKEN"],
-        _ => &["VOBIZ_AUTH_TOKEN"],
-    };
+    let order = ProviderKind::from_name(target.name)
+        .expect("every target is a registered provider")
+        .registration()
+        .settings
+        .iter()
+        .filter(|spec| spec.secret)
+        .map(|spec| spec.var);
     let all = env.fake.environment(env.addr);
     order
-        .iter()
         .map(|var| {
             let value = all
                 .iter()
-                .find(|(name, _)| name == var)
+                .find(|(name, _)| *name == var)
                 .map(|(_, value)| value.clone())
                 .expect("the fake sets it");
-            (*var, value)
+            (var, value)
         })
         .collect()
 }

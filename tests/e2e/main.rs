@@ -34,12 +34,14 @@ mod project;
 mod proxy;
 mod recover;
 mod retries;
+mod sdk;
 mod secret;
 mod signals;
 #[cfg(unix)]
 mod state_dir;
 mod store_conformance;
 mod telepath;
+mod telnyx;
 #[cfg(unix)]
 mod trust;
 mod try_it;

@@ -112,7 +112,7 @@ fn interrupted_rotations_are_finished_and_reported() {
     let dry = env.run(&["recover", "--dry-run", "--json"], None);
     dry.assert_code(9);
     let json = dry.json();
-    assert_eq!(json["remaining"], 2);
+    assert_eq!(json["remaining"], Target::CLIENT_SET.len());
     assert!(
         json["items"]
             .as_array()
@@ -127,12 +127,15 @@ fn interrupted_rotations_are_finished_and_reported() {
     let json = run.json();
     assert_eq!(json["status"], "ok");
     let items = json["items"].as_array().unwrap();
-    assert_eq!(items.len(), 2);
+    assert_eq!(items.len(), Target::CLIENT_SET.len());
     for item in items {
         assert_eq!(item["outcome"], "finished", "{item}");
         assert_eq!(item["attempts"], 1);
     }
-    assert_eq!(env.fake.requests().len(), sent_before + 2);
+    assert_eq!(
+        env.fake.requests().len(),
+        sent_before + Target::CLIENT_SET.len()
+    );
     for target in Target::CLIENT_SET {
         target.assert_consistent(&env);
         assert_ne!(target.live(&env), target.initial);

@@ -57,9 +57,24 @@ impl Target {
         entry: |t, env| format!("vobiz/{}/{}", env.fake.config().vobiz_auth_id, t.id),
         live: |t, env| env.fake.vobiz_credential(t.id).map(|c| c.password),
     };
-    pub const ALL: [Target; 3] = [Target::TELEPATH, Target::EXOTEL, Target::VOBIZ];
+    pub const TELNYX: Target = Target {
+        provider: FakeProvider::Telnyx,
+        name: "telnyx",
+        id: "2718281828459045235",
+        device: None,
+        initial: "Initial-Telnyx-Pass-1",
+        create: |t, env| env.fake.add_telnyx_connection(t.id, "sipuser01", t.initial),
+        entry: |t, _| format!("telnyx/{}", t.id),
+        live: |t, env| env.fake.telnyx_connection(t.id).map(|c| c.password),
+    };
+    pub const ALL: [Target; 4] = [
+        Target::TELEPATH,
+        Target::EXOTEL,
+        Target::VOBIZ,
+        Target::TELNYX,
+    ];
     /// The providers that take a password siprot chooses (they use `#pending`).
-    pub const CLIENT_SET: [Target; 2] = [Target::EXOTEL, Target::VOBIZ];
+    pub const CLIENT_SET: [Target; 3] = [Target::EXOTEL, Target::VOBIZ, Target::TELNYX];
 
     /// The target of the provider siprot registers as `name`, if there is one (the
     /// conformance suite looks every registered provider up here).
