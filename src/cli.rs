@@ -347,9 +347,9 @@ const STATUS_HELP: &str = "\
 For each credential of the inventory: the last successful rotation (from the audit log),
 its age, the outcome of the last attempt, whether it is overdue for its max_age (or for
 --max-age), and whether a #pending entry or a recovery file waits for `siprot recover`.
-A rotation cut off mid-request (SIGKILL, power loss), or a Telepath one left unconfirmed
-(a 5xx, a timeout after sending) with no successful rotation since, shows as \"outcome
-unknown\" with the next step; a last rotation dated more than 5 minutes in the future shows its clock
+A rotation cut off mid-request (SIGKILL, power loss), or one whose provider generates
+the password left unconfirmed (a 5xx, a timeout after sending) with no successful
+rotation since, shows as \"outcome unknown\" with the next step; a last rotation dated more than 5 minutes in the future shows its clock
 skew, has no age and counts as overdue. The last verification (verify, rotate --verify)
 shows with its time and result; a credential whose current password no verification
 accepted since its last rotation is flagged \"not verified since its rotation\".
