@@ -23,6 +23,7 @@ use crate::store::EntryName;
 
 pub mod exchange;
 pub mod exotel;
+pub mod plivo;
 pub mod telepath;
 pub mod vobiz;
 
@@ -31,6 +32,7 @@ pub static ALL: &[ProviderKind] = &[
     ProviderKind(&telepath::REGISTRATION),
     ProviderKind(&exotel::REGISTRATION),
     ProviderKind(&vobiz::REGISTRATION),
+    ProviderKind(&plivo::REGISTRATION),
 ];
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ mod project;
 mod proxy;
 mod recover;
 mod retries;
+mod sdk;
 mod secret;
 mod signals;
 #[cfg(unix)]

@@ -109,7 +109,7 @@ fn a_sha_256_challenge_is_answered() {
 /// provider returned, accepts the new password and sees the old one rejected.
 #[test]
 fn after_a_rotation_the_new_password_registers_and_the_previous_is_rejected() {
-    for target in [Target::TELEPATH, Target::VOBIZ] {
+    for target in [Target::TELEPATH, Target::VOBIZ, Target::PLIVO] {
         let (env, kamailio) = with_registrar(Algorithm::Md5);
         target.seed(&env);
         let registrar = kamailio.registrar("udp");
@@ -387,7 +387,7 @@ fn with_stale_registrar(target: Target) -> (TestEnv, Kamailio, tempfile::TempDir
 
 #[test]
 fn rotate_verify_succeeds_when_the_registrar_accepts_the_new_password() {
-    for target in [Target::TELEPATH, Target::VOBIZ] {
+    for target in [Target::TELEPATH, Target::VOBIZ, Target::PLIVO] {
         let (env, kamailio) = with_registrar(Algorithm::Md5);
         target.seed(&env);
         let registrar = kamailio.registrar("tcp");
@@ -424,7 +424,7 @@ fn rotate_verify_succeeds_when_the_registrar_accepts_the_new_password() {
 
 #[test]
 fn a_new_password_the_registrar_rejects_is_exit_10_and_stays_stored() {
-    for target in [Target::TELEPATH, Target::VOBIZ] {
+    for target in [Target::TELEPATH, Target::VOBIZ, Target::PLIVO] {
         let (env, kamailio, _decoy) = with_stale_registrar(target);
         let registrar = kamailio.registrar("udp");
         let run = target.rotate(&env, &["--verify", &registrar, "--json"]);
@@ -560,11 +560,15 @@ fn rotate_verify_options_are_checked_before_anything_is_sent() {
         target.seed(&env);
     }
     let registrar = "sip:127.0.0.1:5999";
+    let client_set = siprot::providers::names_where(|r| {
+        r.origin == siprot::providers::PasswordOrigin::ClientSupplied
+    });
+    let rollback_is_for = format!("--rollback-on-verify-failure is for {client_set}");
     for (target, extra, fragment) in [
         (
             Target::TELEPATH,
             vec!["--verify", registrar, "--rollback-on-verify-failure"],
-            "--rollback-on-verify-failure is for exotel and vobiz",
+            rollback_is_for.as_str(),
         ),
         (
             Target::VOBIZ,

@@ -57,9 +57,24 @@ impl Target {
         entry: |t, env| format!("vobiz/{}/{}", env.fake.config().vobiz_auth_id, t.id),
         live: |t, env| env.fake.vobiz_credential(t.id).map(|c| c.password),
     };
-    pub const ALL: [Target; 3] = [Target::TELEPATH, Target::EXOTEL, Target::VOBIZ];
+    pub const PLIVO: Target = Target {
+        provider: FakeProvider::Plivo,
+        name: "plivo",
+        id: "39452475478853",
+        device: None,
+        initial: "Initial-Plivo-Pass-1",
+        create: |t, env| env.fake.add_plivo_endpoint(t.id, "sipuser01", t.initial),
+        entry: |t, env| format!("plivo/{}/{}", env.fake.config().plivo_auth_id, t.id),
+        live: |t, env| env.fake.plivo_endpoint(t.id).map(|e| e.password),
+    };
+    pub const ALL: [Target; 4] = [
+        Target::TELEPATH,
+        Target::EXOTEL,
+        Target::VOBIZ,
+        Target::PLIVO,
+    ];
     /// The providers that take a password siprot chooses (they use `#pending`).
-    pub const CLIENT_SET: [Target; 2] = [Target::EXOTEL, Target::VOBIZ];
+    pub const CLIENT_SET: [Target; 3] = [Target::EXOTEL, Target::VOBIZ, Target::PLIVO];
 
     /// The target of the provider siprot registers as `name`, if there is one (the
     /// conformance suite looks every registered provider up here).
