@@ -72,14 +72,20 @@ fn plivo_sdk_and_siprot_send_the_same_endpoint_update() {
     sdk::assert_same_request(&updates[0], &updates[1]);
     assert!(String::from_utf8_lossy(&updates[1].body).contains(&live));
 
-    // The read-back too, but for its content type: the SDK's session sends
-    // `Content-Type: application/json` on every request, a GET without a body included.
+    // The read-back too, but for two things of the SDK's own: its session sends
+    // `Content-Type: application/json` on every request, a GET without a body included,
+    // and its `get` puts its own argument in the query (`?endpoint_id=…`), where the
+    // reference passes no argument.
     let reads = requests_with(&env, "GET");
     assert_eq!(reads.len(), 2, "one read each");
     let (sdk_read, our_read) = (Shape::of(&reads[0]), Shape::of(&reads[1]));
     assert_eq!(
-        (&our_read.method, &our_read.path, &our_read.auth),
-        (&sdk_read.method, &sdk_read.path, &sdk_read.auth)
+        sdk_read.path,
+        format!("{}?endpoint_id={}", our_read.path, target.id)
+    );
+    assert_eq!(
+        (&our_read.method, &our_read.auth),
+        (&sdk_read.method, &sdk_read.auth)
     );
     assert!(our_read.parameters.is_empty() && reads[1].body.is_empty());
 }
