@@ -86,3 +86,23 @@ fn the_fake_answers_plivos_error_format() {
     let methods: Vec<String> = env.fake.requests().into_iter().map(|r| r.method).collect();
     assert_eq!(methods, ["POST"], "no read-back after a failed update");
 }
+
+#[test]
+fn a_password_of_five_characters_is_plivos_minimum() {
+    let target = Target::PLIVO;
+    let env = target.seeded();
+    let run = env.run(&target.rotate_args(&["--password-stdin"]), Some(b"Ab1-x\n"));
+    run.assert_code(0);
+    assert_eq!(target.live(&env), "Ab1-x");
+    target.assert_consistent(&env);
+
+    let env = target.seeded();
+    let run = env.run(&target.rotate_args(&["--password-stdin"]), Some(b"Ab1x\n"));
+    run.assert_code(3)
+        .assert_one_line_error("at least 5 required");
+    assert!(
+        env.fake.requests().is_empty(),
+        "a refused password is not sent"
+    );
+    assert_eq!(target.live(&env), target.initial);
+}
