@@ -5,8 +5,9 @@
 //! (`GET` of the same URL) for its `username`.
 //!
 //! The read-back is best effort and is not a try of the change: the password is already
-//! live when it is sent, so its failure only leaves the username unknown (a warning), and it
-//! is not counted in the rotation's `attempts` (which count the tries of the update).
+//! live when it is sent, so its failure only leaves the username unknown (a warning in the
+//! log, shown with `-v`), and it is not counted in the rotation's `attempts` (which count
+//! the tries of the update).
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -175,15 +176,13 @@ impl Plivo {
         let secrets = [password, &self.auth_token, &self.basic];
         // Its own count: a read-back is not a try of the update.
         let reads = Attempts::new();
-        let read = match self.request(HttpMethod::GET, credential) {
-            Ok(builder) => {
-                self.exchange(&secrets, &reads)
-                    .run::<Endpoint>(builder, "with an unreadable endpoint object")
-                    .await
-            }
-            Err(error) => Err(error),
+        let read = async {
+            let builder = self.request(HttpMethod::GET, credential)?;
+            self.exchange(&secrets, &reads)
+                .run::<Endpoint>(builder, "with an unreadable endpoint object")
+                .await
         };
-        match read {
+        match read.await {
             Ok((_, endpoint)) => endpoint.username,
             Err(error) => {
                 log::warn!(
