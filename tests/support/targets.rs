@@ -1,5 +1,5 @@
 //! One seeded credential per provider, so that a test can run the same scenario against
-//! all three and read back what the provider and the keyring hold.
+//! every provider and read back what the provider and the keyring hold.
 
 use super::{EXOTEL_SID, FakeProvider, Run, TestEnv};
 
