@@ -6,6 +6,7 @@
 //! | Exotel   | `http://ADDR/exotel/v2`     | `PUT {base}/accounts/{sid}/users/{uuid}/devices/{device}/password` |
 //! | Vobiz    | `http://ADDR/vobiz/api/v1`  | `PUT {base}/account/{auth_id}/credentials/{credential_id}` |
 //! | Telnyx   | `http://ADDR/telnyx/v2`     | `PATCH {base}/credential_connections/{id}` |
+//! | Plivo    | `http://ADDR/plivo/v1`      | `POST` (and `GET`) `{base}/Account/{auth_id}/Endpoint/{endpoint_id}/` |
 //!
 //! The fake imitates each provider's authentication, response shapes and error bodies as
 //! documented, keeps the credentials in memory, records every request exactly as it
@@ -54,6 +55,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "exotel.rs"]
 mod exotel;
+#[path = "plivo.rs"]
+mod plivo;
 #[path = "telepath.rs"]
 mod telepath;
 #[path = "telnyx.rs"]
@@ -63,6 +66,8 @@ mod vobiz;
 
 #[allow(unused_imports)]
 pub use exotel::EXOTEL_PREFIX;
+#[allow(unused_imports)]
+pub use plivo::{PLIVO_PREFIX, PlivoEndpoint};
 #[allow(unused_imports)]
 pub use telepath::TELEPATH_PREFIX;
 #[allow(unused_imports)]
@@ -93,6 +98,10 @@ pub struct FakeConfig {
     pub vobiz_auth_token: String,
     /// Telnyx: the only accepted `Authorization: Bearer <key>`.
     pub telnyx_api_key: String,
+    /// Plivo: the HTTP Basic user name and the `{auth_id}` path segment (not a secret).
+    pub plivo_auth_id: String,
+    /// Plivo: the HTTP Basic password.
+    pub plivo_auth_token: String,
     /// Artificial delay before every request is handled.
     pub latency: Duration,
 }
@@ -107,6 +116,9 @@ impl Default for FakeConfig {
             vobiz_auth_id: "MA_TESTAUTH01".to_owned(),
             vobiz_auth_token: "vz_test_token_0123456789".to_owned(),
             telnyx_api_key: "KEYtx_test_key_0123456789".to_owned(),
+            // The shape the Plivo SDK insists on: MA (or SA) and 18 more, 20 in all.
+            plivo_auth_id: "MAPLIVOFAKE000000001".to_owned(),
+            plivo_auth_token: "pl_test_token_0123456789".to_owned(),
             latency: Duration::ZERO,
         }
     }
@@ -138,6 +150,7 @@ impl FakeProvider {
         FakeProvider::Exotel,
         FakeProvider::Vobiz,
         FakeProvider::Telnyx,
+        FakeProvider::Plivo,
     ];
 
     /// The name siprot registers the imitated provider under (`--provider NAME`).
@@ -282,6 +295,7 @@ impl FakeProviders {
             &config.exotel_api_token,
             &config.vobiz_auth_token,
             &config.telnyx_api_key,
+            &config.plivo_auth_token,
         ] {
             remember(&mut store.secrets, secret);
         }
@@ -347,12 +361,20 @@ impl FakeProviders {
     }
 
     /// Every secret the fake has known, sorted: the configured API keys and tokens (not
-    /// the Exotel account sid nor the Vobiz auth id, which are identifiers), every
+    /// the Exotel account sid nor the Vobiz or Plivo auth id, which are identifiers), every
     /// password seeded, generated or set, and every secret a client sent, accepted or not
     /// (bearer tokens, both halves of Basic credentials and the encoded form, `X-Auth-Token`,
     /// `password` fields of JSON bodies). The tests grep all output for these.
     pub fn secrets_seen(&self) -> Vec<String> {
-        self.store().secrets.iter().cloned().collect()
+        // Plivo's auth id is the user half of its Basic credentials, and an identifier
+        // (it is in the URL and in keyring entry names).
+        let identifiers = [&self.inner.config.plivo_auth_id];
+        self.store()
+            .secrets
+            .iter()
+            .filter(|secret| !identifiers.contains(secret))
+            .cloned()
+            .collect()
     }
 
     /// Every request received so far, in arrival order, including ones that matched no route.

@@ -23,6 +23,7 @@ use crate::store::EntryName;
 
 pub mod exchange;
 pub mod exotel;
+pub mod plivo;
 pub mod telepath;
 pub mod telnyx;
 pub mod vobiz;
@@ -33,6 +34,7 @@ pub static ALL: &[ProviderKind] = &[
     ProviderKind(&exotel::REGISTRATION),
     ProviderKind(&vobiz::REGISTRATION),
     ProviderKind(&telnyx::REGISTRATION),
+    ProviderKind(&plivo::REGISTRATION),
 ];
 
 #[cfg(test)]

@@ -201,7 +201,14 @@ fn what_is_resent_is_what_the_registration_allows() {
             let mut args = vec!["--json", "--retries", "1"];
             args.extend_from_slice(extra);
             let run = target.rotate(&env, &args);
-            let requests = env.fake.requests().len();
+            // The updates: a provider may read the credential back (plivo's GET of its
+            // SIP username), which changes nothing and is no try of the update.
+            let requests = env
+                .fake
+                .requests()
+                .iter()
+                .filter(|request| request.method != "GET")
+                .count();
             match registration.resend {
                 Resend::Idempotent => {
                     run.assert_code(0);

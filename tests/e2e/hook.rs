@@ -83,6 +83,7 @@ fn assert_no_secret_in_argv_or_env(env: &TestEnv, out: &Path, provider: &str, li
         "EXOTEL_API_KEY",
         "EXOTEL_API_TOKEN",
         "VOBIZ_AUTH_TOKEN",
+        "PLIVO_AUTH_TOKEN",
         "VAULT_TOKEN",
         "BAO_TOKEN",
     ] {

@@ -16,6 +16,7 @@ fn a_redirect_is_refused_and_no_key_reaches_the_second_host() {
         (Target::TELEPATH, 307),
         (Target::EXOTEL, 302),
         (Target::VOBIZ, 307),
+        (Target::PLIVO, 302),
     ]) {
         let env = target.seeded();
         env.fake

@@ -30,6 +30,7 @@ mod login;
 mod outputs;
 #[cfg(unix)]
 mod phone;
+mod plivo;
 mod project;
 mod proxy;
 mod recover;

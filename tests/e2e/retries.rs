@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Fault, Target, TestEnv};
 
-/// The password field of every request the fake received, in order.
+/// The password field of every update the fake received, in order (not of a GET that
+/// reads the credential back, which has no body).
 fn sent_passwords(env: &TestEnv) -> Vec<String> {
     env.fake
         .requests()
         .iter()
+        .filter(|r| r.method != "GET")
         .map(|r| {
             let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             body["password"].as_str().unwrap().to_owned()

@@ -1,9 +1,11 @@
-//! siprot's requests held against the providers' official Python SDKs
-//! (`tests/support/sdk.rs`): the SDK's own update call and siprot's rotation of the same
-//! credential, both against the fake, must both be accepted and agree on method, path,
-//! authentication, content type and parameters.
+//! siprot's requests held against the ones the providers' official Python SDKs send for
+//! the same update (`tests/support/sdk.rs`): each test drives the SDK's own update call
+//! against the fake, then siprot's rotation of the same credential, checks that the fake
+//! accepted both and that the two requests agree ([`sdk::assert_same_request`]).
 
-use crate::support::{Target, sdk};
+use crate::support::fake::RecordedRequest;
+use crate::support::sdk::{self, Shape};
+use crate::support::{FakeProviders, Target, TestEnv};
 
 /// Telnyx 4.189.0: `Telnyx(api_key=..., base_url=..., max_retries=0)` (no retry of its
 /// own on a 5xx), then `credential_connections.update(id, password=...)`.
@@ -80,4 +82,87 @@ print("echoed" if answer.data.password == os.environ["SDK_PASSWORD"] else "not e
     assert_eq!(shape.auth, sdk::Auth::Bearer(api_key));
     assert_eq!(shape.content_type.as_deref(), Some("application/json"));
     sdk::assert_same_request(&requests[0], &requests[1]);
+}
+
+/// Plivo's SDK has no base-URL option: the script points the module's base URI constants
+/// (the voice API's and the fallbacks it retries a 5xx against) at the fake before it
+/// creates the client, then updates the endpoint's password and reads the endpoint back.
+const PLIVO_SCRIPT: &str = r#"
+import os
+import plivo
+import plivo.rest.client as rest
+
+base = os.environ["SDK_BASE_URL"] + "/Account"
+for name in ("PLIVO_API_BASE_URI", "API_VOICE_BASE_URI",
+             "API_VOICE_BASE_URI_FALLBACK_1", "API_VOICE_BASE_URI_FALLBACK_2"):
+    setattr(rest, name, base)
+client = plivo.RestClient(os.environ["PLIVO_AUTH_ID"], os.environ["PLIVO_AUTH_TOKEN"])
+endpoint_id = os.environ["SDK_ENDPOINT_ID"]
+updated = client.endpoints.update(endpoint_id, password=os.environ["SDK_PASSWORD"])
+print("update:", updated.message)
+print("username:", client.endpoints.get(endpoint_id).username)
+"#;
+
+/// The fake's requests with `method`, in arrival order.
+fn requests_with(env: &TestEnv, method: &str) -> Vec<RecordedRequest> {
+    env.fake
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == method)
+        .collect()
+}
+
+#[test]
+fn plivo_sdk_and_siprot_send_the_same_endpoint_update() {
+    let target = Target::PLIVO;
+    let env = target.seeded();
+    let config = env.fake.config().clone();
+    let sdk_password = "Sdk-Plivo-Pass-42";
+    env.remember_secret(sdk_password);
+
+    let base = FakeProviders::plivo_base(env.addr);
+    let output = sdk::run(
+        PLIVO_SCRIPT,
+        &[
+            ("SDK_BASE_URL", &base),
+            ("PLIVO_AUTH_ID", &config.plivo_auth_id),
+            ("PLIVO_AUTH_TOKEN", &config.plivo_auth_token),
+            ("SDK_ENDPOINT_ID", target.id),
+            ("SDK_PASSWORD", sdk_password),
+        ],
+    );
+    let said = String::from_utf8_lossy(&output.stdout);
+    let username = env.fake.plivo_endpoint(target.id).unwrap().username;
+    assert!(said.contains("update: changed"), "{said}");
+    assert!(said.contains(&format!("username: {username}")), "{said}");
+    assert_eq!(target.live(&env), sdk_password, "the fake took the SDK's");
+
+    let run = target.rotate(&env, &["--json"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["username"], username.as_str());
+    let live = target.live(&env);
+    assert_ne!(live, sdk_password, "the fake took siprot's");
+    target.assert_consistent(&env);
+
+    let updates = requests_with(&env, "POST");
+    assert_eq!(updates.len(), 2, "one update each");
+    sdk::assert_same_request(&updates[0], &updates[1]);
+    assert!(String::from_utf8_lossy(&updates[1].body).contains(&live));
+
+    // The read-back too, but for two things of the SDK's own: its session sends
+    // `Content-Type: application/json` on every request, a GET without a body included,
+    // and its `get` puts its own argument in the query (`?endpoint_id=…`), where the
+    // reference passes no argument.
+    let reads = requests_with(&env, "GET");
+    assert_eq!(reads.len(), 2, "one read each");
+    let (sdk_read, our_read) = (Shape::of(&reads[0]), Shape::of(&reads[1]));
+    assert_eq!(
+        sdk_read.path,
+        format!("{}?endpoint_id={}", our_read.path, target.id)
+    );
+    assert_eq!(
+        (&our_read.method, &our_read.auth),
+        (&sdk_read.method, &sdk_read.auth)
+    );
+    assert!(our_read.parameters.is_empty() && reads[1].body.is_empty());
 }

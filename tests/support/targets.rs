@@ -1,5 +1,5 @@
 //! One seeded credential per provider, so that a test can run the same scenario against
-//! all three and read back what the provider and the keyring hold.
+//! every provider and read back what the provider and the keyring hold.
 
 use super::{EXOTEL_SID, FakeProvider, Run, TestEnv};
 
@@ -67,14 +67,26 @@ impl Target {
         entry: |t, _| format!("telnyx/{}", t.id),
         live: |t, env| env.fake.telnyx_connection(t.id).map(|c| c.password),
     };
-    pub const ALL: [Target; 4] = [
+    pub const PLIVO: Target = Target {
+        provider: FakeProvider::Plivo,
+        name: "plivo",
+        id: "39452475478853",
+        device: None,
+        initial: "Initial-Plivo-Pass-1",
+        create: |t, env| env.fake.add_plivo_endpoint(t.id, "sipuser01", t.initial),
+        entry: |t, env| format!("plivo/{}/{}", env.fake.config().plivo_auth_id, t.id),
+        live: |t, env| env.fake.plivo_endpoint(t.id).map(|e| e.password),
+    };
+    pub const ALL: [Target; 5] = [
         Target::TELEPATH,
         Target::EXOTEL,
         Target::VOBIZ,
         Target::TELNYX,
+        Target::PLIVO,
     ];
     /// The providers that take a password siprot chooses (they use `#pending`).
-    pub const CLIENT_SET: [Target; 3] = [Target::EXOTEL, Target::VOBIZ, Target::TELNYX];
+    pub const CLIENT_SET: [Target; 4] =
+        [Target::EXOTEL, Target::VOBIZ, Target::TELNYX, Target::PLIVO];
 
     /// The target of the provider siprot registers as `name`, if there is one (the
     /// conformance suite looks every registered provider up here).
