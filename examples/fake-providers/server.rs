@@ -5,6 +5,7 @@
 //! | Telepath | `http://ADDR/telepath/v1`   | `POST {base}/trunks/{id}/rotate-password` |
 //! | Exotel   | `http://ADDR/exotel/v2`     | `PUT {base}/accounts/{sid}/users/{uuid}/devices/{device}/password` |
 //! | Vobiz    | `http://ADDR/vobiz/api/v1`  | `PUT {base}/account/{auth_id}/credentials/{credential_id}` |
+//! | Twilio   | `http://ADDR/twilio`        | `POST {base}/2010-04-01/Accounts/{sid}/SIP/CredentialLists/{CL}/Credentials/{CR}.json` |
 //!
 //! The fake imitates each provider's authentication, response shapes and error bodies as
 //! documented, keeps the credentials in memory, records every request exactly as it
@@ -55,6 +56,8 @@ use tokio::net::{TcpListener, TcpStream};
 mod exotel;
 #[path = "telepath.rs"]
 mod telepath;
+#[path = "twilio.rs"]
+mod twilio;
 #[path = "vobiz.rs"]
 mod vobiz;
 
@@ -62,6 +65,8 @@ mod vobiz;
 pub use exotel::EXOTEL_PREFIX;
 #[allow(unused_imports)]
 pub use telepath::TELEPATH_PREFIX;
+#[allow(unused_imports)]
+pub use twilio::{TWILIO_PREFIX, TwilioCredential};
 #[allow(unused_imports)]
 pub use vobiz::{VOBIZ_PREFIX, VobizCredential};
 
@@ -86,6 +91,16 @@ pub struct FakeConfig {
     pub vobiz_auth_id: String,
     /// Vobiz: the `X-Auth-Token` header.
     pub vobiz_auth_token: String,
+    /// Twilio: the `{AccountSid}` path segment and the HTTP Basic user with the Auth Token
+    /// (an identifier, not a secret).
+    pub twilio_account_sid: String,
+    /// Twilio: the HTTP Basic password with the Account SID.
+    pub twilio_auth_token: String,
+    /// Twilio: an API key SID of the account, the HTTP Basic user with its secret (an
+    /// identifier, not a secret).
+    pub twilio_api_key: String,
+    /// Twilio: the API key's secret, the HTTP Basic password with the API key SID.
+    pub twilio_api_secret: String,
     /// Artificial delay before every request is handled.
     pub latency: Duration,
 }
@@ -99,8 +114,20 @@ impl Default for FakeConfig {
             exotel_account_sid: "exotel_test_sid".to_owned(),
             vobiz_auth_id: "MA_TESTAUTH01".to_owned(),
             vobiz_auth_token: "vz_test_token_0123456789".to_owned(),
+            twilio_account_sid: "AC0000000000000000000000000000fa4e".to_owned(),
+            twilio_auth_token: "tw_test_token_0123456789".to_owned(),
+            twilio_api_key: "SK0000000000000000000000000000fa4e".to_owned(),
+            twilio_api_secret: "tw_test_api_secret_0123456789".to_owned(),
             latency: Duration::ZERO,
         }
+    }
+}
+
+impl FakeConfig {
+    /// The identifiers a request carries where secrets usually are (Twilio's Account SID
+    /// and API key SID as the HTTP Basic user): never counted as secrets.
+    fn identifiers(&self) -> [&str; 2] {
+        [&self.twilio_account_sid, &self.twilio_api_key]
     }
 }
 
@@ -129,6 +156,7 @@ impl FakeProvider {
         FakeProvider::Telepath,
         FakeProvider::Exotel,
         FakeProvider::Vobiz,
+        FakeProvider::Twilio,
     ];
 
     /// The name siprot registers the imitated provider under (`--provider NAME`).
@@ -272,6 +300,8 @@ impl FakeProviders {
             &config.exotel_api_key,
             &config.exotel_api_token,
             &config.vobiz_auth_token,
+            &config.twilio_auth_token,
+            &config.twilio_api_secret,
         ] {
             remember(&mut store.secrets, secret);
         }
@@ -399,8 +429,12 @@ impl FakeProviders {
             .path_and_query()
             .map(|pq| pq.as_str().to_owned())
             .unwrap_or_else(|| parts.uri.to_string());
+        let identifiers = self.config().identifiers();
         let mut store = self.store();
         harvest_secrets(&mut store.secrets, &parts.headers, body);
+        store
+            .secrets
+            .retain(|secret| !identifiers.contains(&secret.as_str()));
         store.requests.push(RecordedRequest {
             method: parts.method.to_string(),
             path,
@@ -571,6 +605,8 @@ async fn record(State(fake): State<FakeProviders>, request: Request, next: Next)
     fake.record(&parts, &body);
     let mut secrets = BTreeSet::new();
     harvest_secrets(&mut secrets, &parts.headers, &body);
+    let identifiers = fake.config().identifiers();
+    secrets.retain(|secret| !identifiers.contains(&secret.as_str()));
     parts
         .extensions
         .insert(SentSecrets(secrets.into_iter().collect()));
@@ -717,6 +753,12 @@ fn harvest_secrets(secrets: &mut BTreeSet<String>, headers: &HeaderMap, body: &[
         && let Some(Value::String(password)) = fields.get("password")
     {
         remember(secrets, password);
+    }
+    // A form's `Password` (Twilio's parameter).
+    for (name, value) in url::form_urlencoded::parse(body) {
+        if name == "Password" {
+            remember(secrets, &value);
+        }
     }
 }
 // ---- values -------------------------------------------------------------------------

@@ -386,9 +386,7 @@ fn a_fleet_checks_duplicates_in_one_listing_and_still_refuses_a_duplicated_crede
             "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\n",
             target.name, target.id
         ));
-        if let Some(device) = target.device {
-            inventory.push_str(&format!("device = \"{device}\"\n"));
-        }
+        inventory.push_str(&target.id_toml());
         inventory.push('\n');
     }
     let duplicated = Target::ALL[Target::ALL.len() - 1];

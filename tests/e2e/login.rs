@@ -10,6 +10,8 @@ fn secrets(env: &TestEnv, target: &Target) -> Vec<(&'static str, String)> {
     let order: &[&str] = match target.name {
         "telepath" => &["TELEPATH_API_KEY"],
         "exotel" => &["EXOTEL_API_KEY", "EXOTEL_API_TOKEN"],
+        // The Auth Token: no API key is configured.
+        "twilio" => &["TWILIO_AUTH_TOKEN"],
         _ => &["VOBIZ_AUTH_TOKEN"],
     };
     let all = env.fake.environment(env.addr);
@@ -103,6 +105,46 @@ fn login_through_standard_input_lets_every_provider_rotate_without_a_key_in_the_
         assert_eq!(run.json()["status"], "nothing-stored");
         assert_eq!(run.json()["removed"].as_array().unwrap().len(), 0);
     }
+}
+
+#[test]
+fn twilio_login_keeps_the_api_key_secret_when_an_api_key_is_configured() {
+    let target = Target::TWILIO;
+    let mut env = target.seeded();
+    let config = env.fake.config().clone();
+    env.remove_env("TWILIO_AUTH_TOKEN");
+    env.set_env("TWILIO_API_KEY", &config.twilio_api_key);
+    let login = ["login", "--provider", "twilio", "--with-token"];
+    // One line only: the API key secret, not the Auth Token as well.
+    let two = format!(
+        "{}\n{}\n",
+        config.twilio_api_secret, config.twilio_auth_token
+    );
+    env.run(&login, Some(two.as_bytes()))
+        .assert_code(2)
+        .assert_one_line_error("api_secret");
+    let one = format!("{}\n", config.twilio_api_secret);
+    let run = env.run(&login, Some(one.as_bytes()));
+    run.assert_code(0);
+    assert!(run.stdout.contains("twilio's api_secret"), "{}", run.stdout);
+    assert_eq!(
+        env.lookup("login/twilio/default/api_secret").as_deref(),
+        Some(config.twilio_api_secret.as_str())
+    );
+    assert_eq!(env.lookup("login/twilio/default/auth_token"), None);
+
+    target.rotate(&env, &[]).assert_code(0);
+    target.assert_consistent(&env);
+    let requests = env.fake.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        crate::support::sdk::Shape::of(&requests[0]).auth,
+        crate::support::sdk::Auth::Basic(format!(
+            "{}:{}",
+            config.twilio_api_key, config.twilio_api_secret
+        )),
+        "the API key and its secret, from the store"
+    );
 }
 
 #[test]

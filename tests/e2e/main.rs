@@ -34,6 +34,7 @@ mod project;
 mod proxy;
 mod recover;
 mod retries;
+mod sdk;
 mod secret;
 mod signals;
 #[cfg(unix)]
@@ -43,6 +44,7 @@ mod telepath;
 #[cfg(unix)]
 mod trust;
 mod try_it;
+mod twilio;
 mod vault;
 mod vault_listing;
 mod vault_protocol;
