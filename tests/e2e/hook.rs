@@ -504,20 +504,20 @@ fn a_fleet_runs_the_inventorys_hook_per_credential_and_reports_one_entrys_failur
     let (out, exec) = recorder(&env, 0);
     let (_, failing) = recorder(&env, 4);
     let inventory = env.state.path().join("fleet.toml");
-    std::fs::write(
-        &inventory,
-        format!(
-            "exec = {exec:?}\n\n\
-             [[credential]]\nprovider = \"telepath\"\nid = \"{}\"\n\n\
-             [[credential]]\nprovider = \"exotel\"\nid = \"{}\"\ndevice = \"{}\"\n\n\
-             [[credential]]\nprovider = \"vobiz\"\nid = \"{}\"\nexec = {failing:?}\n",
-            Target::TELEPATH.id,
-            Target::EXOTEL.id,
-            Target::EXOTEL.device.unwrap(),
-            Target::VOBIZ.id,
-        ),
-    )
-    .unwrap();
+    // Every target, Vobiz's with a hook of its own that fails.
+    let mut text = format!("exec = {exec:?}\n");
+    for target in Target::ALL {
+        text.push_str(&format!(
+            "\n[[credential]]\nprovider = \"{}\"\nid = \"{}\"\n{}",
+            target.name,
+            target.id,
+            target.id_toml()
+        ));
+        if target.name == "vobiz" {
+            text.push_str(&format!("exec = {failing:?}\n"));
+        }
+    }
+    std::fs::write(&inventory, text).unwrap();
     let path = inventory.to_str().unwrap();
     let run = env.run(&["rotate", "--inventory", path, "--json"], None);
     run.assert_code(11);
@@ -528,7 +528,7 @@ fn a_fleet_runs_the_inventorys_hook_per_credential_and_reports_one_entrys_failur
         .collect();
     let summary = lines.last().unwrap();
     assert_eq!(summary["type"], "summary");
-    assert_eq!(summary["rotated"], 3);
+    assert_eq!(summary["rotated"], Target::ALL.len());
     assert_eq!(summary["hook_failed"], 1);
     assert_eq!(summary["exit_code"], 11);
     for target in Target::ALL {
@@ -562,7 +562,7 @@ fn a_fleet_runs_the_inventorys_hook_per_credential_and_reports_one_entrys_failur
         .into_iter()
         .filter(|l| l["action"] == "hook")
         .collect();
-    assert_eq!(hooks.len(), 3);
+    assert_eq!(hooks.len(), Target::ALL.len());
     assert_eq!(hooks.iter().filter(|l| l["outcome"] == "failed").count(), 1);
     // A hook's record is not a rotation attempt: `status` still shows the rotation.
     let status = env.run(&["status", "--inventory", path, "--json"], None);
