@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use crate::config::parse_seconds;
 use crate::error;
 use crate::inventory;
-use crate::providers::{self, PasswordOrigin, ProviderKind, Registration, names_where};
+use crate::providers::{
+    self, LoginSecrets, PasswordOrigin, ProviderKind, Registration, names_where,
+};
 use crate::retry;
 use crate::settings::Spec;
 use crate::sip::Registrar;
@@ -476,7 +478,7 @@ fn parse_store(name: &str) -> Result<StoreKind, String> {
     })
 }
 
-/// One credential: `--provider P ID [--device D]`.
+/// One credential: `--provider P ID [--device D]` (or the provider's other second part).
 #[derive(Debug, Args)]
 pub struct CredentialArgs {
     #[command(flatten)]
@@ -484,9 +486,67 @@ pub struct CredentialArgs {
     /// The credential id
     #[arg(value_name = "ID")]
     pub id: String,
-    /// The device id (providers that address devices)
-    #[arg(long, value_name = "DEVICE_ID")]
-    pub device: Option<String>,
+    #[command(flatten)]
+    pub part: SecondPartArgs,
+}
+
+/// The second parts of credential ids (`--device` ...): one option per registered
+/// [`providers::SecondPart`], its id the part's key, so that a provider's registration
+/// alone adds its option.
+#[derive(Debug, Clone, Default)]
+pub struct SecondPartArgs {
+    /// Each one given, as `(key, value)`.
+    pub given: Vec<(&'static str, String)>,
+}
+
+impl SecondPartArgs {
+    /// The parts given, as [`providers::CredentialRef::new`] takes them.
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        self.given
+            .iter()
+            .map(|(key, value)| (*key, value.as_str()))
+            .collect()
+    }
+}
+
+impl FromArgMatches for SecondPartArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut parts = Self::default();
+        parts.update_from_arg_matches(matches)?;
+        Ok(parts)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for part in providers::second_parts() {
+            if let Ok(Some(value)) = matches.try_get_one::<String>(part.key) {
+                self.given.retain(|(key, _)| *key != part.key);
+                self.given.push((part.key, value.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Args for SecondPartArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        providers::second_parts()
+            .into_iter()
+            .fold(command, |command, part| {
+                let takers = names_where(|r| r.second_part.is_some_and(|p| p.key == part.key));
+                command.arg(
+                    clap::Arg::new(part.key)
+                        .long(part.flag.trim_start_matches('-'))
+                        .value_name(part.value_name)
+                        .value_parser(clap::value_parser!(String))
+                        .action(clap::ArgAction::Set)
+                        .help(format!("{} ({takers})", part.help)),
+                )
+            })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -533,9 +593,8 @@ pub struct RotateArgs {
     /// The credential id at the provider
     #[arg(value_name = "ID", required_unless_present = "inventory")]
     pub id: Option<String>,
-    /// The device id (providers that address devices)
-    #[arg(long, value_name = "DEVICE_ID")]
-    pub device: Option<String>,
+    #[command(flatten)]
+    pub part: SecondPartArgs,
     /// Description stored with the credential, where the provider keeps one
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
@@ -552,7 +611,7 @@ pub struct RotateArgs {
         value_name = "PATH",
         num_args = 0..=1,
         default_missing_value = inventory::DEFAULT_PATH,
-        conflicts_with_all = ["id", "device", "description", "password_stdin", "length",
+        conflicts_with_all = ["id", "description", "password_stdin", "length",
                               "show_password", "base_url"]
     )]
     pub inventory: Option<PathBuf>,
@@ -766,6 +825,12 @@ pub fn command() -> clap::Command {
             ))
         })
         .mut_subcommand("rotate", rotate_texts)
+        .mut_subcommand("rotate", |c| {
+            // A fleet's credentials name their own second parts.
+            providers::second_parts().into_iter().fold(c, |c, part| {
+                c.mut_arg(part.key, |a| a.conflicts_with("inventory"))
+            })
+        })
         .mut_subcommand("verify", |c| c.after_help(verify_help()))
         .mut_subcommand("check-password", |c| c.after_help(check_help()))
         .mut_subcommand("enable", |c| {
@@ -814,6 +879,20 @@ fn recover_help() -> String {
 /// The secrets `login` keeps for `r`, in the order `--with-token` reads them:
 /// `api_key (VAR), then api_token (VAR)`.
 fn login_secrets(r: &Registration) -> String {
+    let shown = |key: &str| {
+        r.settings.iter().find(|spec| spec.key == key).map_or_else(
+            || key.to_owned(),
+            |spec| format!("{} ({})", spec.key, spec.var),
+        )
+    };
+    if let LoginSecrets::OneOf {
+        when_set,
+        then,
+        otherwise,
+    } = r.login
+    {
+        return format!("{}; with {when_set}: {}", shown(otherwise), shown(then));
+    }
     let secrets: Vec<String> = r
         .secrets()
         .iter()
@@ -1055,7 +1134,7 @@ fn generate_help() -> String {
 /// `secret get`'s examples (also `secret`'s).
 fn secret_help() -> String {
     let first = first_where(|_| true);
-    let device = first_where(|r| r.needs_device);
+    let device = first_where(|r| r.second_part.is_some());
     let last = last_provider();
     format!(
         "Examples:\n\
@@ -1101,12 +1180,8 @@ fn last_provider() -> &'static Registration {
 }
 
 /// The help of the arguments several subcommands share.
-fn shared_arg_texts() -> [(&'static str, String); 3] {
+fn shared_arg_texts() -> [(&'static str, String); 2] {
     [
-        (
-            "device",
-            format!("The device id ({})", names_where(|r| r.needs_device)),
-        ),
         (
             "username",
             format!(
@@ -1164,19 +1239,18 @@ fn rotate_texts(c: clap::Command) -> clap::Command {
 fn rotate_examples() -> String {
     let set = first_where(client_set);
     let described = first_where(|r| r.takes_description);
-    let device = first_where(|r| r.needs_device);
+    let device = first_where(|r| r.second_part.is_some());
     let mut rotate_examples = String::from("Examples:\n");
     for r in providers::ALL.iter().map(|kind| kind.registration()) {
         rotate_examples += &format!("  siprot rotate --provider {} {}\n", r.name, r.example);
     }
     // Placeholders instead of example ids keep the longer lines within 100 columns.
     let short = |r: &Registration| {
-        let device = if r.needs_device {
-            " --device DEVICE_ID"
-        } else {
-            ""
-        };
-        format!("--provider {} ID{device}", r.name)
+        let part = r
+            .second_part
+            .map(|p| format!(" {} {}", p.flag, p.value_name))
+            .unwrap_or_default();
+        format!("--provider {} ID{part}", r.name)
     };
     rotate_examples += &format!(
         "  siprot rotate --provider {} {} --description 'Q3 rotation'\n\
@@ -1301,7 +1375,7 @@ pub(crate) mod provider_lists {
         let flags: [&dyn Fn(&Registration) -> bool; 7] = [
             &|_| true,
             &|r| r.origin == PasswordOrigin::ClientSupplied,
-            &|r| r.needs_device,
+            &|r| r.second_part.is_some(),
             &|r| r.can_toggle,
             &|r| r.takes_description,
             &|r| r.returns_sip_username,
@@ -1438,8 +1512,13 @@ mod tests {
             &["secret", "get"],
         ] {
             let help = long_help(path);
-            let device = format!("The device id ({})", names_where(|r| r.needs_device));
-            assert!(flat(&help).contains(&device), "{path:?}: {help}");
+            for part in providers::second_parts() {
+                let takers = names_where(|r| r.second_part.is_some_and(|p| p.key == part.key));
+                let text = format!("{} <{}>", part.flag, part.value_name);
+                assert!(flat(&help).contains(&text), "{path:?}: {help}");
+                let text = format!("{} ({takers})", part.help);
+                assert!(flat(&help).contains(&text), "{path:?}: {help}");
+            }
         }
         let verify = providers::ALL
             .iter()
@@ -1516,14 +1595,27 @@ mod tests {
             let rest: Vec<&str> = words.collect();
             // Independently of `Registration::secrets`: every secret setting, in order, by
             // its key and its variable; nothing else.
-            let expected: Vec<String> = kind
-                .registration()
-                .settings
-                .iter()
-                .filter(|spec| spec.secret)
-                .map(|spec| format!("{} ({})", spec.key, spec.var))
-                .collect();
-            assert_eq!(rest.join(" "), expected.join(", then "), "{line}");
+            let registration = kind.registration();
+            let var = |key: &str| {
+                let spec = registration.settings.iter().find(|s| s.key == key);
+                format!("{key} ({})", spec.expect("a setting of its own").var)
+            };
+            let expected = match registration.login {
+                LoginSecrets::All => registration
+                    .settings
+                    .iter()
+                    .filter(|spec| spec.secret)
+                    .map(|spec| format!("{} ({})", spec.key, spec.var))
+                    .collect::<Vec<_>>()
+                    .join(", then "),
+                // The one secret login keeps, chosen by a plain setting.
+                LoginSecrets::OneOf {
+                    when_set,
+                    then,
+                    otherwise,
+                } => format!("{}; with {when_set}: {}", var(otherwise), var(then)),
+            };
+            assert_eq!(rest.join(" "), expected, "{line}");
         }
     }
 
@@ -1646,6 +1738,30 @@ mod tests {
             "provider names written by hand:\n{}",
             found.join("\n")
         );
+    }
+
+    #[test]
+    fn each_second_part_parses_under_its_own_key() {
+        for part in providers::second_parts() {
+            let argv = [
+                "siprot", "secret", "get", "-p", "vobiz", "c", part.flag, "v1",
+            ];
+            let cli = Cli::from_arg_matches(&command().try_get_matches_from(argv).unwrap());
+            let Ok(Cli {
+                command: Command::Secret(SecretCommand::Get(args)),
+                ..
+            }) = cli
+            else {
+                panic!("not secret get")
+            };
+            assert_eq!(args.credential.part.pairs(), [(part.key, "v1")]);
+            let argv = ["siprot", "rotate", "--inventory", "f.toml", part.flag, "v1"];
+            assert!(
+                command().try_get_matches_from(argv).is_err(),
+                "{}",
+                part.flag
+            );
+        }
     }
 
     #[test]

@@ -152,12 +152,12 @@ struct Settings {
     exec: Option<String>,
 }
 
+/// One `[[credential]]` table. Unknown keys are refused by [`validate`]: the ones the
+/// registry names as second parts of ids (`device`...) are [`RawEntry::parts`].
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawEntry {
     provider: String,
     id: String,
-    device: Option<String>,
     description: Option<String>,
     max_age: Option<String>,
     #[serde(default)]
@@ -167,6 +167,35 @@ struct RawEntry {
     domain: Option<String>,
     exec: Option<String>,
     profile: Option<String>,
+    /// Every other key: a second part of the id ([`providers::second_parts`]) or a mistake.
+    #[serde(flatten)]
+    parts: std::collections::BTreeMap<String, toml::Value>,
+}
+
+impl RawEntry {
+    /// A key that is neither one of the table's own nor a registered second part of an id.
+    fn unknown_key(&self) -> Option<&str> {
+        self.parts
+            .keys()
+            .map(String::as_str)
+            .find(|key| providers::second_part(key).is_none())
+    }
+}
+
+/// The byte offset in `table` of the line that sets `key` (`key = ...`), if there is one.
+fn key_offset(table: &str, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in table.split_inclusive('\n') {
+        let text = line.trim_start();
+        let rest = text
+            .strip_prefix(key)
+            .or_else(|| text.strip_prefix(&format!("\"{key}\"")));
+        if rest.is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            return Some(offset);
+        }
+        offset += line.len();
+    }
+    None
 }
 
 impl Inventory {
@@ -271,7 +300,17 @@ impl Inventory {
                 } else {
                     start + spanned.span().start
                 });
+                let span = spanned.span();
                 let raw = spanned.into_inner();
+                if let Some(key) = raw.unknown_key() {
+                    // On the key's own line, as serde's `deny_unknown_fields` would say.
+                    let at = table
+                        .get(span.start..)
+                        .and_then(|within| key_offset(within, key))
+                        .map_or(line, |offset| lines.line_of(start + span.start + offset));
+                    mistakes.add(at, format!("unknown field `{}`", one_line(key)));
+                    continue;
+                }
                 let entry = match validate(raw, &settings.sip, line) {
                     Ok(entry) => entry,
                     Err(message) => {
@@ -439,10 +478,24 @@ fn validate(
             known.join(", ")
         )
     })?;
-    let credential = CredentialRef::new(provider, &raw.id, raw.device.as_deref()).map_err(|e| {
-        e.to_string()
-            .replace("--device <DEVICE_ID>", "a `device` key")
-            .replace("--device", "`device`")
+    let mut parts = Vec::with_capacity(raw.parts.len());
+    for (key, value) in &raw.parts {
+        let value = value
+            .as_str()
+            .ok_or_else(|| format!("`{key}` must be a string"))?;
+        parts.push((key.as_str(), value));
+    }
+    let credential = CredentialRef::new(provider, &raw.id, &parts).map_err(|e| {
+        providers::second_parts()
+            .into_iter()
+            .fold(e.to_string(), |message, part| {
+                message
+                    .replace(
+                        &format!("{} <{}>", part.flag, part.value_name),
+                        &format!("a `{}` key", part.key),
+                    )
+                    .replace(part.flag, &format!("`{}`", part.key))
+            })
     })?;
     if let Some(template) = &raw.description {
         if !provider.registration().takes_description {
@@ -712,6 +765,44 @@ description = "Rotated by siprot on {date} ({provider} {id})"
         );
         assert!(description.ends_with("(vobiz cred-1)"), "{description}");
         assert!(parse("").unwrap().entries.is_empty());
+    }
+
+    #[test]
+    fn a_second_part_is_the_key_its_provider_registers() {
+        let list = "CL0123456789abcdef0123456789abcdef";
+        let cred = "CR0123456789abcdef0123456789abcdef";
+        let head = |provider: &str, id: &str| {
+            format!("[[credential]]\nprovider = \"{provider}\"\nid = \"{id}\"\n")
+        };
+        let text = format!("{}credential_list = \"{list}\"\n", head("twilio", cred));
+        let inventory = parse(&text).unwrap();
+        assert_eq!(inventory.entries[0].credential.id(), cred);
+        assert_eq!(inventory.entries[0].credential.device(), Some(list));
+        for (text, message) in [
+            (head("twilio", cred), "twilio needs a `credential_list` key"),
+            (
+                format!("{}device = \"d\"\n", head("twilio", cred)),
+                "twilio does not take `device`",
+            ),
+            (
+                format!(
+                    "{}device = \"d\"\ncredential_list = \"{list}\"\n",
+                    head("exotel", "u")
+                ),
+                "exotel does not take `credential_list`",
+            ),
+            (
+                format!("{}credential_list = 7\n", head("twilio", cred)),
+                "`credential_list` must be a string",
+            ),
+            (
+                format!("{}\ncolour = \"red\"\n", head("twilio", cred)),
+                "fleet.toml:5: unknown field `colour`",
+            ),
+        ] {
+            let error = parse(&text).unwrap_err().to_string();
+            assert!(error.contains(message), "{message} in {error}");
+        }
     }
 
     #[test]

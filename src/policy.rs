@@ -17,6 +17,7 @@
 //! |------------|--------------|---------------------|--------------------------------------------------|
 //! | `exotel`   | 8            | at least 3 of 4     | unsafe characters                                |
 //! | `vobiz`    | 8            | (none)              | under 12 characters; not all 4 classes; unsafe   |
+//! | `twilio`   | 12           | (none); lowercase, uppercase and a digit each required (`required_classes`) | unsafe characters |
 //! | `telepath` | 16           | at least 3 of 4     | unsafe characters                                |
 //! | `telnyx`   | 8 (and `max_length` 128) | (none)  | unsafe characters                                |
 //! | `generic`  | 16           | at least 3 of 4     | unsafe characters                                |
@@ -160,6 +161,24 @@ pub struct Policy {
     recommend_all_classes: bool,
     default_length: usize,
     note: Option<&'static str>,
+    /// Classes each required by the `required_classes` rule ([`Policy::requiring_each`]);
+    /// 0 means the policy has no such rule.
+    required: u8,
+}
+
+/// A character class, as a bit for [`Policy::requiring_each`].
+pub mod class {
+    pub const LOWER: u8 = 1;
+    pub const UPPER: u8 = 2;
+    pub const DIGIT: u8 = 4;
+    pub const SPECIAL: u8 = 8;
+    /// Each class with its name in messages.
+    pub(super) const NAMED: [(u8, &str); 4] = [
+        (LOWER, "lowercase"),
+        (UPPER, "uppercase"),
+        (DIGIT, "digits"),
+        (SPECIAL, "special"),
+    ];
 }
 
 impl Policy {
@@ -183,6 +202,16 @@ impl Policy {
                 DEFAULT_LENGTH
             },
             note: None,
+            required: 0,
+        }
+    }
+
+    /// The same rules, and each class in `classes` (bits of [`class`]) required: a rule
+    /// `required_classes` (Twilio: a digit and mixed case).
+    pub const fn requiring_each(self, classes: u8) -> Policy {
+        Policy {
+            required: classes,
+            ..self
         }
     }
 
@@ -323,6 +352,23 @@ impl Policy {
                 ),
             });
         }
+        if self.required != 0 {
+            let (present, required) = a.required(self.required);
+            let names: Vec<&str> = class::NAMED
+                .iter()
+                .filter(|(bit, _)| self.required & bit != 0)
+                .map(|(_, name)| *name)
+                .collect();
+            rules.push(RuleResult {
+                rule: "required_classes",
+                ok: present == required,
+                message: format!(
+                    "{present} of the {required} required character classes ({}), all \
+                     required",
+                    names.join(", ")
+                ),
+            });
+        }
         rules.push(RuleResult {
             rule: "no_control_characters",
             ok: a.control == 0,
@@ -389,8 +435,8 @@ pub struct Report {
 /// One rule's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RuleResult {
-    /// `"min_length"`, `"max_length"`, `"character_classes"` or `"no_control_characters"`
-    /// (a JSON contract).
+    /// `"min_length"`, `"max_length"`, `"character_classes"`, `"required_classes"` or
+    /// `"no_control_characters"` (a JSON contract).
     pub rule: &'static str,
     pub ok: bool,
     /// E.g. "12 characters, at least 8 required"; counts only, never password content.
@@ -460,6 +506,20 @@ impl Analysis {
             .into_iter()
             .filter(|&present| present)
             .count()
+    }
+
+    /// How many of the classes in `mask` are present, and how many `mask` has.
+    fn required(&self, mask: u8) -> (usize, usize) {
+        let present = [self.lower, self.upper, self.digit, self.special];
+        let wanted = class::NAMED.iter().map(|(bit, _)| mask & bit != 0);
+        let (mut found, mut total) = (0, 0);
+        for (want, has) in wanted.zip(present) {
+            if want {
+                total += 1;
+                found += usize::from(has);
+            }
+        }
+        (found, total)
     }
 }
 

@@ -712,9 +712,9 @@ impl World {
             ),
             Backing::Shared => Backend::Shared(FaultyStore::new(MemoryStore::shared(&service))),
         };
-        let credential = match kind.registration().needs_device {
-            true => CredentialRef::new(kind, "user-1", Some("dev-1")),
-            false => CredentialRef::new(kind, "cred-1", None),
+        let credential = match kind.registration().second_part {
+            Some(part) => CredentialRef::new(kind, "user-1", &[(part.key, "dev-1")]),
+            None => CredentialRef::new(kind, "cred-1", &[]),
         }
         .expect("a valid credential");
         let name = kind

@@ -289,8 +289,8 @@ fn unknown_outcome(
         kind.name().to_owned(),
         crate::hook::shell_quote(credential.id()),
     ];
-    if let Some(device) = credential.device() {
-        words.extend(["--device".to_owned(), crate::hook::shell_quote(device)]);
+    if let Some((flag, value)) = credential.part_args() {
+        words.extend([flag.to_owned(), crate::hook::shell_quote(value)]);
     }
     found.outcome = ItemOutcome::RotateAgain;
     found.exit_code = exit::UNCONFIRMED;

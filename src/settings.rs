@@ -235,7 +235,13 @@ impl Settings {
     pub fn lacks_secrets(&self) -> bool {
         self.values
             .iter()
-            .any(|r| r.spec.secret && r.value.is_none())
+            .any(|r| r.spec.secret && r.value.is_none() && self.uses(r.spec))
+    }
+
+    /// Whether the account uses this secret setting (Twilio's Auth Token or its API key
+    /// secret, not both: [`crate::providers::LoginSecrets`]).
+    fn uses(&self, spec: &Spec) -> bool {
+        self.kind.registration().login.uses(spec.key, self)
     }
 
     /// Reads the secrets still missing from `store` (`siprot login`'s entries); one not
@@ -244,7 +250,7 @@ impl Settings {
     pub async fn load_secrets(&mut self, store: &dyn SecretStore) -> Result<()> {
         for index in 0..self.values.len() {
             let resolved = &self.values[index];
-            if !resolved.spec.secret || resolved.value.is_some() {
+            if !resolved.spec.secret || resolved.value.is_some() || !self.uses(resolved.spec) {
                 continue;
             }
             let entry = login_entry(self.kind, &self.profile, resolved.spec.key);

@@ -30,8 +30,8 @@ fn world(targets: &[Target]) -> TestEnv {
 /// `secret get` of `target`'s slot (`""`, `"--previous"`, `"--pending"`).
 fn secret(env: &TestEnv, target: Target, slot: &str) -> Run {
     let mut args = vec!["secret", "get", "--provider", target.name, target.id];
-    if let Some(device) = target.device {
-        args.extend(["--device", device]);
+    if let Some((flag, _, value)) = target.part() {
+        args.extend([flag, value]);
     }
     if !slot.is_empty() {
         args.push(slot);
@@ -59,9 +59,7 @@ fn inventory(env: &TestEnv, targets: &[Target]) -> String {
             "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\n",
             target.name, target.id
         ));
-        if let Some(device) = target.device {
-            text.push_str(&format!("device = \"{device}\"\n"));
-        }
+        text.push_str(&target.id_toml());
     }
     std::fs::write(&path, text).unwrap();
     env.host_path(&path)

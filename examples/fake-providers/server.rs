@@ -7,6 +7,7 @@
 //! | Vobiz    | `http://ADDR/vobiz/api/v1`  | `PUT {base}/account/{auth_id}/credentials/{credential_id}` |
 //! | Telnyx   | `http://ADDR/telnyx/v2`     | `PATCH {base}/credential_connections/{id}` |
 //! | Plivo    | `http://ADDR/plivo/v1`      | `POST` (and `GET`) `{base}/Account/{auth_id}/Endpoint/{endpoint_id}/` |
+//! | Twilio   | `http://ADDR/twilio`        | `POST {base}/2010-04-01/Accounts/{sid}/SIP/CredentialLists/{CL}/Credentials/{CR}.json` |
 //!
 //! The fake imitates each provider's authentication, response shapes and error bodies as
 //! documented, keeps the credentials in memory, records every request exactly as it
@@ -61,6 +62,8 @@ mod plivo;
 mod telepath;
 #[path = "telnyx.rs"]
 mod telnyx;
+#[path = "twilio.rs"]
+mod twilio;
 #[path = "vobiz.rs"]
 mod vobiz;
 
@@ -72,6 +75,8 @@ pub use plivo::{PLIVO_PREFIX, PlivoEndpoint};
 pub use telepath::TELEPATH_PREFIX;
 #[allow(unused_imports)]
 pub use telnyx::{TELNYX_PREFIX, TelnyxConnection};
+#[allow(unused_imports)]
+pub use twilio::{TWILIO_PREFIX, TwilioCredential};
 #[allow(unused_imports)]
 pub use vobiz::{VOBIZ_PREFIX, VobizCredential};
 
@@ -102,6 +107,16 @@ pub struct FakeConfig {
     pub plivo_auth_id: String,
     /// Plivo: the HTTP Basic password.
     pub plivo_auth_token: String,
+    /// Twilio: the `{AccountSid}` path segment and the HTTP Basic user with the Auth Token
+    /// (an identifier, not a secret).
+    pub twilio_account_sid: String,
+    /// Twilio: the HTTP Basic password with the Account SID.
+    pub twilio_auth_token: String,
+    /// Twilio: an API key SID of the account, the HTTP Basic user with its secret (an
+    /// identifier, not a secret).
+    pub twilio_api_key: String,
+    /// Twilio: the API key's secret, the HTTP Basic password with the API key SID.
+    pub twilio_api_secret: String,
     /// Artificial delay before every request is handled.
     pub latency: Duration,
 }
@@ -119,8 +134,20 @@ impl Default for FakeConfig {
             // The shape the Plivo SDK insists on: MA (or SA) and 18 more, 20 in all.
             plivo_auth_id: "MAPLIVOFAKE000000001".to_owned(),
             plivo_auth_token: "pl_test_token_0123456789".to_owned(),
+            twilio_account_sid: "AC0000000000000000000000000000fa4e".to_owned(),
+            twilio_auth_token: "tw_test_token_0123456789".to_owned(),
+            twilio_api_key: "SK0000000000000000000000000000fa4e".to_owned(),
+            twilio_api_secret: "tw_test_api_secret_0123456789".to_owned(),
             latency: Duration::ZERO,
         }
+    }
+}
+
+impl FakeConfig {
+    /// The identifiers a request carries where secrets usually are (Twilio's Account SID
+    /// and API key SID as the HTTP Basic user): never counted as secrets.
+    fn identifiers(&self) -> [&str; 2] {
+        [&self.twilio_account_sid, &self.twilio_api_key]
     }
 }
 
@@ -151,6 +178,7 @@ impl FakeProvider {
         FakeProvider::Vobiz,
         FakeProvider::Telnyx,
         FakeProvider::Plivo,
+        FakeProvider::Twilio,
     ];
 
     /// The name siprot registers the imitated provider under (`--provider NAME`).
@@ -296,6 +324,8 @@ impl FakeProviders {
             &config.vobiz_auth_token,
             &config.telnyx_api_key,
             &config.plivo_auth_token,
+            &config.twilio_auth_token,
+            &config.twilio_api_secret,
         ] {
             remember(&mut store.secrets, secret);
         }
@@ -431,8 +461,12 @@ impl FakeProviders {
             .path_and_query()
             .map(|pq| pq.as_str().to_owned())
             .unwrap_or_else(|| parts.uri.to_string());
+        let identifiers = self.config().identifiers();
         let mut store = self.store();
         harvest_secrets(&mut store.secrets, &parts.headers, body);
+        store
+            .secrets
+            .retain(|secret| !identifiers.contains(&secret.as_str()));
         store.requests.push(RecordedRequest {
             method: parts.method.to_string(),
             path,
@@ -603,6 +637,8 @@ async fn record(State(fake): State<FakeProviders>, request: Request, next: Next)
     fake.record(&parts, &body);
     let mut secrets = BTreeSet::new();
     harvest_secrets(&mut secrets, &parts.headers, &body);
+    let identifiers = fake.config().identifiers();
+    secrets.retain(|secret| !identifiers.contains(&secret.as_str()));
     parts
         .extensions
         .insert(SentSecrets(secrets.into_iter().collect()));
@@ -749,6 +785,12 @@ fn harvest_secrets(secrets: &mut BTreeSet<String>, headers: &HeaderMap, body: &[
         && let Some(Value::String(password)) = fields.get("password")
     {
         remember(secrets, password);
+    }
+    // A form's `Password` (Twilio's parameter).
+    for (name, value) in url::form_urlencoded::parse(body) {
+        if name == "Password" {
+            remember(secrets, &value);
+        }
     }
 }
 // ---- values -------------------------------------------------------------------------

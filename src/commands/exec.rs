@@ -59,8 +59,8 @@ pub(crate) fn rerun_command(
         kind.name().to_owned(),
         hook::shell_quote(credential.id()),
     ];
-    if let Some(device) = credential.device() {
-        words.extend(["--device".to_owned(), hook::shell_quote(device)]);
+    if let Some((flag, value)) = credential.part_args() {
+        words.extend([flag.to_owned(), hook::shell_quote(value)]);
     }
     if store != StoreKind::Keyring {
         words.extend(["--store".to_owned(), store.name().to_owned()]);

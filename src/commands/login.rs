@@ -15,7 +15,7 @@ use crate::error::{Error, ExitCode, Result, exit};
 use crate::input;
 use crate::output;
 use crate::profiles::ProfileName;
-use crate::providers::ProviderKind;
+use crate::providers::{LoginSecrets, ProviderKind};
 use crate::settings::{Accounts, Spec, login_entry};
 use crate::store::{Facts, Precondition, Record, SecretStore, Slot};
 
@@ -41,7 +41,7 @@ struct LoginJson<'a> {
 pub fn login(args: LoginArgs) -> Result<ExitCode> {
     let kind = args.provider.provider;
     let profile = ProfileName::chosen(None)?;
-    let specs: Vec<&'static Spec> = secrets_of(kind);
+    let specs: Vec<&'static Spec> = login_secrets(kind, &profile)?;
     let values = if args.with_token {
         read_stdin(kind, &specs)?
     } else if std::io::stdin().is_terminal() {
@@ -169,8 +169,23 @@ pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
     Ok(exit::SUCCESS)
 }
 
-/// The provider's secret settings, in the order they are asked for (the order `login
-/// --help` lists, from the same [`crate::providers::Registration::secrets`]).
+/// The secret settings `login` keeps for `kind` in `profile`, in the order they are asked
+/// for: all of them, or the one its [`LoginSecrets`] choice names for the account's plain
+/// settings (Twilio's API key secret when an API key SID is configured, else the Auth Token).
+fn login_secrets(kind: ProviderKind, profile: &ProfileName) -> Result<Vec<&'static Spec>> {
+    let choice = kind.registration().login;
+    if choice == LoginSecrets::All {
+        return Ok(secrets_of(kind));
+    }
+    let settings = Accounts::load(None)?.settings(kind, Some(profile))?;
+    Ok(secrets_of(kind)
+        .into_iter()
+        .filter(|spec| choice.uses(spec.key, &settings))
+        .collect())
+}
+
+/// The provider's secret settings, in the order they are asked for (`logout` removes
+/// them all).
 fn secrets_of(kind: ProviderKind) -> Vec<&'static Spec> {
     kind.registration().secrets()
 }

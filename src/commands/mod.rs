@@ -312,7 +312,7 @@ impl CredentialArgs {
         let kind = self.provider.provider;
         Ok((
             kind,
-            CredentialRef::new(kind, &self.id, self.device.as_deref())?,
+            CredentialRef::new(kind, &self.id, &self.part.pairs())?,
         ))
     }
 }

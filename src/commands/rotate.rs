@@ -101,7 +101,7 @@ fn one_credential(args: &RotateArgs) -> Result<(ProviderKind, CredentialRef)> {
             "rotate needs --provider and an ID, or --inventory".into(),
         ));
     };
-    let credential = CredentialRef::new(kind, id, args.device.as_deref())?;
+    let credential = CredentialRef::new(kind, id, &args.part.pairs())?;
     if kind.origin() == PasswordOrigin::ServerGenerated {
         if args.password_stdin {
             return Err(Error::Usage(format!(
@@ -450,8 +450,8 @@ fn print_human(report: &RotationReport, show_password: bool) -> Result<()> {
             report.credential.id(),
             report
                 .credential
-                .device()
-                .map(|d| format!(" --device {d}"))
+                .part_args()
+                .map(|(flag, value)| format!(" {flag} {value}"))
                 .unwrap_or_default()
         ))?;
     }

@@ -49,8 +49,8 @@ fn run(args: ToggleArgs, enable: bool, confirmed: bool) -> Result<ExitCode> {
              {}{}`",
             credential.id(),
             credential
-                .device()
-                .map(|device| format!(" --device {device}"))
+                .part_args()
+                .map(|(flag, value)| format!(" {flag} {value}"))
                 .unwrap_or_default()
         ),
         confirmed,

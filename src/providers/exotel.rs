@@ -10,8 +10,8 @@ use url::Url;
 
 use super::exchange::Exchange;
 use super::{
-    CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
-    validate_id,
+    CredentialRef, LoginSecrets, PasswordOrigin, Placement, Provider, ProviderKind, Registration,
+    RotateRequest, Rotated, SecondPart, validate_id,
 };
 use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
@@ -31,6 +31,18 @@ pub const MUMBAI_BASE_URL: &str = "https://ccm-api.in.exotel.com/v2";
 /// Exotel: at least 8 characters and at least 3 of the 4 character classes.
 pub const POLICY: Policy = Policy::new("exotel", 8, 3);
 
+/// A user's device: `--device`, the inventory's `device`, after the user in entry names.
+static DEVICE: SecondPart = SecondPart {
+    flag: "--device",
+    key: "device",
+    noun: "device",
+    value_name: "DEVICE_ID",
+    help: "The device id",
+    placement: Placement::AfterId,
+    // Any id `validate_id` accepts: Exotel documents no format for device ids.
+    validate: |_| Ok(()),
+};
+
 pub static REGISTRATION: Registration = Registration {
     name: "exotel",
     summary: "client-set passwords; ID is the user uuid, plus --device <DEVICE_ID>",
@@ -38,7 +50,7 @@ pub static REGISTRATION: Registration = Registration {
     policy: &POLICY,
     id_is: "user uuid",
     example: "3f2a9c1e-user-uuid --device dev_01",
-    needs_device: true,
+    second_part: Some(&DEVICE),
     // The same password set twice is the same state: safe to resend.
     resend: Resend::Idempotent,
     takes_description: false,
@@ -75,6 +87,7 @@ pub static REGISTRATION: Registration = Registration {
         },
         Spec::base_url(BASE_URL_VAR),
     ],
+    login: LoginSecrets::All,
     entry_name,
     error_paths: &[
         &["response", "error_data", "description"],

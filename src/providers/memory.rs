@@ -280,7 +280,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_set_provider_takes_the_sent_password_only_when_it_accepts() {
         let provider = MemoryProvider::new(kind("vobiz"), "t1", Some("old-pw".into()));
-        let credential = CredentialRef::new(kind("vobiz"), "cred-1", None).unwrap();
+        let credential = CredentialRef::new(kind("vobiz"), "cred-1", &[]).unwrap();
         provider.script([
             Outcome::Refuse(401),
             Outcome::Refuse(404),
@@ -323,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn a_server_generated_provider_returns_a_new_password_once() {
         let provider = MemoryProvider::new(kind("telepath"), "t2", Some("old-pw".into()));
-        let credential = CredentialRef::new(kind("telepath"), "conn_1", None).unwrap();
+        let credential = CredentialRef::new(kind("telepath"), "conn_1", &[]).unwrap();
         let attempts = Attempts::new();
         let first = provider
             .rotate(&credential, RotateRequest::Generate, &attempts)

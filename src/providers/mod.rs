@@ -26,6 +26,7 @@ pub mod exotel;
 pub mod plivo;
 pub mod telepath;
 pub mod telnyx;
+pub mod twilio;
 pub mod vobiz;
 
 /// Every provider siprot knows, in the order `--help` lists them.
@@ -35,6 +36,7 @@ pub static ALL: &[ProviderKind] = &[
     ProviderKind(&vobiz::REGISTRATION),
     ProviderKind(&telnyx::REGISTRATION),
     ProviderKind(&plivo::REGISTRATION),
+    ProviderKind(&twilio::REGISTRATION),
 ];
 
 #[cfg(test)]
@@ -65,11 +67,12 @@ pub struct Registration {
     pub policy: &'static Policy,
     /// What a credential's id is at this provider, for `--help` (e.g. `trunk id`).
     pub id_is: &'static str,
-    /// The arguments naming one credential in `--help` examples: an id, plus `--device`
-    /// when the provider needs one.
+    /// The arguments naming one credential in `--help` examples: an id, plus its
+    /// [`SecondPart`]'s option when the provider has one.
     pub example: &'static str,
-    /// Whether a credential is addressed by an id plus `--device`.
-    pub needs_device: bool,
+    /// The second part of a credential's id, when the id alone does not name it (Exotel's
+    /// `--device`): the command line, the inventory, entry names and help follow it.
+    pub second_part: Option<&'static SecondPart>,
     /// What may be sent again after a try that may have reached the provider: the
     /// exchange follows it and `--help` tells it.
     pub resend: Resend,
@@ -83,6 +86,8 @@ pub struct Registration {
     /// Every setting it reads (API keys, account ids, base URL), each with its
     /// environment variable: `config show`, `login`, `doctor` and profiles follow it.
     pub settings: &'static [Spec],
+    /// Which of its secret settings `siprot login` keeps.
+    pub login: LoginSecrets,
     /// The keyring entry name (the "current" one) of a credential; may read the account
     /// setting it needs.
     pub entry_name: fn(&CredentialRef, &Settings) -> Result<String>,
@@ -112,6 +117,88 @@ pub fn setting_keys_where(filter: impl Fn(&Spec) -> bool) -> String {
         }
     }
     keys.join(", ")
+}
+
+/// The second part of a credential's id at a provider that addresses a credential by two
+/// ids (Exotel: a user and its device), as the command line, the inventory and the keyring
+/// entry name give it.
+#[derive(Debug)]
+pub struct SecondPart {
+    /// The command-line option (`--device`).
+    pub flag: &'static str,
+    /// The inventory key (`device`), also the option's id in the command line's parser.
+    pub key: &'static str,
+    /// What it is, before its value in messages (`device`: `u1 (device d1)`).
+    pub noun: &'static str,
+    /// The option's value in `--help` (`DEVICE_ID`).
+    pub value_name: &'static str,
+    /// The option's help, before the providers that take it (`The device id`).
+    pub help: &'static str,
+    /// Where it sits in the keyring entry name: before or after the credential id.
+    pub placement: Placement,
+    /// Refuses a value the provider cannot have (after [`validate_id`]), exit 2.
+    pub validate: fn(&str) -> Result<()>,
+}
+
+/// Where a [`SecondPart`] sits in a keyring entry name, relative to the credential id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// `.../<id>/<part>` (Exotel's `<user>/<device>`).
+    AfterId,
+    /// `.../<part>/<id>` (Twilio's `<credential list>/<credential>`).
+    BeforeId,
+}
+
+/// Which secret settings `siprot login` keeps for a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginSecrets {
+    /// Every secret setting, in the order of [`Registration::settings`].
+    All,
+    /// One secret, chosen by a plain setting: `then` when `when_set` is configured,
+    /// `otherwise` when it is not (Twilio: the API key secret with an API key, else the
+    /// Auth Token).
+    OneOf {
+        when_set: &'static str,
+        then: &'static str,
+        otherwise: &'static str,
+    },
+}
+
+impl LoginSecrets {
+    /// Whether the account `settings` describes uses the secret setting `key` (and so
+    /// whether `login` keeps it, and a rotation looks it up in the store).
+    pub fn uses(self, key: &str, settings: &Settings) -> bool {
+        match self {
+            LoginSecrets::All => true,
+            LoginSecrets::OneOf {
+                when_set,
+                then,
+                otherwise,
+            } => {
+                let set = settings.optional(when_set).ok().flatten().is_some();
+                key == if set { then } else { otherwise }
+            }
+        }
+    }
+}
+
+/// Every registered [`SecondPart`], each once (by its key), in registry order.
+pub fn second_parts() -> Vec<&'static SecondPart> {
+    let mut parts: Vec<&'static SecondPart> = Vec::new();
+    for part in ALL
+        .iter()
+        .filter_map(|kind| kind.registration().second_part)
+    {
+        if !parts.iter().any(|known| known.key == part.key) {
+            parts.push(part);
+        }
+    }
+    parts
+}
+
+/// The registered [`SecondPart`] whose key is `key`.
+pub fn second_part(key: &str) -> Option<&'static SecondPart> {
+    second_parts().into_iter().find(|part| part.key == key)
 }
 
 /// A registered provider: a cheap, copyable handle to its [`Registration`].
@@ -194,35 +281,51 @@ pub fn names_where(filter: impl Fn(&Registration) -> bool) -> String {
 pub const MAX_ID_LEN: usize = 200;
 
 /// One credential at a provider, as the operator named it: a validated id and, for
-/// providers that need one, a device id.
+/// providers that have one, the [`SecondPart`] of its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRef {
     id: String,
-    device: Option<String>,
+    /// The second part's key (its [`SecondPart::key`]) and value.
+    part: Option<(&'static str, String)>,
 }
 
 impl CredentialRef {
-    /// Validates the parts for `kind`: both must be usable as one URL path segment and as
-    /// one unambiguous part of a keyring entry name.
-    pub fn new(kind: ProviderKind, id: &str, device: Option<&str>) -> Result<Self> {
+    /// Validates the parts for `kind`: each must be usable as one URL path segment and as
+    /// one unambiguous part of a keyring entry name. `parts` are the second parts given,
+    /// as `(key, value)`: exactly the provider's own, or none when it has none.
+    pub fn new(kind: ProviderKind, id: &str, parts: &[(&str, &str)]) -> Result<Self> {
         validate_id("credential id", id)?;
-        let needs = kind.registration().needs_device;
-        let device = match (needs, device) {
-            (true, Some(device)) => {
-                validate_id("device id", device)?;
-                Some(device.to_owned())
+        let wanted = kind.registration().second_part;
+        if let Some((key, _)) = parts
+            .iter()
+            .find(|(key, _)| wanted.is_none_or(|wanted| wanted.key != *key))
+        {
+            let flag = second_part(key).map_or(*key, |part| part.flag);
+            return Err(Error::Usage(format!("{kind} does not take {flag}")));
+        }
+        let part = match (wanted, parts) {
+            (None, _) => None,
+            (Some(wanted), [(_, value)]) => {
+                validate_id(&format!("{} id", wanted.noun), value)?;
+                (wanted.validate)(value)?;
+                Some((wanted.key, (*value).to_owned()))
             }
-            (true, None) => {
-                return Err(Error::Usage(format!("{kind} needs --device <DEVICE_ID>")));
+            (Some(wanted), []) => {
+                return Err(Error::Usage(format!(
+                    "{kind} needs {} <{}>",
+                    wanted.flag, wanted.value_name
+                )));
             }
-            (false, Some(_)) => {
-                return Err(Error::Usage(format!("{kind} does not take --device")));
+            (Some(wanted), _) => {
+                return Err(Error::Usage(format!(
+                    "{kind} takes {} only once",
+                    wanted.flag
+                )));
             }
-            (false, None) => None,
         };
         Ok(Self {
             id: id.to_owned(),
-            device,
+            part,
         })
     }
 
@@ -230,20 +333,31 @@ impl CredentialRef {
         &self.id
     }
 
+    /// The value of the second part of the id (Exotel's device, Twilio's credential list),
+    /// where the provider has one.
     pub fn device(&self) -> Option<&str> {
-        self.device.as_deref()
+        self.part.as_ref().map(|(_, value)| value.as_str())
     }
 
-    /// The device id; providers that need one only see credentials that have one.
+    /// The second part; providers that have one only see credentials that have it.
     pub fn require_device(&self) -> Result<&str> {
         self.device()
-            .ok_or_else(|| Error::Usage("this provider needs --device <DEVICE_ID>".into()))
+            .ok_or_else(|| Error::Usage("this provider needs a second part of the id".into()))
     }
 
-    /// How the operator names it: `id` or `id --device device`.
+    /// The second part as command-line words (`["--device", value]`), if there is one.
+    pub fn part_args(&self) -> Option<(&'static str, &str)> {
+        let (key, value) = self.part.as_ref()?;
+        Some((second_part(key)?.flag, value.as_str()))
+    }
+
+    /// How the operator names it: `id` or `id (device d)`.
     pub fn display(&self) -> String {
-        match &self.device {
-            Some(device) => format!("{} (device {})", self.id, device),
+        match &self.part {
+            Some((key, value)) => {
+                let noun = second_part(key).map_or(*key, |p| p.noun);
+                format!("{} ({noun} {value})", self.id)
+            }
             None => self.id.clone(),
         }
     }
@@ -251,8 +365,8 @@ impl CredentialRef {
 
 /// The provider and credential a keyring entry name (of a current password) names, as
 /// written: `Ok(None)` when the name is not a siprot provider's. Ids never contain `/`, so
-/// the last part is the id (or id and device). Whether the entry belongs to the account
-/// configured now is [`credential_of_entry`]'s question.
+/// the last part is the id, or the id and the second part in its [`Placement`]. Whether
+/// the entry belongs to the account configured now is [`credential_of_entry`]'s question.
 pub fn parse_entry(entry: &str) -> Result<Option<(ProviderKind, CredentialRef)>> {
     let Some((name, rest)) = entry.split_once('/') else {
         return Ok(None);
@@ -261,9 +375,16 @@ pub fn parse_entry(entry: &str) -> Result<Option<(ProviderKind, CredentialRef)>>
         return Ok(None);
     };
     let parts: Vec<&str> = rest.split('/').collect();
-    let credential = match (kind.registration().needs_device, parts.as_slice()) {
-        (true, [.., id, device]) => CredentialRef::new(kind, id, Some(device))?,
-        (false, [.., id]) => CredentialRef::new(kind, id, None)?,
+    let part = kind.registration().second_part;
+    let credential = match (part, parts.as_slice()) {
+        (Some(part), [.., first, second]) => {
+            let (id, value) = match part.placement {
+                Placement::AfterId => (first, second),
+                Placement::BeforeId => (second, first),
+            };
+            CredentialRef::new(kind, id, &[(part.key, *value)])?
+        }
+        (None, [.., id]) => CredentialRef::new(kind, id, &[])?,
         _ => {
             return Err(Error::Usage(format!(
                 "keyring entry '{entry}' does not name a {kind} credential"
@@ -422,7 +543,7 @@ mod tests {
         }
         let filters: [&dyn Fn(&Registration) -> bool; 4] = [
             &|_| true,
-            &|r| r.needs_device,
+            &|r| r.second_part.is_some(),
             &|r| r.origin == PasswordOrigin::ClientSupplied,
             &|_| false,
         ];
@@ -542,12 +663,35 @@ mod tests {
     }
 
     #[test]
-    fn device_is_required_exactly_where_the_provider_needs_it() {
+    fn a_second_part_is_required_exactly_where_the_provider_has_one() {
         let exotel = ProviderKind::from_name("exotel").unwrap();
         let telepath = ProviderKind::from_name("telepath").unwrap();
-        assert!(CredentialRef::new(exotel, "u", None).is_err());
-        assert!(CredentialRef::new(exotel, "u", Some("d")).is_ok());
-        assert!(CredentialRef::new(telepath, "t", Some("d")).is_err());
-        assert!(CredentialRef::new(telepath, "t", None).is_ok());
+        let twilio = ProviderKind::from_name("twilio").unwrap();
+        let list = "CL0123456789abcdef0123456789abcdef";
+        let cred = "CR0123456789abcdef0123456789abcdef";
+        assert!(CredentialRef::new(exotel, "u", &[]).is_err());
+        assert!(CredentialRef::new(exotel, "u", &[("device", "d")]).is_ok());
+        assert!(CredentialRef::new(exotel, "u", &[("credential_list", list)]).is_err());
+        assert!(CredentialRef::new(telepath, "t", &[("device", "d")]).is_err());
+        assert!(CredentialRef::new(telepath, "t", &[]).is_ok());
+        assert!(CredentialRef::new(twilio, cred, &[("credential_list", list)]).is_ok());
+        assert!(CredentialRef::new(twilio, cred, &[("device", list)]).is_err());
+        assert!(CredentialRef::new(twilio, cred, &[("credential_list", "dev_01")]).is_err());
+        let both = [("device", "d"), ("credential_list", list)];
+        assert!(CredentialRef::new(exotel, "u", &both).is_err());
+    }
+
+    #[test]
+    fn entry_names_parse_back_with_the_second_part_in_its_place() {
+        let list = "CL0123456789abcdef0123456789abcdef";
+        let cred = "CR0123456789abcdef0123456789abcdef";
+        let entry = format!("twilio/AC0123456789abcdef0123456789abcdef/{list}/{cred}");
+        let (kind, credential) = parse_entry(&entry).unwrap().unwrap();
+        assert_eq!(kind.name(), "twilio");
+        assert_eq!((credential.id(), credential.device()), (cred, Some(list)));
+        assert_eq!(credential.part_args(), Some(("--credential-list", list)));
+        let (_, credential) = parse_entry("exotel/sid/u1/d1").unwrap().unwrap();
+        assert_eq!((credential.id(), credential.device()), ("u1", Some("d1")));
+        assert_eq!(credential.display(), "u1 (device d1)");
     }
 }

@@ -17,8 +17,8 @@ use url::Url;
 
 use super::exchange::Exchange;
 use super::{
-    CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
-    validate_id,
+    CredentialRef, LoginSecrets, PasswordOrigin, Provider, ProviderKind, Registration,
+    RotateRequest, Rotated, validate_id,
 };
 use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
@@ -43,7 +43,8 @@ pub static REGISTRATION: Registration = Registration {
     policy: &POLICY,
     id_is: "endpoint id",
     example: "39452475478853",
-    needs_device: false,
+    second_part: None,
+    login: LoginSecrets::All,
     // The update sets the fields it is given to fixed values (Plivo's "Update an
     // endpoint": password, alias, app_id; 202 "changed"): the same password sent twice is
     // the same state, so a resend after a lost answer or a 5xx is safe although the
@@ -240,7 +241,7 @@ mod tests {
     use super::*;
 
     fn url(base: &str, id: &str) -> Url {
-        let credential = CredentialRef::new(ProviderKind(&REGISTRATION), id, None).unwrap();
+        let credential = CredentialRef::new(ProviderKind(&REGISTRATION), id, &[]).unwrap();
         endpoint_url(
             &Url::parse(base).unwrap(),
             "MAXXXXXXXXXXXXXXXXXX",

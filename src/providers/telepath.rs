@@ -8,7 +8,8 @@ use url::Url;
 
 use super::exchange::Exchange;
 use super::{
-    CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
+    CredentialRef, LoginSecrets, PasswordOrigin, Provider, ProviderKind, Registration,
+    RotateRequest, Rotated,
 };
 use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
@@ -34,7 +35,7 @@ pub static REGISTRATION: Registration = Registration {
     policy: &POLICY,
     id_is: "trunk id",
     example: "conn_abc123xyz",
-    needs_device: false,
+    second_part: None,
     // A second POST would rotate again: resent only when the first never left.
     resend: Resend::OnlyIfNotSent,
     takes_description: false,
@@ -50,6 +51,7 @@ pub static REGISTRATION: Registration = Registration {
         },
         Spec::base_url(BASE_URL_VAR),
     ],
+    login: LoginSecrets::All,
     entry_name,
     error_paths: &[&["error", "message"], &["error", "code"]],
     connect,

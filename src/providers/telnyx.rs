@@ -10,8 +10,8 @@ use url::Url;
 
 use super::exchange::Exchange;
 use super::{
-    CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
-    Toggled,
+    CredentialRef, LoginSecrets, PasswordOrigin, Provider, ProviderKind, Registration,
+    RotateRequest, Rotated, Toggled,
 };
 use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
@@ -34,7 +34,8 @@ pub static REGISTRATION: Registration = Registration {
     policy: &POLICY,
     id_is: "credential connection id",
     example: "1293384261075731499",
-    needs_device: false,
+    second_part: None,
+    login: LoginSecrets::All,
     // The PATCH sets the password (or `active`) to a value fixed in the request: however
     // often it lands, the connection ends in the same state, so resending it after a lost
     // answer or a 5xx is safe.
@@ -202,7 +203,7 @@ mod tests {
     use super::*;
 
     fn credential(id: &str) -> Result<CredentialRef> {
-        CredentialRef::new(ProviderKind(&REGISTRATION), id, None)
+        CredentialRef::new(ProviderKind(&REGISTRATION), id, &[])
     }
 
     #[test]

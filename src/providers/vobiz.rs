@@ -9,8 +9,8 @@ use url::Url;
 
 use super::exchange::Exchange;
 use super::{
-    CredentialRef, PasswordOrigin, Provider, ProviderKind, Registration, RotateRequest, Rotated,
-    Toggled, validate_id,
+    CredentialRef, LoginSecrets, PasswordOrigin, Provider, ProviderKind, Registration,
+    RotateRequest, Rotated, Toggled, validate_id,
 };
 use crate::config::ConnectOptions;
 use crate::error::{Error, Result};
@@ -35,7 +35,7 @@ pub static REGISTRATION: Registration = Registration {
     policy: &POLICY,
     id_is: "credential id",
     example: "aabbccdd-1234-5678-90ab-cdef12345678",
-    needs_device: false,
+    second_part: None,
     // A PUT of the same fields is the same state: safe to resend.
     resend: Resend::Idempotent,
     takes_description: true,
@@ -58,6 +58,7 @@ pub static REGISTRATION: Registration = Registration {
         },
         Spec::base_url(BASE_URL_VAR),
     ],
+    login: LoginSecrets::All,
     entry_name,
     error_paths: &[&["message"], &["error"]],
     connect,

@@ -69,8 +69,8 @@ fn ids_that_would_escape_their_path_segment_are_refused_with_exit_2() {
     for id in hostile {
         for target in Target::ALL {
             let mut args = vec!["rotate", "--provider", target.name, id];
-            if let Some(device) = target.device {
-                args.extend(["--device", device]);
+            if let Some((flag, _, value)) = target.part() {
+                args.extend([flag, value]);
             }
             let run = env.run(&args, None);
             run.assert_code(2)

@@ -7,13 +7,13 @@
 //! What every provider must show: each error status has its exit code and the provider's
 //! message, from the registration's `error_paths`; what is resent after a try that may have
 //! landed is what the registration's `resend` says; secrets it was sent never come out, even
-//! when it echoes them; and its registration's flags (`origin`, `needs_device`,
+//! when it echoes them; and its registration's flags (`origin`, `second_part`,
 //! `takes_description`, `returns_sip_username`, `can_toggle`) match what it does.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use siprot::providers::{ALL, PasswordOrigin, ProviderKind, Registration};
+use siprot::providers::{ALL, PasswordOrigin, ProviderKind, Registration, second_parts};
 use siprot::retry::Resend;
 
 use crate::support::{FakeProvider, Fault, Target};
@@ -298,11 +298,11 @@ fn the_origin_says_who_chooses_the_password() {
         let live = target.live(&env);
         assert_ne!(live, target.initial, "{name} rotated");
         target.assert_consistent(&env);
-        let sent = env
-            .fake
-            .requests()
-            .iter()
-            .any(|request| String::from_utf8_lossy(&request.body).contains(&live));
+        let sent = env.fake.requests().iter().any(|request| {
+            // In a JSON body as it is, in a form percent-encoded.
+            String::from_utf8_lossy(&request.body).contains(&live)
+                || url::form_urlencoded::parse(&request.body).any(|(_, value)| value == live)
+        });
         match registration.origin {
             PasswordOrigin::ServerGenerated => {
                 assert!(
@@ -323,20 +323,28 @@ fn the_origin_says_who_chooses_the_password() {
 }
 
 #[test]
-fn a_device_is_required_exactly_where_the_registration_says() {
+fn a_second_part_is_required_exactly_where_the_registration_says() {
     for (registration, target) in registered() {
         let name = registration.name;
         let env = target.seeded();
-        let other = ["rotate", "--provider", name, target.id];
-        let mut wrong: Vec<&str> = other.to_vec();
-        if registration.needs_device {
-            assert!(target.device.is_some(), "{name}: its target needs a device");
-        } else {
-            assert!(target.device.is_none(), "{name}: its target has a device");
-            wrong.extend(["--device", "dev_conformance"]);
+        let own = registration.second_part.map(|part| part.key);
+        assert_eq!(
+            target.part().map(|(_, key, _)| key),
+            own,
+            "{name}: its target's second part is not the registration's"
+        );
+        // Without its own second part (where it has one).
+        if let Some(part) = registration.second_part {
+            let run = env.run(&["rotate", "--provider", name, target.id], None);
+            run.assert_code(2).assert_one_line_error(part.flag);
         }
-        let run = env.run(&wrong, None);
-        run.assert_code(2).assert_one_line_error("--device");
+        // With any other registered kind of second part.
+        for part in second_parts().into_iter().filter(|p| Some(p.key) != own) {
+            let mut wrong = target.rotate_args(&[]);
+            wrong.extend([part.flag, "conformance_part"]);
+            let run = env.run(&wrong, None);
+            run.assert_code(2).assert_one_line_error(part.flag);
+        }
         assert!(env.fake.requests().is_empty(), "{name}: nothing sent");
         target.rotate(&env, &[]).assert_code(0);
         target.assert_consistent(&env);
@@ -388,8 +396,8 @@ fn toggling_works_exactly_where_the_registration_says() {
         let name = registration.name;
         let env = target.seeded();
         let mut args = vec!["disable", "--provider", name, target.id];
-        if let Some(device) = target.device {
-            args.extend(["--device", device]);
+        if let Some((flag, _, value)) = target.part() {
+            args.extend([flag, value]);
         }
         let run = env.run(&args, None);
         if registration.can_toggle {

@@ -106,7 +106,8 @@ fn a_foreign_duplicate_of_any_slot_is_refused_before_anything_is_sent() {
             target.seed(&env);
             let entry = target.slot(&env, slot);
             if !slot.is_empty() {
-                env.store(&entry, &format!("Siprot-Slot-Pass{slot}"));
+                // A password every provider's policy takes (Twilio's wants a digit).
+                env.store(&entry, &format!("Siprot-Slot-Pass-1{slot}"));
             }
             // python-keyring's real attribute value has spaces: the command must quote it.
             let application = if *slot == "#previous" {
@@ -386,9 +387,7 @@ fn a_fleet_checks_duplicates_in_one_listing_and_still_refuses_a_duplicated_crede
             "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\n",
             target.name, target.id
         ));
-        if let Some(device) = target.device {
-            inventory.push_str(&format!("device = \"{device}\"\n"));
-        }
+        inventory.push_str(&target.id_toml());
         inventory.push('\n');
     }
     let duplicated = Target::ALL[Target::ALL.len() - 1];

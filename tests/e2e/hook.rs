@@ -505,16 +505,15 @@ fn a_fleet_runs_the_inventorys_hook_per_credential_and_reports_one_entrys_failur
     let (out, exec) = recorder(&env, 0);
     let (_, failing) = recorder(&env, 4);
     let inventory = env.state.path().join("fleet.toml");
-    // Every provider's target, with the file's hook; Vobiz's entry has its own, failing.
+    // Every target, Vobiz's with a hook of its own that fails.
     let mut text = format!("exec = {exec:?}\n");
     for target in Target::ALL {
         text.push_str(&format!(
-            "\n[[credential]]\nprovider = \"{}\"\nid = \"{}\"\n",
-            target.name, target.id
+            "\n[[credential]]\nprovider = \"{}\"\nid = \"{}\"\n{}",
+            target.name,
+            target.id,
+            target.id_toml()
         ));
-        if let Some(device) = target.device {
-            text.push_str(&format!("device = \"{device}\"\n"));
-        }
         if target.name == "vobiz" {
             text.push_str(&format!("exec = {failing:?}\n"));
         }

@@ -2,19 +2,26 @@
 //! kept in the real keyring instead of the environment, several accounts per provider, a
 //! config file holding a secret refused.
 
-use siprot::providers::ProviderKind;
+use siprot::providers::{LoginSecrets, ProviderKind};
 
 use crate::support::{Target, TestEnv};
 
 /// The secret variables of `target`'s provider, in the order `login --with-token` reads
 /// them, with the values the fake accepts.
 fn secrets(env: &TestEnv, target: &Target) -> Vec<(&'static str, String)> {
-    let order = ProviderKind::from_name(target.name)
+    let registration = ProviderKind::from_name(target.name)
         .expect("every target is a registered provider")
-        .registration()
+        .registration();
+    // The fake's environment configures no optional setting that would choose another
+    // secret (Twilio's API key SID): the secret kept without it.
+    let kept = |key: &str| match registration.login {
+        LoginSecrets::All => true,
+        LoginSecrets::OneOf { otherwise, .. } => key == otherwise,
+    };
+    let order = registration
         .settings
         .iter()
-        .filter(|spec| spec.secret)
+        .filter(|spec| spec.secret && kept(spec.key))
         .map(|spec| spec.var);
     let all = env.fake.environment(env.addr);
     order
@@ -112,6 +119,46 @@ fn login_through_standard_input_lets_every_provider_rotate_without_a_key_in_the_
         assert_eq!(run.json()["status"], "nothing-stored");
         assert_eq!(run.json()["removed"].as_array().unwrap().len(), 0);
     }
+}
+
+#[test]
+fn twilio_login_keeps_the_api_key_secret_when_an_api_key_is_configured() {
+    let target = Target::TWILIO;
+    let mut env = target.seeded();
+    let config = env.fake.config().clone();
+    env.remove_env("TWILIO_AUTH_TOKEN");
+    env.set_env("TWILIO_API_KEY", &config.twilio_api_key);
+    let login = ["login", "--provider", "twilio", "--with-token"];
+    // One line only: the API key secret, not the Auth Token as well.
+    let two = format!(
+        "{}\n{}\n",
+        config.twilio_api_secret, config.twilio_auth_token
+    );
+    env.run(&login, Some(two.as_bytes()))
+        .assert_code(2)
+        .assert_one_line_error("api_secret");
+    let one = format!("{}\n", config.twilio_api_secret);
+    let run = env.run(&login, Some(one.as_bytes()));
+    run.assert_code(0);
+    assert!(run.stdout.contains("twilio's api_secret"), "{}", run.stdout);
+    assert_eq!(
+        env.lookup("login/twilio/default/api_secret").as_deref(),
+        Some(config.twilio_api_secret.as_str())
+    );
+    assert_eq!(env.lookup("login/twilio/default/auth_token"), None);
+
+    target.rotate(&env, &[]).assert_code(0);
+    target.assert_consistent(&env);
+    let requests = env.fake.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        crate::support::sdk::Shape::of(&requests[0]).auth,
+        crate::support::sdk::Auth::Basic(format!(
+            "{}:{}",
+            config.twilio_api_key, config.twilio_api_secret
+        )),
+        "the API key and its secret, from the store"
+    );
 }
 
 #[test]

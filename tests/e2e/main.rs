@@ -46,6 +46,7 @@ mod telnyx;
 #[cfg(unix)]
 mod trust;
 mod try_it;
+mod twilio;
 mod vault;
 mod vault_listing;
 mod vault_protocol;

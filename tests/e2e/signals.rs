@@ -179,10 +179,7 @@ fn a_signal_during_a_put_finishes_it_or_keeps_pending_with_exit_9() {
 /// An inventory holding `target` alone.
 fn inventory(env: &TestEnv, target: Target) -> String {
     let path = env.state.path().join("one.toml");
-    let device = target
-        .device
-        .map(|d| format!("device = \"{d}\"\n"))
-        .unwrap_or_default();
+    let device = target.id_toml();
     std::fs::write(
         &path,
         format!(

@@ -125,8 +125,8 @@ pub(crate) fn seed(
 
 fn secret_get(world: &World, target: &Target, extra: &[&str]) -> Run {
     let mut args = vec!["secret", "get", "--provider", target.name, target.id];
-    if let Some(device) = target.device {
-        args.extend(["--device", device]);
+    if let Some((flag, _, value)) = target.part() {
+        args.extend([flag, value]);
     }
     args.extend_from_slice(extra);
     world.run(&args)
@@ -663,7 +663,13 @@ fn a_fleet_rotates_into_the_vault_store_its_inventory_names_and_status_reads_it(
                 "vault",
             ]
             .into_iter()
-            .chain(target.device.map(|d| ["--device", d]).into_iter().flatten())
+            .chain(
+                target
+                    .part()
+                    .map(|(flag, _, value)| [flag, value])
+                    .into_iter()
+                    .flatten(),
+            )
             .collect::<Vec<_>>(),
             None,
         );

@@ -40,8 +40,8 @@ fn verify(env: &TestEnv, registrar: &str, target: Target, extra: &[&str]) -> cra
         target.name,
         target.id,
     ];
-    if let Some(device) = target.device {
-        args.extend(["--device", device]);
+    if let Some((flag, _, value)) = target.part() {
+        args.extend([flag, value]);
     }
     args.extend(extra);
     env.run(&args, None)

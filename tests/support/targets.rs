@@ -9,6 +9,9 @@ pub struct Target {
     pub provider: FakeProvider,
     pub name: &'static str,
     pub id: &'static str,
+    /// The second part of the id (Exotel's device, Twilio's credential list), given with
+    /// the option and inventory key the provider's registration names ([`Target::id_args`],
+    /// [`Target::id_toml`]).
     pub device: Option<&'static str>,
     /// The password the fake starts with.
     pub initial: &'static str,
@@ -77,16 +80,45 @@ impl Target {
         entry: |t, env| format!("plivo/{}/{}", env.fake.config().plivo_auth_id, t.id),
         live: |t, env| env.fake.plivo_endpoint(t.id).map(|e| e.password),
     };
-    pub const ALL: [Target; 5] = [
+    pub const TWILIO: Target = Target {
+        provider: FakeProvider::Twilio,
+        name: "twilio",
+        id: "CR0000000000000000000000000000a001",
+        device: Some("CL0000000000000000000000000000b001"),
+        initial: "Initial-Twilio-Pass-1",
+        create: |t, env| {
+            let list = t.device.unwrap_or_default();
+            env.fake
+                .add_twilio_credential(list, t.id, "sipuser01", t.initial)
+        },
+        entry: |t, env| {
+            let list = t.device.unwrap_or_default();
+            let account = &env.fake.config().twilio_account_sid;
+            format!("twilio/{account}/{list}/{}", t.id)
+        },
+        live: |t, env| {
+            env.fake
+                .twilio_credential(t.device.unwrap_or_default(), t.id)
+                .map(|c| c.password)
+        },
+    };
+
+    pub const ALL: [Target; 6] = [
         Target::TELEPATH,
         Target::EXOTEL,
         Target::VOBIZ,
         Target::TELNYX,
         Target::PLIVO,
+        Target::TWILIO,
     ];
     /// The providers that take a password siprot chooses (they use `#pending`).
-    pub const CLIENT_SET: [Target; 4] =
-        [Target::EXOTEL, Target::VOBIZ, Target::TELNYX, Target::PLIVO];
+    pub const CLIENT_SET: [Target; 5] = [
+        Target::EXOTEL,
+        Target::VOBIZ,
+        Target::TELNYX,
+        Target::PLIVO,
+        Target::TWILIO,
+    ];
 
     /// The target of the provider siprot registers as `name`, if there is one (the
     /// conformance suite looks every registered provider up here).
@@ -115,7 +147,31 @@ impl Target {
         (self.live)(self, env).expect("the credential exists at the fake")
     }
 
-    /// `rotate --provider NAME ID [--device D]` followed by `extra`.
+    /// The second part of the id as the registration names it: its option, its inventory
+    /// key and the target's value.
+    pub fn part(&self) -> Option<(&'static str, &'static str, &'static str)> {
+        let kind = siprot::providers::ProviderKind::from_name(self.name)?;
+        let part = kind.registration().second_part?;
+        Some((part.flag, part.key, self.device?))
+    }
+
+    /// The credential on a command line: `ID` and its second part's option, if any
+    /// (`ID --device D`).
+    pub fn id_args(&self) -> Vec<&'static str> {
+        let mut args = vec![self.id];
+        if let Some((flag, _, value)) = self.part() {
+            args.extend([flag, value]);
+        }
+        args
+    }
+
+    /// The credential's second part as an inventory line (`device = "D"\n`), if any.
+    pub fn id_toml(&self) -> String {
+        self.part()
+            .map(|(_, key, value)| format!("{key} = \"{value}\"\n"))
+            .unwrap_or_default()
+    }
+
     /// A new test world holding this target's credential at the provider and in the keyring.
     pub fn seeded(&self) -> TestEnv {
         let env = TestEnv::start();
@@ -123,11 +179,10 @@ impl Target {
         env
     }
 
+    /// `rotate --provider NAME ID [--device D]` followed by `extra`.
     pub fn rotate_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec!["rotate", "--provider", self.name, self.id];
-        if let Some(device) = self.device {
-            args.extend(["--device", device]);
-        }
+        let mut args = vec!["rotate", "--provider", self.name];
+        args.extend(self.id_args());
         args.extend_from_slice(extra);
         args
     }
