@@ -459,10 +459,7 @@ fn one_entry_inventory(env: &TestEnv, target: Target) -> String {
             "[[credential]]\nprovider = \"{}\"\nid = \"{}\"\nmax_age = \"30d\"\n{}",
             target.name,
             target.id,
-            target
-                .device
-                .map(|d| format!("device = \"{d}\"\n"))
-                .unwrap_or_default()
+            target.id_toml()
         ),
     )
     .unwrap();

@@ -7,16 +7,22 @@ use std::time::{Duration, Instant};
 use crate::support::{Fault, Target, TestEnv};
 
 /// The password field of every update the fake received, in order (not of a GET that
-/// reads the credential back, which has no body).
+/// reads the credential back, which has no body): a JSON body's `password`, or a form's
+/// `Password` (Twilio).
 fn sent_passwords(env: &TestEnv) -> Vec<String> {
     env.fake
         .requests()
         .iter()
         .filter(|r| r.method != "GET")
-        .map(|r| {
-            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-            body["password"].as_str().unwrap().to_owned()
-        })
+        .map(
+            |r| match serde_json::from_slice::<serde_json::Value>(&r.body) {
+                Ok(body) => body["password"].as_str().unwrap().to_owned(),
+                Err(_) => url::form_urlencoded::parse(&r.body)
+                    .find(|(name, _)| name == "Password")
+                    .map(|(_, value)| value.into_owned())
+                    .expect("a JSON or form body with the password"),
+            },
+        )
         .collect()
 }
 
