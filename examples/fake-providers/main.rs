@@ -25,6 +25,11 @@ const VOBIZ_CREDENTIAL: &str = "aabbccdd-1234-5678-90ab-cdef12345678";
 const VOBIZ_USER: &str = "acme_sip_user_01";
 const TELNYX_CONNECTION: &str = "1293384261075731499";
 const TELNYX_USER: &str = "acmesipuser02";
+const PLIVO_ENDPOINT: &str = "39452475478853";
+const PLIVO_USER: &str = "acmesipuser03";
+const TWILIO_LIST: &str = "CL0123456789abcdef0123456789abcdef";
+const TWILIO_CREDENTIAL: &str = "CR0123456789abcdef0123456789abcdef";
+const TWILIO_USER: &str = "acmesipuser04";
 
 /// Fake Telepath, Exotel and Vobiz SIP-password APIs on 127.0.0.1, for trying siprot
 /// without touching a real provider.
@@ -100,6 +105,13 @@ async fn main() {
     fake.add_exotel_device(EXOTEL_USER, EXOTEL_DEVICE, "Demo-Exotel-Pass-1");
     fake.add_vobiz_credential(VOBIZ_CREDENTIAL, VOBIZ_USER, "Demo-Vobiz-Pass-1");
     fake.add_telnyx_connection(TELNYX_CONNECTION, TELNYX_USER, "Demo-Telnyx-Pass-1");
+    fake.add_plivo_endpoint(PLIVO_ENDPOINT, PLIVO_USER, "Demo-Plivo-Pass-1");
+    fake.add_twilio_credential(
+        TWILIO_LIST,
+        TWILIO_CREDENTIAL,
+        TWILIO_USER,
+        "Demo-Twilio-Pass-1",
+    );
     fake.set_log_requests(!args.quiet);
     let inventory = seed_fleet(&fake, args.fleet);
     if let Some(path) = &args.sip_users {
@@ -131,6 +143,8 @@ async fn main() {
     println!("  exotel    {}", FakeProviders::exotel_base(addr));
     println!("  vobiz     {}", FakeProviders::vobiz_base(addr));
     println!("  telnyx    {}", FakeProviders::telnyx_base(addr));
+    println!("  plivo     {}", FakeProviders::plivo_base(addr));
+    println!("  twilio    {}", FakeProviders::twilio_base(addr));
     println!();
     println!("# point siprot at it (a keyring service of its own keeps demo secrets apart):");
     let mut exports = vec![("SIPROT_KEYRING_SERVICE", "siprot-fake-providers".to_owned())];
@@ -145,6 +159,8 @@ async fn main() {
     println!("siprot rotate --provider vobiz {VOBIZ_CREDENTIAL}");
     println!("siprot disable --provider vobiz {VOBIZ_CREDENTIAL}");
     println!("siprot rotate --provider telnyx {TELNYX_CONNECTION}");
+    println!("siprot rotate --provider plivo {PLIVO_ENDPOINT}");
+    println!("siprot rotate --provider twilio {TWILIO_CREDENTIAL} --credential-list {TWILIO_LIST}");
     println!();
 
     match tokio::signal::ctrl_c().await {

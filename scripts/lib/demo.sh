@@ -68,7 +68,8 @@ demo_start_fakes() {
     demo_fake_pid=$!
     demo_pids+=("$demo_fake_pid")
     for _ in $(seq 100); do
-        grep -q '^export VOBIZ_AUTH_TOKEN=' "$demo_work/fake.out" 2>/dev/null && return 0
+        # The line after the last export: every provider's settings are printed.
+        grep -q '^# then, for example:' "$demo_work/fake.out" 2>/dev/null && return 0
         kill -0 "$demo_fake_pid" 2>/dev/null || break
         sleep 0.1
     done
