@@ -9,8 +9,10 @@
 //! shared store a rotation another host finished a moment before is seen): the new
 //! password is later written over exactly that (check-and-set in a shared store), and it
 //! is what goes to `#previous`. After writing the new password as current it reads the
-//! slot once more: only a read-back holding the new password lets the rotation give up
-//! the other copy (`#pending`, or Telepath's answer) and exit 0.
+//! slot once more (in a store whose writes are not their own confirmation, i.e. not the
+//! OS keyring: [`SecretStore::confirms_writes`]): only a read-back holding the new
+//! password lets the rotation give up the other copy (`#pending`, or Telepath's answer)
+//! and exit 0.
 //!
 //! Client-set providers (Exotel, Vobiz):
 //! 1. stage the password in `#pending`, created only if absent (store write 1; in a
@@ -856,7 +858,15 @@ impl<'a> Run<'a> {
     /// Reads the current slot back once, just after writing it and before the only other
     /// copy of the password (`#pending`, or the answer in memory) is given up: a store that
     /// answered without storing (a broken proxy) fails here like a failed write.
+    ///
+    /// A store whose successful write is already its own word that it stored the secret
+    /// ([`SecretStore::confirms_writes`]: the OS keyring) is not read again: that read
+    /// would cost a keyring call per rotation on the fleet's one keyring thread and could
+    /// only repeat the write's answer.
     async fn confirm_current(&self, password: &SecretString) -> Result<(), StoreError> {
+        if self.store.confirms_writes() {
+            return Ok(());
+        }
         let read = self.store.read(self.name, Slot::Current).await?;
         let holds = read
             .as_ref()

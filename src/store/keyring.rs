@@ -585,9 +585,22 @@ impl Keyring {
     {
         let service = self.service.clone();
         let started = Instant::now();
-        let result = worker().call(move || call(&service), self.timeout).await;
+        let result = worker()
+            .call(
+                move || {
+                    let running = Instant::now();
+                    let result = call(&service);
+                    log::trace!(
+                        "keyring call ran {:?} on the keyring thread",
+                        running.elapsed()
+                    );
+                    result
+                },
+                self.timeout,
+            )
+            .await;
         log::trace!(
-            "keyring call in service '{}' took {:?}{}",
+            "keyring call in service '{}' took {:?}{} (queued and ran)",
             self.service,
             started.elapsed(),
             if result.is_ok() { "" } else { " and failed" }
@@ -612,6 +625,10 @@ impl SecretStore for Keyring {
 
     fn shared(&self) -> bool {
         false
+    }
+
+    fn confirms_writes(&self) -> bool {
+        true
     }
 
     fn locate(&self, name: &EntryName, slot: Slot) -> String {

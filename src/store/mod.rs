@@ -457,6 +457,15 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
     /// [`Precondition::Absent`]) instead of relying on the local lock alone.
     fn shared(&self) -> bool;
 
+    /// Whether a write that succeeded is the store's own word that it holds the secret, so
+    /// that reading it back could only repeat it: the OS keyring (the Secret Service
+    /// answers over the local bus after it stored the item; nothing stands between).
+    /// Stores reached over a network (a proxy may answer without storing) say `false`, and
+    /// a rotation reads their current slot back before it gives up the other copy.
+    fn confirms_writes(&self) -> bool {
+        false
+    }
+
     /// Where a slot lives, for messages: `keyring entry 'telepath/x#pending'` or
     /// `vault secret 'secret/siprot/.pending/telepath/x'`.
     fn locate(&self, name: &EntryName, slot: Slot) -> String;
