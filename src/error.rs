@@ -396,6 +396,16 @@ impl Error {
         }
     }
 
+    /// An error of an enable/disable request: an unreadable answer to it says nothing
+    /// about passwords, so it is a bad response ([`exit::UNEXPECTED`]), never an unknown
+    /// rotation outcome ([`exit::UNCONFIRMED`]).
+    pub fn of_toggle(self) -> Self {
+        match self {
+            Error::OutcomeUnknown { provider, message } => Error::BadResponse { provider, message },
+            other => other,
+        }
+    }
+
     /// The exit code for this error: the one map from errors to exit codes.
     pub fn exit_code(&self) -> ExitCode {
         match self {

@@ -180,16 +180,10 @@ impl Provider for Telnyx {
             active: Some(enabled),
             ..UpdateBody::default()
         };
-        // An unreadable answer to a toggle says nothing about passwords: not an exit 9.
         let (response, connection) = self
             .update(credential, &body, &[&self.api_key], attempts)
             .await
-            .map_err(|error| match error {
-                Error::OutcomeUnknown { provider, message } => {
-                    Error::BadResponse { provider, message }
-                }
-                other => other,
-            })?;
+            .map_err(Error::of_toggle)?;
         Ok(Toggled {
             enabled: connection.active.unwrap_or(enabled),
             username: connection.user_name,

@@ -209,16 +209,10 @@ impl Provider for Vobiz {
             enabled: Some(enabled),
             ..UpdateBody::default()
         };
-        // An unreadable answer to a toggle says nothing about passwords: not an exit 9.
         let (response, parsed) = self
             .update(credential, &body, &[&self.auth_token], attempts)
             .await
-            .map_err(|error| match error {
-                Error::OutcomeUnknown { provider, message } => {
-                    Error::BadResponse { provider, message }
-                }
-                other => other,
-            })?;
+            .map_err(Error::of_toggle)?;
         Ok(Toggled {
             enabled: parsed.enabled.unwrap_or(enabled),
             username: parsed.username,
