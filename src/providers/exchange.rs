@@ -5,6 +5,7 @@
 //! A provider module builds the request (method, URL, auth, body) and says whether it may
 //! be resent; it reads only the decoded answer of a success.
 
+use base64::Engine as _;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
@@ -148,6 +149,14 @@ fn send_error(provider: &'static str, error: SendError) -> Error {
         SendError::NotSent(message) => Error::Transient(format!("{provider}: {message}")),
         SendError::Unknown(message) => Error::OutcomeUnknown { provider, message },
     }
+}
+
+/// HTTP Basic credentials as they are sent, the base64 of `user:password`: kept secret
+/// (and handed to the exchange with the password, so that an answer quoting them is
+/// masked), with the plain pair wiped once encoded.
+pub fn basic_credentials(user: &str, password: &str) -> SecretString {
+    let pair = zeroize::Zeroizing::new(format!("{user}:{password}"));
+    SecretString::from(base64::engine::general_purpose::STANDARD.encode(&*pair))
 }
 
 #[cfg(test)]

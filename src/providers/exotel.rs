@@ -3,12 +3,11 @@
 //! Every answer comes in Exotel's envelope (`request_id`, `http_code`, `response`).
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::exchange::Exchange;
+use super::exchange::{self, Exchange};
 use super::{
     CredentialRef, LoginSecrets, PasswordOrigin, Placement, Provider, ProviderKind, Registration,
     RotateRequest, Rotated, SecondPart, validate_id,
@@ -130,12 +129,7 @@ fn region_base_url(settings: &Settings) -> Result<&'static str> {
 fn connect(settings: &Settings, options: &ConnectOptions) -> Result<Box<dyn Provider>> {
     let api_key = settings.secret("api_key")?;
     let api_token = settings.secret("api_token")?;
-    let pair = zeroize::Zeroizing::new(format!(
-        "{}:{}",
-        api_key.expose_secret(),
-        api_token.expose_secret()
-    ));
-    let basic = SecretString::from(base64::engine::general_purpose::STANDARD.encode(&*pair));
+    let basic = exchange::basic_credentials(api_key.expose_secret(), api_token.expose_secret());
     Ok(Box::new(Exotel {
         api_key,
         api_token,

@@ -10,12 +10,11 @@
 //! the tries of the update).
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::exchange::Exchange;
+use super::exchange::{self, Exchange};
 use super::{
     CredentialRef, LoginSecrets, PasswordOrigin, Provider, ProviderKind, Registration,
     RotateRequest, Rotated, validate_id,
@@ -94,8 +93,7 @@ fn entry_name(credential: &CredentialRef, settings: &Settings) -> Result<String>
 fn connect(settings: &Settings, options: &ConnectOptions) -> Result<Box<dyn Provider>> {
     let auth_id = auth_id(settings)?;
     let auth_token = settings.secret("auth_token")?;
-    let pair = zeroize::Zeroizing::new(format!("{auth_id}:{}", auth_token.expose_secret()));
-    let basic = SecretString::from(base64::engine::general_purpose::STANDARD.encode(&*pair));
+    let basic = exchange::basic_credentials(&auth_id, auth_token.expose_secret());
     Ok(Box::new(Plivo {
         auth_id,
         auth_token,

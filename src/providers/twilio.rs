@@ -9,12 +9,11 @@
 //! (`tests/e2e/sdk.rs` holds it against `twilio` 9.13.0).
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::exchange::Exchange;
+use super::exchange::{self, Exchange};
 use super::{
     CredentialRef, LoginSecrets, PasswordOrigin, Placement, Provider, ProviderKind, Registration,
     RotateRequest, Rotated, SecondPart,
@@ -163,8 +162,7 @@ fn connect(settings: &Settings, options: &ConnectOptions) -> Result<Box<dyn Prov
         ),
         None => (account_sid(settings)?, settings.secret("auth_token")?),
     };
-    let pair = zeroize::Zeroizing::new(format!("{user}:{}", password.expose_secret()));
-    let basic = SecretString::from(base64::engine::general_purpose::STANDARD.encode(&*pair));
+    let basic = exchange::basic_credentials(&user, password.expose_secret());
     Ok(Box::new(Twilio {
         account_sid: account_sid(settings)?,
         user,
